@@ -1,0 +1,46 @@
+import Foundation
+import NIOCore
+
+/// A datagram that arrived: its payload, who sent it, when, and whether it was cut.
+public struct Datagram: Sendable {
+    /// The payload. Zero bytes is a valid datagram, not the end of anything.
+    public var payload: ByteBuffer
+    /// The sender's address (IPv4-mapped IPv6 senders are shown as IPv4).
+    public var sender: UDPAddress
+    /// When the datagram was read from the socket (one reading per receive batch).
+    public var receivedAt: Date
+    /// True when the datagram was longer than the socket's `maximumDatagramSize` and `payload` holds only its
+    /// first `maximumDatagramSize` bytes. With the default maximum (65,535) no UDP datagram is ever cut.
+    public var truncated: Bool
+
+    /// A datagram with the given contents.
+    public init(payload: ByteBuffer, sender: UDPAddress, receivedAt: Date = Date(), truncated: Bool = false) {
+        self.payload = payload
+        self.sender = sender
+        self.receivedAt = receivedAt
+        self.truncated = truncated
+    }
+
+    /// The payload as an array of bytes (a copy).
+    public var bytes: [UInt8] { Array(payload.readableBytesView) }
+}
+
+/// A datagram to send: a payload and its destination.
+public struct OutgoingDatagram: Sendable {
+    /// The bytes to send.
+    public var payload: ByteBuffer
+    /// Where to send them.
+    public var destination: UDPAddress
+
+    /// A datagram carrying `payload` to `destination`.
+    public init(payload: ByteBuffer, to destination: UDPAddress) {
+        self.payload = payload
+        self.destination = destination
+    }
+
+    /// A datagram carrying `bytes` to `destination`.
+    public init(bytes: some Sequence<UInt8>, to destination: UDPAddress) {
+        self.payload = ByteBuffer(bytes: bytes)
+        self.destination = destination
+    }
+}

@@ -1,0 +1,380 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A UDP (or Unix-domain datagram) socket with an async API that moves datagrams in batches.
+///
+/// Receiving hands over everything one read cycle brought in with a single synchronization, and
+/// `send(_:)` with several datagrams writes them all and flushes once, so a task-based server pays the cost of
+/// crossing between the event loop and a task per batch, not per datagram:
+///
+/// ```swift
+/// let socket = try await UDPSocket.bind(to: .parse("*:9999"))
+/// for try await batch in socket.batches {
+///     try await socket.send(batch.map { OutgoingDatagram(payload: $0.payload, to: $0.sender) })
+/// }
+/// ```
+///
+/// Datagrams are never cut silently: the receive size defaults to the UDP maximum, and when a smaller
+/// `UDPSocketOptions.maximumDatagramSize` is chosen, a longer datagram arrives flagged `truncated`.
+/// Oversized sends are refused before any system call. Errors are `UDPError`s.
+public final class UDPSocket: Sendable {
+    /// The SwiftNIO channel underneath, for interoperating with SwiftNIO code.
+    public let channel: any Channel
+    /// The address this socket is bound to (for port 0, the port the system chose).
+    public let localAddress: UDPAddress
+    /// The peer of a connected socket, else nil.
+    public let remoteAddress: UDPAddress?
+    /// The options the socket was opened with.
+    public let options: UDPSocketOptions
+
+    private let inbox: Inbox
+    private let isIPv6Socket: Bool
+    private let ownedSocketPath: String?
+
+    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?) throws {
+        self.channel = channel
+        self.inbox = inbox
+        self.options = options
+        self.ownedSocketPath = ownedSocketPath
+        guard let local = channel.localAddress else { throw UDPError.closed }
+        self.localAddress = UDPAddress(local)
+        if case .v6 = local { isIPv6Socket = true } else { isIPv6Socket = false }
+        self.remoteAddress = channel.remoteAddress.map(UDPAddress.init)
+    }
+
+    // MARK: - Opening
+
+    /// Binds a socket to `endpoint` (resolving a name first).
+    ///
+    /// `*`, `""` and `::` bind the dual-stack IPv6 wildcard (IPv4 is received too); where IPv6 is unavailable,
+    /// `*` falls back to `0.0.0.0`. Port 0 picks a free port: read it from `localAddress`.
+    /// - Parameters:
+    ///   - endpoint: where to bind.
+    ///   - family: restrict name resolution to IPv4 or IPv6.
+    ///   - options: socket options.
+    ///   - group: the event loop group; the shared singleton by default.
+    /// - Throws: `UDPError` (`.addressInUse`, `.permissionDenied`, `.addressNotAvailable`, `.nameNotFound`, ...).
+    public static func bind(
+        to endpoint: UDPEndpoint,
+        family: UDPAddress.Family? = nil,
+        options: UDPSocketOptions = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> UDPSocket {
+        let addresses = try await endpoint.resolve(family: family)
+        do {
+            return try await bind(to: addresses[0], options: options, group: group)
+        } catch UDPError.addressNotAvailable(_) where endpoint.isAnyHost && family == nil {
+            // No IPv6 on this host: the wildcard falls back to IPv4.
+            return try await bind(to: try UDPAddress(ip: "0.0.0.0", port: addresses[0].port ?? 0), options: options, group: group)
+        } catch UDPError.system(_, let code) where code == EAFNOSUPPORT && endpoint.isAnyHost && family == nil {
+            return try await bind(to: try UDPAddress(ip: "0.0.0.0", port: addresses[0].port ?? 0), options: options, group: group)
+        }
+    }
+
+    /// Binds a socket to a resolved address. See `bind(to:family:options:group:)`.
+    public static func bind(
+        to address: UDPAddress,
+        options: UDPSocketOptions = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> UDPSocket {
+        try await open(bind: address, connect: nil, options: options, group: group)
+    }
+
+    /// Opens a socket connected to `peer`: it sends only there, receives only from there, and an ICMP
+    /// "port unreachable" from the peer is reported as `UDPError.connectionRefused` by the next receive.
+    ///
+    /// - Parameters:
+    ///   - peer: the peer.
+    ///   - local: the local address to bind first; nil picks a free port on the wildcard of the peer's family
+    ///     (for a Unix-domain peer, a temporary socket path that is removed on close).
+    public static func connect(
+        to peer: UDPAddress,
+        from local: UDPAddress? = nil,
+        options: UDPSocketOptions = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> UDPSocket {
+        try await open(bind: local ?? ephemeralAddress(for: peer), connect: peer, options: options, group: group)
+    }
+
+    /// Opens an unconnected socket suitable for talking to `peer`: bound to `local`, or to a free port on the
+    /// wildcard address of `peer`'s family (for a Unix-domain peer, a temporary path removed on close).
+    public static func client(
+        for peer: UDPAddress,
+        from local: UDPAddress? = nil,
+        options: UDPSocketOptions = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> UDPSocket {
+        var options = options
+        if peer.isLimitedBroadcast { options.broadcast = true }
+        return try await open(bind: local ?? ephemeralAddress(for: peer), connect: nil, options: options, group: group)
+    }
+
+    static func ephemeralAddress(for peer: UDPAddress) throws -> UDPAddress {
+        switch peer.family {
+        case .ipv4: return try UDPAddress(ip: "0.0.0.0", port: 0)
+        case .ipv6: return try UDPAddress(ip: "::", port: 0)
+        case .unix:
+            let name = "udp-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+            return try UDPAddress(unixPath: (NSTemporaryDirectory() as NSString).appendingPathComponent(name))
+        }
+    }
+
+    private static func open(
+        bind local: UDPAddress,
+        connect peer: UDPAddress?,
+        options: UDPSocketOptions,
+        group: any EventLoopGroup
+    ) async throws -> UDPSocket {
+        do { try options.validate() } catch { throw UDPError.invalidAddress(local.description, reason: error.description) }
+        let inbox = Inbox(limit: options.receiveQueueLimit)
+        let slot = options.maximumDatagramSize + 1
+        var batch = 1
+        #if os(Linux)
+        batch = options.receiveBatchSize
+        #endif
+        var bootstrap = DatagramBootstrap(group: group)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * batch))
+            .channelOption(.maxMessagesPerRead, value: 4)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        DatagramHandler(inbox: inbox, maximumSize: options.maximumDatagramSize)
+                    )
+                }
+            }
+        if batch > 1 { bootstrap = bootstrap.channelOption(.datagramVectorReadMessageCount, value: batch) }
+        if options.reuseAddress { bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1) }
+        if options.reusePort { bootstrap = bootstrap.channelOption(RawSocketOption.reusePort, value: 1) }
+        if options.broadcast { bootstrap = bootstrap.channelOption(.socketOption(.so_broadcast), value: 1) }
+        if let size = options.receiveBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(size)) }
+        if let size = options.sendBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: .init(size)) }
+        if local.family == .ipv6 && options.ipv6Only { bootstrap = bootstrap.channelOption(RawSocketOption.ipv6Only, value: 1) }
+
+        let channel: any Channel
+        var ownedPath: String?
+        do {
+            if let path = local.path {
+                channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
+                ownedPath = path
+            } else {
+                channel = try await bootstrap.bind(to: local.socketAddress).get()
+            }
+        } catch {
+            throw UDPError.from(error, address: local.description, operation: "bind")
+        }
+        do {
+            try await applyIPOptions(options, family: local.family, channel: channel)
+            if let peer {
+                let target = local.family == .ipv6 ? peer.mappedToIPv6 : peer.socketAddress
+                if local.family == .ipv4 && peer.family == .ipv6 {
+                    throw UDPError.invalidAddress(peer.description, reason: "cannot reach an IPv6 address from an IPv4 socket")
+                }
+                do {
+                    try await channel.connect(to: target).get()
+                } catch {
+                    throw UDPError.from(error, address: peer.description, operation: "connect")
+                }
+            }
+            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath)
+            // The pipeline (and with it this closure) is torn down when the channel closes.
+            inbox.setResume { channel.read() }
+            return socket
+        } catch {
+            try? await channel.close()
+            if let ownedPath { unlink(ownedPath) }
+            throw error
+        }
+    }
+
+    private static func applyIPOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel) async throws {
+        func set(_ option: ChannelOptions.Types.SocketOption, _ value: Int, _ name: String) async throws {
+            do {
+                try await channel.setOption(option, value: .init(value)).get()
+            } catch {
+                throw UDPError.from(error, address: name, operation: "setting \(name)")
+            }
+        }
+        switch family {
+        case .ipv4:
+            if let ttl = options.timeToLive { try await set(RawSocketOption.ipTTL, ttl, "TTL") }
+            if let tos = options.typeOfService { try await set(RawSocketOption.ipTOS, tos, "TOS") }
+        case .ipv6:
+            if let ttl = options.timeToLive {
+                try await set(RawSocketOption.ipv6Hops, ttl, "hop limit")
+                // Dual-stack sockets also send IPv4; set the IPv4 TTL where the system allows it.
+                try? await set(RawSocketOption.ipTTL, ttl, "TTL")
+            }
+            if let tos = options.typeOfService {
+                try await set(RawSocketOption.ipv6TrafficClass, tos, "traffic class")
+                try? await set(RawSocketOption.ipTOS, tos, "TOS")
+            }
+        case .unix:
+            break
+        }
+    }
+
+    // MARK: - Sending
+
+    /// Sends one datagram to `destination` and waits until the system accepted it.
+    ///
+    /// - Throws: `UDPError.messageTooLarge` before any system call when the payload exceeds
+    ///   `destination.maximumPayload`; otherwise the system's error as a `UDPError`.
+    public func send(_ payload: ByteBuffer, to destination: UDPAddress) async throws {
+        try await send(CollectionOfOne(OutgoingDatagram(payload: payload, to: destination)))
+    }
+
+    /// Sends `bytes` as one datagram to `destination`. See `send(_:to:)`.
+    public func send(bytes: some Sequence<UInt8>, to destination: UDPAddress) async throws {
+        try await send(ByteBuffer(bytes: bytes), to: destination)
+    }
+
+    /// Sends one datagram on a connected socket.
+    /// - Throws: `UDPError.invalidAddress` when the socket is not connected; see `send(_:to:)` for the rest.
+    public func send(_ payload: ByteBuffer) async throws {
+        guard let remoteAddress else {
+            throw UDPError.invalidAddress(localAddress.description, reason: "the socket is not connected; give a destination")
+        }
+        try await send(payload, to: remoteAddress)
+    }
+
+    /// Sends several datagrams with one hop to the event loop and one flush (`sendmmsg` on Linux), and waits
+    /// until the system accepted them. Every datagram is checked for size before anything is sent.
+    public func send<S: Sequence>(_ datagrams: S) async throws where S.Element == OutgoingDatagram {
+        let envelopes = try datagrams.map { try envelope(for: $0) }
+        guard !envelopes.isEmpty else { return }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        let channel = self.channel
+        if channel.eventLoop.inEventLoop {
+            Self.write(envelopes, on: channel, promise: promise)
+        } else {
+            channel.eventLoop.execute { Self.write(envelopes, on: channel, promise: promise) }
+        }
+        do {
+            try await promise.futureResult.get()
+        } catch {
+            let destination = envelopes.count == 1 ? UDPAddress(envelopes[0].remoteAddress).description : "the destination"
+            throw UDPError.from(error, address: destination, operation: "send")
+        }
+    }
+
+    private static func write(_ envelopes: [AddressedEnvelope<ByteBuffer>], on channel: any Channel, promise: EventLoopPromise<Void>) {
+        let last = envelopes.count - 1
+        for i in 0..<last {
+            channel.write(envelopes[i], promise: nil)
+        }
+        channel.writeAndFlush(envelopes[last], promise: promise)
+    }
+
+    private func envelope(for datagram: OutgoingDatagram) throws -> AddressedEnvelope<ByteBuffer> {
+        let destination = datagram.destination
+        if let limit = destination.maximumPayload, datagram.payload.readableBytes > limit {
+            throw UDPError.messageTooLarge(size: datagram.payload.readableBytes, limit: limit)
+        }
+        let target: SocketAddress
+        switch (isIPv6Socket, destination.family) {
+        case (true, .ipv4): target = destination.mappedToIPv6
+        case (false, .ipv6) where localAddress.family == .ipv4:
+            throw UDPError.invalidAddress(destination.description, reason: "cannot send to an IPv6 address from an IPv4 socket")
+        default: target = destination.socketAddress
+        }
+        return AddressedEnvelope(remoteAddress: target, data: datagram.payload)
+    }
+
+    // MARK: - Receiving
+
+    /// Waits for the next datagram.
+    /// - Throws: `UDPError.connectionRefused` (connected sockets, after an ICMP port unreachable),
+    ///   `UDPError.closed` once the socket is closed and nothing is left, `CancellationError`.
+    public func receive() async throws -> Datagram {
+        try await inbox.take(maximum: 1, deadline: nil, eventLoop: channel.eventLoop)![0]
+    }
+
+    /// Waits at most `timeout` for the next datagram; nil when none came in time.
+    public func receive(timeout: Duration) async throws -> Datagram? {
+        try await inbox.take(maximum: 1, deadline: .now() + .init(timeout), eventLoop: channel.eventLoop)?.first
+    }
+
+    /// Waits for at least one datagram and returns all that are waiting, up to `maximum`.
+    /// With a `timeout`, returns an empty array when nothing came in time.
+    public func receiveBatch(maximum: Int = .max, timeout: Duration? = nil) async throws -> [Datagram] {
+        let deadline = timeout.map { NIODeadline.now() + .init($0) }
+        return try await inbox.take(maximum: Swift.max(1, maximum), deadline: deadline, eventLoop: channel.eventLoop) ?? []
+    }
+
+    /// Every datagram, one at a time, until the socket closes (the sequence then ends without error).
+    public var datagrams: Datagrams { Datagrams(socket: self) }
+
+    /// Every datagram, a read cycle's worth at a time, until the socket closes. The fastest way to receive.
+    public var batches: Batches { Batches(socket: self) }
+
+    // MARK: - Closing
+
+    /// Closes the socket. Receivers waiting get the datagrams already queued, then the sequences end.
+    /// A Unix-domain socket file this socket created is removed. Closing twice is harmless.
+    public func close() async {
+        try? await channel.close()
+        if let ownedSocketPath { unlink(ownedSocketPath) }
+    }
+}
+
+extension UDPEndpoint {
+    var isAnyHost: Bool {
+        if case .ip(.any, _) = kind { return true }
+        return false
+    }
+}
+
+extension UDPSocket {
+    /// An async sequence of single datagrams. See `UDPSocket.datagrams`.
+    public struct Datagrams: AsyncSequence, Sendable {
+        public typealias Element = Datagram
+        let socket: UDPSocket
+
+        public func makeAsyncIterator() -> Iterator { Iterator(socket: socket) }
+
+        /// Iterates a socket's datagrams, taking a batch at a time underneath.
+        public struct Iterator: AsyncIteratorProtocol {
+            let socket: UDPSocket
+            var buffer: [Datagram] = []
+            var index = 0
+
+            public mutating func next() async throws -> Datagram? {
+                if index == buffer.count {
+                    guard let batch = try await Batches.nextBatch(socket) else { return nil }
+                    buffer = batch
+                    index = 0
+                }
+                defer { index += 1 }
+                return buffer[index]
+            }
+        }
+    }
+
+    /// An async sequence of datagram batches. See `UDPSocket.batches`.
+    public struct Batches: AsyncSequence, Sendable {
+        public typealias Element = [Datagram]
+        let socket: UDPSocket
+
+        public func makeAsyncIterator() -> Iterator { Iterator(socket: socket) }
+
+        /// Iterates a socket's datagrams a read cycle at a time.
+        public struct Iterator: AsyncIteratorProtocol {
+            let socket: UDPSocket
+            public mutating func next() async throws -> [Datagram]? { try await Batches.nextBatch(socket) }
+        }
+
+        static func nextBatch(_ socket: UDPSocket) async throws -> [Datagram]? {
+            do {
+                return try await socket.receiveBatch()
+            } catch UDPError.closed {
+                return nil
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+
+/// Settings for a `UDPSocket`. The defaults receive every datagram whole and suit both clients and servers.
+public struct UDPSocketOptions: Sendable {
+    /// The largest datagram received whole. Longer datagrams are cut to this size and flagged `truncated`.
+    /// Default 65,535: the largest UDP payload, so nothing is cut. Range 1...1,048,576.
+    public var maximumDatagramSize: Int = 65_535
+    /// How many datagrams one system call may read (`recvmmsg` on Linux; ignored elsewhere). Default 16 on
+    /// Linux, 1 elsewhere. Larger batches cost memory (`maximumDatagramSize + 1` bytes each, per read).
+    public var receiveBatchSize: Int = {
+        #if os(Linux)
+        return 16
+        #else
+        return 1
+        #endif
+    }()
+    /// How many bytes of received datagrams may wait for the reader before the socket stops reading and lets
+    /// the kernel buffer (and then drop) further datagrams. Default 4 MiB.
+    public var receiveQueueLimit: Int = 4 << 20
+    /// SO_BROADCAST: allow sending to broadcast addresses. Turned on by itself for 255.255.255.255.
+    public var broadcast = false
+    /// SO_REUSEADDR: allow binding while an old socket on the port lingers; with multicast, share the port.
+    public var reuseAddress = false
+    /// SO_REUSEPORT: let several sockets bind the same address and port (the kernel spreads datagrams on Linux).
+    public var reusePort = false
+    /// SO_RCVBUF in bytes; nil leaves the system default.
+    public var receiveBufferSize: Int?
+    /// SO_SNDBUF in bytes; nil leaves the system default.
+    public var sendBufferSize: Int?
+    /// IP_TTL (IPv4) or IPV6_UNICAST_HOPS (IPv6), 1...255; nil leaves the system default.
+    public var timeToLive: Int?
+    /// IP_TOS (IPv4) or IPV6_TCLASS (IPv6), 0...255, e.g. 0xb8 for DSCP EF; nil leaves the default.
+    public var typeOfService: Int?
+    /// IPV6_V6ONLY: when false (the default) a socket bound to `::` also receives IPv4.
+    public var ipv6Only = false
+    /// For Unix-domain sockets: remove a stale socket file at the path before binding. Default true.
+    public var removeExistingSocketFile = true
+
+    /// The default options.
+    public init() {}
+
+    /// Checks the ranges documented on each property.
+    /// - Throws: `UDPOptionError` naming the option and the accepted range.
+    public func validate() throws(UDPOptionError) {
+        func check(_ name: String, _ value: Int?, _ range: ClosedRange<Int>) throws(UDPOptionError) {
+            if let value, !range.contains(value) { throw UDPOptionError(option: name, value: value, range: range) }
+        }
+        try check("maximum datagram size", maximumDatagramSize, 1...1_048_576)
+        try check("receive batch size", receiveBatchSize, 1...1024)
+        try check("receive queue limit", receiveQueueLimit, 1...(1 << 30))
+        try check("receive buffer size", receiveBufferSize, 1...(1 << 30))
+        try check("send buffer size", sendBufferSize, 1...(1 << 30))
+        try check("TTL", timeToLive, 1...255)
+        try check("TOS", typeOfService, 0...255)
+    }
+}
+
+/// An option value outside its accepted range.
+public struct UDPOptionError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The option's name, as a person would say it.
+    public var option: String
+    /// The rejected value.
+    public var value: Int
+    /// The accepted range.
+    public var range: ClosedRange<Int>
+
+    public var description: String {
+        "\(option) \(value) is out of range (\(range.lowerBound)-\(range.upperBound))"
+    }
+}
+
+/// Raw socket option names that SwiftNIO does not name.
+enum RawSocketOption {
+    static let reusePort = option(SOL_SOCKET, SO_REUSEPORT)
+    static let ipTTL = option(IPPROTO_IP, IP_TTL)
+    static let ipTOS = option(IPPROTO_IP, IP_TOS)
+    static let ipv6Hops = option(IPPROTO_IPV6, IPV6_UNICAST_HOPS)
+    static let ipv6TrafficClass = option(IPPROTO_IPV6, IPV6_TCLASS)
+    static let ipv6Only = option(IPPROTO_IPV6, IPV6_V6ONLY)
+
+    private static func option(_ level: some BinaryInteger, _ name: some BinaryInteger) -> ChannelOptions.Types.SocketOption {
+        ChannelOptions.Types.SocketOption(level: .init(level), name: .init(name))
+    }
+}

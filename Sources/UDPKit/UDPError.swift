@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+
+/// Everything that can go wrong with a UDP socket, in words that say what to do next.
+///
+/// `description` is one line, suitable for an error message after a program name.
+public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The text given as an address could not be understood; `reason` says why.
+    case invalidAddress(String, reason: String)
+    /// The text given as a port is not a number from 0 to 65535.
+    case invalidPort(String)
+    /// The host name could not be resolved (or has no address of the requested family).
+    case nameNotFound(String, reason: String)
+    /// Another socket is already bound to this address and port.
+    case addressInUse(String)
+    /// The address is not one of this host's addresses, so it cannot be bound.
+    case addressNotAvailable(String)
+    /// The operating system refused: a privileged port, or broadcast without permission.
+    case permissionDenied(String, hint: String)
+    /// No route to the network of this address.
+    case networkUnreachable(String)
+    /// No route to this host.
+    case hostUnreachable(String)
+    /// The peer answered with ICMP "port unreachable": nothing listens on that port.
+    case connectionRefused(String)
+    /// The payload is larger than one datagram can carry to this destination.
+    case messageTooLarge(size: Int?, limit: Int?)
+    /// No datagram arrived in time.
+    case timedOut(seconds: Double)
+    /// The socket was closed.
+    case closed
+    /// Any other system error, with the operation that failed.
+    case system(operation: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .invalidAddress(let text, let reason):
+            return "invalid address '\(text)': \(reason)"
+        case .invalidPort(let text):
+            return "invalid port '\(text)': expected a number from 0 to 65535"
+        case .nameNotFound(let host, let reason):
+            return "cannot resolve host '\(host)': \(reason)"
+        case .addressInUse(let address):
+            return "address \(address) is already in use (UDP); choose another port or stop the program using it"
+        case .addressNotAvailable(let address):
+            return "cannot bind \(address): that address is not on this host; use one of its addresses, or * for any"
+        case .permissionDenied(let what, let hint):
+            return "permission denied for \(what): \(hint)"
+        case .networkUnreachable(let address):
+            return "network unreachable for \(address): no route to it (check the address and the routing table)"
+        case .hostUnreachable(let address):
+            return "host \(address) is unreachable"
+        case .connectionRefused(let address):
+            return "\(address) refused the datagram (ICMP port unreachable): nothing is listening on that port"
+        case .messageTooLarge(let size, let limit):
+            let what = size.map { "message of \($0) bytes" } ?? "message"
+            let bound = limit.map { " (at most \($0) bytes here)" } ?? ""
+            return "\(what) is too large for one UDP datagram\(bound)"
+        case .timedOut(let seconds):
+            return "timed out after \(Self.formatSeconds(seconds)) with no reply"
+        case .closed:
+            return "the socket is closed"
+        case .system(let operation, let code):
+            return "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))"
+        }
+    }
+
+    static func formatSeconds(_ seconds: Double) -> String {
+        if seconds == seconds.rounded() { return "\(Int(seconds)) s" }
+        if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
+        return "\(seconds) s"
+    }
+
+    /// Maps an error from the socket layer to a `UDPError`, naming `address` and `operation` in the message.
+    static func from(_ error: any Error, address: String, operation: String) -> UDPError {
+        if let error = error as? UDPError { return error }
+        if let io = error as? IOError { return from(errno: io.errnoCode, address: address, operation: operation) }
+        if error is ChannelError {
+            switch error as! ChannelError {
+            case .ioOnClosedChannel, .alreadyClosed, .eof: return .closed
+            case .writeMessageTooLarge: return .messageTooLarge(size: nil, limit: nil)
+            case .writeHostUnreachable: return .hostUnreachable(address)
+            default: break
+            }
+        }
+        return .system(operation: "\(operation) (\(error))", errno: 0)
+    }
+
+    static func from(errno code: Int32, address: String, operation: String) -> UDPError {
+        switch code {
+        case EADDRINUSE: return .addressInUse(address)
+        case EADDRNOTAVAIL: return .addressNotAvailable(address)
+        case EACCES, EPERM:
+            if operation == "bind" {
+                return .permissionDenied("binding \(address)", hint: "ports below 1024 need root (or CAP_NET_BIND_SERVICE); use a port of 1024 or more")
+            }
+            return .permissionDenied("sending to \(address)", hint: "it looks like a broadcast address; enable broadcast (--broadcast)")
+        case ENETUNREACH: return .networkUnreachable(address)
+        case EHOSTUNREACH: return .hostUnreachable(address)
+        case ECONNREFUSED: return .connectionRefused(address)
+        case EMSGSIZE: return .messageTooLarge(size: nil, limit: nil)
+        default: return .system(operation: operation, errno: code)
+        }
+    }
+}
