@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import NIOCore
+
+/// Renders datagrams for people (one escaped line, or a hex dump) and for scripts (one JSON object per line).
+///
+/// Text from the network never reaches a terminal raw: it goes through `TerminalText` / `DecodedText.escaped`.
+public struct DatagramFormatter: Sendable {
+    /// How payloads are shown.
+    public enum Style: String, Sendable, CaseIterable {
+        /// Decoded, escaped text on the same line.
+        case text
+        /// A `hexdump -C` style dump under the header line.
+        case hex
+        /// One JSON object per datagram.
+        case json
+    }
+
+    /// How payloads are shown.
+    public var style: Style
+    /// The encoding used to decode payload text.
+    public var encoding: TextEncoding
+
+    /// A formatter with the given style and encoding.
+    public init(style: Style = .text, encoding: TextEncoding = .utf8) {
+        self.style = style
+        self.encoding = encoding
+    }
+
+    /// The rendering of `datagram`, ending in a newline.
+    ///
+    /// Text style: `12:00:01.234  127.0.0.1:51234  5 bytes  hello`; a cut datagram says `(truncated)` after its
+    /// length. Hex style: the same header without the text, then the dump. JSON style: an object with the fields
+    /// `time` (ISO 8601, UTC), `from` (IP or path), `port` (null for Unix sockets), `length`, `truncated`,
+    /// `payload` (base64), `text` (only when the payload decodes in the encoding), then `extra` in order.
+    /// - Parameters:
+    ///   - label: a word shown before the sender in text/hex style (e.g. "reply"), and as `"event"` in JSON.
+    ///   - extra: additional fields, shown as `key=value` in text/hex style and as JSON fields.
+    public func render(_ datagram: Datagram, label: String? = nil, extra: [(key: String, value: JSONText.Value)] = []) -> String {
+        let bytes = datagram.payload.readableBytesView
+        switch style {
+        case .json:
+            var fields: [(key: String, value: JSONText.Value)] = []
+            if let label { fields.append(("event", .string(label))) }
+            fields.append(("time", .string(Self.isoTime(datagram.receivedAt))))
+            fields.append(("from", .string(datagram.sender.ip ?? datagram.sender.path ?? "")))
+            fields.append(("port", datagram.sender.port.map { .int($0) } ?? .null))
+            fields.append(("length", .int(bytes.count)))
+            fields.append(("truncated", .bool(datagram.truncated)))
+            fields.append(("payload", .string(Data(bytes).base64EncodedString())))
+            if let text = encoding.decode(bytes).string { fields.append(("text", .string(text))) }
+            fields.append(contentsOf: extra)
+            return JSONText.object(fields) + "\n"
+        case .text, .hex:
+            var header = Self.clockTime(datagram.receivedAt) + "  "
+            if let label { header += label + " " }
+            header += TerminalText.escape(datagram.sender.description)
+            header += "  \(bytes.count) byte\(bytes.count == 1 ? "" : "s")"
+            if datagram.truncated { header += " (truncated)" }
+            for (key, value) in extra { header += "  \(key)=\(Self.plain(value))" }
+            if style == .hex {
+                return header + "\n" + Hex.dump(bytes)
+            }
+            return header + "  " + encoding.decode(bytes).escaped + "\n"
+        }
+    }
+
+    private static func plain(_ value: JSONText.Value) -> String {
+        switch value {
+        case .string(let s): return TerminalText.escape(s)
+        case .int(let n): return String(n)
+        case .double(let d): return String(d)
+        case .bool(let b): return String(b)
+        case .null: return "-"
+        }
+    }
+
+    /// Local wall-clock time with milliseconds: `23:10:31.123`.
+    public static func clockTime(_ date: Date) -> String {
+        let seconds = date.timeIntervalSince1970
+        var t = time_t(seconds.rounded(.down))
+        var parts = tm()
+        localtime_r(&t, &parts)
+        let millis = Int((seconds - seconds.rounded(.down)) * 1000)
+        return pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "." + pad(millis, 3)
+    }
+
+    /// UTC time in ISO 8601 with milliseconds: `2026-11-20T23:10:31.123Z`.
+    public static func isoTime(_ date: Date) -> String {
+        let seconds = date.timeIntervalSince1970
+        var t = time_t(seconds.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let millis = Int((seconds - seconds.rounded(.down)) * 1000)
+        return "\(parts.tm_year + 1900)-" + pad(Int(parts.tm_mon) + 1) + "-" + pad(Int(parts.tm_mday)) + "T"
+            + pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "." + pad(millis, 3) + "Z"
+    }
+
+    private static func pad(_ n: Int, _ width: Int = 2) -> String {
+        let s = String(n)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+}

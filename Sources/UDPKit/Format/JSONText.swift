@@ -1,0 +1,67 @@
+/// Minimal JSON writing with a fixed field order, so `--json` output has stable, diffable lines.
+public enum JSONText {
+    /// A JSON value for `object(_:)`.
+    public enum Value: Sendable, Equatable {
+        /// A string (escaped on output).
+        case string(String)
+        /// An integer.
+        case int(Int)
+        /// A floating-point number (non-finite values are written as null).
+        case double(Double)
+        /// true / false.
+        case bool(Bool)
+        /// null.
+        case null
+    }
+
+    /// A JSON string literal for `text`: quotes, backslashes and all control characters (U+0000-001F, U+007F-009F,
+    /// U+2028, U+2029) are escaped, so the result is safe on one line and on a terminal.
+    public static func quote(_ text: String) -> String {
+        var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                let v = scalar.value
+                if v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 {
+                    let hex = String(v, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+        return out
+    }
+
+    /// One JSON object on one line, fields in the given order.
+    public static func object(_ fields: KeyValuePairs<String, Value>) -> String {
+        object(Array(fields))
+    }
+
+    /// One JSON object on one line, fields in the given order.
+    public static func object(_ fields: [(key: String, value: Value)]) -> String {
+        var out = "{"
+        for (i, field) in fields.enumerated() {
+            if i > 0 { out += "," }
+            out += quote(field.key)
+            out += ":"
+            switch field.value {
+            case .string(let s): out += quote(s)
+            case .int(let n): out += String(n)
+            case .double(let d): out += d.isFinite ? String(d) : "null"
+            case .bool(let b): out += b ? "true" : "false"
+            case .null: out += "null"
+            }
+        }
+        return out + "}"
+    }
+}

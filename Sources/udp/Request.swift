@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import UDPKit
+
+/// Options shared by `request` and `client`.
+struct RequestOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Wait this long for the first reply; each retry waits twice as long.", valueName: "duration"))
+    var timeout: DurationArgument = DurationArgument(seconds: 1)
+
+    @Option(help: "Resend this many times when no reply comes.")
+    var retries: Int = 3
+
+    @Option(help: ArgumentHelp("Local address to send from: [HOST:]PORT.", valueName: "address"))
+    var from: String?
+
+    @Flag(help: "One JSON object per reply.")
+    var json = false
+
+    @Flag(help: "Write only the reply's payload bytes.")
+    var raw = false
+
+    func validate(hex: Bool) throws {
+        guard (0...20).contains(retries) else { throw ValidationError("--retries must be from 0 to 20") }
+        guard timeout.seconds > 0 else { throw ValidationError("--timeout must be more than 0") }
+        if [json, raw, hex].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --raw and --hex") }
+    }
+
+    var policy: RequestPolicy { RequestPolicy(timeout: timeout.duration, retries: retries) }
+
+    /// Opens a socket connected to the target, so ICMP "port unreachable" is reported.
+    func connect(to destination: UDPAddress) async throws -> UDPSocket {
+        var local: UDPAddress?
+        if let from {
+            local = try await resolveOne(try UDPEndpoint.parse(from, defaultHost: .any), family: destination.family == .unix ? nil : destination.family)
+        }
+        return try await UDPSocket.connect(to: destination, from: local)
+    }
+
+    /// Prints a reply the way the options ask.
+    func show(_ reply: Reply, formatter: DatagramFormatter) {
+        if raw {
+            Terminal.writeStdout(bytes: Array(reply.datagram.payload.readableBytesView))
+            return
+        }
+        let rtt = reply.roundTrip.milliseconds
+        var extra: [(key: String, value: JSONText.Value)] = [("rtt_ms", .double((rtt * 1000).rounded() / 1000))]
+        if reply.attempts > 1 { extra.append(("attempts", .int(reply.attempts))) }
+        Terminal.writeStdout(formatter.render(reply.datagram, label: "reply from", extra: extra))
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+}
+
+struct Request: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send a request, wait for the reply, and resend if it does not come.",
+        discussion: """
+        Replaces the seed client that sends and then blocks in recvfrom forever. Waits --timeout for
+        a reply (default 1 s), resends up to --retries times (default 3), doubling the wait each time.
+        Exit 0 with a reply, 75 when none came, 69 when the peer reports nothing listens there.
+
+        Examples:
+          udp request 127.0.0.1 9999 hello
+          udp request [::1]:9999 'ping' --timeout 200ms --retries 5
+          udp request 127.0.0.1 53 --hex '12 34 01 00 00 01 00 00 00 00 00 00 00 00 01 00 01' --hex
+          udp request 127.0.0.1 9999 status --json
+        """
+    )
+
+    @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT, then the message words (sent as one datagram).", valueName: "target-and-message"))
+    var words: [String] = []
+
+    @OptionGroup var request: RequestOptions
+    @OptionGroup var payload: PayloadOptions
+    @OptionGroup var network: NetworkOptions
+
+    func validate() throws { try request.validate(hex: false) }
+
+    func run() async throws {
+        let (endpoint, message) = try parseTarget(words)
+        let bytes = try payload.bytes(from: message.joined(separator: " "))
+        let formatter = DatagramFormatter(style: request.json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
+        let candidates = try await endpoint.resolve(family: try network.family())
+        var lastError: any Error = UDPError.closed
+        // A name may resolve to IPv6 and IPv4: when one refuses, try the next.
+        for destination in candidates {
+            if let limit = destination.maximumPayload, bytes.count > limit {
+                throw UDPError.messageTooLarge(size: bytes.count, limit: limit)
+            }
+            let socket = try await request.connect(to: destination)
+            do {
+                let quietRetries = request.json || request.raw
+                let reply = try await socket.request(ByteBuffer(bytes: bytes), policy: request.policy) { attempt in
+                    if !quietRetries { Terminal.writeStderr("no reply yet, sending again (attempt \(attempt))\n") }
+                }
+                await socket.close()
+                request.show(reply, formatter: formatter)
+                return
+            } catch UDPError.connectionRefused(let who) {
+                await socket.close()
+                lastError = UDPError.connectionRefused(who)
+            } catch {
+                await socket.close()
+                throw error
+            }
+        }
+        throw lastError
+    }
+}

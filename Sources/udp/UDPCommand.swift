@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import UDPKit
+
+@main
+struct UDPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "udp",
+        abstract: "UDP done properly: send, listen, request, and a debugging toolkit for UDP services.",
+        discussion: """
+        Addresses: HOST PORT or HOST:PORT, [v6addr]:PORT; "", *, 0.0.0.0 and :: mean any address;
+        <broadcast> means the broadcast address; port 0 means any free port.
+
+        Exit codes: 0 success, 64 bad usage, 65 bad input data, 69 unreachable or refused,
+        75 timed out, 1 anything else.
+        """,
+        version: UDPKitVersion.current,
+        subcommands: [Send.self, Listen.self, Request.self, Client.self, Demo.self]
+    )
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            Terminal.flushStdout()
+            Foundation.exit(0)
+        } catch {
+            Terminal.flushStdout()
+            Foundation.exit(CLIFailure.report(error, command: Self.self))
+        }
+    }
+}
