@@ -30,6 +30,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "UDPKitTests", dependencies: ["UDPKit"]),
-        .testTarget(name: "udpTests", dependencies: ["UDPKit"]),
+        .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]
 )

@@ -27,6 +27,7 @@ struct CLIFailure: Error, CustomStringConvertible {
         let (message, code) = classify(error, command: command)
         if code == 0 {
             if !message.isEmpty { Terminal.writeStdout(message + "\n") }
+            Terminal.flushStdout()
             return 0
         }
         let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }

@@ -7,9 +7,7 @@ struct Client: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Interactive client: each line you type is sent as a request and the reply is printed.",
         discussion: """
-        Replaces the seed's input() loop client. A lost reply prints a timeout line and the loop goes
-        on; a reply that arrives late is shown, marked late. Works with piped input for scripts.
-        Ends at end of input (Ctrl-D).
+        Replaces the seed's input() loop client. A lost reply prints a timeout line and the loop goes on; a reply that arrives late is shown, marked late. Works with piped input for scripts. Ends at end of input (Ctrl-D).
 
         Examples:
           udp client 127.0.0.1 9999
@@ -43,7 +41,7 @@ struct Client: AsyncParsableCommand {
                 try Task.checkCancellation()
                 // Anything that came in since the last request is a late reply.
                 for late in try await socket.receiveBatch(timeout: .zero) {
-                    Terminal.writeStdout(formatter.render(late, label: "late reply from"))
+                    Terminal.writeStdout(formatter.render(late, event: "late-reply"))
                 }
                 do {
                     let bytes = try payload.bytes(fromLine: line)

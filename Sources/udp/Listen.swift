@@ -7,10 +7,7 @@ struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print every datagram that arrives: time, sender, length, and the text or a hex dump.",
         discussion: """
-        Replaces the seed receiver (bind + recvfrom(1024)), without its silent truncation: datagrams up
-        to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked.
-        Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count,
-        --timeout) a summary goes to stderr.
+        Replaces the seed receiver (bind + recvfrom(1024)), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr.
 
         Examples:
           udp listen 9999                          any address (IPv4 and IPv6), port 9999
@@ -44,6 +41,9 @@ struct Listen: AsyncParsableCommand {
     @Flag(help: "Let other sockets bind the same port too (SO_REUSEADDR and SO_REUSEPORT).")
     var reuse = false
 
+    @Flag(help: "Print the bound address, with the port the system chose, on stderr (always shown on a terminal).")
+    var showPort = false
+
     @Flag(name: .shortAndLong, help: "No summary on exit.")
     var quiet = false
 
@@ -64,7 +64,7 @@ struct Listen: AsyncParsableCommand {
         options.reuseAddress = reuse
         options.reusePort = reuse
         let socket = try await UDPSocket.bind(to: endpoint, family: try network.family(), options: options)
-        if !quiet && Terminal.stderrIsTTY {
+        if showPort || (!quiet && Terminal.stderrIsTTY) {
             Terminal.writeStderr("listening on \(socket.localAddress)\n")
         }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)

@@ -46,7 +46,7 @@ struct RequestOptions: ParsableArguments {
         let rtt = reply.roundTrip.milliseconds
         var extra: [(key: String, value: JSONText.Value)] = [("rtt_ms", .double((rtt * 1000).rounded() / 1000))]
         if reply.attempts > 1 { extra.append(("attempts", .int(reply.attempts))) }
-        Terminal.writeStdout(formatter.render(reply.datagram, label: "reply from", extra: extra))
+        Terminal.writeStdout(formatter.render(reply.datagram, event: "reply", extra: extra))
     }
 }
 
@@ -60,9 +60,7 @@ struct Request: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send a request, wait for the reply, and resend if it does not come.",
         discussion: """
-        Replaces the seed client that sends and then blocks in recvfrom forever. Waits --timeout for
-        a reply (default 1 s), resends up to --retries times (default 3), doubling the wait each time.
-        Exit 0 with a reply, 75 when none came, 69 when the peer reports nothing listens there.
+        Replaces the seed client that sends and then blocks in recvfrom forever. Waits --timeout for a reply (default 1 s), resends up to --retries times (default 3), doubling the wait each time. Exit 0 with a reply, 75 when none came, 69 when the peer reports nothing listens there.
 
         Examples:
           udp request 127.0.0.1 9999 hello

@@ -7,8 +7,7 @@ struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send datagrams: the message words as one datagram, or one datagram per line of stdin.",
         discussion: """
-        Replaces the seed sender (socket + sendto). With no MESSAGE, each line of standard input
-        (without its newline) is sent as one datagram.
+        Replaces the seed sender (socket + sendto). With no MESSAGE, each line of standard input (without its newline) is sent as one datagram.
 
         Examples:
           udp send 127.0.0.1 9999 hello world        one datagram: "hello world"
@@ -39,7 +38,7 @@ struct Send: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Local address to send from: [HOST:]PORT.", valueName: "address"))
     var from: String?
 
-    @Flag(help: "Print the local address (with the port the system chose).")
+    @Flag(help: "Print the local address, with the port the system chose, on stderr.")
     var showPort = false
 
     @Flag(help: "Allow sending to a broadcast address (SO_BROADCAST).")
@@ -88,7 +87,7 @@ struct Send: AsyncParsableCommand {
         for datagram in datagrams { try checkSize(datagram, destination) }
 
         let socket = try await UDPSocket.client(for: destination, from: local, options: options)
-        if showPort { Terminal.writeStdout("local address \(socket.localAddress)\n") }
+        if showPort { Terminal.writeStderr("local address \(socket.localAddress)\n") }
         let pause = interval?.duration
         var sent = 0
         var bytes = 0

@@ -38,14 +38,15 @@ public struct DatagramFormatter: Sendable {
     /// `time` (ISO 8601, UTC), `from` (IP or path), `port` (null for Unix sockets), `length`, `truncated`,
     /// `payload` (base64), `text` (only when the payload decodes in the encoding), then `extra` in order.
     /// - Parameters:
-    ///   - label: a word shown before the sender in text/hex style (e.g. "reply"), and as `"event"` in JSON.
+    ///   - event: what the datagram is, as one word (e.g. "reply"): shown as `reply from 1.2.3.4:5` in text/hex
+    ///     style and as the first field, `"event"`, in JSON. Nil for plain received datagrams.
     ///   - extra: additional fields, shown as `key=value` in text/hex style and as JSON fields.
-    public func render(_ datagram: Datagram, label: String? = nil, extra: [(key: String, value: JSONText.Value)] = []) -> String {
+    public func render(_ datagram: Datagram, event: String? = nil, extra: [(key: String, value: JSONText.Value)] = []) -> String {
         let bytes = datagram.payload.readableBytesView
         switch style {
         case .json:
             var fields: [(key: String, value: JSONText.Value)] = []
-            if let label { fields.append(("event", .string(label))) }
+            if let event { fields.append(("event", .string(event))) }
             fields.append(("time", .string(Self.isoTime(datagram.receivedAt))))
             fields.append(("from", .string(datagram.sender.ip ?? datagram.sender.path ?? "")))
             fields.append(("port", datagram.sender.port.map { .int($0) } ?? .null))
@@ -57,7 +58,7 @@ public struct DatagramFormatter: Sendable {
             return JSONText.object(fields) + "\n"
         case .text, .hex:
             var header = Self.clockTime(datagram.receivedAt) + "  "
-            if let label { header += label + " " }
+            if let event { header += event + " from " }
             header += TerminalText.escape(datagram.sender.description)
             header += "  \(bytes.count) byte\(bytes.count == 1 ? "" : "s")"
             if datagram.truncated { header += " (truncated)" }

@@ -1,0 +1,203 @@
+import Foundation
+import XCTest
+
+/// Runs the built `udp` binary and other programs, with a time limit, capturing output in files.
+enum Run {
+    /// The `udp` executable built next to this test bundle.
+    static let udpPath: String = {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("udp").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/udp").path
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: Data
+        var stderr: String
+        var text: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    /// A started process whose output goes to temporary files.
+    final class Handle: @unchecked Sendable {
+        // Only touched from the test's own thread.
+        let process = Process()
+        let outURL: URL
+        let errURL: URL
+        let inPipe = Pipe()
+
+        init(_ executable: String, _ arguments: [String], stdinData: Data?) throws {
+            let tmp = FileManager.default.temporaryDirectory
+            outURL = tmp.appendingPathComponent("udp-test-\(UUID().uuidString).out")
+            errURL = tmp.appendingPathComponent("udp-test-\(UUID().uuidString).err")
+            _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.standardOutput = try FileHandle(forWritingTo: outURL)
+            process.standardError = try FileHandle(forWritingTo: errURL)
+            process.standardInput = inPipe
+            try process.run()
+            if let stdinData {
+                inPipe.fileHandleForWriting.write(stdinData)
+                try? inPipe.fileHandleForWriting.close()
+            }
+        }
+
+        var stdout: Data { (try? Data(contentsOf: outURL)) ?? Data() }
+        var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+
+        func closeInput() { try? inPipe.fileHandleForWriting.close() }
+
+        /// Waits for stderr (or stdout) to contain `text`, up to `timeout` seconds.
+        func waitForOutput(_ text: String, timeout: Double = 5) -> Bool {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if stderr.contains(text) || String(decoding: stdout, as: UTF8.self).contains(text) { return true }
+                if !process.isRunning { return stderr.contains(text) || String(decoding: stdout, as: UTF8.self).contains(text) }
+                usleep(10_000)
+            }
+            return false
+        }
+
+        /// Waits for exit, killing the process after `timeout` seconds.
+        func finish(timeout: Double = 10, signal: Int32? = nil) -> Result {
+            if let signal, process.isRunning { kill(process.processIdentifier, signal) }
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(5_000) }
+            if process.isRunning {
+                process.terminate()
+                usleep(100_000)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+                XCTFail("process \(process.arguments ?? []) did not finish within \(timeout) s")
+            }
+            process.waitUntilExit()
+            let result = Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+            return result
+        }
+    }
+
+    /// Starts `udp` with arguments.
+    static func start(_ arguments: [String], stdin: Data? = nil) throws -> Handle {
+        try Handle(udpPath, arguments, stdinData: stdin)
+    }
+
+    /// Runs `udp` to completion.
+    static func udp(_ arguments: [String], stdin: Data? = Data(), timeout: Double = 10) throws -> Result {
+        try start(arguments, stdin: stdin).finish(timeout: timeout)
+    }
+
+    /// Starts another program found on PATH.
+    static func program(_ name: String, _ arguments: [String], stdin: Data? = nil) throws -> Handle {
+        guard let path = which(name) else { throw XCTSkip("\(name) is not installed") }
+        return try Handle(path, arguments, stdinData: stdin)
+    }
+
+    /// Starts python3 running `script` with arguments.
+    static func python(_ script: String, _ arguments: [String] = []) throws -> Handle {
+        try program("python3", ["-u", "-c", script] + arguments)
+    }
+
+    static func which(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// Skips when a tool is missing, except on CI where its absence is a failure.
+    static func require(_ name: String) throws {
+        if which(name) == nil {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("\(name) is required on CI (.ci/run installs it)")
+            }
+            throw XCTSkip("\(name) is not installed")
+        }
+    }
+}
+
+/// Python peers written the seeds' way, with the socket module. Each prints "ready PORT" once bound and stops by
+/// itself after a few seconds of silence.
+enum Peer {
+    /// Receives `count` datagrams and prints each as hex, one per line, then "done".
+    static let receiver = """
+    import socket, sys
+    fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], 0))
+    s.settimeout(5)
+    print('ready', s.getsockname()[1], flush=True)
+    for _ in range(int(sys.argv[2])):
+        data, addr = s.recvfrom(70000)
+        print(data.hex(), flush=True)
+    print('done', flush=True)
+    """
+
+    /// An echo server that ignores the first `skip` datagrams (a lost reply), then echoes; exits after 5 s idle.
+    static let echo = """
+    import socket, sys
+    fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], 0))
+    s.settimeout(5)
+    skip = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    print('ready', s.getsockname()[1], flush=True)
+    seen = 0
+    while True:
+        try:
+            data, addr = s.recvfrom(70000)
+        except socket.timeout:
+            break
+        seen += 1
+        print('got', seen, data.hex(), flush=True)
+        if seen > skip:
+            s.sendto(data, addr)
+    """
+
+    /// Sends each hex argument as a datagram to HOST PORT.
+    static let sender = """
+    import socket, sys
+    fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    for h in sys.argv[3:]:
+        s.sendto(bytes.fromhex(h), (sys.argv[1], int(sys.argv[2])))
+    print('sent', len(sys.argv) - 3, flush=True)
+    """
+
+    /// Waits for the "ready PORT" line and returns the port.
+    static func port(of handle: Run.Handle, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            let text = String(decoding: handle.stdout, as: UTF8.self)
+            if let readyLine = text.split(separator: "\n").first(where: { $0.hasPrefix("ready ") }),
+               let port = Int(readyLine.dropFirst(6)) {
+                return port
+            }
+            usleep(10_000)
+        }
+        XCTFail("peer did not start: \(handle.stderr)", file: file, line: line)
+        throw XCTSkip("peer did not start")
+    }
+
+    /// Waits until the bound address line appears on a `udp listen --show-port` stderr and returns the port.
+    static func listenPort(of handle: Run.Handle, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }),
+               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                return port
+            }
+            usleep(10_000)
+        }
+        XCTFail("udp listen did not start: \(handle.stderr)", file: file, line: line)
+        throw XCTSkip("listener did not start")
+    }
+}
