@@ -9,7 +9,7 @@ struct Demo: AsyncParsableCommand {
         discussion: """
         Everything runs in this one process on 127.0.0.1 and ::1, on free ports; nothing leaves the machine. It prints what each step did and exits 0, in well under two seconds.
 
-        Example:
+        Examples:
           udp demo
         """
     )
