@@ -19,17 +19,28 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "UDPServers",
+            dependencies: [
+                "UDPKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .executableTarget(
             name: "udp",
             dependencies: [
                 "UDPKit",
+                "UDPServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "UDPKitTests", dependencies: ["UDPKit"]),
+        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import UDPKit
+import UDPServers
 
 /// Exit codes, as documented in `udp --help`.
 enum ExitCode32 {
@@ -47,6 +48,8 @@ struct CLIFailure: Error, CustomStringConvertible {
             return (payload.description, ExitCode32.dataError)
         case let option as UDPOptionError:
             return (option.description, ExitCode32.usage)
+        case let template as TemplateError:
+            return (template.message, ExitCode32.usage)
         case is CancellationError:
             return ("interrupted", 130)
         default:

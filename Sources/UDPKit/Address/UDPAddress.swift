@@ -171,3 +171,35 @@ public struct UDPAddress: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
+
+extension UDPAddress {
+    /// The IP address as network-order bytes (4 for IPv4, 16 for IPv6); nil for Unix-domain addresses.
+    public var rawBytes: [UInt8]? {
+        switch socketAddress {
+        case .v4(let a): return withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
+        case .v6(let a): return withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+        case .unixDomainSocket: return nil
+        }
+    }
+
+    /// An address from network-order bytes (4 or 16) and a port.
+    /// - Throws: `UDPError.invalidAddress` for any other length.
+    public init(rawBytes: [UInt8], port: Int = 0) throws(UDPError) {
+        switch rawBytes.count {
+        case 4:
+            var four = sockaddr_in()
+            four.sin_family = sa_family_t(AF_INET)
+            four.sin_port = in_port_t(UInt16(port).bigEndian)
+            withUnsafeMutableBytes(of: &four.sin_addr) { $0.copyBytes(from: rawBytes) }
+            self.init(SocketAddress(four))
+        case 16:
+            var six = sockaddr_in6()
+            six.sin6_family = sa_family_t(AF_INET6)
+            six.sin6_port = in_port_t(UInt16(port).bigEndian)
+            withUnsafeMutableBytes(of: &six.sin6_addr) { $0.copyBytes(from: rawBytes) }
+            self.init(SocketAddress(six))
+        default:
+            throw .invalidAddress("\(rawBytes.count) bytes", reason: "an IP address has 4 or 16 bytes")
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import UDPKit
+
+/// An echo server (or, with a `ReplyTemplate`, the seeds' greeting server) that is safe to leave running.
+///
+/// Abuse protection, on by default:
+/// - no reply to source port 0, nor to the classic UDP loop partners (echo 7, daytime 13, qotd 17,
+///   chargen 19, time 37): two such services answering each other loop forever;
+/// - a reply is never larger than its request (no amplification) unless a template makes it so, and then
+///   each source address gets at most `repliesPerSecond` such replies (token bucket with `burst`);
+/// - `access` allow/deny lists.
+/// Every datagram not answered is counted by reason in `EchoServer.Counters`.
+public final class EchoServer: Sendable {
+    /// Why a datagram got no reply.
+    public enum DropReason: String, Sendable, CaseIterable {
+        /// The source port was 0 (not a real sender; a reply cannot be addressed).
+        case sourcePortZero = "source-port-0"
+        /// The source port is a UDP service that answers everything (7, 13, 17, 19, 37 by default).
+        case loopPort = "loop-port"
+        /// The sender is outside `--allow` or inside `--deny`.
+        case accessDenied = "access-denied"
+        /// The sender exceeded its reply rate.
+        case rateLimited = "rate-limited"
+        /// The reply would have been larger than the request and amplification is not allowed.
+        case amplification = "amplification"
+    }
+
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// The reply template; nil echoes the request unchanged.
+        public var template: ReplyTemplate?
+        /// Source ports never answered. Default: 0, 7, 13, 17, 19, 37.
+        public var blockedSourcePorts: Set<Int> = [0, 7, 13, 17, 19, 37]
+        /// Allow/deny lists.
+        public var access = AccessControl()
+        /// Replies per second per source address for replies larger than their request. Default 20.
+        public var repliesPerSecond: Double = 20
+        /// How many such replies a source may get at once before the rate applies. Default 40.
+        public var burst: Double = 40
+        /// When false (the default), a reply larger than its request is only sent by a template, under the rate
+        /// limit; when true, neither check applies.
+        public var allowAmplification = false
+
+        /// The defaults: echo, all protections on.
+        public init() {}
+    }
+
+    /// What the server did, readable while it runs.
+    public struct Counters: Sendable, Equatable {
+        /// Datagrams received.
+        public var received = 0
+        /// Bytes received.
+        public var receivedBytes = 0
+        /// Replies sent.
+        public var replied = 0
+        /// Bytes sent.
+        public var repliedBytes = 0
+        /// Datagrams not answered, by reason.
+        public var dropped: [DropReason: Int] = [:]
+        /// Distinct senders (counted up to 100,000).
+        public var senders = 0
+
+        /// All datagrams not answered.
+        public var droppedTotal: Int { dropped.values.reduce(0, +) }
+    }
+
+    /// One handled datagram, for logging.
+    public struct Event: Sendable {
+        /// The request.
+        public var datagram: Datagram
+        /// The reply sent, or nil.
+        public var reply: [UInt8]?
+        /// Why there was no reply, or nil.
+        public var dropped: DropReason?
+    }
+
+    /// The socket the server answers on.
+    public let socket: UDPSocket
+    /// The settings.
+    public let configuration: Configuration
+    private let state = NIOLockedValueBox(Counters())
+
+    /// A server answering on `socket`.
+    public init(socket: UDPSocket, configuration: Configuration = .init()) {
+        self.socket = socket
+        self.configuration = configuration
+    }
+
+    /// The counters so far.
+    public var counters: Counters { state.withLockedValue { $0 } }
+
+    /// Answers datagrams until the socket closes or the task is cancelled. `onEvent`, when given, sees every
+    /// datagram with its reply or drop reason (after the batch's replies were sent).
+    public func run(onEvent: (@Sendable (Event) -> Void)? = nil) async throws {
+        var limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
+        var senders = Set<UDPAddress>()
+        var count = 0
+        var outgoing: [OutgoingDatagram] = []
+        var events: [Event] = []
+        do {
+            for try await batch in socket.batches {
+                var delta = Counters()
+                for datagram in batch {
+                    count += 1
+                    delta.received += 1
+                    delta.receivedBytes += datagram.payload.readableBytes
+                    if senders.count < 100_000, senders.insert(datagram.sender).inserted { delta.senders += 1 }
+                    let (reply, reason) = answer(datagram, count: count, limiter: &limiter)
+                    if let reply {
+                        outgoing.append(OutgoingDatagram(payload: reply, to: datagram.sender))
+                        delta.replied += 1
+                        delta.repliedBytes += reply.readableBytes
+                    } else if let reason {
+                        delta.dropped[reason, default: 0] += 1
+                    }
+                    if onEvent != nil {
+                        events.append(Event(datagram: datagram, reply: reply.map { Array($0.readableBytesView) }, dropped: reason))
+                    }
+                }
+                if !outgoing.isEmpty {
+                    do {
+                        try await socket.send(outgoing)
+                    } catch let error as UDPError {
+                        // A reply that cannot be delivered (peer gone, no route) must not stop the server.
+                        if case .closed = error { throw error }
+                    }
+                    outgoing.removeAll(keepingCapacity: true)
+                }
+                state.withLockedValue { total in
+                    total.received += delta.received
+                    total.receivedBytes += delta.receivedBytes
+                    total.replied += delta.replied
+                    total.repliedBytes += delta.repliedBytes
+                    total.senders += delta.senders
+                    for (reason, n) in delta.dropped { total.dropped[reason, default: 0] += n }
+                }
+                if let onEvent {
+                    events.forEach(onEvent)
+                    events.removeAll(keepingCapacity: true)
+                }
+            }
+        } catch UDPError.closed {}
+    }
+
+    private func answer(_ datagram: Datagram, count: Int, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
+        let port = datagram.sender.port ?? -1
+        if port == 0 { return (nil, .sourcePortZero) }
+        if configuration.blockedSourcePorts.contains(port) { return (nil, .loopPort) }
+        if !configuration.access.permits(datagram.sender) { return (nil, .accessDenied) }
+        guard let template = configuration.template else { return (datagram.payload, nil) }
+        let reply = template.render(datagram, count: count)
+        if reply.count > datagram.payload.readableBytes && !configuration.allowAmplification {
+            if !limiter.allow(datagram.sender, now: ContinuousClock.now) { return (nil, .rateLimited) }
+        }
+        if let limit = datagram.sender.maximumPayload, reply.count > limit { return (nil, .amplification) }
+        return (ByteBuffer(bytes: reply), nil)
+    }
+}
+
+/// Per-source token buckets with a bounded table.
+struct RateLimiter {
+    let rate: Double
+    let burst: Double
+    private var buckets: [UDPAddress: (tokens: Double, at: ContinuousClock.Instant)] = [:]
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = max(1, burst)
+    }
+
+    mutating func allow(_ source: UDPAddress, now: ContinuousClock.Instant) -> Bool {
+        // An address is keyed without its port: changing ports does not earn a new bucket.
+        let key = source.withPort(0)
+        var bucket = buckets[key] ?? (burst, now)
+        let elapsed = now - bucket.at
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        bucket.tokens = min(burst, bucket.tokens + seconds * rate)
+        bucket.at = now
+        let allowed = bucket.tokens >= 1
+        if allowed { bucket.tokens -= 1 }
+        if buckets.count >= 65_536 && buckets[key] == nil {
+            // Forget full buckets first: they carry no state worth keeping.
+            buckets = buckets.filter { $0.value.tokens < burst - 1e-9 }
+            if buckets.count >= 65_536 { buckets.removeAll() }
+        }
+        buckets[key] = bucket
+        return allowed
+    }
+}
