@@ -31,15 +31,18 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        .target(name: "UDPBench"),
         .executableTarget(
             name: "udp",
             dependencies: [
                 "UDPKit",
                 "UDPServers",
+                "UDPBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "UDPKitTests", dependencies: ["UDPKit"]),
+        .testTarget(name: "UDPBenchTests", dependencies: ["UDPBench"]),
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]

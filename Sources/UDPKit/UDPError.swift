@@ -33,6 +33,9 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
     case timedOut(seconds: Double)
     /// The socket was closed.
     case closed
+    /// A datagram came from a Unix-domain socket that is not bound to a path. SwiftNIO cannot represent such a
+    /// sender and closes the socket; senders to a Unix-domain socket must bind a path of their own.
+    case unaddressableSender
     /// Any other system error, with the operation that failed.
     case system(operation: String, errno: Int32)
 
@@ -64,6 +67,8 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
             return "timed out after \(Self.formatSeconds(seconds)) with no reply"
         case .closed:
             return "the socket is closed"
+        case .unaddressableSender:
+            return "a datagram came from an unbound Unix-domain socket, which cannot be answered; the socket was closed (senders must bind a path)"
         case .system(let operation, let code):
             return "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))"
         }
@@ -79,6 +84,7 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
     static func from(_ error: any Error, address: String, operation: String) -> UDPError {
         if let error = error as? UDPError { return error }
         if let io = error as? IOError { return from(errno: io.errnoCode, address: address, operation: operation) }
+        if case .unsupported? = error as? SocketAddressError { return .unaddressableSender }
         if error is ChannelError {
             switch error as! ChannelError {
             case .ioOnClosedChannel, .alreadyClosed, .eof: return .closed

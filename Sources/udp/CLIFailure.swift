@@ -74,7 +74,7 @@ struct CLIFailure: Error, CustomStringConvertible {
         case .messageTooLarge: return ExitCode32.dataError
         case .nameNotFound, .networkUnreachable, .hostUnreachable, .connectionRefused: return ExitCode32.unavailable
         case .timedOut: return ExitCode32.timedOut
-        case .addressInUse, .addressNotAvailable, .permissionDenied, .closed, .system: return ExitCode32.other
+        case .addressInUse, .addressNotAvailable, .permissionDenied, .closed, .unaddressableSender, .system: return ExitCode32.other
         }
     }
 }

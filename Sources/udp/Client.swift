@@ -22,7 +22,7 @@ struct Client: AsyncParsableCommand {
     @OptionGroup var payload: PayloadOptions
     @OptionGroup var network: NetworkOptions
 
-    func validate() throws { try request.validate(hex: false) }
+    func validate() throws { try request.validate() }
 
     func run() async throws {
         let (endpoint, extra) = try parseTarget(words, what: "server address")
@@ -33,22 +33,23 @@ struct Client: AsyncParsableCommand {
         let interactive = Terminal.stdinIsTTY && !request.json && !request.raw
         let payload = self.payload
         let request = self.request
-        try await withSignalCancellation {
+        try await closing(socket) { try await withSignalCancellation {
             var lines = StandardInput.lines().makeAsyncIterator()
             if interactive { Terminal.writeStdout("talking to \(destination); type a line and Enter, Ctrl-D to end\n> ") }
-            var timeouts = 0
             while let line = await lines.next() {
                 try Task.checkCancellation()
-                // Anything that came in since the last request is a late reply.
-                for late in try await socket.receiveBatch(timeout: .zero) {
-                    Terminal.writeStdout(formatter.render(late, event: "late-reply"))
-                }
                 do {
+                    // Anything that came in since the last request is a late reply.
+                    for late in try await socket.receiveBatch(timeout: .zero) {
+                        Terminal.writeStdout(formatter.render(late, event: "late-reply"))
+                    }
                     let bytes = try payload.bytes(fromLine: line)
                     let reply = try await socket.request(ByteBuffer(bytes: bytes), policy: request.policy)
                     request.show(reply, formatter: formatter)
                 } catch let error as UDPError {
-                    if case .timedOut = error { timeouts += 1 }
+                    // A socket closed by a fatal send error cannot go on.
+                    if case .closed = error { throw error }
+                    if !socket.channel.isActive { throw error }
                     Terminal.writeStderr("udp: \(error)\n")
                 } catch let error as PayloadError {
                     Terminal.writeStderr("udp: \(error)\n")
@@ -57,7 +58,6 @@ struct Client: AsyncParsableCommand {
                 Terminal.flushStdout()
             }
             if interactive { Terminal.writeStdout("\n") }
-        }
-        await socket.close()
+        } }
     }
 }

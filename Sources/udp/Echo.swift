@@ -85,14 +85,13 @@ struct Echo: AsyncParsableCommand {
         let server = EchoServer(socket: socket, configuration: config)
         let live = LiveCounters(server: server)
         let log = quiet ? nil : Self.logger(formatter)
-        try await withSignalCancellation {
+        try await closing(socket) { try await withSignalCancellation {
             let liveTask = Task { await live.run() }
             defer { liveTask.cancel() }
             do {
                 try await server.run(onEvent: log)
             } catch is CancellationError {}
-        }
-        await socket.close()
+        } }
         Terminal.flushStdout()
         live.clear()
         Terminal.writeStderr(Self.summary(server.counters) + "\n")
@@ -117,7 +116,7 @@ struct Echo: AsyncParsableCommand {
 
     private func runInteractive(_ socket: UDPSocket, formatter: DatagramFormatter, encoding: TextEncoding) async throws {
         let payload = self.payload
-        try await withSignalCancellation {
+        try await closing(socket) { try await withSignalCancellation {
             var lines = StandardInput.lines().makeAsyncIterator()
             do {
                 for try await datagram in socket.datagrams {
@@ -129,8 +128,7 @@ struct Echo: AsyncParsableCommand {
                     try await socket.send(bytes: bytes, to: datagram.sender)
                 }
             } catch is CancellationError {}
-        }
-        await socket.close()
+        } }
     }
 }
 

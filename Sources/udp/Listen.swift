@@ -71,8 +71,9 @@ struct Listen: AsyncParsableCommand {
         let limit = count
         let idle = timeout?.duration
         let raw = self.raw
-        let summary = try await withSignalCancellation {
+        let summary = try await closing(socket) { try await withSignalCancellation {
             var summary = TrafficSummary()
+            var interrupted = false
             do {
                 receiving: while true {
                     let batch = try await socket.receiveBatch(timeout: idle)
@@ -89,14 +90,15 @@ struct Listen: AsyncParsableCommand {
                     Terminal.flushStdout()
                 }
             } catch is CancellationError {
+                interrupted = true
             } catch UDPError.closed {
             }
+            summary.interrupted = interrupted
             return summary
-        }
-        await socket.close()
+        } }
         Terminal.flushStdout()
         if !quiet { Terminal.writeStderr(summary.line + "\n") }
-        if summary.datagrams == 0, let timeout {
+        if summary.datagrams == 0, !summary.interrupted, let timeout {
             throw UDPError.timedOut(seconds: timeout.seconds)
         }
     }
@@ -108,6 +110,7 @@ struct TrafficSummary: Sendable {
     var bytes = 0
     var truncated = 0
     var senders = Set<UDPAddress>()
+    var interrupted = false
 
     mutating func record(_ datagram: Datagram) {
         datagrams += 1

@@ -122,3 +122,15 @@ func withSignalCancellation<T: Sendable>(_ body: @escaping @Sendable () async th
     defer { sources.forEach { $0.cancel() } }
     return try await task.value
 }
+
+/// Runs `body`, then closes `socket` whether `body` returned or threw (so temporary Unix socket files go too).
+func closing<T: Sendable>(_ socket: UDPSocket, _ body: () async throws -> T) async throws -> T {
+    do {
+        let result = try await body()
+        await socket.close()
+        return result
+    } catch {
+        await socket.close()
+        throw error
+    }
+}

@@ -20,10 +20,11 @@ struct RequestOptions: ParsableArguments {
     @Flag(help: "Write only the reply's payload bytes.")
     var raw = false
 
-    func validate(hex: Bool) throws {
+    func validate() throws {
         guard (0...20).contains(retries) else { throw ValidationError("--retries must be from 0 to 20") }
         guard timeout.seconds > 0 else { throw ValidationError("--timeout must be more than 0") }
-        if [json, raw, hex].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --raw and --hex") }
+        // --hex is hex input and a hex dump; --json and --raw choose the output instead of the dump.
+        if json && raw { throw ValidationError("choose one of --json and --raw") }
     }
 
     var policy: RequestPolicy { RequestPolicy(timeout: timeout.duration, retries: retries) }
@@ -77,7 +78,7 @@ struct Request: AsyncParsableCommand {
     @OptionGroup var payload: PayloadOptions
     @OptionGroup var network: NetworkOptions
 
-    func validate() throws { try request.validate(hex: false) }
+    func validate() throws { try request.validate() }
 
     func run() async throws {
         let (endpoint, message) = try parseTarget(words)
@@ -91,20 +92,20 @@ struct Request: AsyncParsableCommand {
                 throw UDPError.messageTooLarge(size: bytes.count, limit: limit)
             }
             let socket = try await request.connect(to: destination)
+            let quietRetries = request.json || request.raw
+            let policy = request.policy
             do {
-                let quietRetries = request.json || request.raw
-                let reply = try await socket.request(ByteBuffer(bytes: bytes), policy: request.policy) { attempt in
-                    if !quietRetries { Terminal.writeStderr("no reply yet, sending again (attempt \(attempt))\n") }
+                let reply = try await closing(socket) {
+                    try await withSignalCancellation {
+                        try await socket.request(ByteBuffer(bytes: bytes), policy: policy) { attempt in
+                            if !quietRetries { Terminal.writeStderr("no reply yet, sending again (attempt \(attempt))\n") }
+                        }
+                    }
                 }
-                await socket.close()
                 request.show(reply, formatter: formatter)
                 return
             } catch UDPError.connectionRefused(let who) {
-                await socket.close()
                 lastError = UDPError.connectionRefused(who)
-            } catch {
-                await socket.close()
-                throw error
             }
         }
         throw lastError

@@ -100,21 +100,18 @@ struct Send: AsyncParsableCommand {
                 bytes += datagram.count
             }
         }
-        do {
+        try await closing(socket) {
             if file != nil || !message.isEmpty {
                 for datagram in datagrams { try await deliver(datagram) }
             } else {
                 for await line in StandardInput.lines() {
+                    try Task.checkCancellation()
                     let datagram = try payload.bytes(fromLine: line)
                     try checkSize(datagram, destination)
                     try await deliver(datagram)
                 }
             }
-        } catch {
-            await socket.close()
-            throw error
         }
-        await socket.close()
         if !quiet && Terminal.stderrIsTTY {
             Terminal.writeStderr("sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(destination)\n")
         }

@@ -46,6 +46,8 @@ enum Terminal {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
+                // The reader is gone (`udp listen | head -1`): nothing more can be delivered, so stop.
+                if errno == EPIPE { _exit(0) }
                 return
             }
             offset += n
@@ -65,7 +67,17 @@ enum StandardInput {
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
+                if n < 0 && errno == EAGAIN {
+                    // A non-blocking stdin inherited from the parent: wait until it is readable.
+                    var poller = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&poller, 1, -1)
+                    continue
+                }
+                if n < 0 {
+                    Terminal.writeStderr("udp: reading standard input failed: \(String(cString: strerror(errno)))\n")
+                    break
+                }
+                if n == 0 { break }
                 var start = 0
                 for i in 0..<n where chunk[i] == UInt8(ascii: "\n") {
                     pending.append(contentsOf: chunk[start..<i])

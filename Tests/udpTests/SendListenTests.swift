@@ -246,3 +246,49 @@ func freePort() throws -> Int {
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// Edge cases found in review: live Unix sockets, unbound Unix senders, -6, a reader that goes away.
+final class ListenEdgeTests: XCTestCase {
+    func testLiveUnixSocketIsNotTakenOver() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("udp-live-\(UUID().uuidString.prefix(8)).sock").path
+        let first = try Run.start(["listen", path, "--show-port", "--count", "2"])
+        XCTAssertTrue(first.waitForOutput("listening on"))
+        let second = try Run.udp(["listen", path])
+        XCTAssertEqual(second.status, 1)
+        XCTAssertTrue(second.stderr.contains("already in use"), second.stderr)
+        XCTAssertEqual(try Run.udp(["send", path, "named"]).status, 0)
+        XCTAssertTrue(first.waitForOutput("named"))
+        // An unbound sender has no address SwiftNIO can represent: the listener says so clearly and stops.
+        _ = try Run.python("""
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'anon', sys.argv[1])
+        """, [path]).finish()
+        let result = first.finish()
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("unbound Unix-domain socket"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+
+    func testIPv6OnlyWildcardWithDash6() throws {
+        let listener = try Run.start(["listen", "0", "-6", "--show-port", "--count", "1", "--timeout", "2s"])
+        let port = try Peer.listenPort(of: listener)
+        _ = try Run.python(Peer.sender, ["127.0.0.1", String(port), "34"]).finish()
+        _ = try Run.python(Peer.sender, ["::1", String(port), "36"]).finish()
+        let text = listener.finish().text
+        XCTAssertTrue(text.contains("[::1]:") && !text.contains("127.0.0.1"), text)
+    }
+
+    func testListenStopsWhenItsReaderGoesAway() throws {
+        let listener = try Run.start(["listen", "127.0.0.1:0", "--show-port", "--raw"])
+        let port = try Peer.listenPort(of: listener)
+        // Close the read end of stdout by pointing it at a pipe nobody reads: emulate with `head -c1` via shell.
+        _ = listener.finish(timeout: 1, signal: SIGTERM)
+        let shell = try Run.program("sh", ["-c", "\(Run.udpPath) listen 127.0.0.1:\(port) --raw | head -c 1"])
+        usleep(300_000)
+        _ = try Run.python(Peer.sender, ["127.0.0.1", String(port), "41", "42", "43"]).finish()
+        usleep(200_000)
+        _ = try Run.python(Peer.sender, ["127.0.0.1", String(port), "44"]).finish()
+        let result = shell.finish(timeout: 5)
+        XCTAssertEqual(result.text, "A")
+    }
+}

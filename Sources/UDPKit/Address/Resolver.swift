@@ -75,6 +75,6 @@ enum Resolver {
             cursor = info.pointee.ai_next
         }
         if addresses.isEmpty { return .failure(.nameNotFound(name, reason: "no usable address")) }
-        return .success(addresses)
+        return .success(addresses.filter { $0.family == .ipv4 } + addresses.filter { $0.family != .ipv4 })
     }
 }

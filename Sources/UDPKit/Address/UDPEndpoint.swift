@@ -73,8 +73,8 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
             guard rest.hasPrefix(":"), rest.count > 1 else {
                 throw .invalidAddress(text, reason: "expected :PORT after ']'")
             }
-            guard inside.contains(":") || inside.isEmpty == false else {
-                throw .invalidAddress(text, reason: "empty IPv6 address in brackets")
+            guard inside.contains(":") else {
+                throw .invalidAddress(text, reason: "brackets are for IPv6 addresses; write HOST:PORT without them")
             }
             return UDPEndpoint(kind: .ip(host: try parseHost(inside), port: try parsePort(String(rest.dropFirst()))))
         }
@@ -133,7 +133,8 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
     ///
     /// `.any` resolves to `::` (dual-stack: IPv4 and IPv6) unless `family` is `.ipv4`, which gives `0.0.0.0`;
     /// `.broadcast` resolves to 255.255.255.255; numeric addresses resolve without a lookup; names go through
-    /// the system resolver on a background thread and may give several addresses (IPv6 and IPv4).
+    /// the system resolver on a background thread and may give several addresses, IPv4 ones first (on a
+    /// dual-stack host most UDP services listen on IPv4, and UDP cannot tell a lost datagram from a wrong family).
     /// - Parameter family: restrict to IPv4 or IPv6 (`-4` / `-6`); nil accepts both.
     /// - Throws: `UDPError.nameNotFound` when a name has no address of the wanted family.
     public func resolve(family: UDPAddress.Family? = nil) async throws(UDPError) -> [UDPAddress] {
@@ -155,6 +156,10 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
                         throw .nameNotFound(name, reason: "it is an \(literal.family == .ipv4 ? "IPv4" : "IPv6") address, but \(family == .ipv4 ? "IPv4" : "IPv6") was asked for")
                     }
                     return [literal]
+                }
+                if name.contains(":") {
+                    // Not a host name, and not a valid IPv6 literal either: say so rather than asking DNS.
+                    throw .invalidAddress(name, reason: "not a valid IPv6 address")
                 }
                 return try await Resolver.resolve(name, port: port, family: family)
             }

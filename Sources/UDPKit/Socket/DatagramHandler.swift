@@ -56,9 +56,8 @@ final class DatagramHandler: ChannelDuplexHandler {
             batch[i].payload = compact.getSlice(at: start, length: batch[i].payload.readableBytes)!
         }
         pending.removeAll(keepingCapacity: true)
-        let bytes = pendingBytes
         pendingBytes = 0
-        _ = inbox.push(batch, bytes: bytes)
+        _ = inbox.push(batch)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

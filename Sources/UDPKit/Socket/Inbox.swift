@@ -12,7 +12,17 @@ final class Inbox: Sendable {
     private struct Waiter {
         var id: UInt64
         var continuation: CheckedContinuation<Wake, Never>
+        var timer: Scheduled<Void>?
+
+        func resume(_ reason: Wake) {
+            timer?.cancel()
+            continuation.resume(returning: reason)
+        }
     }
+
+    /// Bytes a queued datagram counts for: its payload plus bookkeeping, so that a flood of empty datagrams
+    /// is bounded too.
+    static func cost(_ datagram: Datagram) -> Int { datagram.payload.readableBytes + 64 }
 
     private struct State {
         var queue = CircularBuffer<Datagram>(initialCapacity: 64)
@@ -45,7 +55,8 @@ final class Inbox: Sendable {
     // MARK: producer side (event loop)
 
     /// Appends a batch; returns false when the reader should pause.
-    func push(_ batch: [Datagram], bytes: Int) -> Bool {
+    func push(_ batch: [Datagram]) -> Bool {
+        let bytes = batch.reduce(0) { $0 + Self.cost($1) }
         let (waiters, keepReading) = state.withLockedValue { s -> ([Waiter], Bool) in
             s.queue.append(contentsOf: batch)
             s.queuedBytes += bytes
@@ -55,7 +66,7 @@ final class Inbox: Sendable {
             s.waiters.removeAll()
             return (w, keep)
         }
-        for w in waiters { w.continuation.resume(returning: .ready) }
+        for w in waiters { w.resume(.ready) }
         return keepReading
     }
 
@@ -66,7 +77,7 @@ final class Inbox: Sendable {
             defer { s.waiters.removeAll() }
             return s.waiters
         }
-        for w in waiters { w.continuation.resume(returning: .ready) }
+        for w in waiters { w.resume(.ready) }
     }
 
     /// The socket closed: queued datagrams can still be received, then receivers get `UDPError.closed`.
@@ -76,7 +87,7 @@ final class Inbox: Sendable {
             defer { s.waiters.removeAll() }
             return s.waiters
         }
-        for w in waiters { w.continuation.resume(returning: .ready) }
+        for w in waiters { w.resume(.ready) }
     }
 
     var isPaused: Bool { state.withLockedValue { $0.readPaused } }
@@ -102,11 +113,11 @@ final class Inbox: Sendable {
                     out.reserveCapacity(n)
                     for _ in 0..<n {
                         let d = s.queue.removeFirst()
-                        s.queuedBytes -= d.payload.readableBytes
+                        s.queuedBytes -= Self.cost(d)
                         out.append(d)
                     }
                     var resume = false
-                    if s.readPaused, s.queuedBytes < limit / 2 {
+                    if s.readPaused, s.queuedBytes <= limit / 2 || s.queue.isEmpty {
                         s.readPaused = false
                         resume = true
                     }
@@ -149,9 +160,15 @@ final class Inbox: Sendable {
                     return
                 }
                 if let deadline {
-                    eventLoop.scheduleTask(deadline: deadline) { [self] in
+                    let timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
                         self.wake(id: id, with: .timedOut)
                     }
+                    let stillWaiting = state.withLockedValue { s -> Bool in
+                        guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return false }
+                        s.waiters[index].timer = timer
+                        return true
+                    }
+                    if !stillWaiting { timer.cancel() }
                 }
             }
         } onCancel: {
@@ -164,6 +181,6 @@ final class Inbox: Sendable {
             guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return s.waiters.remove(at: index)
         }
-        waiter?.continuation.resume(returning: reason)
+        waiter?.resume(reason)
     }
 }

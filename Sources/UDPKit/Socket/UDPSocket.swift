@@ -35,13 +35,13 @@ public final class UDPSocket: Sendable {
 
     private let inbox: Inbox
     private let isIPv6Socket: Bool
-    private let ownedSocketPath: String?
+    private let ownedSocketFile: UnixSocketFile?
 
     private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?) throws {
         self.channel = channel
         self.inbox = inbox
         self.options = options
-        self.ownedSocketPath = ownedSocketPath
+        self.ownedSocketFile = ownedSocketPath.flatMap(UnixSocketFile.init(path:))
         guard let local = channel.localAddress else { throw UDPError.closed }
         self.localAddress = UDPAddress(local)
         if case .v6 = local { isIPv6Socket = true } else { isIPv6Socket = false }
@@ -67,6 +67,8 @@ public final class UDPSocket: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> UDPSocket {
         let addresses = try await endpoint.resolve(family: family)
+        var options = options
+        if family == .ipv6 && endpoint.isAnyHost { options.ipv6Only = true }
         do {
             return try await bind(to: addresses[0], options: options, group: group)
         } catch UDPError.addressNotAvailable(_) where endpoint.isAnyHost && family == nil {
@@ -136,7 +138,8 @@ public final class UDPSocket: Sendable {
         let slot = options.maximumDatagramSize + 1
         var batch = 1
         #if os(Linux)
-        batch = options.receiveBatchSize
+        // NIO's vector reads cannot carry the empty sender address of an unbound Unix-domain peer.
+        if local.family != .unix { batch = options.receiveBatchSize }
         #endif
         var bootstrap = DatagramBootstrap(group: group)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * batch))
@@ -160,6 +163,7 @@ public final class UDPSocket: Sendable {
         var ownedPath: String?
         do {
             if let path = local.path {
+                if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
                 channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
                 ownedPath = path
             } else {
@@ -245,30 +249,48 @@ public final class UDPSocket: Sendable {
 
     /// Sends several datagrams with one hop to the event loop and one flush (`sendmmsg` on Linux), and waits
     /// until the system accepted them. Every datagram is checked for size before anything is sent.
+    ///
+    /// A datagram too large for the path, or to an unreachable host, fails that send only. Other system errors
+    /// (permission denied for a broadcast address, network unreachable, no buffer space) close the socket, as
+    /// SwiftNIO does; the error thrown says which.
     public func send<S: Sequence>(_ datagrams: S) async throws where S.Element == OutgoingDatagram {
         let envelopes = try datagrams.map { try envelope(for: $0) }
         guard !envelopes.isEmpty else { return }
-        let promise = channel.eventLoop.makePromise(of: Void.self)
+        if localAddress.family == .unix && envelopes.count > 1 {
+            // SwiftNIO cannot batch (sendmmsg) Unix-domain datagrams: send them one at a time.
+            for envelope in envelopes { try await write(CollectionOfOne(envelope)) }
+            return
+        }
+        try await write(envelopes)
+    }
+
+    private func write<C: Collection & Sendable>(_ envelopes: C) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
         let channel = self.channel
-        if channel.eventLoop.inEventLoop {
-            Self.write(envelopes, on: channel, promise: promise)
+        let loop = channel.eventLoop
+        let future: EventLoopFuture<Void>
+        if loop.inEventLoop {
+            future = Self.write(envelopes, on: channel)
         } else {
-            channel.eventLoop.execute { Self.write(envelopes, on: channel, promise: promise) }
+            future = loop.flatSubmit { Self.write(envelopes, on: channel) }
         }
         do {
-            try await promise.futureResult.get()
+            try await future.get()
         } catch {
-            let destination = envelopes.count == 1 ? UDPAddress(envelopes[0].remoteAddress).description : "the destination"
+            let destination = envelopes.count == 1 ? UDPAddress(envelopes.first!.remoteAddress).description : "the destination"
             throw UDPError.from(error, address: destination, operation: "send")
         }
     }
 
-    private static func write(_ envelopes: [AddressedEnvelope<ByteBuffer>], on channel: any Channel, promise: EventLoopPromise<Void>) {
-        let last = envelopes.count - 1
-        for i in 0..<last {
-            channel.write(envelopes[i], promise: nil)
+    /// Writes every envelope with its own promise (so a failure of any one is reported) and flushes once.
+    private static func write<C: Collection>(_ envelopes: C, on channel: any Channel) -> EventLoopFuture<Void> where C.Element == AddressedEnvelope<ByteBuffer> {
+        var futures: [EventLoopFuture<Void>] = []
+        futures.reserveCapacity(envelopes.count)
+        for envelope in envelopes {
+            futures.append(channel.write(envelope))
         }
-        channel.writeAndFlush(envelopes[last], promise: promise)
+        channel.flush()
+        if futures.count == 1 { return futures[0] }
+        return EventLoopFuture.andAllSucceed(futures, on: channel.eventLoop)
     }
 
     private func envelope(for datagram: OutgoingDatagram) throws -> AddressedEnvelope<ByteBuffer> {
@@ -319,7 +341,7 @@ public final class UDPSocket: Sendable {
     /// A Unix-domain socket file this socket created is removed. Closing twice is harmless.
     public func close() async {
         try? await channel.close()
-        if let ownedSocketPath { unlink(ownedSocketPath) }
+        ownedSocketFile?.removeIfStillOurs()
     }
 }
 

@@ -1,0 +1,120 @@
+import Foundation
+import NIOCore
+import UDPKit
+import UDPServers
+import XCTest
+
+final class EchoServerTests: XCTestCase {
+    private func start(_ configuration: EchoServer.Configuration = .init()) async throws -> (EchoServer, Task<Void, any Error>) {
+        let socket = try await UDPSocket.bind(to: UDPAddress(ip: "127.0.0.1", port: 0))
+        let server = EchoServer(socket: socket, configuration: configuration)
+        return (server, Task { try await server.run() })
+    }
+
+    func testEchoIsByteExactAtEverySize() async throws {
+        let (server, task) = try await start()
+        let client = try await UDPSocket.connect(to: server.socket.localAddress)
+        for size in [0, 1, 1_472, 65_507] {
+            let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 ^ size) }
+            let reply = try await client.request(ByteBuffer(bytes: bytes), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
+            XCTAssertEqual(reply.datagram.bytes, bytes, "size \(size)")
+        }
+        XCTAssertEqual(server.counters.replied, 4)
+        task.cancel()
+        await client.close()
+        await server.socket.close()
+    }
+
+    func testGreetingTemplate() async throws {
+        var config = EchoServer.Configuration()
+        config.template = try ReplyTemplate("Hello, {text}! #{count} {{x}} len={length}")
+        let (server, task) = try await start(config)
+        let client = try await UDPSocket.connect(to: server.socket.localAddress)
+        for name in ["Tom", "Jerry"] {
+            let reply = try await client.request(ByteBuffer(string: name))
+            XCTAssertTrue(String(buffer: reply.datagram.payload).hasPrefix("Hello, \(name)! #"))
+            XCTAssertTrue(String(buffer: reply.datagram.payload).hasSuffix("{x} len=\(name.utf8.count)"))
+        }
+        task.cancel()
+        await client.close()
+        await server.socket.close()
+    }
+
+    func testTemplateRendering() throws {
+        let sender = try UDPAddress(ip: "10.0.0.5", port: 4242)
+        let datagram = Datagram(payload: ByteBuffer(bytes: [0xC4, 0xE3]), sender: sender, receivedAt: Date(timeIntervalSince1970: 0))
+        let template = try ReplyTemplate("你{text}|{hex}|{from}:{port}|{time}|{count}", encoding: .gbk)
+        XCTAssertEqual(template.render(datagram, count: 3), [0xC4, 0xE3, 0xC4, 0xE3] + Array("|c4e3|10.0.0.5:4242|1970-01-01T00:00:00.000Z|3".utf8))
+        XCTAssertThrowsError(try ReplyTemplate("Hello {name}")) { XCTAssertTrue("\($0)".contains("unknown placeholder {name}")) }
+        XCTAssertThrowsError(try ReplyTemplate("Hello {text")) { XCTAssertTrue("\($0)".contains("unclosed")) }
+        XCTAssertThrowsError(try ReplyTemplate("a } b")) { XCTAssertTrue("\($0)".contains("unmatched")) }
+    }
+
+    func testNoReplyToLoopPortsOrPortZeroAndCounted() async throws {
+        let (server, task) = try await start()
+        // A sender bound to port 7 (echo) would loop with us forever: it gets nothing.
+        let loopPeer: UDPSocket
+        do {
+            loopPeer = try await UDPSocket.bind(to: UDPAddress(ip: "127.0.0.1", port: 7))
+        } catch UDPError.permissionDenied(_, _) {
+            throw XCTSkip("binding port 7 needs root")
+        }
+        try await loopPeer.send(bytes: Array("loop?".utf8), to: server.socket.localAddress)
+        let nothing = try await loopPeer.receive(timeout: .milliseconds(300))
+        XCTAssertNil(nothing)
+        XCTAssertEqual(server.counters.dropped[.loopPort], 1)
+        task.cancel()
+        await loopPeer.close()
+        await server.socket.close()
+    }
+
+    func testRateLimitHoldsForAmplifyingTemplates() async throws {
+        var config = EchoServer.Configuration()
+        config.template = try ReplyTemplate("a much longer reply than the request: {text}")
+        config.repliesPerSecond = 5
+        config.burst = 5
+        let (server, task) = try await start(config)
+        let client = try await UDPSocket.client(for: server.socket.localAddress)
+        try await client.send((0..<50).map { _ in OutgoingDatagram(bytes: [0x78], to: server.socket.localAddress) })
+        var replies = 0
+        while try await client.receive(timeout: .milliseconds(300)) != nil { replies += 1 }
+        // 5 at once, plus at most a couple refilled while the test ran.
+        XCTAssertGreaterThanOrEqual(replies, 5)
+        XCTAssertLessThanOrEqual(replies, 8)
+        XCTAssertEqual(server.counters.dropped[.rateLimited], 50 - replies)
+        task.cancel()
+        await client.close()
+        await server.socket.close()
+    }
+
+    func testAccessControl() async throws {
+        var config = EchoServer.Configuration()
+        config.access = AccessControl(allow: [try AddressRange("127.0.0.0/8")], deny: [try AddressRange("127.0.0.2")])
+        let (server, task) = try await start(config)
+        let allowed = try await UDPSocket.bind(to: UDPAddress(ip: "127.0.0.1", port: 0))
+        let denied = try await UDPSocket.bind(to: UDPAddress(ip: "127.0.0.2", port: 0))
+        try await allowed.send(bytes: [1], to: server.socket.localAddress)
+        try await denied.send(bytes: [2], to: server.socket.localAddress)
+        let yes = try await allowed.receive(timeout: .seconds(1))
+        let no = try await denied.receive(timeout: .milliseconds(300))
+        XCTAssertEqual(yes?.bytes, [1])
+        XCTAssertNil(no)
+        XCTAssertEqual(server.counters.dropped[.accessDenied], 1)
+        task.cancel()
+        for s in [allowed, denied, server.socket] { await s.close() }
+    }
+
+    func testAddressRanges() throws {
+        let net = try AddressRange("192.168.1.0/24")
+        XCTAssertTrue(net.contains(try UDPAddress(ip: "192.168.1.77", port: 1)))
+        XCTAssertFalse(net.contains(try UDPAddress(ip: "192.168.2.1", port: 1)))
+        XCTAssertFalse(net.contains(try UDPAddress(ip: "::1", port: 1)))
+        XCTAssertEqual(net.description, "192.168.1.0/24")
+        XCTAssertEqual(try AddressRange("10.1.2.3/8").description, "10.0.0.0/8")
+        XCTAssertTrue(try AddressRange("fe80::/10").contains(try UDPAddress(ip: "fe80::1", port: 1)))
+        XCTAssertTrue(try AddressRange("0.0.0.0/0").contains(try UDPAddress(ip: "8.8.8.8", port: 1)))
+        for bad in ["10.0.0.0/33", "10.0.0.0/", "nonsense/8", "::/129", "1.2.3.4/8/9", "10.0.0.0/-1"] {
+            XCTAssertThrowsError(try AddressRange(bad), bad)
+        }
+    }
+}
