@@ -82,23 +82,23 @@ public struct DatagramFormatter: Sendable {
 
     /// Local wall-clock time with milliseconds: `23:10:31.123`.
     public static func clockTime(_ date: Date) -> String {
-        let seconds = date.timeIntervalSince1970
-        var t = time_t(seconds.rounded(.down))
-        var parts = tm()
-        localtime_r(&t, &parts)
-        let millis = Int((seconds - seconds.rounded(.down)) * 1000)
+        let (parts, millis) = split(date, utc: false)
         return pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "." + pad(millis, 3)
     }
 
     /// UTC time in ISO 8601 with milliseconds: `2026-11-20T23:10:31.123Z`.
     public static func isoTime(_ date: Date) -> String {
+        let (parts, millis) = split(date, utc: true)
+        return "\(parts.tm_year + 1900)-" + pad(Int(parts.tm_mon) + 1) + "-" + pad(Int(parts.tm_mday)) + "T"
+            + pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "." + pad(millis, 3) + "Z"
+    }
+
+    private static func split(_ date: Date, utc: Bool) -> (tm, Int) {
         let seconds = date.timeIntervalSince1970
         var t = time_t(seconds.rounded(.down))
         var parts = tm()
-        gmtime_r(&t, &parts)
-        let millis = Int((seconds - seconds.rounded(.down)) * 1000)
-        return "\(parts.tm_year + 1900)-" + pad(Int(parts.tm_mon) + 1) + "-" + pad(Int(parts.tm_mday)) + "T"
-            + pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "." + pad(millis, 3) + "Z"
+        if utc { gmtime_r(&t, &parts) } else { localtime_r(&t, &parts) }
+        return (parts, Int((seconds - seconds.rounded(.down)) * 1000))
     }
 
     private static func pad(_ n: Int, _ width: Int = 2) -> String {
