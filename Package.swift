@@ -43,6 +43,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Echo servers for the benchmark harness (benchmarks/run); EchoUDPKit is also the example users copy.
+        .executableTarget(name: "EchoUDPKit", dependencies: ["UDPKit"], path: "Examples/EchoUDPKit"),
+        .executableTarget(
+            name: "EchoNIOHandler",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "benchmarks/servers/EchoNIOHandler"
+        ),
+        .executableTarget(
+            name: "EchoNIOAsyncChannel",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "benchmarks/servers/EchoNIOAsyncChannel"
+        ),
         .testTarget(name: "UDPKitTests", dependencies: ["UDPKit"]),
         .testTarget(name: "UDPBenchTests", dependencies: ["UDPBench"]),
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),

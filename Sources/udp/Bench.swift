@@ -7,8 +7,8 @@ import UDPKit
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure a UDP service: latency percentiles and loss (ping).",
-        subcommands: [BenchPing.self]
+        abstract: "Measure a UDP service: latency percentiles (ping), throughput and loss (flood, sink).",
+        subcommands: [BenchPing.self, BenchFlood.self, BenchSink.self]
     )
 }
 
@@ -116,9 +116,6 @@ struct PingResult: Sendable {
         return JSONText.object(fields)
     }
 
-    private func percent(_ part: Int, _ whole: Int) -> String {
-        whole == 0 ? "0%" : String(format: "%.2f%%", Double(part) * 100 / Double(whole))
-    }
 }
 
 func seconds(_ d: Duration) -> Double {

@@ -83,17 +83,19 @@ struct Echo: AsyncParsableCommand {
             return
         }
         let server = EchoServer(socket: socket, configuration: config)
-        let live = LiveCounters(server: server)
+        let live = LiveLine {
+            let c = server.counters
+            return "\(c.received) received, \(c.replied) replied, \(c.droppedTotal) not answered"
+        }
         let log = quiet ? nil : Self.logger(formatter)
         try await closing(socket) { try await withSignalCancellation {
-            let liveTask = Task { await live.run() }
-            defer { liveTask.cancel() }
-            do {
-                try await server.run(onEvent: log)
-            } catch is CancellationError {}
+            try await live.while {
+                do {
+                    try await server.run(onEvent: log)
+                } catch is CancellationError {}
+            }
         } }
         Terminal.flushStdout()
-        live.clear()
         Terminal.writeStderr(Self.summary(server.counters) + "\n")
     }
 
@@ -129,23 +131,5 @@ struct Echo: AsyncParsableCommand {
                 }
             } catch is CancellationError {}
         } }
-    }
-}
-
-/// Counters redrawn once a second on stderr, only when stderr is a terminal.
-struct LiveCounters: Sendable {
-    let server: EchoServer
-
-    func run() async {
-        guard Terminal.stderrIsTTY else { return }
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
-            let c = server.counters
-            Terminal.writeStderr("\r\u{1B}[K\(c.received) received, \(c.replied) replied, \(c.droppedTotal) not answered")
-        }
-    }
-
-    func clear() {
-        if Terminal.stderrIsTTY { Terminal.writeStderr("\r\u{1B}[K") }
     }
 }

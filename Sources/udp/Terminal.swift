@@ -99,3 +99,29 @@ enum StandardInput {
         String(validating: line, as: UTF8.self)
     }
 }
+
+/// A status line redrawn once a second on stderr while some work runs, only when stderr is a terminal.
+struct LiveLine: Sendable {
+    let render: @Sendable () -> String
+
+    init(_ render: @escaping @Sendable () -> String) {
+        self.render = render
+    }
+
+    /// Runs `body` with the line shown, and erases the line when `body` ends.
+    func `while`<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        guard Terminal.stderrIsTTY else { return try await body() }
+        let render = self.render
+        let task = Task {
+            while true {
+                try await Task.sleep(for: .seconds(1))
+                Terminal.writeStderr("\r\u{1B}[K" + render())
+            }
+        }
+        defer {
+            task.cancel()
+            Terminal.writeStderr("\r\u{1B}[K")
+        }
+        return try await body()
+    }
+}

@@ -257,6 +257,42 @@ final class SocketTests: XCTestCase {
         await server.close()
     }
 
+    func testSegmentationOffloadSendsSeparateDatagramsAndReceiveOffloadSplitsThemBack() async throws {
+        try XCTSkipUnless(UDPSocket.supportsSegmentationOffload, "no UDP GSO on this system")
+        // 10 segments of 100 bytes and a short last one of 40, each with its own contents.
+        let bytes = (0..<1_040).map { UInt8(truncatingIfNeeded: $0 / 100 &* 31 &+ $0) }
+        let expected = stride(from: 0, to: bytes.count, by: 100).map { Array(bytes[$0 ..< min($0 + 100, bytes.count)]) }
+        for offload in [false, true] {
+            var options = UDPSocketOptions()
+            options.receiveOffload = offload
+            options.maximumDatagramSize = 200
+            let receiver = try await UDPSocket.bind(to: loopback, options: options)
+            let sender = try await UDPSocket.client(for: receiver.localAddress)
+            try await sender.send([OutgoingDatagram(segments: ByteBuffer(bytes: bytes), segmentSize: 100, to: receiver.localAddress)])
+            var received: [[UInt8]] = []
+            while received.count < expected.count, let datagram = try await receiver.receive(timeout: .seconds(2)) {
+                XCTAssertFalse(datagram.truncated, "receive offload \(offload)")
+                received.append(datagram.bytes)
+            }
+            XCTAssertEqual(received, expected, "receive offload \(offload)")
+            await sender.close()
+            await receiver.close()
+        }
+    }
+
+    func testSegmentationOffloadLimitsAreChecked() async throws {
+        try XCTSkipUnless(UDPSocket.supportsSegmentationOffload, "no UDP GSO on this system")
+        let receiver = try await UDPSocket.bind(to: loopback)
+        let sender = try await UDPSocket.client(for: receiver.localAddress)
+        let tooMany = ByteBuffer(repeating: 1, count: (UDPSocket.maximumSegments + 1) * 10)
+        do {
+            try await sender.send([OutgoingDatagram(segments: tooMany, segmentSize: 10, to: receiver.localAddress)])
+            XCTFail("more segments than the kernel takes were accepted")
+        } catch UDPError.messageTooLarge {}
+        await sender.close()
+        await receiver.close()
+    }
+
     func testRequestPolicyBackoff() {
         let policy = RequestPolicy(timeout: .milliseconds(100), retries: 3)
         XCTAssertEqual(policy.waits, [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)])

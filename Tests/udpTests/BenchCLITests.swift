@@ -38,3 +38,72 @@ final class BenchCLITests: XCTestCase {
         XCTAssertEqual(refused.status, 69, refused.stderr)
     }
 }
+
+/// `udp bench flood` and `udp bench sink`, against each other and against Python peers.
+final class FloodSinkCLITests: XCTestCase {
+    private func json(_ data: Data) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
+    }
+
+    func testFloodIntoSinkAtAGivenRate() throws {
+        let sink = try Run.start(["bench", "sink", "127.0.0.1:0", "--show-port", "--count", "2000", "--json"])
+        let port = try Peer.listenPort(of: sink, prefix: "sink on ")
+        let flood = try Run.udp(["bench", "flood", "127.0.0.1", String(port), "--count", "2000", "--rate", "20k", "--size", "200", "--json"])
+        XCTAssertEqual(flood.status, 0, flood.stderr)
+        let sent = try json(flood.stdout)
+        XCTAssertEqual(sent["sent"] as? Int, 2000)
+        // 2,000 at 20k/s take about 0.1 s: the pacing holds the rate (generously bounded for a busy machine).
+        let seconds = try XCTUnwrap(sent["seconds"] as? Double)
+        XCTAssertGreaterThan(seconds, 0.08)
+        let done = sink.finish(timeout: 5)
+        XCTAssertEqual(done.status, 0, done.stderr)
+        let received = try json(done.stdout)
+        XCTAssertEqual(received["received"] as? Int, 2000)
+        XCTAssertEqual(received["bytes"] as? Int, 400_000)
+        XCTAssertEqual(received["lost"] as? Int, 0)
+        XCTAssertEqual(received["duplicates"] as? Int, 0)
+    }
+
+    func testSinkCountsLossReorderingAndDuplicatesFromHandMadeProbes() throws {
+        let sink = try Run.start(["bench", "sink", "127.0.0.1:0", "--show-port", "--timeout", "500ms"])
+        let port = try Peer.listenPort(of: sink, prefix: "sink on ")
+        // Sequences 0 1 2 5 4 4 7 (3 and 6 lost, 4 reordered then duplicated), plus one stray datagram.
+        func probe(_ sequence: UInt64) -> String {
+            var bytes: [UInt8] = [0x55, 0x44, 0x50, 0x42, 1, 0, 0, 0, 0, 0, 0, 9]
+            bytes += (0..<8).reversed().map { UInt8(truncatingIfNeeded: sequence >> ($0 * 8)) }
+            bytes += [UInt8](repeating: 0, count: 8 + 36)
+            return bytes.map { String(format: "%02x", $0) }.joined()
+        }
+        let sender = try Run.python(Peer.sender, ["127.0.0.1", String(port)] + [0, 1, 2, 5, 4, 4, 7].map(probe) + ["6869"])
+        XCTAssertEqual(sender.finish(timeout: 5).status, 0)
+        let done = sink.finish(timeout: 5)
+        XCTAssertEqual(done.status, 0, done.stderr)
+        XCTAssertTrue(done.text.contains("received  6 datagrams (448 bytes)"), done.text)
+        XCTAssertTrue(done.text.contains("lost      2 (25.00%), 1 duplicate, 1 reordered"), done.text)
+        XCTAssertTrue(done.text.contains("1 not bench probes"), done.text)
+    }
+
+    func testFloodInEchoModeAgainstAPythonEcho() throws {
+        let server = try Run.python(Peer.echo, ["127.0.0.1", "0"])
+        let port = try Peer.port(of: server)
+        defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
+        let result = try Run.udp(["bench", "flood", "127.0.0.1:\(port)", "--count", "300", "--window", "8", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try json(result.stdout)
+        XCTAssertEqual(report["sent"] as? Int, 300)
+        XCTAssertEqual(report["received"] as? Int, 300)
+        XCTAssertEqual(report["lost"] as? Int, 0)
+        XCTAssertNotNil(report["rtt_p50_us"] as? Double)
+    }
+
+    func testBadFloodSettings() throws {
+        for arguments in [["--rate", "0"], ["--rate", "fast"], ["--rate", "-5k"], ["--size", "27"], ["--size", "65508"],
+                          ["--duration", "0s"], ["--window", "0"], ["--count", "0"]] {
+            let result = try Run.udp(["bench", "flood", "127.0.0.1", "9"] + arguments)
+            XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").first?.hasPrefix("udp: "), true, result.stderr)
+        }
+        let sink = try Run.udp(["bench", "sink", "127.0.0.1:70000"])
+        XCTAssertEqual(sink.status, 64, sink.stderr)
+    }
+}

@@ -187,11 +187,12 @@ enum Peer {
         throw XCTSkip("peer did not start")
     }
 
-    /// Waits until the bound address line appears on a `udp listen --show-port` stderr and returns the port.
-    static func listenPort(of handle: Run.Handle, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+    /// Waits until the bound address line (`udp listen --show-port`, or another command's `prefix`) appears on
+    /// stderr and returns the port.
+    static func listenPort(of handle: Run.Handle, prefix: String = "listening on ", file: StaticString = #filePath, line: UInt = #line) throws -> Int {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
-            if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }),
+            if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
                 return port
             }

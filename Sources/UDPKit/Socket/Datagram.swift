@@ -25,17 +25,31 @@ public struct Datagram: Sendable {
     public var bytes: [UInt8] { Array(payload.readableBytesView) }
 }
 
-/// A datagram to send: a payload and its destination.
+/// A datagram to send: a payload and its destination; or, with a segment size, a run of equal-sized
+/// datagrams handed to the kernel as one (UDP generic segmentation offload).
 public struct OutgoingDatagram: Sendable {
     /// The bytes to send.
     public var payload: ByteBuffer
     /// Where to send them.
     public var destination: UDPAddress
+    /// When set, `payload` is cut by the kernel into datagrams of this many bytes (the last one may be
+    /// shorter), all to `destination`, with the cost of one send. Linux only: see
+    /// `UDPSocket.supportsSegmentationOffload` and `UDPSocket.maximumSegments`.
+    public var segmentSize: Int?
 
     /// A datagram carrying `payload` to `destination`.
     public init(payload: ByteBuffer, to destination: UDPAddress) {
         self.payload = payload
         self.destination = destination
+    }
+
+    /// Datagrams of `segmentSize` bytes each, cut from `payload` by the kernel (UDP GSO, Linux only). The
+    /// payload may hold at most `UDPSocket.maximumSegments` segments and at most the destination's
+    /// `maximumPayload` bytes in total; sending checks both and throws `UDPError.messageTooLarge`.
+    public init(segments payload: ByteBuffer, segmentSize: Int, to destination: UDPAddress) {
+        self.payload = payload
+        self.destination = destination
+        self.segmentSize = segmentSize
     }
 
     /// A datagram carrying `bytes` to `destination`.

@@ -26,7 +26,20 @@ final class DatagramHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        var payload = envelope.data
+        if let segmentSize = envelope.metadata?.segmentSize, segmentSize > 0, envelope.data.readableBytes > segmentSize {
+            // Receive offload coalesced several datagrams of one sender: hand them on one by one.
+            let sender = UDPAddress(envelope.remoteAddress)
+            var rest = envelope.data
+            while rest.readableBytes > 0, let segment = rest.readSlice(length: min(segmentSize, rest.readableBytes)) {
+                append(segment, from: sender)
+            }
+            return
+        }
+        append(envelope.data, from: UDPAddress(envelope.remoteAddress))
+    }
+
+    private func append(_ payload: ByteBuffer, from sender: UDPAddress) {
+        var payload = payload
         var truncated = false
         if payload.readableBytes > maximumSize {
             // The receive slots are one byte larger than the maximum, so a full slot means the datagram was cut.
@@ -34,7 +47,7 @@ final class DatagramHandler: ChannelDuplexHandler {
             payload.moveWriterIndex(to: payload.readerIndex + maximumSize)
         }
         pendingBytes += payload.readableBytes
-        pending.append(Datagram(payload: payload, sender: UDPAddress(envelope.remoteAddress), receivedAt: .distantPast, truncated: truncated))
+        pending.append(Datagram(payload: payload, sender: sender, receivedAt: .distantPast, truncated: truncated))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -47,13 +60,19 @@ final class DatagramHandler: ChannelDuplexHandler {
         let now = Date()
         // Datagrams are slices of large receive buffers; copy them into one compact buffer so that queued
         // datagrams hold only their own bytes and the receive buffers can be reused at once.
+        // Every write goes in before the first slice is taken: a slice shares the storage, so a write after it
+        // would copy the whole buffer (quadratic in the batch).
         var compact = context.channel.allocator.buffer(capacity: pendingBytes)
+        for datagram in pending {
+            compact.writeImmutableBuffer(datagram.payload)
+        }
         var batch = pending
+        var start = 0
         for i in batch.indices {
-            let start = compact.writerIndex
-            compact.writeImmutableBuffer(batch[i].payload)
+            let length = batch[i].payload.readableBytes
             batch[i].receivedAt = now
-            batch[i].payload = compact.getSlice(at: start, length: batch[i].payload.readableBytes)!
+            batch[i].payload = compact.getSlice(at: start, length: length)!
+            start += length
         }
         pending.removeAll(keepingCapacity: true)
         pendingBytes = 0

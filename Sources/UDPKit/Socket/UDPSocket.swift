@@ -135,7 +135,9 @@ public final class UDPSocket: Sendable {
     ) async throws -> UDPSocket {
         do { try options.validate() } catch { throw UDPError.invalidAddress(local.description, reason: error.description) }
         let inbox = Inbox(limit: options.receiveQueueLimit)
-        let slot = options.maximumDatagramSize + 1
+        let offload = options.receiveOffload && System.supportsUDPReceiveOffload && local.family != .unix
+        // A coalesced read can be as large as the largest datagram, whatever the per-datagram maximum.
+        let slot = offload ? max(options.maximumDatagramSize + 1, 65_536) : options.maximumDatagramSize + 1
         var batch = 1
         #if os(Linux)
         // NIO's vector reads cannot carry the empty sender address of an unbound Unix-domain peer.
@@ -152,6 +154,10 @@ public final class UDPSocket: Sendable {
                 }
             }
         if batch > 1 { bootstrap = bootstrap.channelOption(.datagramVectorReadMessageCount, value: batch) }
+        if offload {
+            bootstrap = bootstrap.channelOption(.datagramReceiveOffload, value: true)
+                .channelOption(.datagramReceiveSegmentSize, value: true)
+        }
         if options.reuseAddress { bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1) }
         if options.reusePort { bootstrap = bootstrap.channelOption(RawSocketOption.reusePort, value: 1) }
         if options.broadcast { bootstrap = bootstrap.channelOption(.socketOption(.so_broadcast), value: 1) }
@@ -298,6 +304,17 @@ public final class UDPSocket: Sendable {
         if let limit = destination.maximumPayload, datagram.payload.readableBytes > limit {
             throw UDPError.messageTooLarge(size: datagram.payload.readableBytes, limit: limit)
         }
+        var metadata: AddressedEnvelope<ByteBuffer>.Metadata?
+        if let segmentSize = datagram.segmentSize {
+            guard Self.supportsSegmentationOffload, destination.family != .unix else {
+                throw UDPError.system(operation: "send with segmentation offload (UDP GSO)", errno: EOPNOTSUPP)
+            }
+            let segments = (datagram.payload.readableBytes + segmentSize - 1) / max(1, segmentSize)
+            guard segmentSize > 0, segments <= Self.maximumSegments else {
+                throw UDPError.messageTooLarge(size: datagram.payload.readableBytes, limit: max(1, segmentSize) * Self.maximumSegments)
+            }
+            metadata = .init(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
+        }
         let target: SocketAddress
         switch (isIPv6Socket, destination.family) {
         case (true, .ipv4): target = destination.mappedToIPv6
@@ -305,8 +322,15 @@ public final class UDPSocket: Sendable {
             throw UDPError.invalidAddress(destination.description, reason: "cannot send to an IPv6 address from an IPv4 socket")
         default: target = destination.socketAddress
         }
-        return AddressedEnvelope(remoteAddress: target, data: datagram.payload)
+        return AddressedEnvelope(remoteAddress: target, data: datagram.payload, metadata: metadata)
     }
+
+    /// Whether `OutgoingDatagram(segments:segmentSize:to:)` works here (Linux 4.18 and later).
+    public static var supportsSegmentationOffload: Bool { System.supportsUDPSegmentationOffload }
+
+    /// The most segments one segmentation-offload send may carry: 64, the limit of every Linux kernel
+    /// with UDP GSO (newer kernels allow more, but do not say so).
+    public static let maximumSegments = 64
 
     // MARK: - Receiving
 

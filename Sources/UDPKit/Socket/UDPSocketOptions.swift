@@ -40,6 +40,11 @@ public struct UDPSocketOptions: Sendable {
     public var ipv6Only = false
     /// For Unix-domain sockets: remove a stale socket file at the path before binding. Default true.
     public var removeExistingSocketFile = true
+    /// Lets the kernel hand over a run of same-sized datagrams from one sender in a single read (UDP GRO,
+    /// Linux 5.10 and later; ignored elsewhere). They are split back into datagrams before delivery, so a
+    /// receiver sees exactly what it would without it, only faster, above all when the sender uses
+    /// segmentation offload. Off by default.
+    public var receiveOffload = false
 
     /// The default options.
     public init() {}

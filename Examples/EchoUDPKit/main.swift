@@ -1,0 +1,14 @@
+// A UDP echo server in a few lines of UDPKit's async API.
+//
+//   swift run EchoUDPKit 9999        then: udp request 127.0.0.1 9999 hello
+//
+// `batches` hands over everything one read cycle brought in (up to 16 datagrams on Linux), and
+// `send(_:)` gives a whole batch to the event loop at once (one flush, sendmmsg on Linux): moving
+// datagrams in batches, not one by one, is what makes an async echo fast.
+import UDPKit
+
+let port = CommandLine.arguments.dropFirst().first ?? "9999"
+let socket = try await UDPSocket.bind(to: UDPEndpoint.parse("127.0.0.1:\(port)"))
+for try await batch in socket.batches {
+    try await socket.send(batch.map { OutgoingDatagram(payload: $0.payload, to: $0.sender) })
+}
