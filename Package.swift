@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "UDPKit", targets: ["UDPKit"]),
+        .library(name: "UDPProxy", targets: ["UDPProxy", "Impairment"]),
         .executable(name: "udp", targets: ["udp"]),
     ],
     dependencies: [
@@ -33,12 +34,24 @@ let package = Package(
             ]
         ),
         .target(name: "UDPBench"),
+        .target(name: "Impairment"),
+        .target(
+            name: "UDPProxy",
+            dependencies: [
+                "UDPKit",
+                "Impairment",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "udp",
             dependencies: [
                 "UDPKit",
                 "UDPServers",
                 "UDPBench",
+                "UDPProxy",
+                "Impairment",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -57,6 +70,8 @@ let package = Package(
         ),
         .testTarget(name: "UDPKitTests", dependencies: ["UDPKit"]),
         .testTarget(name: "UDPBenchTests", dependencies: ["UDPBench"]),
+        .testTarget(name: "ImpairmentTests", dependencies: ["Impairment"]),
+        .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]

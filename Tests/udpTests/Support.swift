@@ -193,7 +193,8 @@ enum Peer {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
-               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+               let address = line.dropFirst(prefix.count).split(separator: " ").first,
+               let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) {
                 return port
             }
             usleep(10_000)

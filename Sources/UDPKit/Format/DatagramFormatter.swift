@@ -77,6 +77,7 @@ public struct DatagramFormatter: Sendable {
         case .double(let d): return String(d)
         case .bool(let b): return String(b)
         case .null: return "-"
+        case .raw(let json): return TerminalText.escape(json)
         }
     }
 

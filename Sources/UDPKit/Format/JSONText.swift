@@ -12,6 +12,8 @@ public enum JSONText {
         case bool(Bool)
         /// null.
         case null
+        /// JSON text written as is, such as a nested `object(_:)`; the caller vouches that it is valid JSON.
+        case raw(String)
     }
 
     /// A JSON string literal for `text`: quotes, backslashes and all control characters (U+0000-001F, U+007F-009F,
@@ -57,6 +59,7 @@ public enum JSONText {
             switch field.value {
             case .string(let s): out += quote(s)
             case .int(let n): out += String(n)
+            case .raw(let json): out += json
             case .double(let d): out += d.isFinite ? String(d) : "null"
             case .bool(let b): out += b ? "true" : "false"
             case .null: out += "null"

@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+
+/// `udp proxy` between real peers: `udp echo`, `udp request`, `udp bench flood`.
+final class ProxyCLITests: XCTestCase {
+    private func startEcho() throws -> (Run.Handle, Int) {
+        let server = try Run.start(["echo", "127.0.0.1:0", "--show-port", "--quiet"])
+        return (server, try Peer.listenPort(of: server, prefix: "echo server on "))
+    }
+
+    private func startProxy(to port: Int, _ options: [String]) throws -> (Run.Handle, Int) {
+        let proxy = try Run.start(["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(port)", "--show-port"] + options)
+        return (proxy, try Peer.listenPort(of: proxy, prefix: "proxy on "))
+    }
+
+    func testRequestThroughHalfLossIsRecoveredByRetries() throws {
+        let (echo, echoPort) = try startEcho()
+        defer { _ = echo.finish(signal: SIGTERM) }
+        let (proxy, proxyPort) = try startProxy(to: echoPort, ["--loss", "50%", "--seed", "11"])
+        let result = try Run.udp(["request", "127.0.0.1", String(proxyPort), "ping", "--timeout", "100ms", "--retries", "12"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.text.contains("ping"), result.text)
+        let done = proxy.finish(signal: SIGTERM)
+        XCTAssertEqual(done.status, 0, done.stderr)
+        // Lost on the way at least once (the seed decides), and the summary says so.
+        XCTAssertTrue(done.stderr.contains("lost"), done.stderr)
+        XCTAssertTrue(done.stderr.contains("seed 11"), done.stderr)
+    }
+
+    func testDuplicatesAndReorderingSeenByBenchMatchTheProxyCounters() throws {
+        let (echo, echoPort) = try startEcho()
+        defer { _ = echo.finish(signal: SIGTERM) }
+        let (proxy, proxyPort) = try startProxy(to: echoPort, ["--up-duplicate", "5%", "--up-reorder", "10%", "--seed", "1", "--json"])
+        let bench = try Run.udp(["bench", "flood", "127.0.0.1", String(proxyPort), "--count", "2000", "--rate", "4k", "--window", "64", "--json"], timeout: 20)
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        let seen = try XCTUnwrap(try JSONSerialization.jsonObject(with: bench.stdout) as? [String: Any])
+        let done = proxy.finish(signal: SIGTERM)
+        XCTAssertEqual(done.status, 0, done.stderr)
+        let summaryLine = try XCTUnwrap(done.stderr.split(separator: "\n").last(where: { $0.hasPrefix("{") }), done.stderr)
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(summaryLine.utf8)) as? [String: Any])
+        let up = try XCTUnwrap(summary["up"] as? [String: Any])
+        XCTAssertEqual(up["received"] as? Int, 2000)
+        XCTAssertEqual(seen["lost"] as? Int, 0)
+        XCTAssertEqual(seen["duplicates"] as? Int, up["duplicated"] as? Int)
+        XCTAssertEqual(seen["reordered"] as? Int, up["reordered"] as? Int)
+        XCTAssertGreaterThan(up["duplicated"] as? Int ?? 0, 40)
+        XCTAssertGreaterThan(up["reordered"] as? Int ?? 0, 100)
+    }
+
+    func testBadSettingsGetOneLineAndExit64() throws {
+        let cases: [([String], String)] = [
+            (["--loss", "120%"], "--loss: 120% is above 100%"),
+            (["--delay=-5ms"], "--delay: -5ms is negative"),
+            (["--delay", "5x"], "unknown unit"),
+            (["--up-rate", "fast"], "--up-rate"),
+            (["--down-duplicate", "nan"], "not a number"),
+            (["--jitter", "2h"], "--jitter"),
+            (["--idle-timeout", "0s"], "--idle-timeout"),
+        ]
+        for (options, message) in cases {
+            let result = try Run.udp(["proxy", "9000", "127.0.0.1", "9999"] + options)
+            XCTAssertEqual(result.status, 64, "\(options): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("udp: ") && result.stderr.contains(message), "\(options): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        }
+        let missing = try Run.udp(["proxy", "9000", "127.0.0.1"])
+        XCTAssertEqual(missing.status, 64, missing.stderr)
+        let half = try Run.udp(["proxy", "--listen", "9000"])
+        XCTAssertEqual(half.status, 64, half.stderr)
+    }
+
+    func testPortInUseIsAClearError() throws {
+        let (echo, echoPort) = try startEcho()
+        defer { _ = echo.finish(signal: SIGTERM) }
+        let result = try Run.udp(["proxy", "--listen", "127.0.0.1:\(echoPort)", "--to", "127.0.0.1:9"])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("already in use"), result.stderr)
+    }
+}
