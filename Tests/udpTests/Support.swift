@@ -49,6 +49,7 @@ enum Run {
         }
 
         var stdout: Data { (try? Data(contentsOf: outURL)) ?? Data() }
+        var text: String { String(decoding: stdout, as: UTF8.self) }
         var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
 
         func closeInput() { try? inPipe.fileHandleForWriting.close() }
@@ -201,5 +202,47 @@ enum Peer {
         }
         XCTFail("udp listen did not start: \(handle.stderr)", file: file, line: line)
         throw XCTSkip("listener did not start")
+    }
+}
+
+/// Runs short commands with posix_spawn and waitpid. For tools that daemonize (tmux), whose exit
+/// Foundation's `Process` can miss.
+enum Spawn {
+    struct Output {
+        var status: Int32
+        var text: String
+    }
+
+    /// Runs `arguments` (the first is looked up on PATH) with stdin from /dev/null, stdout and stderr to a
+    /// temporary file; kills it after `timeout` seconds.
+    static func run(_ arguments: [String], timeout: Double = 5) throws -> Output {
+        guard let path = Run.which(arguments[0]) else { throw XCTSkip("\(arguments[0]) is not installed") }
+        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID().uuidString).out").path
+        defer { unlink(outPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments.dropFirst()).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, &argv, environ)
+        guard spawned == 0 else { throw XCTSkip("cannot start \(path): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(timeout)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                XCTFail("\(arguments) did not finish within \(timeout) s")
+                break
+            }
+            usleep(5_000)
+        }
+        let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let code: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return Output(status: code, text: text)
     }
 }
