@@ -94,39 +94,36 @@ public final class EchoServer: Sendable {
     /// Answers datagrams until the socket closes or the task is cancelled. `onEvent`, when given, sees every
     /// datagram with its reply or drop reason (after the batch's replies were sent).
     public func run(onEvent: (@Sendable (Event) -> Void)? = nil) async throws {
-        var limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
-        var senders = Set<UDPAddress>()
-        var count = 0
-        var outgoing: [OutgoingDatagram] = []
-        var events: [Event] = []
+        let engine = NIOLockedValueBox(Engine(limiter: RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)))
         do {
-            for try await batch in socket.batches {
+            // Replies are decided and sent on the socket's event loop, a read cycle at a time.
+            try await socket.respond { [self] batch in
+                var outgoing: [OutgoingDatagram] = []
+                outgoing.reserveCapacity(batch.count)
+                var events: [Event] = []
                 var delta = Counters()
-                for datagram in batch {
-                    count += 1
-                    delta.received += 1
-                    delta.receivedBytes += datagram.payload.readableBytes
-                    if senders.count < 100_000, senders.insert(datagram.sender).inserted { delta.senders += 1 }
-                    let (reply, reason) = answer(datagram, count: count, limiter: &limiter)
-                    if let reply {
-                        outgoing.append(OutgoingDatagram(payload: reply, to: datagram.sender))
-                        delta.replied += 1
-                        delta.repliedBytes += reply.readableBytes
-                    } else if let reason {
-                        delta.dropped[reason, default: 0] += 1
+                engine.withLockedValue { engine in
+                    for datagram in batch {
+                        engine.count += 1
+                        delta.received += 1
+                        delta.receivedBytes += datagram.payload.readableBytes
+                        // A read cycle mostly holds one sender's datagrams: hash each address once.
+                        if datagram.sender != engine.lastSender {
+                            engine.lastSender = datagram.sender
+                            if engine.senders.count < 100_000, engine.senders.insert(datagram.sender).inserted { delta.senders += 1 }
+                        }
+                        let (reply, reason) = answer(datagram, count: engine.count, limiter: &engine.limiter)
+                        if let reply {
+                            outgoing.append(OutgoingDatagram(payload: reply, to: datagram.sender))
+                            delta.replied += 1
+                            delta.repliedBytes += reply.readableBytes
+                        } else if let reason {
+                            delta.dropped[reason, default: 0] += 1
+                        }
+                        if onEvent != nil {
+                            events.append(Event(datagram: datagram, reply: reply.map { Array($0.readableBytesView) }, dropped: reason))
+                        }
                     }
-                    if onEvent != nil {
-                        events.append(Event(datagram: datagram, reply: reply.map { Array($0.readableBytesView) }, dropped: reason))
-                    }
-                }
-                if !outgoing.isEmpty {
-                    do {
-                        try await socket.send(outgoing)
-                    } catch let error as UDPError {
-                        // A reply that cannot be delivered (peer gone, no route) must not stop the server.
-                        if case .closed = error { throw error }
-                    }
-                    outgoing.removeAll(keepingCapacity: true)
                 }
                 state.withLockedValue { total in
                     total.received += delta.received
@@ -136,12 +133,18 @@ public final class EchoServer: Sendable {
                     total.senders += delta.senders
                     for (reason, n) in delta.dropped { total.dropped[reason, default: 0] += n }
                 }
-                if let onEvent {
-                    events.forEach(onEvent)
-                    events.removeAll(keepingCapacity: true)
-                }
+                if let onEvent { events.forEach(onEvent) }
+                return outgoing
             }
         } catch UDPError.closed {}
+    }
+
+    /// What the server remembers between datagrams.
+    private struct Engine {
+        var limiter: RateLimiter
+        var senders = Set<UDPAddress>()
+        var lastSender: UDPAddress?
+        var count = 0
     }
 
     private func answer(_ datagram: Datagram, count: Int, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {

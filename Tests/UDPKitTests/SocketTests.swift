@@ -293,6 +293,38 @@ final class SocketTests: XCTestCase {
         await receiver.close()
     }
 
+    func testRespondAnswersOnTheEventLoopAndHandsBackOnCancellation() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let client = try await UDPSocket.client(for: server.localAddress)
+        // Queued before respond starts: answered too.
+        try await client.send(bytes: [1], to: server.localAddress)
+        try await Task.sleep(for: .milliseconds(50))
+        let task = Task {
+            try await server.respond { batch in
+                batch.map { OutgoingDatagram(bytes: [0xAA] + $0.bytes, to: $0.sender) }
+            }
+        }
+        let first = try await receive(client)
+        XCTAssertEqual(first.bytes, [0xAA, 1])
+        try await client.send((2...40).map { OutgoingDatagram(bytes: [UInt8($0)], to: server.localAddress) })
+        var seen: [UInt8] = []
+        while seen.count < 39, let reply = try await client.receive(timeout: .seconds(2)) { seen.append(reply.bytes[1]) }
+        XCTAssertEqual(seen, Array(2...40))
+        task.cancel()
+        do {
+            try await task.value
+            XCTFail("respond returned without an error after cancellation")
+        } catch is CancellationError {}
+        // Back to queueing: the next datagram is received, not answered.
+        try await client.send(bytes: [99], to: server.localAddress)
+        let queued = try await receive(server)
+        XCTAssertEqual(queued.bytes, [99])
+        let unanswered = try await client.receive(timeout: .milliseconds(100))
+        XCTAssertNil(unanswered)
+        await client.close()
+        await server.close()
+    }
+
     func testRequestPolicyBackoff() {
         let policy = RequestPolicy(timeout: .milliseconds(100), retries: 3)
         XCTAssertEqual(policy.waits, [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)])

@@ -55,9 +55,23 @@ final class DatagramHandler: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
+    /// When set, each read cycle's datagrams go to this closure (on the event loop) instead of the inbox, and the
+    /// replies it returns leave with one flush. See `UDPSocket.respond(_:)`.
+    var responder: (@Sendable ([Datagram]) -> [AddressedEnvelope<ByteBuffer>])?
+
     private func flushPending(context: ChannelHandlerContext) {
         guard !pending.isEmpty else { return }
         let now = Date()
+        if let responder {
+            // Answered before the next read: the slices of the receive buffer need no copy.
+            for i in pending.indices { pending[i].receivedAt = now }
+            let replies = responder(pending)
+            pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
+            for reply in replies { context.write(wrapOutboundOut(reply), promise: nil) }
+            if !replies.isEmpty { context.flush() }
+            return
+        }
         // Datagrams are slices of large receive buffers; copy them into one compact buffer so that queued
         // datagrams hold only their own bytes and the receive buffers can be reused at once.
         // Every write goes in before the first slice is taken: a slice shares the storage, so a write after it

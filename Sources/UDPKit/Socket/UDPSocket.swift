@@ -332,6 +332,45 @@ public final class UDPSocket: Sendable {
     /// with UDP GSO (newer kernels allow more, but do not say so).
     public static let maximumSegments = 64
 
+    // MARK: - Answering in place
+
+    /// Answers datagrams where they arrive: from now on, each read cycle's datagrams (up to
+    /// `receiveBatchSize` × 4) go to `reply` on the socket's event loop, and the datagrams it returns are sent
+    /// with one flush, without a hop to a task in either direction. The fastest way to run a server whose
+    /// answer needs no waiting (echo, greeting, time); `reply` must not block. Datagrams that were already
+    /// queued are answered first, through `send`.
+    ///
+    /// While this runs, `receive` and the async sequences get nothing. Send errors other than "too large"
+    /// and "host unreachable" close the socket, as with `send`.
+    ///
+    /// - Returns: when the socket closes.
+    /// - Throws: `CancellationError` when the calling task is cancelled (the socket stays open and queues
+    ///   datagrams again).
+    public func respond(_ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]) async throws {
+        let channel = self.channel
+        let convert: @Sendable ([Datagram]) -> [AddressedEnvelope<ByteBuffer>] = { [self] batch in
+            // A reply the socket cannot carry (too large, wrong family) is skipped, as a failed send would be.
+            reply(batch).compactMap { try? self.envelope(for: $0) }
+        }
+        let stopped = channel.eventLoop.makePromise(of: Void.self)
+        channel.closeFuture.whenComplete { _ in stopped.succeed() }
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).responder = convert
+        }.get()
+        while case let queued = try await receiveBatch(timeout: .zero), !queued.isEmpty {
+            try await send(reply(queued))
+        }
+        try await withTaskCancellationHandler {
+            try await stopped.futureResult.get()
+        } onCancel: {
+            channel.eventLoop.execute {
+                (try? channel.pipeline.syncOperations.handler(type: DatagramHandler.self))?.responder = nil
+                stopped.succeed()
+            }
+        }
+        try Task.checkCancellation()
+    }
+
     // MARK: - Receiving
 
     /// Waits for the next datagram.
