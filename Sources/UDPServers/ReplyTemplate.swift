@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import UDPKit
 
 /// A reply built from a template such as `Hello, {text}!` — the seeds' greeting server.

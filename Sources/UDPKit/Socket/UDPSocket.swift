@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
 import NIOPosix
 
@@ -123,7 +127,7 @@ public final class UDPSocket: Sendable {
         case .ipv6: return try UDPAddress(ip: "::", port: 0)
         case .unix:
             let name = "udp-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-            return try UDPAddress(unixPath: (NSTemporaryDirectory() as NSString).appendingPathComponent(name))
+            return try UDPAddress(unixPath: FileManager.default.temporaryDirectory.appendingPathComponent(name).path)
         }
     }
 
