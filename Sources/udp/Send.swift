@@ -60,6 +60,7 @@ struct Send: AsyncParsableCommand {
         if case .ip(.broadcast, let port) = endpoint.kind {
             // Resolving explains why IPv6 has no broadcast.
             if family == .ipv6 { _ = try await endpoint.resolve(family: family) }
+            if loop != nil { throw CLIFailure.usage("--loop and --no-loop apply to multicast groups") }
             plan = try SendPlan.broadcast(port: port, interface: interface, limited: limited)
         } else {
             plan = SendPlan(destinations: [try await resolveOne(endpoint, family: family)])
