@@ -36,6 +36,9 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A datagram came from a Unix-domain socket that is not bound to a path. SwiftNIO cannot represent such a
     /// sender and closes the socket; senders to a Unix-domain socket must bind a path of their own.
     case unaddressableSender
+    /// A network interface needed for the operation is missing or lacks what it needs (an IPv4 address, a
+    /// broadcast address); `interface` is its name, or empty when no interface at all qualifies.
+    case interfaceUnavailable(String, reason: String)
     /// Any other system error, with the operation that failed.
     case system(operation: String, errno: Int32)
 
@@ -69,6 +72,8 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the socket is closed"
         case .unaddressableSender:
             return "a datagram came from an unbound Unix-domain socket, which cannot be answered; the socket was closed (senders must bind a path)"
+        case .interfaceUnavailable(let interface, let reason):
+            return interface.isEmpty ? reason : "interface '\(interface)': \(reason)"
         case .system(let operation, let code):
             return "\(operation) failed: \(String(cString: strerror(code))) (errno \(code))"
         }

@@ -46,6 +46,8 @@ struct CLIFailure: Error, CustomStringConvertible {
         case let payload as PayloadError:
             if case .unknownEncoding = payload { return (payload.description, ExitCode32.usage) }
             return (payload.description, ExitCode32.dataError)
+        case let interfaces as InterfaceError:
+            return (interfaces.description, ExitCode32.other)
         case let option as UDPOptionError:
             return (option.description, ExitCode32.usage)
         case let template as TemplateError:
@@ -72,7 +74,7 @@ struct CLIFailure: Error, CustomStringConvertible {
         switch error {
         case .invalidAddress, .invalidPort: return ExitCode32.usage
         case .messageTooLarge: return ExitCode32.dataError
-        case .nameNotFound, .networkUnreachable, .hostUnreachable, .connectionRefused: return ExitCode32.unavailable
+        case .nameNotFound, .networkUnreachable, .hostUnreachable, .connectionRefused, .interfaceUnavailable: return ExitCode32.unavailable
         case .timedOut: return ExitCode32.timedOut
         case .addressInUse, .addressNotAvailable, .permissionDenied, .closed, .unaddressableSender, .system: return ExitCode32.other
         }

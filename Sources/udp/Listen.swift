@@ -9,6 +9,8 @@ struct Listen: AsyncParsableCommand {
         discussion: """
         Replaces the seed receiver (bind + recvfrom(1024)), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr.
 
+        A datagram sent as a broadcast or to a multicast group is marked so, with the address it was sent to and the interface it came in on (--json: the fields to, cast and interface, for every datagram). --join receives a multicast group: on --interface (needed for IPv4 on a host without a default route), and with --source only from that sender (source-specific multicast). Listeners that join share their port, so several on one host all receive.
+
         Examples:
           udp listen 9999                          any address (IPv4 and IPv6), port 9999
           udp listen 127.0.0.1:9999 --hex          hex dump of each datagram
@@ -17,13 +19,17 @@ struct Listen: AsyncParsableCommand {
           udp listen 9999 --count 1 --timeout 5s   wait for one datagram, at most 5 s
           udp listen 9999 --encoding gb18030       decode Chinese text sent as GBK/GB18030
           udp listen unix:/tmp/app.sock            a Unix-domain datagram socket
+          udp listen 2425                          IP Messenger broadcasts, marked
+          udp listen 5000 --join 239.1.2.3 --interface eth0
+          udp listen 5000 --join 232.1.1.1 --source 10.1.1.7 --interface eth0
+          udp listen 5355 --join ff02::1:3 --interface eth0
         """
     )
 
     @Argument(help: ArgumentHelp("[HOST:]PORT to bind, or a Unix socket path.", valueName: "address"))
     var address: String
 
-    @Flag(help: "One JSON object per datagram: time, from, port, length, truncated, payload (base64), text.")
+    @Flag(help: "One JSON object per datagram: time, from, port, length, truncated, payload (base64), text, to, cast, interface.")
     var json = false
 
     @Flag(help: "Write only the payload bytes, nothing else (for pipes).")
@@ -41,6 +47,15 @@ struct Listen: AsyncParsableCommand {
     @Flag(help: "Let other sockets bind the same port too (SO_REUSEADDR and SO_REUSEPORT).")
     var reuse = false
 
+    @Option(help: ArgumentHelp("Join this multicast group (IPv4 224.0.0.0/4 or IPv6 ff00::/8); repeat for several.", valueName: "group"))
+    var join: [String] = []
+
+    @Option(help: ArgumentHelp("With --join: the interface to join on.", valueName: "name"))
+    var interface: String?
+
+    @Option(help: ArgumentHelp("With --join: receive only what this address sends to the group; repeat for several.", valueName: "address"))
+    var source: [String] = []
+
     @Flag(help: "Print the bound address, with the port the system chose, on stderr (always shown on a terminal).")
     var showPort = false
 
@@ -54,18 +69,39 @@ struct Listen: AsyncParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         guard (1...1_048_576).contains(maxSize) else { throw ValidationError("--max-size must be from 1 to 1048576") }
         if [json, raw, payload.hex].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --raw and --hex") }
+        if join.isEmpty && interface != nil { throw ValidationError("--interface needs --join") }
+        if join.isEmpty && !source.isEmpty { throw ValidationError("--source needs --join") }
     }
 
     func run() async throws {
         let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
         let encoding = try payload.textEncoding()
+        let membership = try Membership(groups: join, sources: source, interface: interface)
         var options = UDPSocketOptions()
         options.maximumDatagramSize = maxSize
-        options.reuseAddress = reuse
-        options.reusePort = reuse
-        let socket = try await UDPSocket.bind(to: endpoint, family: try network.family(), options: options)
-        if showPort || (!quiet && Terminal.stderrIsTTY) {
+        options.reuseAddress = reuse || membership != nil
+        options.reusePort = reuse || membership != nil
+        if case .ip = endpoint.kind { options.receivePacketInfo = true }
+        var family = try network.family()
+        if let membership {
+            if let family, family != membership.family {
+                throw CLIFailure.usage("-\(family == .ipv4 ? 4 : 6) does not match the family of the group \(join[0])")
+            }
+            family = membership.family
+        }
+        let socket = try await UDPSocket.bind(to: endpoint, family: family, options: options)
+        let announce = showPort || (!quiet && Terminal.stderrIsTTY)
+        if announce {
             Terminal.writeStderr("listening on \(socket.localAddress)\n")
+        }
+        if let membership {
+            do {
+                try await membership.join(socket)
+            } catch {
+                await socket.close()
+                throw error
+            }
+            if announce { Terminal.writeStderr(membership.description + "\n") }
         }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
         let limit = count
@@ -100,6 +136,59 @@ struct Listen: AsyncParsableCommand {
         if !quiet { Terminal.writeStderr(summary.line + "\n") }
         if summary.datagrams == 0, !summary.interrupted, let timeout {
             throw UDPError.timedOut(seconds: timeout.seconds)
+        }
+    }
+}
+
+/// The multicast groups a listener joins: each group from every source (or from any), on one interface.
+struct Membership: CustomStringConvertible {
+    var groups: [UDPAddress]
+    var sources: [UDPAddress]
+    var interface: NetworkInterface?
+
+    /// Nil when no group is given.
+    init?(groups: [String], sources: [String], interface: String?) throws {
+        guard !groups.isEmpty else { return nil }
+        self.groups = try groups.map { try Self.address($0, what: "group") }
+        self.sources = try sources.map { try Self.address($0, what: "source") }
+        self.interface = try interface.map(NetworkInterface.lookup)
+        for group in self.groups where !group.isMulticast {
+            throw UDPError.invalidAddress(group.ip ?? "", reason: "not a multicast group (IPv4 224.0.0.0/4, IPv6 ff00::/8)")
+        }
+        if Set((self.groups + self.sources).map(\.family)).count > 1 {
+            throw CLIFailure.usage("groups and sources must all be IPv4 or all IPv6")
+        }
+    }
+
+    var family: UDPAddress.Family { groups[0].family }
+
+    func join(_ socket: UDPSocket) async throws {
+        do {
+            for group in groups {
+                if sources.isEmpty {
+                    try await socket.join(group: group, interface: interface)
+                }
+                for source in sources {
+                    try await socket.join(group: group, interface: interface, source: source)
+                }
+            }
+        } catch UDPError.interfaceUnavailable("", let reason) {
+            throw UDPError.interfaceUnavailable("", reason: reason + " (--interface)")
+        }
+    }
+
+    var description: String {
+        var text = "joined " + groups.compactMap(\.ip).joined(separator: ", ")
+        if !sources.isEmpty { text += " from " + sources.compactMap(\.ip).joined(separator: ", ") }
+        if let interface { text += " on \(interface.name)" }
+        return text
+    }
+
+    private static func address(_ text: String, what: String) throws -> UDPAddress {
+        do {
+            return try UDPAddress(ip: text, port: 0)
+        } catch {
+            throw UDPError.invalidAddress(text, reason: "a multicast \(what) must be a numeric IPv4 or IPv6 address")
         }
     }
 }

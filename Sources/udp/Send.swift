@@ -9,6 +9,10 @@ struct Send: AsyncParsableCommand {
         discussion: """
         Replaces the seed sender (socket + sendto). With no MESSAGE, each line of standard input (without its newline) is sent as one datagram.
 
+        Broadcast: <broadcast> (or broadcast) sends to the broadcast address of every interface that is up, so it works without a default route; --interface picks one. A directed address such as 10.1.1.255 works as it is, and 255.255.255.255 is sent as itself (add --interface where there is no default route). Broadcast permission (SO_BROADCAST) is turned on by itself.
+
+        Multicast: a group address (224.0.0.0/4, ff00::/8) is sent to on --interface, with --ttl hops (default 1: the local network) and --no-loop to keep this host's own members from receiving it.
+
         Examples:
           udp send 127.0.0.1 9999 hello world        one datagram: "hello world"
           udp send [::1]:9999 --each Tom Jerry Spike three datagrams
@@ -17,19 +21,116 @@ struct Send: AsyncParsableCommand {
           printf 'a\\nb\\n' | udp send 127.0.0.1 9999  two datagrams
           udp send 127.0.0.1 9999 --file packet.bin --count 10 --interval 100ms
           udp send unix:/tmp/app.sock ping
+          udp send '<broadcast>' 2425 hello         every interface's broadcast address
+          udp send 239.1.2.3 5000 --interface eth0 --ttl 4 hello
+          udp send ff02::1:3 5355 --interface eth0 hello
         """
     )
 
     @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT, then the message words.", valueName: "target-and-message"))
     var words: [String] = []
 
+    @Flag(help: "Allow sending to a broadcast address (SO_BROADCAST); on by itself for this host's broadcast addresses.")
+    var broadcast = false
+
+    @Option(help: "IP time-to-live / hop limit (1-255); for a multicast group, how many routers it may cross.")
+    var ttl: Int?
+
+    @Option(help: ArgumentHelp("For <broadcast>, 255.255.255.255 and multicast groups: the interface to send on.", valueName: "name"))
+    var interface: String?
+
+    @Flag(help: "With <broadcast>: send to 255.255.255.255 itself rather than to each interface's broadcast address.")
+    var limited = false
+
+    @Flag(inversion: .prefixedNo, help: "For a multicast group: whether this host's own members receive the datagrams too (default: yes).")
+    var loop: Bool?
+
+    @OptionGroup var outgoing: OutgoingOptions
+    @OptionGroup var network: NetworkOptions
+
+    func validate() throws {
+        if let ttl, !(1...255).contains(ttl) { throw ValidationError("--ttl must be from 1 to 255") }
+    }
+
+    func run() async throws {
+        let (endpoint, message) = try parseTarget(words)
+        try outgoing.check(message: message)
+        let family = try network.family()
+        var plan: SendPlan
+        if case .ip(.broadcast, let port) = endpoint.kind {
+            // Resolving explains why IPv6 has no broadcast.
+            if family == .ipv6 { _ = try await endpoint.resolve(family: family) }
+            if loop != nil { throw CLIFailure.usage("--loop and --no-loop apply to multicast groups") }
+            plan = try SendPlan.broadcast(port: port, interface: interface, limited: limited)
+        } else {
+            plan = SendPlan(destinations: [try await resolveOne(endpoint, family: family)])
+            try plan.adapt(interface: interface, limited: limited, loop: loop, ttl: ttl)
+        }
+        plan.options.broadcast = plan.options.broadcast || broadcast
+        plan.options.timeToLive = ttl
+        try await outgoing.deliver(message: message, plan: plan)
+    }
+}
+
+/// Where datagrams go and the socket settings that takes.
+struct SendPlan {
+    var destinations: [UDPAddress]
+    var options = UDPSocketOptions()
+    /// The local address to send from, when the plan needs one (255.255.255.255 on a chosen interface).
+    var local: UDPAddress?
+
+    /// `<broadcast>`: each interface's directed broadcast address, or 255.255.255.255 with `limited`.
+    static func broadcast(port: Int, interface: String?, limited: Bool) throws -> SendPlan {
+        if limited {
+            var plan = SendPlan(destinations: [try UDPAddress(ip: "255.255.255.255", port: port)])
+            try plan.adapt(interface: interface, limited: true, loop: nil, ttl: nil)
+            return plan
+        }
+        var plan = SendPlan(destinations: try UDPAddress.broadcastAddresses(port: port, interface: interface))
+        plan.options.broadcast = true
+        return plan
+    }
+
+    /// Applies the options that depend on what a single destination is: a multicast group, 255.255.255.255, or
+    /// anything else (where they do not apply).
+    mutating func adapt(interface name: String?, limited: Bool, loop: Bool?, ttl: Int?) throws {
+        let destination = destinations[0]
+        if limited && !destination.isLimitedBroadcast {
+            throw CLIFailure.usage("--limited applies to <broadcast> and 255.255.255.255")
+        }
+        if loop != nil && !destination.isMulticast {
+            throw CLIFailure.usage("--loop and --no-loop apply to multicast groups")
+        }
+        let interface = try name.map(NetworkInterface.lookup)
+        if destination.isMulticast {
+            options.multicastInterface = interface
+            options.multicastLoop = loop
+            options.multicastTimeToLive = ttl
+        } else if destination.isLimitedBroadcast {
+            options.broadcast = true
+            if let interface {
+                // 255.255.255.255 leaves by the route to it (the default route) unless the socket is bound to an
+                // address of the interface, which is the portable way to pick one.
+                guard let address = interface.firstAddress(.ipv4) else {
+                    throw UDPError.interfaceUnavailable(interface.name, reason: "it has no IPv4 address to send 255.255.255.255 from")
+                }
+                local = address
+            }
+        } else if interface != nil {
+            throw CLIFailure.usage("--interface applies to <broadcast>, 255.255.255.255 and multicast groups; other destinations go where the routing table sends them")
+        }
+    }
+}
+
+/// What to send and how often: shared by `udp send` and `udp broadcast`.
+struct OutgoingOptions: ParsableArguments {
     @Flag(help: "Send each MESSAGE word as its own datagram.")
     var each = false
 
     @Option(help: ArgumentHelp("Send the whole file as one datagram ('-' for stdin).", valueName: "path"))
     var file: String?
 
-    @Option(help: "Send each datagram this many times.")
+    @Option(help: "Send each datagram this many times (to each destination).")
     var count: Int = 1
 
     @Option(help: ArgumentHelp("Pause between datagrams, e.g. 100ms, 1s.", valueName: "duration"))
@@ -41,39 +142,30 @@ struct Send: AsyncParsableCommand {
     @Flag(help: "Print the local address, with the port the system chose, on stderr.")
     var showPort = false
 
-    @Flag(help: "Allow sending to a broadcast address (SO_BROADCAST).")
-    var broadcast = false
-
-    @Option(help: "IP time-to-live / hop limit (1-255).")
-    var ttl: Int?
-
     @Flag(name: .shortAndLong, help: "Say nothing on stderr.")
     var quiet = false
 
     @OptionGroup var payload: PayloadOptions
-    @OptionGroup var network: NetworkOptions
 
     func validate() throws {
         guard (1...1_000_000_000).contains(count) else { throw ValidationError("--count must be from 1 to 1000000000") }
         if file != nil && each { throw ValidationError("--file and --each cannot be used together") }
-        if let ttl, !(1...255).contains(ttl) { throw ValidationError("--ttl must be from 1 to 255") }
     }
 
-    func run() async throws {
-        let (endpoint, message) = try parseTarget(words)
+    /// Checks what can be checked before any address is resolved.
+    func check(message: [String]) throws {
         if file != nil && !message.isEmpty { throw CLIFailure.usage("give either MESSAGE words or --file, not both") }
-        let family = try network.family()
         _ = try payload.textEncoding()
-        let destination = try await resolveOne(endpoint, family: family)
+    }
 
-        var options = UDPSocketOptions()
-        options.broadcast = broadcast || destination.isLimitedBroadcast
-        options.timeToLive = ttl
-        let local: UDPAddress?
+    /// Sends the message (or the file, or each line of stdin) to every destination of `plan`, from one socket.
+    func deliver(message: [String], plan: SendPlan) async throws {
+        let first = plan.destinations[0]
+        var local = plan.local
         if let from {
-            local = try await resolveOne(try UDPEndpoint.parse(from, defaultHost: .any), family: destination.family == .unix ? nil : destination.family)
-        } else {
-            local = nil
+            let bound = try await resolveOne(try UDPEndpoint.parse(from, defaultHost: .any), family: first.family == .unix ? nil : first.family)
+            // --from's port still applies when the plan chose the address (255.255.255.255 on an interface).
+            local = local.map { $0.withPort(bound.port ?? 0) } ?? bound
         }
         // Check every message before sending anything, so bad input sends nothing.
         var datagrams: [[UInt8]] = []
@@ -84,9 +176,9 @@ struct Send: AsyncParsableCommand {
         } else if !message.isEmpty {
             datagrams = [try payload.bytes(from: message.joined(separator: " "))]
         }
-        for datagram in datagrams { try checkSize(datagram, destination) }
+        for datagram in datagrams { try checkSize(datagram, first) }
 
-        let socket = try await UDPSocket.client(for: destination, from: local, options: options)
+        let socket = try await UDPSocket.client(for: first, from: local, options: plan.options)
         if showPort { Terminal.writeStderr("local address \(socket.localAddress)\n") }
         let pause = interval?.duration
         var sent = 0
@@ -94,26 +186,37 @@ struct Send: AsyncParsableCommand {
         func deliver(_ datagram: [UInt8]) async throws {
             let buffer = ByteBuffer(bytes: datagram)
             for _ in 0..<count {
-                if sent > 0, let pause { try await Task.sleep(for: pause) }
-                try await socket.send(buffer, to: destination)
-                sent += 1
-                bytes += datagram.count
-            }
-        }
-        try await closing(socket) {
-            if file != nil || !message.isEmpty {
-                for datagram in datagrams { try await deliver(datagram) }
-            } else {
-                for await line in StandardInput.lines() {
-                    try Task.checkCancellation()
-                    let datagram = try payload.bytes(fromLine: line)
-                    try checkSize(datagram, destination)
-                    try await deliver(datagram)
+                for destination in plan.destinations {
+                    if sent > 0, let pause { try await Task.sleep(for: pause) }
+                    try await socket.send(buffer, to: destination)
+                    sent += 1
+                    bytes += datagram.count
                 }
             }
         }
+        do {
+            try await closing(socket) {
+                if file != nil || !message.isEmpty {
+                    for datagram in datagrams { try await deliver(datagram) }
+                } else {
+                    for await line in StandardInput.lines() {
+                        try Task.checkCancellation()
+                        let datagram = try payload.bytes(fromLine: line)
+                        try checkSize(datagram, first)
+                        try await deliver(datagram)
+                    }
+                }
+            }
+        } catch UDPError.networkUnreachable(let address)
+            where (first.isLimitedBroadcast && plan.local == nil) || (first.isMulticast && plan.options.multicastInterface == nil) {
+            // Both go by the default route unless told otherwise: say how to tell.
+            let alternative = first.isLimitedBroadcast ? ", or drop --limited to reach each subnet's broadcast address" : ""
+            throw CLIFailure(message: "network unreachable for \(address): no default route to send it by; name an interface (--interface)\(alternative)",
+                             code: ExitCode32.unavailable)
+        }
         if !quiet && Terminal.stderrIsTTY {
-            Terminal.writeStderr("sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(destination)\n")
+            let targets = plan.destinations.map(\.description).joined(separator: ", ")
+            Terminal.writeStderr("sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(targets)\n")
         }
     }
 

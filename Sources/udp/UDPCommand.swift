@@ -8,12 +8,12 @@ struct UDPCommand: AsyncParsableCommand {
         commandName: "udp",
         abstract: "UDP done properly: send, listen, request, and a debugging toolkit for UDP services.",
         discussion: """
-        Addresses: HOST PORT or HOST:PORT, [v6addr]:PORT; "", *, 0.0.0.0 and :: mean any address; <broadcast> means the broadcast address; port 0 means any free port.
+        Addresses: HOST PORT or HOST:PORT, [v6addr]:PORT; "", *, 0.0.0.0 and :: mean any address; <broadcast> means every interface's broadcast address; port 0 means any free port.
 
         Exit codes: 0 success, 64 bad usage, 65 bad input data, 69 unreachable or refused, 75 timed out, 1 anything else.
         """,
         version: UDPKitVersion.current,
-        subcommands: [Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Bench.self, Proxy.self, Demo.self]
+        subcommands: [Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Broadcast.self, Interfaces.self, Bench.self, Proxy.self, Demo.self]
     )
 
     static func main() async {

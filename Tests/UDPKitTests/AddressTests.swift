@@ -74,8 +74,12 @@ final class AddressTests: XCTestCase {
         XCTAssertEqual(any4.map(\.description), ["0.0.0.0:5"])
         let v6 = try await UDPEndpoint.parse("[::1]:9").resolve()
         XCTAssertEqual(v6.first?.family, .ipv6)
-        let broadcast = try await UDPEndpoint.parse("<broadcast>:2425").resolve()
-        XCTAssertEqual(broadcast.first?.isLimitedBroadcast, true)
+        do {
+            _ = try await UDPEndpoint.parse("<broadcast>:2425").resolve(family: .ipv6)
+            XCTFail("IPv6 has no broadcast")
+        } catch {
+            XCTAssertTrue(error.description.contains("use a multicast group"), error.description)
+        }
         do {
             _ = try await UDPEndpoint.parse("127.0.0.1:1").resolve(family: .ipv6)
             XCTFail("an IPv4 literal is not IPv6")

@@ -26,6 +26,32 @@ final class FormatTests: XCTestCase {
         XCTAssertTrue(DatagramFormatter().render(one).contains("  1 byte  A"))
     }
 
+    func testArrivalIsShownForBroadcastAndMulticastAndAlwaysInJSON() throws {
+        func datagram(to destination: String, _ kind: Datagram.Arrival.Kind) throws -> Datagram {
+            let arrival = Datagram.Arrival(destination: try UDPAddress(ip: destination, port: 2425), interfaceIndex: 3,
+                                           interfaceName: "eth\u{1B}1", kind: kind)
+            return Datagram(payload: ByteBuffer(string: "hi"), sender: sender, receivedAt: time, arrival: arrival)
+        }
+        let broadcast = DatagramFormatter().render(try datagram(to: "10.1.1.255", .broadcast))
+        XCTAssertTrue(broadcast.hasSuffix("127.0.0.1:4000  2 bytes  broadcast to 10.1.1.255 on eth\\e1  hi\n"), broadcast)
+        let multicast = DatagramFormatter(style: .hex).render(try datagram(to: "ff02::1", .multicast))
+        XCTAssertTrue(multicast.split(separator: "\n")[0].hasSuffix("2 bytes  multicast to ff02::1 on eth\\e1"), multicast)
+        let unicast = DatagramFormatter().render(try datagram(to: "127.0.0.1", .unicast))
+        XCTAssertTrue(unicast.hasSuffix("127.0.0.1:4000  2 bytes  hi\n"), "unicast stays unmarked: \(unicast)")
+
+        let json = DatagramFormatter(style: .json).render(try datagram(to: "127.0.0.1", .unicast), extra: [("n", .int(1))])
+        XCTAssertTrue(json.hasSuffix(",\"to\":\"127.0.0.1\",\"cast\":\"unicast\",\"interface\":\"eth\\u001b1\",\"n\":1}\n"), json)
+        let plain = DatagramFormatter(style: .json).render(Datagram(payload: ByteBuffer(), sender: sender, receivedAt: time))
+        XCTAssertFalse(plain.contains("\"cast\""), "no packet information, no fields: \(plain)")
+    }
+
+    func testJSONArrays() throws {
+        XCTAssertEqual(JSONText.array([]), "[]")
+        let array = JSONText.array([.string("up"), .int(2), .null, .raw(JSONText.object(["a": .bool(false)]))])
+        XCTAssertEqual(array, "[\"up\",2,null,{\"a\":false}]")
+        XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(array.utf8)))
+    }
+
     func testHexRendering() {
         let datagram = Datagram(payload: ByteBuffer(bytes: Array(0..<18)), sender: sender, receivedAt: time)
         let lines = DatagramFormatter(style: .hex).render(datagram).split(separator: "\n")

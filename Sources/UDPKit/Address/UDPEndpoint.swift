@@ -132,11 +132,14 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// Resolves to socket addresses, without blocking the caller's thread.
     ///
     /// `.any` resolves to `::` (dual-stack: IPv4 and IPv6) unless `family` is `.ipv4`, which gives `0.0.0.0`;
-    /// `.broadcast` resolves to 255.255.255.255; numeric addresses resolve without a lookup; names go through
+    /// `.broadcast` resolves to the directed broadcast address of every interface that is up and can broadcast,
+    /// one address per subnet: send to each (`UDPAddress.broadcastAddresses(port:interface:)` says more, and
+    /// picks one interface); numeric addresses resolve without a lookup; names go through
     /// the system resolver on a background thread and may give several addresses, IPv4 ones first (on a
     /// dual-stack host most UDP services listen on IPv4, and UDP cannot tell a lost datagram from a wrong family).
     /// - Parameter family: restrict to IPv4 or IPv6 (`-4` / `-6`); nil accepts both.
-    /// - Throws: `UDPError.nameNotFound` when a name has no address of the wanted family.
+    /// - Throws: `UDPError.nameNotFound` when a name has no address of the wanted family;
+    ///   `UDPError.interfaceUnavailable` for `.broadcast` when no interface has a broadcast address.
     public func resolve(family: UDPAddress.Family? = nil) async throws(UDPError) -> [UDPAddress] {
         switch kind {
         case .unix(let path):
@@ -149,7 +152,7 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
                 if family == .ipv6 {
                     throw .invalidAddress(description, reason: "IPv6 has no broadcast; use a multicast group such as ff02::1")
                 }
-                return [try UDPAddress(ip: "255.255.255.255", port: port)]
+                return try UDPAddress.broadcastAddresses(port: port)
             case .name(let name):
                 if let literal = try? UDPAddress(ip: name, port: port) {
                     if let family, literal.family != family {

@@ -38,9 +38,12 @@ public struct DatagramFormatter: Sendable {
     /// The rendering of `datagram`, ending in a newline.
     ///
     /// Text style: `12:00:01.234  127.0.0.1:51234  5 bytes  hello`; a cut datagram says `(truncated)` after its
-    /// length. Hex style: the same header without the text, then the dump. JSON style: an object with the fields
-    /// `time` (ISO 8601, UTC), `from` (IP or path), `port` (null for Unix sockets), `length`, `truncated`,
-    /// `payload` (base64), `text` (only when the payload decodes in the encoding), then `extra` in order.
+    /// length, and one that came as a broadcast or to a multicast group says so after that, with the interface:
+    /// `broadcast to 10.1.1.255 on eth0`. Hex style: the same header without the text, then the dump. JSON
+    /// style: an object with the fields `time` (ISO 8601, UTC), `from` (IP or path), `port` (null for Unix
+    /// sockets), `length`, `truncated`, `payload` (base64), `text` (only when the payload decodes in the
+    /// encoding); when the datagram has an `arrival`: `to` (the destination IP), `cast` (`unicast`, `broadcast`
+    /// or `multicast`) and `interface` (its name, or null); then `extra` in order.
     /// - Parameters:
     ///   - event: what the datagram is, as one word (e.g. "reply"): shown as `reply from 1.2.3.4:5` in text/hex
     ///     style and as the first field, `"event"`, in JSON. Nil for plain received datagrams.
@@ -58,6 +61,11 @@ public struct DatagramFormatter: Sendable {
             fields.append(("truncated", .bool(datagram.truncated)))
             fields.append(("payload", .string(Data(bytes).base64EncodedString())))
             if let text = encoding.decode(bytes).string { fields.append(("text", .string(text))) }
+            if let arrival = datagram.arrival {
+                fields.append(("to", .string(arrival.destination.ip ?? "")))
+                fields.append(("cast", .string(arrival.kind.rawValue)))
+                fields.append(("interface", arrival.interfaceName.map { .string($0) } ?? .null))
+            }
             fields.append(contentsOf: extra)
             return JSONText.object(fields) + "\n"
         case .text, .hex:
@@ -66,6 +74,11 @@ public struct DatagramFormatter: Sendable {
             header += TerminalText.escape(datagram.sender.description)
             header += "  \(bytes.count) byte\(bytes.count == 1 ? "" : "s")"
             if datagram.truncated { header += " (truncated)" }
+            if let arrival = datagram.arrival, arrival.kind != .unicast {
+                // Unicast is the ordinary case and stays unmarked, so that plain listening reads as before.
+                header += "  \(arrival.kind.rawValue) to \(arrival.destination.ip ?? "?")"
+                header += " on " + TerminalText.escape(arrival.interfaceName ?? "interface \(arrival.interfaceIndex)")
+            }
             for (key, value) in extra { header += "  \(key)=\(Self.plain(value))" }
             if style == .hex {
                 return header + "\n" + Hex.dump(bytes)

@@ -51,20 +51,22 @@ public enum JSONText {
 
     /// One JSON object on one line, fields in the given order.
     public static func object(_ fields: [(key: String, value: Value)]) -> String {
-        var out = "{"
-        for (i, field) in fields.enumerated() {
-            if i > 0 { out += "," }
-            out += quote(field.key)
-            out += ":"
-            switch field.value {
-            case .string(let s): out += quote(s)
-            case .int(let n): out += String(n)
-            case .raw(let json): out += json
-            case .double(let d): out += d.isFinite ? String(d) : "null"
-            case .bool(let b): out += b ? "true" : "false"
-            case .null: out += "null"
-            }
+        "{" + fields.map { quote($0.key) + ":" + text($0.value) }.joined(separator: ",") + "}"
+    }
+
+    /// One JSON array on one line, values in the given order.
+    public static func array(_ values: [Value]) -> String {
+        "[" + values.map(text).joined(separator: ",") + "]"
+    }
+
+    private static func text(_ value: Value) -> String {
+        switch value {
+        case .string(let s): return quote(s)
+        case .int(let n): return String(n)
+        case .raw(let json): return json
+        case .double(let d): return d.isFinite ? String(d) : "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
         }
-        return out + "}"
     }
 }

@@ -16,13 +16,17 @@ public struct Datagram: Sendable {
     /// True when the datagram was longer than the socket's `maximumDatagramSize` and `payload` holds only its
     /// first `maximumDatagramSize` bytes. With the default maximum (65,535) no UDP datagram is ever cut.
     public var truncated: Bool
+    /// Where the datagram was addressed and which interface it came in on; nil unless the socket was opened with
+    /// `UDPSocketOptions.receivePacketInfo` (and for Unix-domain sockets).
+    public var arrival: Arrival?
 
     /// A datagram with the given contents.
-    public init(payload: ByteBuffer, sender: UDPAddress, receivedAt: Date = Date(), truncated: Bool = false) {
+    public init(payload: ByteBuffer, sender: UDPAddress, receivedAt: Date = Date(), truncated: Bool = false, arrival: Arrival? = nil) {
         self.payload = payload
         self.sender = sender
         self.receivedAt = receivedAt
         self.truncated = truncated
+        self.arrival = arrival
     }
 
     /// The payload as an array of bytes (a copy).

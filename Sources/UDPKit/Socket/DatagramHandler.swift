@@ -19,30 +19,38 @@ final class DatagramHandler: ChannelDuplexHandler {
 
     private let inbox: Inbox
     private let maximumSize: Int
+    private let classifier: ArrivalClassifier?
+    private var localPort: Int?
     private var pending: [Datagram] = []
     private var pendingBytes = 0
 
-    init(inbox: Inbox, maximumSize: Int) {
+    init(inbox: Inbox, maximumSize: Int, packetInfo: Bool) {
         self.inbox = inbox
         self.maximumSize = maximumSize
+        self.classifier = packetInfo ? ArrivalClassifier() : nil
         pending.reserveCapacity(64)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        var arrival: Datagram.Arrival?
+        if let classifier, let info = envelope.metadata?.packetInfo {
+            if localPort == nil { localPort = context.channel.localAddress?.port }
+            arrival = classifier.arrival(info, port: localPort ?? 0)
+        }
         if let segmentSize = envelope.metadata?.segmentSize, segmentSize > 0, envelope.data.readableBytes > segmentSize {
             // Receive offload coalesced several datagrams of one sender: hand them on one by one.
             let sender = UDPAddress(envelope.remoteAddress)
             var rest = envelope.data
             while rest.readableBytes > 0, let segment = rest.readSlice(length: min(segmentSize, rest.readableBytes)) {
-                append(segment, from: sender)
+                append(segment, from: sender, arrival: arrival)
             }
             return
         }
-        append(envelope.data, from: UDPAddress(envelope.remoteAddress))
+        append(envelope.data, from: UDPAddress(envelope.remoteAddress), arrival: arrival)
     }
 
-    private func append(_ payload: ByteBuffer, from sender: UDPAddress) {
+    private func append(_ payload: ByteBuffer, from sender: UDPAddress, arrival: Datagram.Arrival?) {
         var payload = payload
         var truncated = false
         if payload.readableBytes > maximumSize {
@@ -51,7 +59,7 @@ final class DatagramHandler: ChannelDuplexHandler {
             payload.moveWriterIndex(to: payload.readerIndex + maximumSize)
         }
         pendingBytes += payload.readableBytes
-        pending.append(Datagram(payload: payload, sender: sender, receivedAt: .distantPast, truncated: truncated))
+        pending.append(Datagram(payload: payload, sender: sender, receivedAt: .distantPast, truncated: truncated, arrival: arrival))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

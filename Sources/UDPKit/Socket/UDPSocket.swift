@@ -40,12 +40,14 @@ public final class UDPSocket: Sendable {
     private let inbox: Inbox
     private let isIPv6Socket: Bool
     private let ownedSocketFile: UnixSocketFile?
+    private let broadcastPermission: BroadcastPermission
 
     private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?) throws {
         self.channel = channel
         self.inbox = inbox
         self.options = options
         self.ownedSocketFile = ownedSocketPath.flatMap(UnixSocketFile.init(path:))
+        self.broadcastPermission = BroadcastPermission(enabled: options.broadcast)
         guard let local = channel.localAddress else { throw UDPError.closed }
         self.localAddress = UDPAddress(local)
         if case .v6 = local { isIPv6Socket = true } else { isIPv6Socket = false }
@@ -153,7 +155,11 @@ public final class UDPSocket: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        DatagramHandler(inbox: inbox, maximumSize: options.maximumDatagramSize)
+                        DatagramHandler(
+                            inbox: inbox,
+                            maximumSize: options.maximumDatagramSize,
+                            packetInfo: options.receivePacketInfo && local.family != .unix
+                        )
                     )
                 }
             }
@@ -208,11 +214,7 @@ public final class UDPSocket: Sendable {
 
     private static func applyIPOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel) async throws {
         func set(_ option: ChannelOptions.Types.SocketOption, _ value: Int, _ name: String) async throws {
-            do {
-                try await channel.setOption(option, value: .init(value)).get()
-            } catch {
-                throw UDPError.from(error, address: name, operation: "setting \(name)")
-            }
+            try await Self.set(option: option, .init(value), name, on: channel)
         }
         switch family {
         case .ipv4:
@@ -229,7 +231,19 @@ public final class UDPSocket: Sendable {
                 try? await set(RawSocketOption.ipTOS, tos, "TOS")
             }
         case .unix:
-            break
+            return
+        }
+        try await applyMulticastOptions(options, family: family, channel: channel)
+        if options.receivePacketInfo {
+            try await Self.set(option: ChannelOptions.receivePacketInfo, true, "packet information", on: channel)
+        }
+    }
+
+    static func set<Option: ChannelOption>(option: Option, _ value: Option.Value, _ name: String, on channel: any Channel) async throws {
+        do {
+            try await channel.setOption(option, value: value).get()
+        } catch {
+            throw UDPError.from(error, address: name, operation: "setting \(name)")
         }
     }
 
@@ -266,12 +280,25 @@ public final class UDPSocket: Sendable {
     public func send<S: Sequence>(_ datagrams: S) async throws where S.Element == OutgoingDatagram {
         let envelopes = try datagrams.map { try envelope(for: $0) }
         guard !envelopes.isEmpty else { return }
+        if localAddress.family != .unix, broadcastPermission.isNeeded(for: envelopes.lazy.map { UDPAddress($0.remoteAddress) }) {
+            try await enableBroadcast()
+        }
         if localAddress.family == .unix && envelopes.count > 1 {
             // SwiftNIO cannot batch (sendmmsg) Unix-domain datagrams: send them one at a time.
             for envelope in envelopes { try await write(CollectionOfOne(envelope)) }
             return
         }
         try await write(envelopes)
+    }
+
+    /// Turns SO_BROADCAST on for a send to one of this host's broadcast addresses (see `BroadcastPermission`).
+    private func enableBroadcast() async throws {
+        do {
+            try await channel.setOption(.socketOption(.so_broadcast), value: 1).get()
+        } catch {
+            throw UDPError.from(error, address: "broadcast", operation: "enabling broadcast (SO_BROADCAST)")
+        }
+        broadcastPermission.markEnabled()
     }
 
     private func write<C: Collection & Sendable>(_ envelopes: C) async throws where C.Element == AddressedEnvelope<ByteBuffer> {

@@ -22,9 +22,11 @@ public struct UDPSocketOptions: Sendable {
     /// How many bytes of received datagrams may wait for the reader before the socket stops reading and lets
     /// the kernel buffer (and then drop) further datagrams. Default 4 MiB.
     public var receiveQueueLimit: Int = 4 << 20
-    /// SO_BROADCAST: allow sending to broadcast addresses. Turned on by itself for 255.255.255.255.
+    /// SO_BROADCAST: allow sending to broadcast addresses. Off by default, and turned on by itself before the first
+    /// send to 255.255.255.255 or to the broadcast address of one of this host's subnets.
     public var broadcast = false
-    /// SO_REUSEADDR: allow binding while an old socket on the port lingers; with multicast, share the port.
+    /// SO_REUSEADDR: allow binding while an old socket on the port lingers; with multicast and broadcast, lets
+    /// several sockets bind one port and each receive every datagram.
     public var reuseAddress = false
     /// SO_REUSEPORT: let several sockets bind the same address and port (the kernel spreads datagrams on Linux).
     public var reusePort = false
@@ -45,6 +47,20 @@ public struct UDPSocketOptions: Sendable {
     /// receiver sees exactly what it would without it, only faster, above all when the sender uses
     /// segmentation offload. Off by default.
     public var receiveOffload = false
+    /// Report, for each datagram, the address it was sent to and the interface it came in on
+    /// (`Datagram.arrival`), which tells broadcast and multicast from unicast (IP_PKTINFO, IPV6_RECVPKTINFO).
+    /// IP sockets only; off by default.
+    public var receivePacketInfo = false
+    /// IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS: how many routers the multicast datagrams this socket sends may
+    /// cross, 0...255 (0 keeps them on this host); nil leaves the system default, 1 (the local network).
+    public var multicastTimeToLive: Int?
+    /// IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP: whether group members on this host (other sockets, other
+    /// programs) receive what this socket sends to the group; nil leaves the system default (they do).
+    public var multicastLoop: Bool?
+    /// IP_MULTICAST_IF / IPV6_MULTICAST_IF: the interface multicast datagrams go out on; nil lets the routing
+    /// table choose (on a host without a default route there may be no choice, and sending fails). For an IPv4
+    /// socket the interface needs an IPv4 address.
+    public var multicastInterface: NetworkInterface?
 
     /// The default options.
     public init() {}
@@ -61,6 +77,7 @@ public struct UDPSocketOptions: Sendable {
         try check("receive buffer size", receiveBufferSize, 1...(1 << 30))
         try check("send buffer size", sendBufferSize, 1...(1 << 30))
         try check("TTL", timeToLive, 1...255)
+        try check("multicast TTL", multicastTimeToLive, 0...255)
         try check("TOS", typeOfService, 0...255)
     }
 }
@@ -87,6 +104,10 @@ enum RawSocketOption {
     static let ipv6Hops = option(IPPROTO_IPV6, IPV6_UNICAST_HOPS)
     static let ipv6TrafficClass = option(IPPROTO_IPV6, IPV6_TCLASS)
     static let ipv6Only = option(IPPROTO_IPV6, IPV6_V6ONLY)
+    #if os(Linux)
+    static let ipMulticastAll = option(IPPROTO_IP, IP_MULTICAST_ALL)
+    static let ipv6MulticastAll = option(IPPROTO_IPV6, IPV6_MULTICAST_ALL)
+    #endif
 
     private static func option(_ level: some BinaryInteger, _ name: some BinaryInteger) -> ChannelOptions.Types.SocketOption {
         ChannelOptions.Types.SocketOption(level: .init(level), name: .init(name))

@@ -1,0 +1,225 @@
+import Foundation
+import XCTest
+
+/// `udp broadcast`, `udp send` to broadcast addresses and groups, `udp listen --join` and `udp interfaces` on a
+/// network of namespaces (see `TestLAN`): nothing here touches the host's own interfaces.
+final class BroadcastMulticastCLITests: XCTestCase {
+    nonisolated(unsafe) private static var network: Result<TestLAN, TestLAN.Unavailable>?
+
+    override class func setUp() {
+        super.setUp()
+        network = Result { () throws(TestLAN.Unavailable) in try TestLAN() }
+    }
+
+    override class func tearDown() {
+        if case .success(let lan) = network { lan.remove() }
+        network = nil
+        super.tearDown()
+    }
+
+    private func lan() throws -> TestLAN { try TestLAN.shared(Self.network) }
+
+    /// Python receivers bound to 0.0.0.0:`port` on each host, ready to receive.
+    private func receivers(_ lan: TestLAN, _ hosts: [TestLAN.Host], port: Int, count: Int, idle: Double) throws -> [TestLAN.Host: Run.Handle] {
+        var started: [TestLAN.Host: Run.Handle] = [:]
+        for host in hosts {
+            started[host] = try lan.python(host, LANPeer.receiver, [String(port), String(count), String(idle)])
+        }
+        for (host, handle) in started {
+            XCTAssertTrue(handle.waitForOutput("ready"), "receiver on \(host) did not start: \(handle.stderr)")
+        }
+        return started
+    }
+
+    /// `udp listen` on `host`, once it is bound (and, with --join, a member).
+    private func listener(_ lan: TestLAN, _ host: TestLAN.Host, _ arguments: [String]) throws -> Run.Handle {
+        let handle = try lan.udp(host, ["listen"] + arguments + ["--show-port"])
+        XCTAssertTrue(handle.waitForOutput(arguments.contains("--join") ? "joined" : "listening on"), "listener on \(host) did not start: \(handle.stderr)")
+        return handle
+    }
+
+    private func run(_ lan: TestLAN, _ host: TestLAN.Host, _ arguments: [String]) throws -> Run.Result {
+        try lan.udp(host, arguments).finish()
+    }
+
+    private func json(_ result: Run.Result) throws -> [[String: Any]] {
+        try result.text.split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], String($0))
+        }
+    }
+
+    // MARK: - Broadcast
+
+    func testBroadcastReachesEverySubnetHostAndNoOtherSubnet() throws {
+        let lan = try lan()
+        let peers = try receivers(lan, [.b, .c, .d], port: 7001, count: 1, idle: 1)
+        let sent = try run(lan, .a, ["send", "<broadcast>", "7001", "hello", "all"])
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        for host in [TestLAN.Host.b, .c] {
+            let got = LANPeer.received(peers[host]!)
+            XCTAssertEqual(got.map(\.text), ["hello all"], "\(host)")
+            XCTAssertEqual(got.first?.from, "10.77.1.1")
+        }
+        XCTAssertEqual(LANPeer.received(peers[.d]!).map(\.text), [], "a host on another subnet received a directed broadcast")
+    }
+
+    func testDirectedAndLimitedBroadcast() throws {
+        let lan = try lan()
+        let peers = try receivers(lan, [.b, .d], port: 7002, count: 2, idle: 1)
+        let directed = try run(lan, .a, ["send", "10.77.1.255", "7002", "directed"])
+        XCTAssertEqual(directed.status, 0, "a directed address needs no --broadcast: \(directed.stderr)")
+
+        // 255.255.255.255 without a default route: the seeds' failure, explained.
+        let unrouted = try run(lan, .a, ["broadcast", "7002", "--limited", "lost"])
+        XCTAssertEqual(unrouted.status, 69)
+        XCTAssertTrue(unrouted.stderr.hasPrefix("udp: network unreachable for 255.255.255.255:7002"), unrouted.stderr)
+        XCTAssertTrue(unrouted.stderr.contains("--interface"), unrouted.stderr)
+
+        let limited = try run(lan, .a, ["broadcast", "7002", "--limited", "--interface", "lan0", "limited"])
+        XCTAssertEqual(limited.status, 0, limited.stderr)
+        XCTAssertEqual(LANPeer.received(peers[.b]!).map(\.text), ["directed", "limited"])
+        XCTAssertEqual(LANPeer.received(peers[.d]!).map(\.text), ["limited"], "255.255.255.255 reaches the whole wire")
+
+        let unknown = try run(lan, .a, ["broadcast", "7002", "--interface", "eth9", "x"])
+        XCTAssertEqual(unknown.status, 69)
+        XCTAssertEqual(unknown.stderr, "udp: interface 'eth9': no such interface on this host (see 'udp interfaces')\n")
+        let unicast = try run(lan, .a, ["send", "10.77.1.2", "7002", "--interface", "lan0", "x"])
+        XCTAssertEqual(unicast.status, 64, unicast.stderr)
+    }
+
+    func testSeedFeiQPacketArrivesByteExactWhereTheSeedProgramFails() throws {
+        let lan = try lan()
+        let seed = try lan.python(.a, LANPeer.broadcaster, ["<broadcast>", "2425", "1:100:will:will-pc:32:will broadcast"]).finish()
+        XCTAssertEqual(seed.text, "error \(ENETUNREACH)\n", "the seeds' <broadcast> needs a default route")
+
+        let peers = try receivers(lan, [.b, .c], port: 2425, count: 1, idle: 3)
+        let sent = try run(lan, .a, ["broadcast", "2425", "1:100:will:will-pc:32:will", "broadcast"])
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        for host in [TestLAN.Host.b, .c] {
+            XCTAssertEqual(LANPeer.received(peers[host]!).map(\.text), ["1:100:will:will-pc:32:will broadcast"])
+        }
+    }
+
+    func testListenMarksAPythonBroadcastAndItsInterface() throws {
+        let lan = try lan()
+        let json = try listener(lan, .b, ["7004", "--count", "2", "--timeout", "5s", "--json"])
+        let text = try listener(lan, .c, ["7004", "--count", "1", "--timeout", "5s"])
+        let broadcast = try lan.python(.a, LANPeer.broadcaster, ["10.77.1.255", "7004", "to everyone"]).finish()
+        XCTAssertEqual(broadcast.text, "sent\n")
+        let unicast = try lan.python(.a, LANPeer.broadcaster, ["10.77.1.2", "7004", "to b"]).finish()
+        XCTAssertEqual(unicast.text, "sent\n")
+
+        let objects = try self.json(json.finish())
+        XCTAssertEqual(objects.count, 2)
+        XCTAssertEqual(objects.first?["text"] as? String, "to everyone")
+        XCTAssertEqual(objects.first?["from"] as? String, "10.77.1.1")
+        XCTAssertEqual(objects.first?["to"] as? String, "10.77.1.255")
+        XCTAssertEqual(objects.first?["cast"] as? String, "broadcast")
+        XCTAssertEqual(objects.first?["interface"] as? String, "lan0")
+        XCTAssertEqual(objects.last?["cast"] as? String, "unicast")
+        XCTAssertEqual(objects.last?["to"] as? String, "10.77.1.2")
+
+        let line = text.finish().text
+        XCTAssertTrue(line.contains("10.77.1.1:"), line)
+        XCTAssertTrue(line.hasSuffix("11 bytes  broadcast to 10.77.1.255 on lan0  to everyone\n"), line)
+    }
+
+    // MARK: - Multicast
+
+    func testJoinedListenersReceiveAndOthersDoNot() throws {
+        let lan = try lan()
+        let group = ["7005", "--join", "239.77.1.1", "--interface", "lan0", "--count", "1", "--timeout", "5s", "--json"]
+        let first = try listener(lan, .b, group)
+        let second = try listener(lan, .b, group)
+        let bystander = try receivers(lan, [.c], port: 7005, count: 1, idle: 1)[.c]!
+
+        let noRoute = try run(lan, .a, ["send", "239.77.1.1", "7005", "lost"])
+        XCTAssertEqual(noRoute.status, 69)
+        XCTAssertTrue(noRoute.stderr.contains("name an interface (--interface)"), noRoute.stderr)
+
+        let sent = try run(lan, .a, ["send", "239.77.1.1", "7005", "--interface", "lan0", "--ttl", "1", "to the group"])
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        for listener in [first, second] {
+            let objects = try json(listener.finish())
+            XCTAssertEqual(objects.first?["text"] as? String, "to the group", "both listeners on one port receive")
+            XCTAssertEqual(objects.first?["cast"] as? String, "multicast")
+            XCTAssertEqual(objects.first?["to"] as? String, "239.77.1.1")
+            XCTAssertEqual(objects.first?["interface"] as? String, "lan0")
+        }
+        XCTAssertEqual(LANPeer.received(bystander).map(\.text), [], "a host that did not join received the group")
+
+        let join = try lan.udp(.d, ["listen", "7005", "--join", "239.77.1.1", "--timeout", "1s"]).finish()
+        XCTAssertEqual(join.status, 69)
+        XCTAssertTrue(join.stderr.hasPrefix("udp: no route picks an interface for group 239.77.1.1"), join.stderr)
+        XCTAssertTrue(join.stderr.hasSuffix("(--interface)\n"), join.stderr)
+    }
+
+    func testNoLoopKeepsTheSendersOwnHostOut() throws {
+        let lan = try lan()
+        let group = ["7006", "--join", "239.77.1.6", "--interface", "lan0", "--count", "1"]
+        let own = try listener(lan, .a, group + ["--timeout", "1s"])
+        let other = try listener(lan, .b, group + ["--timeout", "5s"])
+        let sent = try run(lan, .a, ["send", "239.77.1.6", "7006", "--interface", "lan0", "--no-loop", "out only"])
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        XCTAssertTrue(other.finish().text.hasSuffix("multicast to 239.77.1.6 on lan0  out only\n"))
+        let ownResult = own.finish()
+        XCTAssertEqual(ownResult.status, 75, "the sender's host received its own datagram: \(ownResult.text)")
+        let looped = try run(lan, .a, ["send", "10.77.1.2", "7006", "--loop", "x"])
+        XCTAssertEqual(looped.status, 64, looped.stderr)
+    }
+
+    func testSourceSpecificJoinTakesOnlyThatSource() throws {
+        let lan = try lan()
+        let listener = try listener(lan, .b, ["7007", "--join", "232.77.1.7", "--source", "10.77.1.1", "--interface", "lan0",
+                                              "--count", "1", "--timeout", "5s", "--json"])
+        for (host, text) in [(TestLAN.Host.c, "from c"), (.a, "from a")] {
+            let sent = try run(lan, host, ["send", "232.77.1.7", "7007", "--interface", "lan0", text])
+            XCTAssertEqual(sent.status, 0, sent.stderr)
+        }
+        let objects = try json(listener.finish())
+        XCTAssertEqual(objects.map { $0["text"] as? String }, ["from a"], "C's datagram came first and must have been filtered")
+        XCTAssertEqual(objects.first?["from"] as? String, "10.77.1.1")
+    }
+
+    func testIPv6LinkLocalGroupOnTheLink() throws {
+        let lan = try lan()
+        let listener = try listener(lan, .b, ["[::]:7008", "--join", "ff02::77:8", "--interface", "lan0", "--count", "2", "--timeout", "5s", "--json"])
+        for target in [["ff02::77:8", "7008"], ["[ff02::77:8%lan0]:7008"]] {
+            let sent = try run(lan, .a, ["send"] + target + ["--interface", "lan0", "six"])
+            XCTAssertEqual(sent.status, 0, sent.stderr)
+        }
+        let objects = try json(listener.finish())
+        XCTAssertEqual(objects.count, 2)
+        for object in objects {
+            XCTAssertEqual(object["text"] as? String, "six")
+            XCTAssertEqual(object["cast"] as? String, "multicast")
+            XCTAssertEqual(object["to"] as? String, "ff02::77:8")
+            XCTAssertEqual(object["interface"] as? String, "lan0")
+            XCTAssertTrue((object["from"] as? String ?? "").hasPrefix("fe80::"), "\(object)")
+        }
+    }
+
+    // MARK: - Interfaces
+
+    func testInterfacesListsTheHostsLink() throws {
+        let lan = try lan()
+        let result = try run(lan, .a, ["interfaces", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let interfaces = try json(result)
+        XCTAssertEqual(interfaces.map { $0["name"] as? String }, ["lo", "lan0"])
+        let link = try XCTUnwrap(interfaces.last)
+        XCTAssertEqual(link["mtu"] as? Int, 1500)
+        XCTAssertEqual(link["flags"] as? [String], ["up", "running", "broadcast", "multicast"])
+        let addresses = try XCTUnwrap(link["addresses"] as? [[String: Any]])
+        let v4 = try XCTUnwrap(addresses.first { $0["family"] as? String == "ipv4" })
+        XCTAssertEqual(v4["address"] as? String, "10.77.1.1")
+        XCTAssertEqual(v4["prefix"] as? Int, 24)
+        XCTAssertEqual(v4["broadcast"] as? String, "10.77.1.255")
+        let v6 = try XCTUnwrap(addresses.first { $0["family"] as? String == "ipv6" })
+        XCTAssertTrue((v6["address"] as? String ?? "").hasPrefix("fe80::"))
+        XCTAssertEqual(v6["scope"] as? Int, link["index"] as? Int)
+
+        let text = try run(lan, .a, ["interfaces", "lan0"]).text
+        XCTAssertTrue(text.hasPrefix("\(link["index"] as? Int ?? 0): lan0  <up,running,broadcast,multicast>  mtu 1500\n    ipv4 10.77.1.1/24  broadcast 10.77.1.255\n"), text)
+    }
+}
