@@ -82,6 +82,13 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
+
+    /// How a default shows in --help: "1s", "250ms".
+    var defaultValueDescription: String {
+        if seconds >= 1 || seconds == 0 { return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s" }
+        let millis = seconds * 1000
+        return millis == millis.rounded() ? "\(Int(millis))ms" : "\(Int((seconds * 1e6).rounded()))us"
+    }
 }
 
 /// Splits `HOST PORT rest...` or `HOST:PORT rest...` into an endpoint and the remaining words.
