@@ -75,7 +75,10 @@ struct Echo: AsyncParsableCommand {
         config.allowAmplification = allowAmplification
         if allowLoopPorts { config.blockedSourcePorts = [0] }
 
-        let socket = try await UDPSocket.bind(to: try UDPEndpoint.parse(address, defaultHost: .any), family: try network.family())
+        var options = UDPSocketOptions()
+        // Room for a burst from many clients before the kernel drops (the default is about 200 KiB).
+        options.receiveBufferSize = 1 << 20
+        let socket = try await UDPSocket.bind(to: try UDPEndpoint.parse(address, defaultHost: .any), family: try network.family(), options: options)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(socket.localAddress)\n") }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
         if interactive {
