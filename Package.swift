@@ -44,6 +44,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The chat room's wire format and reliability state machines: pure value code, no I/O (docs/room-protocol.md).
+        .target(name: "RoomProtocol"),
         .executableTarget(
             name: "udp",
             dependencies: [
@@ -73,6 +75,7 @@ let package = Package(
         .testTarget(name: "ImpairmentTests", dependencies: ["Impairment"]),
         .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
+        .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]
 )

@@ -1,0 +1,205 @@
+/// Why a nick is not acceptable.
+public enum NickError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The nick is empty.
+    case empty
+    /// The nick has `length` characters (Unicode scalars); `limit` is the maximum.
+    case tooLong(length: Int, limit: Int)
+    /// The nick contains a space, control, format or otherwise invisible character.
+    case forbiddenCharacter(Unicode.Scalar)
+
+    public var description: String {
+        switch self {
+        case .empty: "a nick must not be empty"
+        case .tooLong(let length, let limit): "a nick has at most \(limit) characters; this one has \(length)"
+        case .forbiddenCharacter(let scalar): "a nick must not contain \(describe(scalar))"
+        }
+    }
+}
+
+/// Why a message text is not acceptable.
+public enum TextError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The text is empty.
+    case empty
+    /// The text has `bytes` bytes of UTF-8; `limit` is the maximum.
+    case tooLong(bytes: Int, limit: Int)
+    /// The text contains a control character other than tab, or a line or paragraph separator.
+    case forbiddenCharacter(Unicode.Scalar)
+
+    /// The NOTICE code a server reports this with.
+    public var noticeCode: NoticeCode {
+        switch self {
+        case .tooLong: .textTooLong
+        case .empty, .forbiddenCharacter: .invalidText
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .empty: "a message must not be empty"
+        case .tooLong(let bytes, let limit): "message too long: \(bytes) bytes of UTF-8, the limit is \(limit)"
+        case .forbiddenCharacter(let scalar): "a message must not contain \(describe(scalar))"
+        }
+    }
+}
+
+private func describe(_ scalar: Unicode.Scalar) -> String {
+    let code = String(scalar.value, radix: 16, uppercase: true)
+    return "U+\(String(repeating: "0", count: max(0, 4 - code.count)))\(code)"
+        + (scalar == " " ? " (space)" : "")
+}
+
+/// The room's policy limits, checked by the server (and by a client before sending, for an
+/// immediate error). Distinct from the wire caps in `StringField`, which are looser so that a
+/// slightly-too-long message still decodes and can be answered with a clear notice.
+///
+/// Nick rules: 1 to `maxNickLength` Unicode scalars, none of them in a Unicode "Other" (C*)
+/// or "Separator" (Z*) general category: no spaces, controls, format characters, surrogates,
+/// private-use or unassigned code points. (In Python: `s.isprintable() and " " not in s`.)
+/// Nicks are unique case-insensitively: compare `nickKey` values.
+///
+/// Text rules: 1 to `maxTextBytes` bytes of UTF-8; no control characters except tab, and no
+/// U+2028/U+2029 line/paragraph separators (one message is one line).
+public struct RoomLimits: Hashable, Sendable {
+    /// Longest message text in UTF-8 bytes; default 1,000.
+    public let maxTextBytes: Int
+    /// Longest nick in Unicode scalars; default 24.
+    public let maxNickLength: Int
+    /// Most members at once; default 64.
+    public let maxMembers: Int
+    /// Public messages kept and shown to a newcomer; default 20.
+    public let historyLength: Int
+    /// Commands a member may send in one burst; default 50.
+    public let commandBurst: Int
+    /// Nanoseconds to regain one command after a burst; default 200 ms (5 per second).
+    public let commandRefillInterval: UInt64
+
+    /// Traps unless `1 <= maxTextBytes <= StringField.text.maxBytes`,
+    /// `1 <= maxNickLength <= StringField.nick.maxBytes / 4`, `maxMembers >= 1`,
+    /// `0 <= historyLength <= 65_535`, `commandBurst >= 1` and `commandRefillInterval >= 1`.
+    public init(
+        maxTextBytes: Int = 1000, maxNickLength: Int = 24, maxMembers: Int = 64, historyLength: Int = 20,
+        commandBurst: Int = 50, commandRefillInterval: UInt64 = 200_000_000
+    ) {
+        precondition((1...StringField.text.maxBytes).contains(maxTextBytes), "maxTextBytes out of range")
+        // A scalar is at most 4 bytes of UTF-8, so any valid nick fits the wire cap.
+        precondition((1...StringField.nick.maxBytes / 4).contains(maxNickLength), "maxNickLength out of range")
+        precondition(maxMembers >= 1, "maxMembers must be at least 1")
+        precondition((0...Int(UInt16.max)).contains(historyLength), "historyLength out of range")
+        precondition(commandBurst >= 1 && commandRefillInterval >= 1, "rate limit out of range")
+        self.maxTextBytes = maxTextBytes
+        self.maxNickLength = maxNickLength
+        self.maxMembers = maxMembers
+        self.historyLength = historyLength
+        self.commandBurst = commandBurst
+        self.commandRefillInterval = commandRefillInterval
+    }
+
+    /// The defaults.
+    public static let standard = RoomLimits()
+
+    /// Checks `nick` against the nick rules.
+    public func checkNick(_ nick: String) throws(NickError) {
+        var length = 0
+        for scalar in nick.unicodeScalars {
+            if Self.isForbiddenInNick(scalar) { throw .forbiddenCharacter(scalar) }
+            length += 1
+        }
+        if length == 0 { throw .empty }
+        if length > maxNickLength { throw .tooLong(length: length, limit: maxNickLength) }
+    }
+
+    /// Checks `text` against the text rules.
+    public func checkText(_ text: String) throws(TextError) {
+        let bytes = text.utf8.count
+        if bytes == 0 { throw .empty }
+        if bytes > maxTextBytes { throw .tooLong(bytes: bytes, limit: maxTextBytes) }
+        for scalar in text.unicodeScalars where Self.isForbiddenInText(scalar) {
+            throw .forbiddenCharacter(scalar)
+        }
+    }
+
+    /// The identity of a nick for uniqueness and lookup (`/msg`): its Unicode lowercase
+    /// mapping. Compare keys with `==`, which in Swift also equates canonically equivalent
+    /// forms (precomposed "é" and "e" + combining accent).
+    public static func nickKey(_ nick: String) -> String {
+        nick.lowercased()
+    }
+
+    /// A fresh per-member command rate limiter, full at `now`.
+    public func makeCommandBucket(now: UInt64) -> TokenBucket {
+        TokenBucket(capacity: commandBurst, refillInterval: commandRefillInterval, now: now)
+    }
+
+    private static func isForbiddenInNick(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .surrogate, .privateUse, .unassigned,
+             .spaceSeparator, .lineSeparator, .paragraphSeparator:
+            true
+        default:
+            false
+        }
+    }
+
+    private static func isForbiddenInText(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control: scalar != "\t"
+        case .lineSeparator, .paragraphSeparator: true
+        default: false
+        }
+    }
+}
+
+/// The room's timing, all in nanoseconds; the defaults are the values
+/// `docs/room-protocol.md` gives.
+public struct RoomTiming: Hashable, Sendable {
+    /// How often a client sends HEARTBEAT; default 2 s.
+    public var heartbeatInterval: UInt64
+    /// Silence after which the server drops a member (and a client considers the server
+    /// unreachable); also how long the server lets an item of a member's stream go
+    /// unacknowledged. Default 10 s.
+    public var memberTimeout: UInt64
+    /// The reliable streams' tuning; the same backoff (200 ms doubling to 2 s) paces JOIN
+    /// retries.
+    public var stream: ReliableStreamConfiguration
+
+    public init(
+        heartbeatInterval: UInt64 = 2_000_000_000, memberTimeout: UInt64 = 10_000_000_000,
+        stream: ReliableStreamConfiguration = .standard
+    ) {
+        self.heartbeatInterval = heartbeatInterval
+        self.memberTimeout = memberTimeout
+        self.stream = stream
+    }
+
+    /// The defaults.
+    public static let standard = RoomTiming()
+
+    /// The wait before repeating a JOIN that got no answer, after `attempts` JOINs were sent
+    /// (1 after the first): `initialTimeout` doubled per further attempt, capped at
+    /// `maximumTimeout`.
+    public func joinRetryDelay(afterAttempts attempts: Int) -> UInt64 {
+        var delay = stream.initialTimeout
+        for _ in 1..<max(attempts, 1) {
+            if delay >= stream.maximumTimeout / 2 { return stream.maximumTimeout }
+            delay *= 2
+        }
+        return min(delay, stream.maximumTimeout)
+    }
+}
+
+extension Welcome {
+    /// A WELCOME announcing the server's `limits` and `timing` (times rounded down to whole
+    /// milliseconds, clamped to 32 bits; `historyCount` clamped to 16 bits).
+    public init(
+        nonce: UInt64, token: SessionToken, serverInstance: UInt64, historyCount: Int,
+        limits: RoomLimits, timing: RoomTiming
+    ) {
+        func millis(_ nanoseconds: UInt64) -> UInt32 { UInt32(min(nanoseconds / 1_000_000, UInt64(UInt32.max))) }
+        self.init(
+            nonce: nonce, token: token, serverInstance: serverInstance,
+            maxTextBytes: UInt16(limits.maxTextBytes),
+            historyCount: UInt16(clamping: historyCount),
+            heartbeatMillis: millis(timing.heartbeatInterval),
+            timeoutMillis: millis(timing.memberTimeout))
+    }
+}
