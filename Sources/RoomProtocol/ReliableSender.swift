@@ -40,7 +40,10 @@ public struct ReliableStreamConfiguration: Hashable, Sendable {
 /// item has its own retransmission deadline; every retransmission doubles that item's timeout,
 /// up to `maximumTimeout` (selective repeat with exponential backoff). The base timeout adapts
 /// to the measured round trip (smoothed RTT plus four deviations, RFC 6298 style), measured only
-/// on items acknowledged after a single transmission.
+/// on items acknowledged after a single transmission. After a retransmission, items sent for the
+/// first time get at least the retransmission's timeout until a round trip is measured again
+/// (RFC 6298 section 5.5), so a path slower than the timeout is learned instead of every item
+/// being sent twice.
 ///
 /// Driving it: `enqueue` items, send whatever `due(now:)` returns, feed every acknowledgement
 /// to `acknowledge(_:now:)`, and call `due` again at `nextDeadline` (or after any enqueue or
@@ -76,6 +79,11 @@ public struct ReliableSender<Payload> {
     private var sentEnd: UInt64
     private var smoothedRTT: UInt64?
     private var rttVariance: UInt64 = 0
+    // The timeout of the latest retransmission, until a round trip is measured again (0: none pending).
+    // New items start with it: when the path is slower than the timeout, every item is retransmitted and
+    // Karn's rule leaves nothing to measure, so without it the sender would never learn and keep sending
+    // everything twice.
+    private var retransmissionTimeout: UInt64 = 0
 
     /// Transmissions after the first of any item.
     public private(set) var retransmissions = 0
@@ -156,7 +164,12 @@ public struct ReliableSender<Payload> {
             }
             entries[index].attempts += 1
             entries[index].lastSent = now
-            let timeout = backedOff(attempt: entries[index].attempts)
+            var timeout = backedOff(attempt: entries[index].attempts)
+            if entries[index].attempts > 1 {
+                retransmissionTimeout = max(retransmissionTimeout, timeout)
+            } else {
+                timeout = max(timeout, retransmissionTimeout)
+            }
             entries[index].deadline = now.addingReportingOverflow(timeout).overflow ? .max : now + timeout
             let sequence = base + UInt64(offset)
             sentEnd = max(sentEnd, sequence + 1)
@@ -252,6 +265,7 @@ public struct ReliableSender<Payload> {
     }
 
     private mutating func measured(rtt: UInt64) {
+        retransmissionTimeout = 0
         guard let srtt = smoothedRTT else {
             smoothedRTT = rtt
             rttVariance = rtt / 2

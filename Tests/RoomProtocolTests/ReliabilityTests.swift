@@ -63,6 +63,34 @@ final class ReliableSenderTests: XCTestCase {
         XCTAssertLessThan(sender.currentTimeout, 30 * ms, "the deviation term decays on a steady path")
     }
 
+    func testASlowPathIsLearnedAfterRetransmissions() {
+        // Round trip 700 ms, above the 200 ms first timeout: the first items go out twice (and cannot be
+        // measured), later ones start with the backed-off timeout, get through once, and are measured.
+        var sender = ReliableSender<Int>()
+        var sent: [UInt64: Int] = [:]
+        var now: UInt64 = 0
+        var pending: [(at: UInt64, ack: Acknowledgement)] = []
+        var acknowledgedThrough: UInt64 = 0
+        for item in 1...40 {
+            _ = sender.enqueue(item)
+            for step in 0..<100 {
+                now += 10 * ms
+                for transmission in sender.due(now: now) {
+                    sent[transmission.sequence, default: 0] += 1
+                    acknowledgedThrough = max(acknowledgedThrough, transmission.sequence)
+                    pending.append((now + 700 * ms, Acknowledgement(cumulative: acknowledgedThrough)))
+                }
+                for ack in pending where ack.at <= now { sender.acknowledge(ack.ack, now: now) }
+                pending.removeAll { $0.at <= now }
+                if step > 0 && sender.isIdle { break }
+            }
+        }
+        XCTAssertTrue(sender.isIdle)
+        XCTAssertGreaterThan(sent[1]!, 1)
+        XCTAssertEqual((30...40).map { sent[UInt64($0)]! }, Array(repeating: 1, count: 11), "\(sent.sorted { $0.key < $1.key })")
+        XCTAssertEqual(Double(sender.roundTripTime ?? 0) / Double(ms), 700, accuracy: 20)
+    }
+
     func testSelectiveAcknowledgementPreventsRetransmission() {
         var sender = ReliableSender<Int>()
         for i in 1...5 { _ = sender.enqueue(i) }
