@@ -155,8 +155,7 @@ public struct RoomTiming: Hashable, Sendable {
     /// How often a client sends HEARTBEAT; default 2 s.
     public var heartbeatInterval: UInt64
     /// Silence after which the server drops a member (and a client considers the server
-    /// unreachable); also how long the server lets an item of a member's stream go
-    /// unacknowledged. Default 10 s.
+    /// unreachable). Default 10 s.
     public var memberTimeout: UInt64
     /// The reliable streams' tuning; the same backoff (200 ms doubling to 2 s) paces JOIN
     /// retries.
@@ -173,6 +172,16 @@ public struct RoomTiming: Hashable, Sendable {
 
     /// The defaults.
     public static let standard = RoomTiming()
+
+    /// How long the server lets the oldest item of a member's stream go unacknowledged before it
+    /// drops the member: three member timeouts (30 s by default). Longer than the silence limit on
+    /// purpose: a member that still sends may be on a very lossy path, and within one member
+    /// timeout an item is sent only about five times, which 20% loss defeats for one item in a few
+    /// thousand; in three, about fifteen times.
+    public var stallTimeout: UInt64 {
+        let (product, overflow) = memberTimeout.multipliedReportingOverflow(by: 3)
+        return overflow ? .max : product
+    }
 
     /// The wait before repeating a JOIN that got no answer, after `attempts` JOINs were sent
     /// (1 after the first): `initialTimeout` doubled per further attempt, capped at
