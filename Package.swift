@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "UDPKit", targets: ["UDPKit"]),
         .library(name: "UDPProxy", targets: ["UDPProxy", "Impairment"]),
+        .library(name: "UDPRoom", targets: ["UDPRoom", "RoomProtocol"]),
         .executable(name: "udp", targets: ["udp"]),
     ],
     dependencies: [
@@ -46,6 +47,15 @@ let package = Package(
         ),
         // The chat room's wire format and reliability state machines: pure value code, no I/O (docs/room-protocol.md).
         .target(name: "RoomProtocol"),
+        .target(
+            name: "UDPRoom",
+            dependencies: [
+                "UDPKit",
+                "RoomProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "udp",
             dependencies: [
@@ -76,6 +86,7 @@ let package = Package(
         .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
+        .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]
 )

@@ -1,0 +1,195 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import RoomProtocol
+import UDPKit
+
+/// A chat room on one UDP socket: the server side of the room protocol (`docs/room-protocol.md`).
+///
+/// Members join with a nick and get a secret session token; every later packet must carry it, so knowing a
+/// member's address is not enough to post as that member. Each member's commands and the room's events
+/// travel in reliable streams (acknowledged, retransmitted, de-duplicated), so every message sent after a
+/// member joined reaches it exactly once, each sender's messages in the order sent, despite loss,
+/// duplication and reordering. Members that stop answering time out; nick rules, a per-member rate limit,
+/// a message size limit and a room size limit apply (`RoomLimits`); malformed datagrams are dropped and
+/// counted, never answered.
+///
+/// ```swift
+/// let server = try await RoomServer.bind(to: .parse("*:9000"))
+/// let task = Task { try await server.run() }   // members join server.localAddress
+/// task.cancel()                                // tells every member the server is shutting down
+/// ```
+///
+/// All state lives in the task that calls `run`; `counters` may be read from anywhere.
+public final class RoomServer: Sendable {
+    /// Limits and timing.
+    public struct Configuration: Sendable {
+        /// Nick and text rules, room size, history length, per-member command rate.
+        public var limits: RoomLimits = .standard
+        /// Heartbeat interval, member timeout, retransmission timeouts. Tests shorten these.
+        public var timing: RoomTiming = .standard
+        /// How many packets without a valid token (JOINs, stale or forged tokens) one source address may
+        /// send in a burst before the server stops answering it. Default 32.
+        public var addressBurst = 32
+        /// Nanoseconds for an address to regain one such packet after a burst. Default 100 ms (10 per second).
+        public var addressRefillInterval: UInt64 = 100_000_000
+
+        /// The defaults of `docs/room-protocol.md`.
+        public init() {}
+    }
+
+    /// Why a datagram, or the command in it, was not acted on.
+    public enum DropReason: String, Sendable, CaseIterable {
+        /// Not a version-1 room packet for a server: wrong magic, version or direction, truncated, bad
+        /// UTF-8, oversized, trailing bytes.
+        case malformed
+        /// A token the server does not know: stale (the member left, timed out, or the server restarted)
+        /// or forged. Answered with ENDED, within the address limit.
+        case unknownSession = "unknown-session"
+        /// A command over the member's rate limit; acknowledged, not acted on, answered with a NOTICE.
+        case rateLimited = "rate-limited"
+        /// A packet without a valid token from an address over its limit; not answered.
+        case addressRateLimited = "address-rate-limited"
+        /// A command refused with a NOTICE: text too long or invalid, nick taken or invalid, no such
+        /// member, unsupported command.
+        case rejected
+    }
+
+    /// What the server did so far.
+    public struct Counters: Sendable, Equatable {
+        /// Members now (joined and confirmed).
+        public var members = 0
+        /// Sessions confirmed since the start.
+        public var joined = 0
+        /// Members that left.
+        public var left = 0
+        /// Members dropped for silence or for not acknowledging their stream.
+        public var timedOut = 0
+        /// JOINs refused (nick taken or invalid, room full, wrong version).
+        public var refused = 0
+        /// Public messages relayed.
+        public var messages = 0
+        /// Private messages relayed.
+        public var privateMessages = 0
+        /// Datagrams received.
+        public var received = 0
+        /// Datagrams sent.
+        public var sent = 0
+        /// Events sent again because no acknowledgement came in time.
+        public var retransmissions = 0
+        /// Datagrams or commands not acted on, by reason.
+        public var dropped: [DropReason: Int] = [:]
+
+        /// All drops.
+        public var droppedTotal: Int { dropped.values.reduce(0, +) }
+    }
+
+    /// Something that happened to the membership, for a log.
+    public enum Activity: Sendable, Equatable {
+        /// A member's session was confirmed; `address` is where its packets come from.
+        case joined(nick: String, address: UDPAddress)
+        /// A member left.
+        case left(nick: String)
+        /// A member was dropped; `reason` says why, for people.
+        case timedOut(nick: String, reason: String)
+        /// A member changed its nick.
+        case nickChanged(from: String, to: String)
+        /// A JOIN was refused.
+        case refused(nick: String, address: UDPAddress, reason: RefusalReason)
+    }
+
+    /// The socket the room runs on.
+    public let socket: UDPSocket
+    /// The configuration.
+    public let configuration: Configuration
+    /// A random number drawn at start, sent in every WELCOME: a member that rejoins and sees another value
+    /// knows the server restarted.
+    public let instance: UInt64
+    private let published = NIOLockedValueBox(Counters())
+
+    /// A room on `socket`. Use `bind` for a socket with suitable options (receive buffer, datagram size).
+    public init(socket: UDPSocket, configuration: Configuration = .init(), instance: UInt64 = .random(in: 1...UInt64.max)) {
+        self.socket = socket
+        self.configuration = configuration
+        self.instance = instance
+    }
+
+    /// Binds a room's socket to `endpoint`. Call `run` to serve.
+    /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
+    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration = .init()) async throws -> RoomServer {
+        RoomServer(socket: try await UDPSocket.bind(to: endpoint, family: family, options: roomSocketOptions(buffer: 4 << 20)), configuration: configuration)
+    }
+
+    /// Binds a room's socket to a resolved address. See `bind(to:family:configuration:)`.
+    public static func bind(to address: UDPAddress, configuration: Configuration = .init()) async throws -> RoomServer {
+        RoomServer(socket: try await UDPSocket.bind(to: address, options: roomSocketOptions(buffer: 4 << 20)), configuration: configuration)
+    }
+
+    /// The address members send to.
+    public var localAddress: UDPAddress { socket.localAddress }
+
+    /// The counters now.
+    public var counters: Counters { published.withLockedValue { $0 } }
+
+    /// Serves until the task is cancelled or the socket is closed.
+    ///
+    /// On cancellation every member is sent ENDED (reason `serverShutdown`), so clients know to rejoin when
+    /// the server is back, and the socket is closed; then `run` returns normally. When the socket is closed
+    /// from outside, `run` returns without telling anyone (as a crash would).
+    /// - Parameter onActivity: called for every join, leave, timeout, nick change and refused JOIN.
+    public func run(onActivity: (@Sendable (Activity) -> Void)? = nil) async throws {
+        var core = ServerCore(configuration: configuration, instance: instance)
+        defer { publish(core.counters) }
+        do {
+            while true {
+                let now = RoomClock.now()
+                // The idle cap keeps a quiet server checking its members' timeouts.
+                let wait = min(now.elapsed(until: core.nextDeadline(now: now) ?? .max), 1_000_000_000)
+                let batch = try await socket.receiveBatch(timeout: .nanoseconds(Int64(wait)))
+                let arrival = RoomClock.now()
+                let millis = RoomClock.unixMillis()
+                for datagram in batch {
+                    core.receive(datagram.payload.readableBytesView, truncated: datagram.truncated, from: datagram.sender, now: arrival, unixMillis: millis)
+                }
+                core.tick(now: RoomClock.now())
+                try await flush(&core, onActivity: onActivity)
+            }
+        } catch is CancellationError {
+            core.shutdown()
+            try await flush(&core, onActivity: onActivity)
+            await socket.close()
+        } catch UDPError.closed {
+            return
+        }
+    }
+
+    private func flush(_ core: inout ServerCore, onActivity: (@Sendable (Activity) -> Void)?) async throws {
+        // Counters first: whoever sees an answer then sees it counted.
+        publish(core.counters)
+        let outgoing = core.takeOutgoing()
+        if !outgoing.isEmpty {
+            do {
+                try await socket.send(outgoing)
+            } catch let error as UDPError {
+                // A member that cannot be reached must not stop the room; it times out like any other.
+                if case .closed = error { throw error }
+            }
+        }
+        let activities = core.takeActivities()
+        if let onActivity { activities.forEach(onActivity) }
+    }
+
+    private func publish(_ counters: Counters) {
+        published.withLockedValue { $0 = counters }
+    }
+}
+
+/// Options for a room socket: datagrams up to the protocol's maximum (a longer one arrives flagged
+/// `truncated` and is dropped as malformed), so each receive slot stays small, and a larger receive buffer
+/// where many members answer at once.
+func roomSocketOptions(buffer: Int?) -> UDPSocketOptions {
+    var options = UDPSocketOptions()
+    options.maximumDatagramSize = RoomWire.maxDatagramSize
+    options.receiveBufferSize = buffer
+    options.sendBufferSize = buffer
+    return options
+}

@@ -1,0 +1,394 @@
+import NIOCore
+import RoomProtocol
+import UDPKit
+
+/// The room server's state and rules, without I/O: datagrams and clock readings in, datagrams out.
+/// `RoomServer` feeds it from its socket; everything it decides is in here, in one task.
+struct ServerCore {
+    /// A JOIN is identified by where it came from and its nonce, so a repeated JOIN gets the same WELCOME.
+    private struct JoinKey: Hashable {
+        var address: UDPAddress
+        var nonce: UInt64
+    }
+
+    private struct Session {
+        let token: SessionToken
+        let serial: Int
+        let welcome: Welcome
+        let joinKey: JoinKey
+        let created: UInt64
+        var nick: String
+        var address: UDPAddress
+        var confirmed = false
+        var lastHeard: UInt64
+        var events: ReliableSender<RoomEvent>
+        var commands: ReliableReceiver<ClientCommand>
+        var bucket: TokenBucket
+        var owesAck = false
+    }
+
+    let configuration: RoomServer.Configuration
+    let instance: UInt64
+    private(set) var counters = RoomServer.Counters()
+    private var limits: RoomLimits { configuration.limits }
+    private var timing: RoomTiming { configuration.timing }
+
+    private var sessions: [SessionToken: Session] = [:]
+    private var nicks: [String: SessionToken] = [:]
+    private var joins: [JoinKey: SessionToken] = [:]
+    private var history: [RoomEvent] = []
+    private var nextSerial = 0
+    private var limiter: AddressLimiter
+    private var outgoing: [OutgoingDatagram] = []
+    private var activities: [RoomServer.Activity] = []
+    /// Members whose stream overflowed while events were being queued; dropped once the command is done.
+    private var overflowed: [SessionToken] = []
+
+    init(configuration: RoomServer.Configuration, instance: UInt64) {
+        self.configuration = configuration
+        self.instance = instance
+        limiter = AddressLimiter(capacity: max(1, configuration.addressBurst), refillInterval: max(1, configuration.addressRefillInterval))
+    }
+
+    /// Datagrams to send, in order; empties the queue.
+    mutating func takeOutgoing() -> [OutgoingDatagram] {
+        defer { outgoing.removeAll(keepingCapacity: true) }
+        return outgoing
+    }
+
+    /// Membership changes since the last call.
+    mutating func takeActivities() -> [RoomServer.Activity] {
+        defer { activities.removeAll() }
+        return activities
+    }
+
+    // MARK: - Input
+
+    /// Handles one datagram that arrived at monotonic time `now` (nanoseconds), `unixMillis` on the wall clock.
+    mutating func receive(_ bytes: some Collection<UInt8>, truncated: Bool, from address: UDPAddress, now: UInt64, unixMillis: UInt64) {
+        counters.received += 1
+        let packet: ClientPacket
+        do {
+            guard !truncated else { throw DecodeError.datagramTooLarge(size: bytes.count) }
+            packet = try RoomCodec.decodeClientPacket(bytes)
+        } catch {
+            drop(.malformed)
+            // A JOIN of another version is the one malformed datagram that gets an answer (so a newer
+            // client can say why it cannot join); it is as small as what provoked it, and limited.
+            if let reply = RoomCodec.versionMismatchReply(to: bytes) {
+                if limiter.allow(address, now: now) {
+                    counters.refused += 1
+                    outgoing.append(OutgoingDatagram(bytes: reply, to: address))
+                } else {
+                    drop(.addressRateLimited)
+                }
+            }
+            return
+        }
+        switch packet {
+        case .join(let nonce, let nick):
+            join(nonce: nonce, nick: nick, from: address, now: now)
+        case .ack(let token, let acknowledgement):
+            guard authenticate(token, from: address, now: now) else { return }
+            sessions[token]!.events.acknowledge(acknowledgement, now: now)
+        case .heartbeat(let token, let echo):
+            guard authenticate(token, from: address, now: now) else { return }
+            send(.pong(token: token, echo: echo), to: address)
+        case .command(let token, let sequence, let command):
+            guard authenticate(token, from: address, now: now) else { return }
+            let receipt = sessions[token]!.commands.receive(sequence: sequence, payload: command)
+            // Duplicates too: a repeated command usually means the acknowledgement was lost.
+            sessions[token]!.owesAck = true
+            // The deliverable items are the received one and the buffered ones that follow it.
+            var next = sequence
+            for command in receipt.deliverable {
+                guard sessions[token] != nil else { break }
+                perform(command, sequence: next, from: token, now: now, unixMillis: unixMillis)
+                next += 1
+            }
+            dropOverflowed(now: now)
+        }
+    }
+
+    /// Finds the session of `token`, confirming it on its first packet; answers an unknown token with ENDED.
+    private mutating func authenticate(_ token: SessionToken, from address: UDPAddress, now: UInt64) -> Bool {
+        guard sessions[token] != nil else {
+            drop(.unknownSession)
+            if limiter.allow(address, now: now) {
+                send(.ended(token: token, reason: .unknownSession), to: address)
+            } else {
+                drop(.addressRateLimited)
+            }
+            return false
+        }
+        // The latest valid packet says where the member is now (a NAT may have given it another port).
+        sessions[token]!.address = address
+        sessions[token]!.lastHeard = now
+        if !sessions[token]!.confirmed {
+            // The member proved it receives at this address: only now does the room hear of it, and only
+            // now does its stream (history first) start flowing.
+            sessions[token]!.confirmed = true
+            counters.joined += 1
+            counters.members += 1
+            let nick = sessions[token]!.nick
+            activities.append(.joined(nick: nick, address: address))
+            broadcast(.joined(nick))
+            dropOverflowed(now: now)
+        }
+        return sessions[token] != nil
+    }
+
+    private mutating func join(nonce: UInt64, nick: String, from address: UDPAddress, now: UInt64) {
+        let key = JoinKey(address: address, nonce: nonce)
+        guard limiter.allow(address, now: now) else {
+            drop(.addressRateLimited)
+            return
+        }
+        if let token = joins[key], let session = sessions[token] {
+            // The WELCOME was lost: the same one again, not a second session.
+            send(.welcome(session.welcome), to: address)
+            return
+        }
+        func refuse(_ reason: RefusalReason, _ text: String) {
+            counters.refused += 1
+            activities.append(.refused(nick: nick, address: address, reason: reason))
+            send(.refused(nonce: nonce, reason: reason, text: clipped(text)), to: address)
+        }
+        do {
+            try limits.checkNick(nick)
+        } catch {
+            return refuse(.invalidNick, "invalid nick: \(error)")
+        }
+        if let holder = nicks[RoomLimits.nickKey(nick)], let held = sessions[holder], !held.confirmed, held.address == address {
+            // The same address asks again for the nick its unconfirmed session holds, with a new nonce: it gave
+            // that attempt up (a late repeat of an old JOIN can create such a session), so this one replaces it.
+            remove(holder, announce: .left(held.nick))
+        }
+        guard nicks[RoomLimits.nickKey(nick)] == nil else {
+            return refuse(.nickTaken, "the nick \(nick) is taken; choose another")
+        }
+        guard sessions.count < limits.maxMembers else {
+            return refuse(.roomFull, "the room is full (\(limits.maxMembers) members)")
+        }
+        var token = SessionToken.random()
+        while sessions[token] != nil { token = SessionToken.random() }
+        let welcome = Welcome(
+            nonce: nonce, token: token, serverInstance: instance, historyCount: history.count, limits: limits, timing: timing)
+        var events = ReliableSender<RoomEvent>(configuration: timing.stream)
+        // The history starts the stream; it waits there until the session is confirmed.
+        for event in history { _ = events.enqueue(event) }
+        sessions[token] = Session(
+            token: token, serial: nextSerial, welcome: welcome, joinKey: key, created: now, nick: nick, address: address,
+            lastHeard: now, events: events, commands: ReliableReceiver(window: timing.stream.window),
+            bucket: limits.makeCommandBucket(now: now))
+        nextSerial += 1
+        nicks[RoomLimits.nickKey(nick)] = token
+        joins[key] = token
+        send(.welcome(welcome), to: address)
+    }
+
+    // MARK: - Commands
+
+    private mutating func perform(_ command: ClientCommand, sequence: UInt64, from token: SessionToken, now: UInt64, unixMillis: UInt64) {
+        let nick = sessions[token]!.nick
+        func notice(_ code: NoticeCode, _ text: String) {
+            drop(code == .rateLimited ? .rateLimited : .rejected)
+            deliver(.notice(code: code, inReplyTo: sequence, text: clipped(text)), to: token)
+        }
+        if command != .leave, !sessions[token]!.bucket.tryTake(now: now) {
+            let limit = "\(limits.commandBurst) at once, then one per \(limits.commandRefillInterval / 1_000_000) ms"
+            return notice(.rateLimited, "rate limited: not delivered (the room allows \(limit))")
+        }
+        switch command {
+        case .say(let kind, let text):
+            guard kind == .text || kind == .action else {
+                return notice(.unsupportedCommand, "message kind \(kind.rawValue) is not supported here")
+            }
+            do {
+                try limits.checkText(text)
+            } catch {
+                return notice(error.noticeCode, "not delivered: \(error)")
+            }
+            counters.messages += 1
+            broadcast(.message(from: nick, kind: kind, text: text, unixMillis: unixMillis, flags: []))
+            if limits.historyLength > 0 {
+                if history.count == limits.historyLength { history.removeFirst() }
+                history.append(.message(from: nick, kind: kind, text: text, unixMillis: unixMillis, flags: .history))
+            }
+        case .privateMessage(let to, let text):
+            do {
+                try limits.checkText(text)
+            } catch {
+                return notice(error.noticeCode, "not delivered: \(error)")
+            }
+            guard let recipient = nicks[RoomLimits.nickKey(to)], let other = sessions[recipient], other.confirmed else {
+                return notice(.noSuchMember, "nobody called \(to) is in the room")
+            }
+            counters.privateMessages += 1
+            let event = RoomEvent.privateMessage(from: nick, to: other.nick, text: text, unixMillis: unixMillis, flags: [])
+            deliver(event, to: recipient)
+            if recipient != token { deliver(event, to: token) }
+        case .changeNick(let new):
+            do {
+                try limits.checkNick(new)
+            } catch {
+                return notice(.invalidNick, "invalid nick: \(error)")
+            }
+            let key = RoomLimits.nickKey(new)
+            if let holder = nicks[key], holder != token {
+                return notice(.nickTaken, "the nick \(new) is taken")
+            }
+            guard new != nick else { return deliver(.notice(code: .info, inReplyTo: sequence, text: clipped("you are \(nick) already")), to: token) }
+            nicks[RoomLimits.nickKey(nick)] = nil
+            nicks[key] = token
+            sessions[token]!.nick = new
+            activities.append(.nickChanged(from: nick, to: new))
+            broadcast(.nickChanged(from: nick, to: new))
+        case .who:
+            let names = sessions.values.filter(\.confirmed).sorted { $0.serial < $1.serial }.map(\.nick)
+            for page in RoomEvent.whoPages(names) { deliver(page, to: token) }
+        case .leave:
+            // Acknowledged now: the session, and with it the pending acknowledgement, is about to go.
+            send(.ack(token: token, sessions[token]!.commands.acknowledgement), to: sessions[token]!.address)
+            counters.left += 1
+            activities.append(.left(nick: nick))
+            remove(token, announce: .left(nick))
+        case .unrecognized(let code, _):
+            notice(.unsupportedCommand, "command 0x\(String(code, radix: 16)) is not supported by this server")
+        }
+    }
+
+    // MARK: - Events
+
+    /// Appends `event` to one member's stream; a member whose stream is full is dropped afterwards.
+    private mutating func deliver(_ event: RoomEvent, to token: SessionToken) {
+        guard sessions[token] != nil else { return }
+        if sessions[token]!.events.enqueue(event) == nil, !overflowed.contains(token) {
+            overflowed.append(token)
+        }
+    }
+
+    /// Appends `event` to every member's stream, unconfirmed ones included (they must not miss anything said
+    /// after their WELCOME).
+    private mutating func broadcast(_ event: RoomEvent) {
+        for token in sessions.keys { deliver(event, to: token) }
+    }
+
+    private mutating func dropOverflowed(now: UInt64) {
+        // Announcing a drop can overflow another member; repeat until nobody is left over.
+        while let token = overflowed.popLast() {
+            guard let session = sessions[token] else { continue }
+            send(.ended(token: token, reason: .tooSlow), to: session.address)
+            expire(token, reason: "fell more than \(timing.stream.capacity) events behind")
+        }
+    }
+
+    private mutating func expire(_ token: SessionToken, reason: String) {
+        guard let session = sessions[token] else { return }
+        if session.confirmed {
+            counters.timedOut += 1
+            activities.append(.timedOut(nick: session.nick, reason: reason))
+        }
+        remove(token, announce: .timedOut(session.nick))
+    }
+
+    /// Forgets a session; the others hear `announce` if the room ever heard of the member.
+    private mutating func remove(_ token: SessionToken, announce: RoomEvent) {
+        guard let session = sessions.removeValue(forKey: token) else { return }
+        nicks[RoomLimits.nickKey(session.nick)] = nil
+        joins[session.joinKey] = nil
+        if session.confirmed {
+            counters.members -= 1
+            broadcast(announce)
+        }
+    }
+
+    // MARK: - Time
+
+    /// Drops silent and stalled members, then sends what is due: acknowledgements owed and events to
+    /// (re)transmit.
+    mutating func tick(now: UInt64) {
+        let timeout = timing.memberTimeout
+        for (token, session) in sessions {
+            if !session.confirmed {
+                // Nothing was announced, so nothing is; the nick is free again.
+                if now >= session.created.plus(timeout) { remove(token, announce: .left(session.nick)) }
+            } else if now >= session.lastHeard.plus(timeout) {
+                expire(token, reason: "no packet for \(timeout / 1_000_000) ms")
+            } else if let since = session.events.oldestUnacknowledgedSince, now >= since.plus(timing.stallTimeout) {
+                expire(token, reason: "acknowledged nothing for \(timing.stallTimeout / 1_000_000) ms")
+            }
+        }
+        dropOverflowed(now: now)
+        for token in sessions.keys where sessions[token]!.confirmed {
+            let address = sessions[token]!.address
+            if sessions[token]!.owesAck {
+                sessions[token]!.owesAck = false
+                send(.ack(token: token, sessions[token]!.commands.acknowledgement), to: address)
+            }
+            for transmission in sessions[token]!.events.due(now: now) {
+                if transmission.attempt > 1 { counters.retransmissions += 1 }
+                send(.deliver(token: token, sequence: transmission.sequence, transmission.payload), to: address)
+            }
+        }
+    }
+
+    /// When `tick` has something to do next; nil when only a datagram can change anything.
+    func nextDeadline(now: UInt64) -> UInt64? {
+        let timeout = timing.memberTimeout
+        var earliest: UInt64?
+        func consider(_ deadline: UInt64?) {
+            if let deadline { earliest = min(earliest ?? .max, deadline) }
+        }
+        for session in sessions.values {
+            if !session.confirmed {
+                consider(session.created.plus(timeout))
+                continue
+            }
+            if session.owesAck { return now }
+            consider(session.lastHeard.plus(timeout))
+            consider(session.events.oldestUnacknowledgedSince?.plus(timing.stallTimeout))
+            consider(session.events.nextDeadline)
+        }
+        return earliest
+    }
+
+    /// Tells every member the server is stopping, and forgets them.
+    mutating func shutdown() {
+        for session in sessions.values where session.confirmed {
+            send(.ended(token: session.token, reason: .serverShutdown), to: session.address)
+        }
+        sessions.removeAll()
+        nicks.removeAll()
+        joins.removeAll()
+        counters.members = 0
+    }
+
+    // MARK: - Output
+
+    private mutating func send(_ packet: ServerPacket, to address: UDPAddress) {
+        // Everything built here fits the wire caps (texts are checked, notices clipped); an encoding error
+        // would be a bug, and dropping that one packet is the safe way to survive it.
+        guard let bytes = try? RoomCodec.encode(packet) else { return }
+        counters.sent += 1
+        outgoing.append(OutgoingDatagram(bytes: bytes, to: address))
+    }
+
+    private mutating func drop(_ reason: RoomServer.DropReason) {
+        counters.dropped[reason, default: 0] += 1
+    }
+}
+
+/// `text` cut to the wire cap of REFUSED and NOTICE texts, at a character boundary.
+func clipped(_ text: String, to maxBytes: Int = StringField.reason.maxBytes) -> String {
+    guard text.utf8.count > maxBytes else { return text }
+    var result = ""
+    var bytes = 0
+    for character in text {
+        bytes += character.utf8.count
+        if bytes > maxBytes { break }
+        result.append(character)
+    }
+    return result
+}
+
