@@ -221,15 +221,6 @@ struct ClientCore {
         }
     }
 
-    /// The server's port answered with ICMP "port unreachable".
-    mutating func unreachable(server: UDPAddress) {
-        if let joining, !joining.rejoin, ending == nil {
-            outcome = .failure(UDPError.connectionRefused(server.description))
-            finish(.unreachable)
-        }
-        // Otherwise the server may be restarting: the next JOIN or heartbeat will tell.
-    }
-
     private mutating func foreign() {
         counters.foreign += 1
     }

@@ -24,20 +24,13 @@ public enum RoomClientError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .refused(let reason, let text): "the room refused to let us in (\(reason)): \(TerminalText.escape(text))"
         case .serverNotResponding(let seconds):
-            "no answer from the room server within \(seconds.formatted()) s: is `udp room serve` running there?"
+            "no answer from the room server within \(seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)) s: is `udp room serve` running there?"
         case .invalidNick(let error): "\(error)"
         case .invalidText(let error): "\(error)"
         case .backlogFull(let count): "\(count) messages are waiting for the server already; wait until it catches up"
         case .unsupportedCommand(let code, let bytes): "command 0x\(String(code, radix: 16)) with \(bytes) bytes cannot be sent"
         case .notInRoom: "not in the room"
         }
-    }
-}
-
-extension Double {
-    /// "10" for 10.0, "0.5" for 0.5: durations in messages without a trailing ".0".
-    fileprivate func formatted() -> String {
-        self == rounded() ? String(Int(self)) : String(self)
     }
 }
 
@@ -112,8 +105,6 @@ public final class RoomClient: Sendable {
         case refused(RefusalReason, String)
         /// The first JOIN got no answer.
         case serverNotResponding
-        /// The server's port answered the first JOIN with ICMP "port unreachable".
-        case unreachable
         /// `close()` ran.
         case closed
     }
@@ -181,17 +172,19 @@ public final class RoomClient: Sendable {
 
     /// Joins the room at `server` as `nick`, retrying the JOIN until the server answers or `joinTimeout`.
     /// - Throws: `RoomClientError.refused` (nick taken, room full, ...), `.serverNotResponding`,
-    ///   `.invalidNick` (checked against the default nick rules before sending), `UDPError.connectionRefused`
-    ///   when nothing listens on the server's port, other `UDPError`s from opening the socket,
-    ///   `CancellationError`.
+    ///   `.invalidNick` (checked against the default nick rules before sending), `UDPError`s from opening
+    ///   the socket, `CancellationError`.
     public static func join(_ server: UDPAddress, nick: String, configuration: Configuration = .init()) async throws -> RoomClient {
         do {
             try RoomLimits.standard.checkNick(nick)
         } catch {
             throw RoomClientError.invalidNick(error)
         }
-        // Connected: the kernel drops datagrams from anyone but the server, and reports "port unreachable".
-        let socket = try await UDPSocket.connect(to: server, from: configuration.localAddress, options: configuration.socketOptions)
+        // Not connected: on Linux a connected socket that sends after an ICMP "port unreachable" (a server
+        // restarting) is closed by the failed send, and the member could not rejoin. Tokens and nonces, not
+        // source addresses, tell the server's packets from others, so a server answering from another of its
+        // addresses is fine too.
+        let socket = try await UDPSocket.client(for: server, from: configuration.localAddress, options: configuration.socketOptions)
         let client = RoomClient(socket: socket, server: server, nick: nick, configuration: configuration)
         client.startTasks()
         await client.apply(client.update { core, now in core.start(now: now) })
@@ -259,22 +252,18 @@ public final class RoomClient: Sendable {
     private func startTasks() {
         // Both tasks end by themselves once the client has ended (the socket is closed then).
         Task { [self] in
-            while true {
-                do {
-                    for try await batch in socket.batches {
-                        await apply(update { core, now in
-                            for datagram in batch {
-                                core.receive(datagram.payload.readableBytesView, truncated: datagram.truncated, now: now)
-                            }
-                            core.transmit(now: now)
-                        })
-                    }
-                    return
-                } catch UDPError.connectionRefused {
-                    await apply(update { core, _ in core.unreachable(server: server) })
-                } catch {
-                    return
+            do {
+                for try await batch in socket.batches {
+                    await apply(update { core, now in
+                        for datagram in batch {
+                            core.receive(datagram.payload.readableBytesView, truncated: datagram.truncated, now: now)
+                        }
+                        core.transmit(now: now)
+                    })
                 }
+            } catch {
+                // The socket failed under us: nothing more can arrive, so the client stops.
+                await apply(update { core, _ in core.close() })
             }
         }
         Task { [self] in

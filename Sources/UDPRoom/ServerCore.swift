@@ -25,6 +25,15 @@ struct ServerCore {
         var commands: ReliableReceiver<ClientCommand>
         var bucket: TokenBucket
         var owesAck = false
+        /// The LEAVE command's sequence number once it was processed: the member is gone from the room, and
+        /// its stream drains before the LEAVE is acknowledged.
+        var leaving: UInt64?
+
+        /// What to acknowledge: everything received, except a LEAVE whose stream has not drained yet.
+        var acknowledgement: Acknowledgement {
+            guard let leaving, !events.isIdle else { return commands.acknowledgement }
+            return Acknowledgement(cumulative: leaving - 1)
+        }
     }
 
     let configuration: RoomServer.Configuration
@@ -167,7 +176,7 @@ struct ServerCore {
         guard nicks[RoomLimits.nickKey(nick)] == nil else {
             return refuse(.nickTaken, "the nick \(nick) is taken; choose another")
         }
-        guard sessions.count < limits.maxMembers else {
+        guard sessions.values.count(where: { $0.leaving == nil }) < limits.maxMembers else {
             return refuse(.roomFull, "the room is full (\(limits.maxMembers) members)")
         }
         var token = SessionToken.random()
@@ -190,6 +199,8 @@ struct ServerCore {
     // MARK: - Commands
 
     private mutating func perform(_ command: ClientCommand, sequence: UInt64, from token: SessionToken, now: UInt64, unixMillis: UInt64) {
+        // Nothing after a LEAVE counts: the nick may belong to someone else already.
+        guard sessions[token]!.leaving == nil else { return }
         let nick = sessions[token]!.nick
         func notice(_ code: NoticeCode, _ text: String) {
             drop(code == .rateLimited ? .rateLimited : .rejected)
@@ -245,14 +256,18 @@ struct ServerCore {
             activities.append(.nickChanged(from: nick, to: new))
             broadcast(.nickChanged(from: nick, to: new))
         case .who:
-            let names = sessions.values.filter(\.confirmed).sorted { $0.serial < $1.serial }.map(\.nick)
+            let names = sessions.values.filter { $0.confirmed && $0.leaving == nil }.sorted { $0.serial < $1.serial }.map(\.nick)
             for page in RoomEvent.whoPages(names) { deliver(page, to: token) }
         case .leave:
-            // Acknowledged now: the session, and with it the pending acknowledgement, is about to go.
-            send(.ack(token: token, sessions[token]!.commands.acknowledgement), to: sessions[token]!.address)
+            // Gone from the room at once (the nick is free); the events its earlier commands caused (a /who
+            // answer, a private message's copy) are still delivered, and only then is the LEAVE acknowledged
+            // and the token forgotten, so a script that leaves at the end of its input sees all of them.
             counters.left += 1
+            counters.members -= 1
             activities.append(.left(nick: nick))
-            remove(token, announce: .left(nick))
+            sessions[token]!.leaving = sequence
+            release(token)
+            broadcast(.left(nick))
         case .unrecognized(let code, _):
             notice(.unsupportedCommand, "command 0x\(String(code, radix: 16)) is not supported by this server")
         }
@@ -271,7 +286,7 @@ struct ServerCore {
     /// Appends `event` to every member's stream, unconfirmed ones included (they must not miss anything said
     /// after their WELCOME).
     private mutating func broadcast(_ event: RoomEvent) {
-        for token in sessions.keys { deliver(event, to: token) }
+        for (token, session) in sessions where session.leaving == nil { deliver(event, to: token) }
     }
 
     private mutating func dropOverflowed(now: UInt64) {
@@ -294,13 +309,21 @@ struct ServerCore {
 
     /// Forgets a session; the others hear `announce` if the room ever heard of the member.
     private mutating func remove(_ token: SessionToken, announce: RoomEvent) {
-        guard let session = sessions.removeValue(forKey: token) else { return }
-        nicks[RoomLimits.nickKey(session.nick)] = nil
-        joins[session.joinKey] = nil
-        if session.confirmed {
+        guard let session = sessions[token] else { return }
+        release(token)
+        sessions[token] = nil
+        if session.confirmed, session.leaving == nil {
             counters.members -= 1
             broadcast(announce)
         }
+    }
+
+    /// Frees the nick and the JOIN of `token`'s session, unless another session holds them by now.
+    private mutating func release(_ token: SessionToken) {
+        guard let session = sessions[token] else { return }
+        let key = RoomLimits.nickKey(session.nick)
+        if nicks[key] == token { nicks[key] = nil }
+        if joins[session.joinKey] == token { joins[session.joinKey] = nil }
     }
 
     // MARK: - Time
@@ -310,6 +333,16 @@ struct ServerCore {
     mutating func tick(now: UInt64) {
         let timeout = timing.memberTimeout
         for (token, session) in sessions {
+            if session.leaving != nil {
+                if session.events.isIdle {
+                    send(.ack(token: token, session.acknowledgement), to: session.address)
+                    sessions[token] = nil
+                } else if now >= session.lastHeard.plus(timeout) {
+                    // It left without waiting for the rest of its stream.
+                    sessions[token] = nil
+                }
+                continue
+            }
             if !session.confirmed {
                 // Nothing was announced, so nothing is; the nick is free again.
                 if now >= session.created.plus(timeout) { remove(token, announce: .left(session.nick)) }
@@ -324,7 +357,7 @@ struct ServerCore {
             let address = sessions[token]!.address
             if sessions[token]!.owesAck {
                 sessions[token]!.owesAck = false
-                send(.ack(token: token, sessions[token]!.commands.acknowledgement), to: address)
+                send(.ack(token: token, sessions[token]!.acknowledgement), to: address)
             }
             for transmission in sessions[token]!.events.due(now: now) {
                 if transmission.attempt > 1 { counters.retransmissions += 1 }

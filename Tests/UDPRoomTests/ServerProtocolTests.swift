@@ -184,4 +184,35 @@ final class ServerProtocolTests: XCTestCase {
         await raw.close()
         await running.stop()
     }
+
+    /// LEAVE frees the nick at once, but its acknowledgement waits until the member has acknowledged the
+    /// events its earlier commands caused, so a member that leaves right after /who still sees the answer.
+    func testLeaveIsAcknowledgedOnceTheStreamIsDelivered() async throws {
+        let running = try await RunningServer()
+        let raw = try await RawMember.open(running.address)
+        let token = try await raw.join("bob").token
+        try await raw.send(.ack(token: token, Acknowledgement(cumulative: 0)))
+        _ = try await raw.until { if case .deliver(_, 1, .joined("bob")) = $0 { true } else { false } }
+        try await raw.send(.ack(token: token, Acknowledgement(cumulative: 1)))
+        try await raw.send(.command(token: token, sequence: 1, .who))
+        try await raw.send(.command(token: token, sequence: 2, .leave))
+        var acknowledged: UInt64 = 0
+        var sawWho = false
+        let window = Date().addingTimeInterval(0.3)
+        while Date() < window, let packet = try await raw.next(timeout: window.timeIntervalSinceNow) {
+            if case .ack(_, let ack) = packet { acknowledged = max(acknowledged, ack.cumulative) }
+            if case .deliver(_, 2, .who(["bob"], _)) = packet { sawWho = true }
+        }
+        XCTAssertTrue(sawWho)
+        XCTAssertEqual(acknowledged, 1, "the LEAVE waits for the WHO answer to be acknowledged")
+        // The nick is free already.
+        let bob = try await Transcript.join(running.address, "bob")
+        try await raw.send(.ack(token: token, Acknowledgement(cumulative: 2)))
+        _ = try await raw.until { if case .ack(_, let ack) = $0 { ack.cumulative == 2 } else { false } }
+        try await raw.send(.heartbeat(token: token, echo: 0))
+        _ = try await raw.until { $0 == .ended(token: token, reason: .unknownSession) }
+        await bob.client.close()
+        await raw.close()
+        await running.stop()
+    }
 }
