@@ -65,7 +65,7 @@ final class ServerProtocolTests: XCTestCase {
         XCTAssertEqual(welcome.nonce, 42)
         XCTAssertEqual(welcome.serverInstance, running.server.instance)
         XCTAssertEqual(welcome.heartbeatMillis, 100)
-        XCTAssertEqual(welcome.timeoutMillis, 1000)
+        XCTAssertEqual(welcome.timeoutMillis, 2000)
         // The same JOIN again: the same WELCOME, not a second session.
         try await raw.send(.join(nonce: 42, nick: "bob"))
         let again = try await raw.next()

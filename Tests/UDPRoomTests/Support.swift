@@ -9,7 +9,7 @@ let ms: UInt64 = 1_000_000
 
 /// Short timeouts, so that retransmissions, heartbeats and member timeouts happen within a test's seconds.
 let fastStream = ReliableStreamConfiguration(initialTimeout: 40 * ms, minimumTimeout: 20 * ms, maximumTimeout: 200 * ms)
-let fastTiming = RoomTiming(heartbeatInterval: 100 * ms, memberTimeout: 1_000 * ms, stream: fastStream)
+let fastTiming = RoomTiming(heartbeatInterval: 100 * ms, memberTimeout: 2_000 * ms, stream: fastStream)
 
 extension RoomServer.Configuration {
     /// Fast timing; the defaults otherwise, except an address limit that lets one test process (one IP
