@@ -64,6 +64,8 @@ let package = Package(
                 "UDPBench",
                 "UDPProxy",
                 "Impairment",
+                "UDPRoom",
+                "RoomProtocol",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

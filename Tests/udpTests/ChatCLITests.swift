@@ -80,46 +80,24 @@ final class ChatCLITests: XCTestCase {
         try Run.require("tmux")
         let peer = try Run.python(Self.seedPeer, ["utf-8", "\u{1B}[31mred alert", "second"])
         let port = try Peer.port(of: peer)
-        let session = "udp-chat-\(getpid())"
-        let tmux = { (arguments: [String]) throws -> String in try Spawn.run(["tmux"] + arguments).text }
-        _ = try tmux(["new-session", "-d", "-s", session, "-x", "120", "-y", "20", "\(Run.udpPath) chat 127.0.0.1 \(port)"])
-        defer { _ = try? tmux(["kill-session", "-t", session]) }
-        var screen = ""
-        func waitForScreen(_ text: String) throws -> Bool {
-            let deadline = Date().addingTimeInterval(5)
-            while Date() < deadline {
-                screen = try tmux(["capture-pane", "-p", "-t", session])
-                if screen.contains(text) { return true }
-                usleep(50_000)
-            }
-            return false
-        }
-        XCTAssertTrue(try waitForScreen("chatting with 127.0.0.1:\(port)"), screen)
-        _ = try tmux(["send-keys", "-t", session, "-l", "first line"])
-        _ = try tmux(["send-keys", "-t", session, "Enter"])
+        let terminal = try TerminalSession("\(Run.udpPath) chat 127.0.0.1 \(port)")
+        XCTAssertTrue(try terminal.waitForScreen("chatting with 127.0.0.1:\(port)"), terminal.screen)
+        try terminal.enter("first line")
         XCTAssertTrue(peer.waitForOutput("got first line"))
         // Half a line typed, then the peer's messages arrive.
-        _ = try tmux(["send-keys", "-t", session, "-l", "half-typed wor"])
-        XCTAssertTrue(try waitForScreen("127.0.0.1:\(port): second"), screen)
-        let lines = screen.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        try terminal.type("half-typed wor")
+        XCTAssertTrue(try terminal.waitForScreen("127.0.0.1:\(port): second"), terminal.screen)
+        let lines = terminal.lines
         // The escape sequence arrived as text, not as color; the typed text is whole on the prompt line below.
-        XCTAssertTrue(lines.contains("127.0.0.1:\(port): \\e[31mred alert"), screen)
-        let promptLine = try XCTUnwrap(lines.lastIndex { $0.hasPrefix("> ") }, screen)
-        XCTAssertEqual(lines[promptLine], "> half-typed wor", screen)
-        XCTAssertGreaterThan(promptLine, try XCTUnwrap(lines.firstIndex { $0.contains(": second") }), screen)
+        XCTAssertTrue(lines.contains("127.0.0.1:\(port): \\e[31mred alert"), terminal.screen)
+        let promptLine = try XCTUnwrap(lines.lastIndex { $0.hasPrefix("> ") }, terminal.screen)
+        XCTAssertEqual(lines[promptLine], "> half-typed wor", terminal.screen)
+        XCTAssertGreaterThan(promptLine, try XCTUnwrap(lines.firstIndex { $0.contains(": second") }), terminal.screen)
         // Typing goes on where it was; /quit ends the chat.
-        _ = try tmux(["send-keys", "-t", session, "-l", "d"])
-        _ = try tmux(["send-keys", "-t", session, "Enter"])
+        try terminal.enter("d")
         XCTAssertTrue(peer.waitForOutput("got half-typed word"), peer.stderr)
-        _ = try tmux(["send-keys", "-t", session, "-l", "/quit"])
-        _ = try tmux(["send-keys", "-t", session, "Enter"])
-        let deadline = Date().addingTimeInterval(5)
-        var running = true
-        while running && Date() < deadline {
-            running = try Spawn.run(["tmux", "has-session", "-t", session]).status == 0
-            if running { usleep(50_000) }
-        }
-        XCTAssertFalse(running, "udp chat did not end on /quit")
+        try terminal.enter("/quit")
+        XCTAssertTrue(try terminal.waitForExit(), "udp chat did not end on /quit")
         _ = peer.finish(timeout: 1, signal: SIGTERM)
     }
 

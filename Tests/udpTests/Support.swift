@@ -246,3 +246,57 @@ enum Spawn {
         return Output(status: code, text: text)
     }
 }
+
+/// A command running on a terminal of its own: a detached tmux session whose screen the test reads, and
+/// into which it types, as a person would.
+final class TerminalSession {
+    let session: String
+    /// The screen as last read.
+    private(set) var screen = ""
+
+    /// Starts `command` on a `width` x `height` terminal. Skips the test when tmux is missing.
+    init(_ command: String, width: Int = 120, height: Int = 20) throws {
+        try Run.require("tmux")
+        session = "udp-test-\(getpid())-\(UUID().uuidString.prefix(8))"
+        _ = try Spawn.run(["tmux", "new-session", "-d", "-s", session, "-x", String(width), "-y", String(height), command])
+    }
+
+    deinit {
+        _ = try? Spawn.run(["tmux", "kill-session", "-t", session])
+    }
+
+    /// The screen's lines as last read.
+    var lines: [String] { screen.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+
+    /// Reads the screen until it shows `text`, for up to `timeout` seconds.
+    func waitForScreen(_ text: String, timeout: Double = 5) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            screen = try Spawn.run(["tmux", "capture-pane", "-p", "-t", session]).text
+            if screen.contains(text) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// Types `text` without pressing Enter.
+    func type(_ text: String) throws {
+        _ = try Spawn.run(["tmux", "send-keys", "-t", session, "-l", text])
+    }
+
+    /// Types `line` and presses Enter.
+    func enter(_ line: String) throws {
+        try type(line)
+        _ = try Spawn.run(["tmux", "send-keys", "-t", session, "Enter"])
+    }
+
+    /// Waits up to `timeout` seconds for the command (and with it the session) to end.
+    func waitForExit(timeout: Double = 5) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try Spawn.run(["tmux", "has-session", "-t", session]).status != 0 { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+}

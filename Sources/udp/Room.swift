@@ -1,0 +1,243 @@
+import ArgumentParser
+import Foundation
+import RoomProtocol
+import UDPKit
+import UDPRoom
+
+struct Room: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Chat room: one server, many members; nothing lost, doubled or reordered under loss.",
+        discussion: """
+        Replaces the seeds' two-person "chat room". Members join with a nick and get a secret session token that every later packet carries, so knowing someone's address is not enough to post as them. Messages are acknowledged and retransmitted, so every member sees each message sent after it joined exactly once, in each sender's order, whatever the network loses, duplicates or reorders. The wire format is docs/room-protocol.md.
+
+        Examples:
+          udp room serve --port 9000
+          udp room join 127.0.0.1:9000 --nick alice
+          printf 'hello\\n/me waves\\n' | udp room join 127.0.0.1:9000 --nick bot
+        """,
+        subcommands: [RoomServe.self, RoomJoin.self]
+    )
+}
+
+struct RoomServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run a chat room server.",
+        discussion: """
+        Prints a line per join, leave, timeout, nick change and refused join; on Ctrl-C or SIGTERM tells the members it is stopping (they rejoin by themselves when it is back) and prints a summary: members, messages, and every dropped datagram or command by reason.
+
+        Examples:
+          udp room serve
+          udp room serve --port 9000 --bind 127.0.0.1 --max-members 10
+        """
+    )
+
+    @Option(help: "UDP port to serve on (0: any free port).")
+    var port: Int = 9000
+
+    @Option(help: ArgumentHelp("Local address to bind (default: any).", valueName: "host"))
+    var bind: String?
+
+    @Option(help: "Most members at once.")
+    var maxMembers: Int = RoomLimits.standard.maxMembers
+
+    @Option(help: "Public messages a newcomer is shown.")
+    var history: Int = RoomLimits.standard.historyLength
+
+    @Option(help: ArgumentHelp("Longest message, in bytes of UTF-8.", valueName: "bytes"))
+    var maxText: Int = RoomLimits.standard.maxTextBytes
+
+    @Option(help: ArgumentHelp("How often members send a heartbeat.", valueName: "duration"))
+    var heartbeat: DurationArgument = DurationArgument(seconds: 2)
+
+    @Option(help: ArgumentHelp("Drop a member silent this long.", valueName: "duration"))
+    var memberTimeout: DurationArgument = DurationArgument(seconds: 10)
+
+    @Flag(help: "Print the bound address on stderr.")
+    var showPort = false
+
+    @Flag(name: .shortAndLong, help: "No line per join and leave.")
+    var quiet = false
+
+    @OptionGroup var network: NetworkOptions
+
+    func validate() throws {
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        guard maxMembers >= 1 else { throw ValidationError("--max-members must be at least 1") }
+        guard (0...65_535).contains(history) else { throw ValidationError("--history must be from 0 to 65535") }
+        guard (1...StringField.text.maxBytes).contains(maxText) else { throw ValidationError("--max-text must be from 1 to \(StringField.text.maxBytes)") }
+        guard heartbeat.seconds >= 0.01 else { throw ValidationError("--heartbeat must be at least 10ms") }
+        guard memberTimeout.seconds > heartbeat.seconds else { throw ValidationError("--member-timeout must be longer than --heartbeat") }
+    }
+
+    func run() async throws {
+        var configuration = RoomServer.Configuration()
+        configuration.limits = RoomLimits(maxTextBytes: maxText, maxMembers: maxMembers, historyLength: history)
+        configuration.timing.heartbeatInterval = UInt64(heartbeat.seconds * 1e9)
+        configuration.timing.memberTimeout = UInt64(memberTimeout.seconds * 1e9)
+        let family = try network.family()
+        let host = bind ?? (family == .ipv6 ? "::" : family == .ipv4 ? "0.0.0.0" : "*")
+        let endpoint = try UDPEndpoint.parse(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        let server = try await RoomServer.bind(to: endpoint, family: family, configuration: configuration)
+        if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("room server on \(server.localAddress)\n") }
+        let log: (@Sendable (RoomServer.Activity) -> Void)? = quiet ? nil : Self.log
+        let live = LiveLine {
+            let c = server.counters
+            return "\(c.members) member\(c.members == 1 ? "" : "s"), \(c.messages) messages, \(c.droppedTotal) dropped"
+        }
+        try await withSignalCancellation {
+            try await live.while { try await server.run(onActivity: log) }
+        }
+        Terminal.flushStdout()
+        Terminal.writeStderr(Self.summary(server.counters) + "\n")
+    }
+
+    @Sendable static func log(_ activity: RoomServer.Activity) {
+        Terminal.writeStdout(DatagramFormatter.clockTime(Date()) + "  " + describe(activity) + "\n")
+        Terminal.flushStdout()
+    }
+
+    static func describe(_ activity: RoomServer.Activity) -> String {
+        switch activity {
+        case .joined(let nick, let address): "\(TerminalText.escape(nick)) joined from \(address)"
+        case .left(let nick): "\(TerminalText.escape(nick)) left"
+        case .timedOut(let nick, let reason): "\(TerminalText.escape(nick)) timed out (\(reason))"
+        case .nickChanged(let from, let to): "\(TerminalText.escape(from)) is now \(TerminalText.escape(to))"
+        case .refused(let nick, let address, let reason): "refused \(TerminalText.escape(nick)) from \(address): \(reason)"
+        }
+    }
+
+    static func summary(_ c: RoomServer.Counters) -> String {
+        func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+        var text = "room: \(plural(c.joined, "member")) joined (\(c.left) left, \(c.timedOut) timed out, \(c.refused) refused); "
+            + "\(plural(c.messages, "message")), \(c.privateMessages) private; "
+            + "\(c.received) datagrams received, \(c.sent) sent (\(c.retransmissions) again)"
+        if c.droppedTotal > 0 {
+            let reasons = RoomServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
+            text += "; dropped \(c.droppedTotal) (\(reasons.joined(separator: ", ")))"
+        }
+        return text
+    }
+}
+
+struct RoomJoin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Join a chat room.",
+        discussion: """
+        Lines you type are said to the room; incoming messages appear above the line being typed without garbling it. Commands: /me ACTION, /msg NICK TEXT, /nick NAME, /who, /help, /quit (or Ctrl-D). If the server restarts, the client rejoins by itself and says so.
+
+        With piped input, each line is sent (paced to the room's rate limit) and the client leaves at the end of input, once the server confirmed everything, or after --wait (exit 75 then).
+
+        Examples:
+          udp room join 127.0.0.1:9000 --nick alice
+          udp room join chat.example.net 9000 --nick 李雷
+          printf 'hello\\n/me waves\\n' | udp room join 127.0.0.1:9000 --nick bot
+        """
+    )
+
+    @Argument(help: ArgumentHelp("HOST:PORT or HOST PORT of the room server.", valueName: "server"))
+    var words: [String] = []
+
+    @Option(help: "Your nick: 1 to 24 characters, no spaces or control characters.")
+    var nick: String
+
+    @Option(help: ArgumentHelp("Give up joining after this long without an answer.", valueName: "duration"))
+    var timeout: DurationArgument = DurationArgument(seconds: 10)
+
+    @Option(help: ArgumentHelp("At the end of piped input, wait at most this long for the server to confirm.", valueName: "duration"))
+    var wait: DurationArgument = DurationArgument(seconds: 10)
+
+    @OptionGroup var network: NetworkOptions
+
+    func validate() throws {
+        do {
+            try RoomLimits.standard.checkNick(nick)
+        } catch {
+            throw ValidationError("invalid nick: \(error)")
+        }
+        guard timeout.seconds > 0 else { throw ValidationError("--timeout must be more than 0") }
+    }
+
+    func run() async throws {
+        let (endpoint, extra) = try parseTarget(words, what: "room server address")
+        guard extra.isEmpty else { throw CLIFailure.usage("unexpected argument '\(extra[0])': type messages on standard input") }
+        let server = try await resolveOne(endpoint, family: try network.family())
+        var configuration = RoomClient.Configuration()
+        configuration.joinTimeout = UInt64(timeout.seconds * 1e9)
+        let client: RoomClient
+        do {
+            client = try await withSignalCancellation { [nick, configuration] in try await RoomClient.join(server, nick: nick, configuration: configuration) }
+        } catch let error as RoomClientError {
+            switch error {
+            case .serverNotResponding: throw CLIFailure(message: error.description, code: ExitCode32.timedOut)
+            case .invalidNick: throw CLIFailure.usage(error.description)
+            default: throw CLIFailure(message: error.description, code: ExitCode32.unavailable)
+            }
+        }
+        let interactive = Terminal.stdinIsTTY
+        let console = Console(prompt: "> ")
+        defer { console.close() }
+        if interactive {
+            console.show("joined \(server) as \(TerminalText.escape(nick)); /help for commands, /quit or Ctrl-D to leave")
+        }
+        let wait = UInt64(self.wait.seconds * 1e9)
+        let ending: RoomClient.Ending? = try await withSignalCancellation {
+            try await withThrowingTaskGroup(of: RoomClient.Ending?.self) { group -> RoomClient.Ending? in
+                group.addTask {
+                    var display = RoomDisplay()
+                    for await event in client.events {
+                        for line in display.lines(for: event) { console.show(line) }
+                        if case .ended(let ending) = event { return ending }
+                    }
+                    return client.ending
+                }
+                group.addTask {
+                    await Self.forward(console, to: client)
+                    // Piped input waits for its lines to be confirmed; a person at a terminal does not want to.
+                    await client.leave(timeout: interactive ? nil : wait)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                while let result = try await group.next() {
+                    if let result { return result }
+                }
+                return client.ending
+            }
+        }
+        switch ending {
+        case .refused(let reason, let text)?:
+            throw CLIFailure(message: RoomClientError.refused(reason, text).description, code: ExitCode32.unavailable)
+        case .left(confirmed: false)? where !interactive:
+            throw CLIFailure(message: "the server did not confirm everything sent within \(String(format: "%g", self.wait.seconds)) s", code: ExitCode32.timedOut)
+        default:
+            break
+        }
+    }
+
+    /// Sends each line until /quit or the end of input; mistakes are shown, not fatal.
+    static func forward(_ console: Console, to client: RoomClient) async {
+        for await bytes in console.lines {
+            guard let line = StandardInput.text(bytes) else {
+                console.show("-!- the line is not UTF-8 text; not sent")
+                continue
+            }
+            switch RoomInput.parse(line) {
+            case .command(let command):
+                do {
+                    try await client.send(command)
+                } catch {
+                    console.show("-!- \(TerminalText.escape(error.description))")
+                }
+            case .quit:
+                return
+            case .help:
+                console.show(RoomInput.commandList)
+            case .empty:
+                continue
+            case .invalid(let text):
+                console.show("-!- \(TerminalText.escape(text))")
+            }
+        }
+    }
+}
