@@ -43,11 +43,12 @@ public final class RoomServer: Sendable {
         /// UTF-8, oversized, trailing bytes.
         case malformed
         /// A token the server does not know: stale (the member left, timed out, or the server restarted)
-        /// or forged. Answered with ENDED, within the address limit.
+        /// or forged. Answered with ENDED.
         case unknownSession = "unknown-session"
         /// A command over the member's rate limit; acknowledged, not acted on, answered with a NOTICE.
         case rateLimited = "rate-limited"
-        /// A packet without a valid token from an address over its limit; not answered.
+        /// A JOIN, or a packet with a token the server does not know, from an address over its limit; not
+        /// answered. (A malformed datagram counts as malformed whether or not it was answered.)
         case addressRateLimited = "address-rate-limited"
         /// A command refused with a NOTICE: text too long or invalid, nick taken or invalid, no such
         /// member, unsupported command.

@@ -84,13 +84,10 @@ struct ServerCore {
             drop(.malformed)
             // A JOIN of another version is the one malformed datagram that gets an answer (so a newer
             // client can say why it cannot join); it is as small as what provoked it, and limited.
-            if let reply = RoomCodec.versionMismatchReply(to: bytes) {
-                if limiter.allow(address, now: now) {
-                    counters.refused += 1
-                    outgoing.append(OutgoingDatagram(bytes: reply, to: address))
-                } else {
-                    drop(.addressRateLimited)
-                }
+            if let reply = RoomCodec.versionMismatchReply(to: bytes), limiter.allow(address, now: now) {
+                counters.refused += 1
+                counters.sent += 1
+                outgoing.append(OutgoingDatagram(bytes: reply, to: address))
             }
             return
         }
@@ -122,8 +119,8 @@ struct ServerCore {
     /// Finds the session of `token`, confirming it on its first packet; answers an unknown token with ENDED.
     private mutating func authenticate(_ token: SessionToken, from address: UDPAddress, now: UInt64) -> Bool {
         guard sessions[token] != nil else {
-            drop(.unknownSession)
             if limiter.allow(address, now: now) {
+                drop(.unknownSession)
                 send(.ended(token: token, reason: .unknownSession), to: address)
             } else {
                 drop(.addressRateLimited)
