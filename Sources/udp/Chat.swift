@@ -38,6 +38,7 @@ struct Chat: AsyncParsableCommand {
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be from 0 to 65535") }
         if words.isEmpty && port == nil { throw ValidationError("give the peer's address, or --port to wait for one") }
+        if nick != nil && payload.hex { throw ValidationError("--nick and --hex cannot be used together") }
     }
 
     func run() async throws {

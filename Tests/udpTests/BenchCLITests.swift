@@ -103,6 +103,10 @@ final class FloodSinkCLITests: XCTestCase {
             XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
             XCTAssertEqual(result.stderr.split(separator: "\n").first?.hasPrefix("udp: "), true, result.stderr)
         }
+        // Nothing listening: the ICMP error ends a paced one-way flood too, with its own exit code.
+        let refused = try Run.udp(["bench", "flood", "127.0.0.1", String(try freePort()), "--rate", "1k", "--duration", "2s"])
+        XCTAssertEqual(refused.status, 69, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("refused"), refused.stderr)
         let sink = try Run.udp(["bench", "sink", "127.0.0.1:70000"])
         XCTAssertEqual(sink.status, 64, sink.stderr)
     }

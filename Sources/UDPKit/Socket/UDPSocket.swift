@@ -313,7 +313,8 @@ public final class UDPSocket: Sendable {
         do {
             try await future.get()
         } catch {
-            let destination = envelopes.count == 1 ? UDPAddress(envelopes.first!.remoteAddress).description : "the destination"
+            let destination = remoteAddress?.description
+                ?? (envelopes.count == 1 ? UDPAddress(envelopes.first!.remoteAddress).description : "the destination")
             throw UDPError.from(error, address: destination, operation: "send")
         }
     }
