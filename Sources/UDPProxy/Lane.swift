@@ -1,10 +1,8 @@
-import Dispatch
+import UDPKit
 import Impairment
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Nanoseconds of the monotonic clock that every lane's release times refer to.
-func monotonicNow() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
 /// One direction of one client mapping when it is impaired: an `ImpairmentPipeline` and the queue of
 /// datagrams waiting for their release time, drained by `run(send:)`.
@@ -53,7 +51,7 @@ final class Lane: Sendable {
 
     /// Passes datagrams through the impairments; `run` sends what survives at its release time.
     func submit(_ payloads: [ByteBuffer]) {
-        let now = monotonicNow()
+        let now = MonotonicClock.nanoseconds
         state.withLockedValue { state in
             for payload in payloads {
                 state.queue += state.pipeline.submit(Array(payload.readableBytesView), at: now)
@@ -64,7 +62,7 @@ final class Lane: Sendable {
 
     /// What the pipeline did so far.
     var counters: ImpairmentCounters {
-        let now = monotonicNow()
+        let now = MonotonicClock.nanoseconds
         return state.withLockedValue { $0.pipeline.counters(at: now) }
     }
 
@@ -79,7 +77,7 @@ final class Lane: Sendable {
     func run(send: ([ByteBuffer]) async -> Void) async {
         var wake = wakes.makeAsyncIterator()
         while !Task.isCancelled {
-            let now = monotonicNow()
+            let now = MonotonicClock.nanoseconds
             let (due, next, finished) = state.withLockedValue { state in
                 (state.takeDue(at: now), state.nextWake, state.finished)
             }

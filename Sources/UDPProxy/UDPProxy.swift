@@ -263,7 +263,7 @@ public final class UDPProxy: Sendable {
         let interval = max(timeout / 4, 10_000_000)
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: interval)
-            let now = monotonicNow()
+            let now = MonotonicClock.nanoseconds
             let idle = state.withLockedValue { state in
                 let idle = state.mappings.values.filter { now - min(now, $0.lastActive) >= timeout }
                 for mapping in idle {
@@ -309,7 +309,7 @@ final class Mapping: Sendable {
     let socket: UDPSocket
     let upLane: Lane?
     let downLane: Lane?
-    private let active = NIOLockedValueBox(monotonicNow())
+    private let active = NIOLockedValueBox(MonotonicClock.nanoseconds)
 
     init(client: UDPAddress, socket: UDPSocket, upLane: Lane?, downLane: Lane?) {
         self.client = client
@@ -321,7 +321,7 @@ final class Mapping: Sendable {
     var lastActive: UInt64 { active.withLockedValue { $0 } }
 
     func touch() {
-        let now = monotonicNow()
+        let now = MonotonicClock.nanoseconds
         active.withLockedValue { $0 = now }
     }
 }

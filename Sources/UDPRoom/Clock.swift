@@ -1,11 +1,12 @@
 import Foundation
 import NIOCore
+import UDPKit
 
 /// The two clocks the room runs on. The protocol's state machines take a monotonic time in nanoseconds
 /// (so timeouts survive wall-clock jumps); message times on the wire are wall-clock milliseconds.
 enum RoomClock {
     /// Monotonic nanoseconds (CLOCK_MONOTONIC on Linux, the uptime clock on Darwin).
-    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+    static func now() -> UInt64 { MonotonicClock.nanoseconds }
 
     /// Milliseconds since 1970-01-01 UTC.
     static func unixMillis() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }

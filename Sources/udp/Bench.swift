@@ -166,8 +166,7 @@ struct PingRun: Sendable {
                 }
                 let arrival = clock.now
                 for reply in replies {
-                    guard let probe = reply.payload.readableBytesView.withContiguousStorageIfAvailable({ Probe(decoding: UnsafeRawBufferPointer($0)) }) ?? Probe(decoding: reply.bytes),
-                          probe.stream == stream else { continue }
+                    guard let probe = reply.probe, probe.stream == stream else { continue }
                     result.stats.record(probe.sequence)
                     result.received += 1
                     if let sentAt = outstanding.removeValue(forKey: probe.sequence) {

@@ -169,14 +169,6 @@ func percent(_ part: Int, _ whole: Int) -> String {
     whole == 0 ? "0%" : String(format: "%.2f%%", Double(part) * 100 / Double(whole))
 }
 
-/// Nanoseconds of the system-wide monotonic clock, so a sink in another process can compute jitter
-/// from the probes' send times.
-func monotonicNanos() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-}
-
 extension Datagram {
     /// The bench probe header this datagram starts with, if any.
     var probe: Probe? {
@@ -203,7 +195,7 @@ struct FloodRun: Sendable {
     }
 
     func run() async throws -> FloodResult {
-        let start = monotonicNanos()
+        let start = MonotonicClock.nanoseconds
         let stream = UInt32.random(in: 1...UInt32.max)
         let durationNanos = UInt64(seconds(settings.duration) * 1e9)
         let destination = socket.remoteAddress!
@@ -215,7 +207,7 @@ struct FloodRun: Sendable {
         let batchLimit = perSend.map { $0 * Self.offloadSendsPerBatch } ?? Self.plainBatch
         do {
             while true {
-                let now = monotonicNanos()
+                let now = MonotonicClock.nanoseconds
                 let elapsed = now - start
                 if elapsed >= durationNanos || result.sent >= settings.count { break }
                 var allowed = min(batchLimit, settings.count - result.sent)
@@ -247,11 +239,13 @@ struct FloodRun: Sendable {
                 }
                 if now - lastPublished >= 100_000_000 {
                     lastPublished = now
+                    // One-way: nothing is read, so an ICMP "port unreachable" would wait in the queue unseen.
+                    if settings.window == nil { _ = try await socket.receiveBatch(timeout: .zero) }
                     result.seconds = Double(now - start) / 1e9
                     progress.withLockedValue { $0 = result }
                 }
             }
-            result.seconds = Double(monotonicNanos() - start) / 1e9
+            result.seconds = Double(MonotonicClock.nanoseconds - start) / 1e9
             if settings.window != nil {
                 while result.flow.sequences.unique < result.sent,
                       case let replies = try await socket.receiveBatch(timeout: settings.timeout), !replies.isEmpty {
@@ -260,7 +254,7 @@ struct FloodRun: Sendable {
             }
         } catch is CancellationError {
             result.interrupted = true
-            result.seconds = Double(monotonicNanos() - start) / 1e9
+            result.seconds = Double(MonotonicClock.nanoseconds - start) / 1e9
         }
         return result
     }
@@ -268,12 +262,12 @@ struct FloodRun: Sendable {
     private func nextDue(after sent: Int, start: UInt64) -> Duration {
         guard let rate = settings.rate else { return .zero }
         let due = start + UInt64(Double(sent) / rate * 1e9)
-        let now = monotonicNanos()
+        let now = MonotonicClock.nanoseconds
         return due > now ? .nanoseconds(Int64(due - now)) : .zero
     }
 
     private func record(_ replies: [Datagram], stream: UInt32, into result: inout FloodResult) {
-        let arrival = monotonicNanos()
+        let arrival = MonotonicClock.nanoseconds
         for reply in replies {
             guard let probe = reply.probe, probe.stream == stream else { continue }
             result.flow.record(probe, size: reply.payload.readableBytes, arrival: arrival)
@@ -285,7 +279,7 @@ struct FloodRun: Sendable {
     /// segmentation-offload sends of that many datagrams each.
     static func batch(count: Int, first: UInt64, stream: UInt32, size: Int, segmentsPerSend: Int?, to destination: UDPAddress) -> [OutgoingDatagram] {
         var buffer = ByteBufferAllocator().buffer(capacity: count * size)
-        let sendTime = monotonicNanos()
+        let sendTime = MonotonicClock.nanoseconds
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count * size) { raw in
             for i in 0..<count {
                 let slot = UnsafeMutableRawBufferPointer(rebasing: raw[i * size ..< (i + 1) * size])

@@ -104,13 +104,13 @@ struct SinkRun: Sendable {
     func run() async throws -> (SinkReport, Bool) {
         var report = SinkReport()
         var any = false
-        var published = monotonicNanos()
+        var published = MonotonicClock.nanoseconds
         do {
             while count.map({ report.flow.sequences.unique < $0 }) ?? true {
                 let batch = try await socket.receiveBatch(timeout: any ? idle : nil)
                 if batch.isEmpty { break }
                 any = true
-                let arrival = monotonicNanos()
+                let arrival = MonotonicClock.nanoseconds
                 for datagram in batch {
                     guard let probe = datagram.probe else {
                         report.notProbes += 1
