@@ -17,9 +17,12 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
+        // recvmmsg/sendmmsg for UDPKit's batched answering loop (Linux).
+        .target(name: "CUDPSys"),
         .target(
             name: "UDPKit",
             dependencies: [
+                "CUDPSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

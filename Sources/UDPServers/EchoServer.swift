@@ -111,12 +111,14 @@ public final class EchoServer: Sendable {
                         engine.count += 1
                         delta.received += 1
                         delta.receivedBytes += datagram.payload.readableBytes
-                        // A read cycle mostly holds one sender's datagrams: hash each address once.
+                        // A read cycle mostly holds one sender's datagrams: screen and count each address once.
                         if datagram.sender != engine.lastSender {
                             engine.lastSender = datagram.sender
+                            engine.lastSenderRefusal = refusal(for: datagram.sender)
                             if engine.senders.count < 100_000, engine.senders.insert(datagram.sender).inserted { delta.senders += 1 }
                         }
-                        let (reply, reason) = answer(datagram, count: engine.count, limiter: &engine.limiter)
+                        let (reply, reason) = engine.lastSenderRefusal.map { (nil, $0) }
+                            ?? answer(datagram, count: engine.count, limiter: &engine.limiter)
                         if let reply {
                             outgoing.append(OutgoingDatagram(payload: reply, to: datagram.sender))
                             delta.replied += 1
@@ -148,14 +150,21 @@ public final class EchoServer: Sendable {
         var limiter: RateLimiter
         var senders = Set<UDPAddress>()
         var lastSender: UDPAddress?
+        var lastSenderRefusal: DropReason?
         var count = 0
     }
 
+    /// Why `sender` gets no reply at all, or nil.
+    private func refusal(for sender: UDPAddress) -> DropReason? {
+        let port = sender.port ?? -1
+        if port == 0 { return .sourcePortZero }
+        if configuration.blockedSourcePorts.contains(port) { return .loopPort }
+        if !configuration.access.permits(sender) { return .accessDenied }
+        return nil
+    }
+
+    /// The reply to a datagram from a sender that passed `refusal(for:)`.
     private func answer(_ datagram: Datagram, count: Int, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
-        let port = datagram.sender.port ?? -1
-        if port == 0 { return (nil, .sourcePortZero) }
-        if configuration.blockedSourcePorts.contains(port) { return (nil, .loopPort) }
-        if !configuration.access.permits(datagram.sender) { return (nil, .accessDenied) }
         guard let template = configuration.template else { return (datagram.payload, nil) }
         let reply = template.render(datagram, count: count)
         if reply.count > datagram.payload.readableBytes && !configuration.allowAmplification {

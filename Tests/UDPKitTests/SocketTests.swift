@@ -293,7 +293,7 @@ final class SocketTests: XCTestCase {
         await receiver.close()
     }
 
-    func testRespondAnswersOnTheEventLoopAndHandsBackOnCancellation() async throws {
+    func testRespondAnswersAndHandsBackOnCancellation() async throws {
         let server = try await UDPSocket.bind(to: loopback)
         let client = try await UDPSocket.client(for: server.localAddress)
         // Queued before respond starts: answered too.

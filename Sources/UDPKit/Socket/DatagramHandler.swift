@@ -120,9 +120,12 @@ final class DatagramHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// While true, nothing is read: another reader (`UDPSocket.respond(_:)` on Linux) has the socket.
+    var readsSuspended = false
+
     func read(context: ChannelHandlerContext) {
         // While the inbox is over its limit, hold reads back; `UDPSocket` calls `channel.read()` once it drains.
-        if inbox.isPaused { return }
+        if readsSuspended || inbox.isPaused { return }
         context.read()
     }
 }

@@ -41,9 +41,13 @@ public final class UDPSocket: Sendable {
     private let isIPv6Socket: Bool
     private let ownedSocketFile: UnixSocketFile?
     private let broadcastPermission: BroadcastPermission
+    /// SwiftNIO's descriptor for the socket, when UDPKit created it (IP sockets on Linux). Only used on the event
+    /// loop while the channel is open, where it cannot be closed underneath.
+    private let descriptor: CInt?
 
-    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?) throws {
+    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?) throws {
         self.channel = channel
+        self.descriptor = descriptor
         self.inbox = inbox
         self.options = options
         self.ownedSocketFile = ownedSocketPath.flatMap(UnixSocketFile.init(path:))
@@ -168,17 +172,30 @@ public final class UDPSocket: Sendable {
             bootstrap = bootstrap.channelOption(.datagramReceiveOffload, value: true)
                 .channelOption(.datagramReceiveSegmentSize, value: true)
         }
-        if options.reuseAddress { bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1) }
-        if options.reusePort { bootstrap = bootstrap.channelOption(RawSocketOption.reusePort, value: 1) }
+        #if os(Linux)
+        // IP sockets are made and bound here and handed to SwiftNIO, so that `respond` can reach the descriptor.
+        let ownSocket = local.family != .unix
+        #else
+        let ownSocket = false
+        #endif
+        if !ownSocket {
+            if options.reuseAddress { bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1) }
+            if options.reusePort { bootstrap = bootstrap.channelOption(RawSocketOption.reusePort, value: 1) }
+            if local.family == .ipv6 && options.ipv6Only { bootstrap = bootstrap.channelOption(RawSocketOption.ipv6Only, value: 1) }
+        }
         if options.broadcast { bootstrap = bootstrap.channelOption(.socketOption(.so_broadcast), value: 1) }
         if let size = options.receiveBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(size)) }
         if let size = options.sendBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: .init(size)) }
-        if local.family == .ipv6 && options.ipv6Only { bootstrap = bootstrap.channelOption(RawSocketOption.ipv6Only, value: 1) }
 
         let channel: any Channel
         var ownedPath: String?
+        var descriptor: CInt?
         do {
-            if let path = local.path {
+            if ownSocket {
+                let fd = try makeBoundSocket(local, options: options)
+                descriptor = fd
+                channel = try await bootstrap.withBoundSocket(fd).get()
+            } else if let path = local.path {
                 if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
                 channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
                 ownedPath = path
@@ -201,7 +218,7 @@ public final class UDPSocket: Sendable {
                     throw UDPError.from(error, address: peer.description, operation: "connect")
                 }
             }
-            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath)
+            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor)
             // The pipeline (and with it this closure) is torn down when the channel closes.
             inbox.setResume { channel.read() }
             return socket
@@ -210,6 +227,32 @@ public final class UDPSocket: Sendable {
             if let ownedPath { unlink(ownedPath) }
             throw error
         }
+    }
+
+    /// A non-blocking IP socket bound to `local`, with the options that must be set before binding (Linux).
+    private static func makeBoundSocket(_ local: UDPAddress, options: UDPSocketOptions) throws(UDPError) -> CInt {
+        #if os(Linux)
+        let family = local.family == .ipv6 ? AF_INET6 : AF_INET
+        let fd = socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .from(errno: errno, address: local.description, operation: "socket") }
+        func fail(_ operation: String) -> UDPError {
+            let error = UDPError.from(errno: errno, address: local.description, operation: operation)
+            Glibc.close(fd)
+            return error
+        }
+        func enable(_ level: CInt, _ name: CInt, _ what: String) throws(UDPError) {
+            var one: CInt = 1
+            guard setsockopt(fd, level, name, &one, socklen_t(MemoryLayout<CInt>.size)) == 0 else { throw fail("setting \(what)") }
+        }
+        if options.reuseAddress { try enable(SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR") }
+        if options.reusePort { try enable(SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT") }
+        if local.family == .ipv6 && options.ipv6Only { try enable(CInt(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY") }
+        let bound = local.socketAddress.withSockAddr { address, length in Glibc.bind(fd, address, socklen_t(length)) }
+        guard bound == 0 else { throw fail("bind") }
+        return fd
+        #else
+        throw .system(operation: "socket", errno: ENOTSUP)
+        #endif
     }
 
     private static func applyIPOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel) async throws {
@@ -347,14 +390,17 @@ public final class UDPSocket: Sendable {
             }
             metadata = .init(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
         }
-        let target: SocketAddress
+        return AddressedEnvelope(remoteAddress: try target(for: destination), data: datagram.payload, metadata: metadata)
+    }
+
+    /// `destination` as this socket addresses it: IPv4 becomes IPv4-mapped IPv6 on an IPv6 socket.
+    private func target(for destination: UDPAddress) throws(UDPError) -> SocketAddress {
         switch (isIPv6Socket, destination.family) {
-        case (true, .ipv4): target = destination.mappedToIPv6
+        case (true, .ipv4): return destination.mappedToIPv6
         case (false, .ipv6) where localAddress.family == .ipv4:
-            throw UDPError.invalidAddress(destination.description, reason: "cannot send to an IPv6 address from an IPv4 socket")
-        default: target = destination.socketAddress
+            throw .invalidAddress(destination.description, reason: "cannot send to an IPv6 address from an IPv4 socket")
+        default: return destination.socketAddress
         }
-        return AddressedEnvelope(remoteAddress: target, data: datagram.payload, metadata: metadata)
     }
 
     /// Whether `OutgoingDatagram(segments:segmentSize:to:)` works here (Linux 4.18 and later).
@@ -366,19 +412,29 @@ public final class UDPSocket: Sendable {
 
     // MARK: - Answering in place
 
-    /// Answers datagrams where they arrive: from now on, each read cycle's datagrams (up to
-    /// `receiveBatchSize` × 4) go to `reply` on the socket's event loop, and the datagrams it returns are sent
-    /// with one flush, without a hop to a task in either direction. The fastest way to run a server whose
-    /// answer needs no waiting (echo, greeting, time); `reply` must not block. Datagrams that were already
-    /// queued are answered first, through `send`.
+    /// Answers datagrams as fast as the system allows: from now on, `reply` gets the datagrams as they arrive, a
+    /// batch at a time, and the datagrams it returns are sent at once, without a hop to a task in either direction.
+    /// The fastest way to run a server whose answer needs no waiting (echo, greeting, time); `reply` must not
+    /// block. Datagrams that were already queued are answered first, through `send`.
     ///
-    /// While this runs, `receive` and the async sequences get nothing. Send errors other than "too large"
-    /// and "host unreachable" close the socket, as with `send`.
+    /// On Linux, IP sockets are answered by a thread of their own: one `recvmmsg` takes up to 64 datagrams, one
+    /// `sendmmsg` sends the replies, and a reply the system refuses (unreachable, too large) is skipped. Elsewhere,
+    /// and with `receivePacketInfo` or `receiveOffload`, `reply` runs on the socket's event loop for each read cycle
+    /// (send errors other than "too large" and "host unreachable" then close the socket, as with `send`).
+    /// Either way `reply` is called for one batch at a time, never concurrently.
+    ///
+    /// While this runs, `receive` and the async sequences get nothing.
     ///
     /// - Returns: when the socket closes.
     /// - Throws: `CancellationError` when the calling task is cancelled (the socket stays open and queues
     ///   datagrams again).
     public func respond(_ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]) async throws {
+        #if os(Linux)
+        if let descriptor, !options.receivePacketInfo, !options.receiveOffload {
+            try await respondInBatches(reply, descriptor: descriptor)
+            return
+        }
+        #endif
         let channel = self.channel
         let convert: @Sendable ([Datagram]) -> [AddressedEnvelope<ByteBuffer>] = { [self] batch in
             // A reply the socket cannot carry (too large, wrong family) is skipped, as a failed send would be.
@@ -389,9 +445,7 @@ public final class UDPSocket: Sendable {
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).responder = convert
         }.get()
-        while case let queued = try await receiveBatch(timeout: .zero), !queued.isEmpty {
-            try await send(reply(queued))
-        }
+        try await answerQueued(reply)
         try await withTaskCancellationHandler {
             try await stopped.futureResult.get()
         } onCancel: {
@@ -402,6 +456,73 @@ public final class UDPSocket: Sendable {
         }
         try Task.checkCancellation()
     }
+
+    /// Answers what the inbox already holds.
+    private func answerQueued(_ reply: @Sendable ([Datagram]) -> [OutgoingDatagram]) async throws {
+        while case let queued = try await receiveBatch(timeout: .zero), !queued.isEmpty {
+            try await send(reply(queued))
+        }
+    }
+
+    #if os(Linux)
+    /// `respond` on a `BatchResponder` thread: SwiftNIO's reads pause, the responder reads a duplicate of the
+    /// descriptor until the socket closes or the task is cancelled, then SwiftNIO reads again.
+    private func respondInBatches(_ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram], descriptor: CInt) async throws {
+        let channel = self.channel
+        // On the event loop the channel cannot close underneath: the descriptor is still SwiftNIO's open socket.
+        let duplicate: CInt = try await channel.eventLoop.submit {
+            guard channel.isActive else { throw UDPError.closed }
+            try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).readsSuspended = true
+            try channel.syncOptions?.setOption(.autoRead, value: false)
+            let duplicate = dup(descriptor)
+            guard duplicate >= 0 else { throw UDPError.system(operation: "respond (dup)", errno: errno) }
+            return duplicate
+        }.get()
+        let responder = BatchResponder(
+            fd: duplicate,
+            maximumSize: options.maximumDatagramSize,
+            reply: reply,
+            target: { [self] in try? self.target(for: $0) },
+            envelope: { [self] in try? self.envelope(for: $0) },
+            handOver: { envelopes in
+                channel.eventLoop.execute {
+                    for envelope in envelopes { channel.write(envelope, promise: nil) }
+                    channel.flush()
+                }
+            }
+        )
+        channel.closeFuture.whenComplete { [weak responder] _ in responder?.stop(socketClosing: true) }
+        do {
+            try await answerQueued(reply)
+            try responder.prepare()
+            let thread = NIOThreadPool(numberOfThreads: 1)
+            thread.start()
+            await withTaskCancellationHandler {
+                try? await thread.runIfActive { responder.run() }
+            } onCancel: {
+                responder.stop(socketClosing: false)
+            }
+            try? await thread.shutdownGracefully()
+        } catch {
+            responder.stop(socketClosing: false)
+            await resumeReading(after: responder)
+            throw error
+        }
+        await resumeReading(after: responder)
+        try Task.checkCancellation()
+    }
+
+    /// Hands reading back to SwiftNIO once `responder` has stopped.
+    private func resumeReading(after responder: BatchResponder) async {
+        responder.finish()
+        let channel = self.channel
+        try? await channel.eventLoop.submit {
+            guard channel.isActive else { return }
+            try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).readsSuspended = false
+            try channel.syncOptions?.setOption(.autoRead, value: true)
+        }.get()
+    }
+    #endif
 
     // MARK: - Receiving
 

@@ -1,0 +1,25 @@
+#ifndef CUDPSYS_H
+#define CUDPSYS_H
+
+/* The batched socket calls UDPKit needs that Swift's Glibc module does not show (they are
+ * declared only under _GNU_SOURCE). Elsewhere they fail with ENOSYS. */
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* Same layout as Linux's struct mmsghdr. */
+typedef struct {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+} cudp_mmsghdr;
+
+/* recvmmsg(2) without a timeout. */
+int cudp_recvmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags);
+
+/* sendmmsg(2). */
+int cudp_sendmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags);
+
+/* MSG_WAITFORONE, or 0 where it does not exist. */
+int cudp_msg_waitforone(void);
+
+#endif

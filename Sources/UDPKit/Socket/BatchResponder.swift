@@ -1,0 +1,293 @@
+#if os(Linux)
+import CUDPSys
+import Glibc
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The loop behind `UDPSocket.respond(_:)` on Linux: one thread, one `recvmmsg` for up to 64 datagrams
+/// (blocking until the first one arrives), the reply closure, one `sendmmsg` for the replies.
+///
+/// It works on a duplicate of the socket's descriptor, so SwiftNIO may close its own at any time without the
+/// loop ever touching a reused descriptor number; SwiftNIO's reads are paused while the loop runs. The socket is
+/// put in blocking mode for the loop's duration, with receive and send timeouts so that the loop notices a stop
+/// request within `wakeInterval`; a close wakes it at once.
+final class BatchResponder: @unchecked Sendable {
+    /// Datagrams per receive call.
+    static let batchSize = 64
+    /// How often a blocked receive wakes up to check for a stop request.
+    static let wakeInterval = timeval(tv_sec: 0, tv_usec: 50_000)
+
+    typealias Envelope = AddressedEnvelope<ByteBuffer>
+
+    private let fd: CInt
+    private let slot: Int
+    private let maximumSize: Int
+    private let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
+    private let target: @Sendable (UDPAddress) -> SocketAddress?
+    private let envelope: @Sendable (OutgoingDatagram) -> Envelope?
+    private let handOver: @Sendable ([Envelope]) -> Void
+    /// `stopped` is read by the loop and set from other threads; `closed` guards the descriptor.
+    private let state = NIOLockedValueBox((stopped: false, closed: false))
+
+    // Used by the loop's thread only.
+    private var buffer: ByteBuffer
+    private let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
+    private let receiveVectors: UnsafeMutablePointer<iovec>
+    private let receiveNames: UnsafeMutablePointer<sockaddr_storage>
+    private var send = MessageVector()
+    private var lastName = sockaddr_storage()
+    private var lastNameLength: socklen_t = 0
+    private var lastSender: UDPAddress?
+    private var lastDestination: UDPAddress?
+    private var lastTarget = sockaddr_storage()
+    private var lastTargetLength: socklen_t = 0
+
+    /// - Parameters:
+    ///   - fd: a descriptor of the socket the responder owns (it closes it in `finish()`).
+    ///   - maximumSize: the socket's maximum datagram size; longer datagrams arrive flagged `truncated`.
+    ///   - reply: the caller's reply closure.
+    ///   - target: a destination as the socket addresses it; nil when the socket cannot reach it.
+    ///   - envelope: checks a segmentation-offload reply and addresses it for SwiftNIO; nil skips it.
+    ///   - handOver: sends replies the loop does not send itself (segmentation offload) through SwiftNIO.
+    init(
+        fd: CInt,
+        maximumSize: Int,
+        reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
+        target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
+        envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
+        handOver: @escaping @Sendable ([Envelope]) -> Void
+    ) {
+        self.fd = fd
+        self.maximumSize = maximumSize
+        // One byte more than the maximum: a full slot means the datagram was cut.
+        self.slot = min(maximumSize + 1, 65_536)
+        self.reply = reply
+        self.target = target
+        self.envelope = envelope
+        self.handOver = handOver
+        // 64 full-size slots are 4 MiB of address space; only the pages datagrams touch become resident.
+        self.buffer = ByteBufferAllocator().buffer(capacity: Self.batchSize * slot)
+        receiveMessages = .allocate(capacity: Self.batchSize)
+        receiveVectors = .allocate(capacity: Self.batchSize)
+        receiveNames = .allocate(capacity: Self.batchSize)
+    }
+
+    deinit {
+        receiveMessages.deallocate()
+        receiveVectors.deallocate()
+        receiveNames.deallocate()
+        send.deallocate()
+    }
+
+    // MARK: - Control (any thread)
+
+    /// Puts the socket in blocking mode with the loop's timeouts.
+    func prepare() throws(UDPError) {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
+            throw .system(operation: "preparing the socket for answering", errno: errno)
+        }
+        var timeout = Self.wakeInterval
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        // A full send buffer holds a reply back at most this long before it is given up.
+        var sendTimeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Asks the loop to stop. With `socketClosing`, also wakes a blocked receive at once (the socket is going away,
+    /// so shutting its receive side down harms no one).
+    func stop(socketClosing: Bool) {
+        state.withLockedValue { state in
+            state.stopped = true
+            if socketClosing && !state.closed { _ = shutdown(fd, CInt(SHUT_RD)) }
+        }
+    }
+
+    /// After the loop ended: back to non-blocking mode without timeouts (SwiftNIO's way), and the duplicate closed.
+    func finish() {
+        state.withLockedValue { state in
+            guard !state.closed else { return }
+            state.closed = true
+            var none = timeval(tv_sec: 0, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
+            let flags = fcntl(fd, F_GETFL)
+            if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+            close(fd)
+        }
+    }
+
+    // MARK: - The loop (its own thread)
+
+    /// Answers until `stop` is called or the socket fails.
+    func run() {
+        while !state.withLockedValue({ $0.stopped }) {
+            let count = receive()
+            if count < 0 {
+                switch errno {
+                case EAGAIN, EWOULDBLOCK, EINTR, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH: continue
+                default: return
+                }
+            }
+            if count > 0 { answer(Int(count)) }
+        }
+    }
+
+    private func receive() -> CInt {
+        buffer.clear()
+        let (slot, messages, vectors, names) = (self.slot, receiveMessages, receiveVectors, receiveNames)
+        let fd = self.fd
+        return buffer.withUnsafeMutableWritableBytes { memory -> CInt in
+            let base = memory.baseAddress!
+            for i in 0..<Self.batchSize {
+                vectors[i] = iovec(iov_base: base + i * slot, iov_len: slot)
+                messages[i] = cudp_mmsghdr(
+                    msg_hdr: msghdr(
+                        msg_name: UnsafeMutableRawPointer(names + i),
+                        msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                        msg_iov: vectors + i,
+                        msg_iovlen: 1,
+                        msg_control: nil,
+                        msg_controllen: 0,
+                        msg_flags: 0
+                    ),
+                    msg_len: 0
+                )
+            }
+            return cudp_recvmmsg(fd, messages, CUnsignedInt(Self.batchSize), cudp_msg_waitforone())
+        }
+    }
+
+    private func answer(_ count: Int) {
+        buffer.moveWriterIndex(to: count * slot)
+        let now = Date()
+        var batch: [Datagram] = []
+        batch.reserveCapacity(count)
+        for i in 0..<count {
+            guard let sender = sender(i) else { continue }
+            var length = Int(receiveMessages[i].msg_len)
+            let truncated = length > maximumSize
+            if truncated { length = maximumSize }
+            let payload = buffer.getSlice(at: i * slot, length: length)!
+            batch.append(Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated))
+        }
+        guard !batch.isEmpty else { return }
+        let replies = reply(batch)
+        batch = []
+        transmit(replies)
+    }
+
+    /// The sender of received message `i`; the previous one's address is reused when the bytes are the same
+    /// (a batch mostly comes from few senders, and making an address costs an allocation and a formatting).
+    private func sender(_ i: Int) -> UDPAddress? {
+        let length = receiveMessages[i].msg_hdr.msg_namelen
+        let name = receiveNames + i
+        if let lastSender, length == lastNameLength, memcmp(name, &lastName, Int(length)) == 0 {
+            return lastSender
+        }
+        let address: SocketAddress
+        switch CInt(name.pointee.ss_family) {
+        case AF_INET:
+            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee) }
+        case AF_INET6:
+            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee) }
+        default:
+            return nil
+        }
+        let sender = UDPAddress(address)
+        lastName = name.pointee
+        lastNameLength = length
+        lastSender = sender
+        return sender
+    }
+
+    /// Sends `replies` with as few `sendmmsg` calls as it takes. A reply the socket cannot carry (too large, a
+    /// family it cannot reach) is left out, and one the system refuses (unreachable, a full send buffer past the
+    /// send timeout) is skipped; the rest still go. Segmentation-offload replies go through SwiftNIO.
+    private func transmit(_ replies: [OutgoingDatagram]) {
+        guard !replies.isEmpty else { return }
+        send.reserve(replies.count)
+        let (messages, vectors, names) = (send.messages, send.vectors, send.names)
+        var count = 0
+        var offloaded: [Envelope] = []
+        for reply in replies {
+            if reply.segmentSize != nil {
+                if let envelope = envelope(reply) { offloaded.append(envelope) }
+                continue
+            }
+            let destination = reply.destination
+            if let limit = destination.maximumPayload, reply.payload.readableBytes > limit { continue }
+            if destination != lastDestination {
+                // Replies mostly go to the sender of the datagram before: the address is converted once per run.
+                guard let target = target(destination) else { continue }
+                lastTargetLength = target.withSockAddr { address, length in
+                    withUnsafeMutableBytes(of: &lastTarget) { $0.baseAddress!.copyMemory(from: address, byteCount: length) }
+                    return socklen_t(length)
+                }
+                lastDestination = destination
+            }
+            names[count] = lastTarget
+            // The payloads stay alive, unmodified, in `replies` until the last sendmmsg below returns.
+            reply.payload.withUnsafeReadableBytesWithStorageManagement { bytes, _ in
+                vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            }
+            messages[count] = cudp_mmsghdr(
+                msg_hdr: msghdr(
+                    msg_name: UnsafeMutableRawPointer(names + count),
+                    msg_namelen: lastTargetLength,
+                    msg_iov: vectors + count,
+                    msg_iovlen: 1,
+                    msg_control: nil,
+                    msg_controllen: 0,
+                    msg_flags: 0
+                ),
+                msg_len: 0
+            )
+            count += 1
+        }
+        if !offloaded.isEmpty { handOver(offloaded) }
+        withExtendedLifetime(replies) {
+            var done = 0
+            while done < count {
+                // sendmmsg takes at most 1,024 messages per call.
+                let sent = cudp_sendmmsg(fd, messages + done, CUnsignedInt(min(count - done, 1024)), 0)
+                if sent < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EBADF || errno == ENOTSOCK { return }
+                    done += 1  // stopped at a refused datagram: skip it
+                } else {
+                    done += Int(sent)
+                }
+            }
+        }
+    }
+}
+
+/// Message headers, vectors and addresses for one `sendmmsg` batch, grown as needed.
+private struct MessageVector {
+    private(set) var capacity = 0
+    private(set) var messages = UnsafeMutablePointer<cudp_mmsghdr>.allocate(capacity: 0)
+    private(set) var vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 0)
+    private(set) var names = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 0)
+
+    mutating func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        deallocate()
+        capacity = max(count, 64)
+        messages = .allocate(capacity: capacity)
+        vectors = .allocate(capacity: capacity)
+        names = .allocate(capacity: capacity)
+    }
+
+    func deallocate() {
+        messages.deallocate()
+        vectors.deallocate()
+        names.deallocate()
+    }
+}
+#endif

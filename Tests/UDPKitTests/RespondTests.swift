@@ -1,0 +1,201 @@
+import Foundation
+import NIOCore
+import UDPKit
+import XCTest
+
+/// `UDPSocket.respond(_:)`: on Linux IP sockets its own recvmmsg/sendmmsg thread, elsewhere the event loop.
+/// Real sockets on loopback.
+final class RespondTests: XCTestCase {
+    private let loopback = try! UDPAddress(ip: "127.0.0.1", port: 0)
+
+    private func receive(_ socket: UDPSocket, within seconds: Int = 2) async throws -> Datagram {
+        guard let datagram = try await socket.receive(timeout: .seconds(seconds)) else {
+            XCTFail("nothing arrived at \(socket.localAddress)")
+            throw UDPError.timedOut(seconds: Double(seconds))
+        }
+        return datagram
+    }
+
+    /// Starts `reply` on `server` and waits until it answers (a probe with a first byte of 0xFF is echoed).
+    private func responding(
+        _ server: UDPSocket,
+        _ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]
+    ) async throws -> Task<Void, any Error> {
+        let task = Task { try await server.respond(reply) }
+        let probe = try await UDPSocket.client(for: server.localAddress)
+        defer { Task { await probe.close() } }
+        for _ in 0..<50 {
+            try await probe.send(bytes: [0xFF], to: server.localAddress)
+            if try await probe.receive(timeout: .milliseconds(100)) != nil { return task }
+        }
+        XCTFail("the responder never answered")
+        return task
+    }
+
+    private static func echo(_ batch: [Datagram]) -> [OutgoingDatagram] {
+        batch.map { OutgoingDatagram(payload: $0.payload, to: $0.sender) }
+    }
+
+    func testRepliesReachTheRightSenderWhenSendersInterleave() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let task = try await responding(server) { batch in
+            batch.map { OutgoingDatagram(bytes: $0.bytes + Array("@\($0.sender.port!)".utf8), to: $0.sender) }
+        }
+        let a = try await UDPSocket.client(for: server.localAddress)
+        let b = try await UDPSocket.client(for: server.localAddress)
+        // Alternating senders, sent back to back so that one receive call sees several of them.
+        for i in 0..<40 {
+            let (from, tag) = i % 2 == 0 ? (a, UInt8(ascii: "a")) : (b, UInt8(ascii: "b"))
+            try await from.send(bytes: [tag, UInt8(i)], to: server.localAddress)
+        }
+        for (socket, tag) in [(a, UInt8(ascii: "a")), (b, UInt8(ascii: "b"))] {
+            var numbers: [UInt8] = []
+            while numbers.count < 20, let reply = try await socket.receive(timeout: .seconds(2)) {
+                XCTAssertEqual(reply.bytes.first, tag)
+                XCTAssertEqual(Array(reply.bytes.dropFirst(2)), Array("@\(socket.localAddress.port!)".utf8))
+                numbers.append(reply.bytes[1])
+            }
+            XCTAssertEqual(numbers.count, 20)
+        }
+        task.cancel()
+        _ = try? await task.value
+        await a.close()
+        await b.close()
+        await server.close()
+    }
+
+    func testByteExactUpToTheMaximumAndTruncationFlagged() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let task = try await responding(server, Self.echo)
+        let client = try await UDPSocket.client(for: server.localAddress)
+        for size in [0, 1, 1_472, 9_000, 65_507] {
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ size) }
+            try await client.send(bytes: payload, to: server.localAddress)
+            let reply = try await receive(client)
+            XCTAssertEqual(reply.bytes, payload, "size \(size)")
+        }
+        task.cancel()
+        _ = try? await task.value
+        await server.close()
+
+        var options = UDPSocketOptions()
+        options.maximumDatagramSize = 100
+        let small = try await UDPSocket.bind(to: loopback, options: options)
+        let flags = try await responding(small) { batch in
+            batch.map { OutgoingDatagram(bytes: [$0.truncated ? 1 : 0, UInt8($0.payload.readableBytes)], to: $0.sender) }
+        }
+        try await client.send(bytes: [UInt8](repeating: 7, count: 300), to: small.localAddress)
+        let cut = try await receive(client)
+        XCTAssertEqual(cut.bytes, [1, 100])
+        try await client.send(bytes: [UInt8](repeating: 7, count: 100), to: small.localAddress)
+        let whole = try await receive(client)
+        XCTAssertEqual(whole.bytes, [0, 100])
+        flags.cancel()
+        _ = try? await flags.value
+        await client.close()
+        await small.close()
+    }
+
+    func testAReplyTooLargeIsSkippedAndTheRestStillGo() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let task = try await responding(server) { batch in
+            batch.flatMap { datagram -> [OutgoingDatagram] in
+                if datagram.bytes == [0xFF] { return [OutgoingDatagram(payload: datagram.payload, to: datagram.sender)] }
+                return [
+                    OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_508), to: datagram.sender),  // over the IPv4 limit
+                    OutgoingDatagram(bytes: Array("after".utf8), to: datagram.sender),
+                ]
+            }
+        }
+        let client = try await UDPSocket.client(for: server.localAddress)
+        try await client.send(bytes: [1], to: server.localAddress)
+        let after = try await receive(client)
+        XCTAssertEqual(after.bytes, Array("after".utf8))
+        let more = try await client.receive(timeout: .milliseconds(100))
+        XCTAssertNil(more)
+        task.cancel()
+        _ = try? await task.value
+        await client.close()
+        await server.close()
+    }
+
+    func testDualStackServerAnswersIPv4AndIPv6Clients() async throws {
+        let server: UDPSocket
+        do {
+            server = try await UDPSocket.bind(to: .parse("*:0"))
+        } catch {
+            throw XCTSkip("no IPv6 here: \(error)")
+        }
+        guard server.localAddress.family == .ipv6 else { throw XCTSkip("the wildcard fell back to IPv4") }
+        let task = try await responding(server, Self.echo)
+        let port = server.localAddress.port!
+        for ip in ["127.0.0.1", "::1", "127.0.0.1"] {
+            let target = try UDPAddress(ip: ip, port: port)
+            let client = try await UDPSocket.client(for: target)
+            try await client.send(bytes: Array(ip.utf8), to: target)
+            let reply = try await receive(client)
+            XCTAssertEqual(reply.bytes, Array(ip.utf8))
+            XCTAssertEqual(reply.sender, target)
+            await client.close()
+        }
+        task.cancel()
+        _ = try? await task.value
+        await server.close()
+    }
+
+    func testManyDatagramsInBurstsAreAllAnswered() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let task = try await responding(server, Self.echo)
+        let client = try await UDPSocket.client(for: server.localAddress)
+        var answered = Set<UInt16>()
+        for burst in 0..<10 {
+            // 150 at once: more than one receive call's worth (64).
+            let numbers = (0..<150).map { UInt16(burst * 150 + $0) }
+            try await client.send(numbers.map { OutgoingDatagram(bytes: [UInt8($0 >> 8), UInt8($0 & 0xFF), 0, 0], to: server.localAddress) })
+            var got = 0
+            while got < numbers.count, let reply = try await client.receive(timeout: .seconds(2)) {
+                answered.insert(UInt16(reply.bytes[0]) << 8 | UInt16(reply.bytes[1]))
+                got += 1
+            }
+        }
+        XCTAssertEqual(answered.count, 1_500)
+        task.cancel()
+        _ = try? await task.value
+        await client.close()
+        await server.close()
+    }
+
+    func testClosingTheSocketEndsRespondAndFreesThePort() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let address = server.localAddress
+        let task = try await responding(server, Self.echo)
+        let started = ContinuousClock.now
+        await server.close()
+        try await task.value  // returns, without an error, when the socket closes
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1))
+        // Nothing holds the port any more.
+        let again = try await UDPSocket.bind(to: address)
+        await again.close()
+    }
+
+    func testSegmentationOffloadRepliesArriveAsSeparateDatagrams() async throws {
+        guard UDPSocket.supportsSegmentationOffload else { throw XCTSkip("no UDP GSO here") }
+        let server = try await UDPSocket.bind(to: loopback)
+        let task = try await responding(server) { batch in
+            batch.map { datagram in
+                datagram.bytes == [0xFF]
+                    ? OutgoingDatagram(payload: datagram.payload, to: datagram.sender)
+                    : OutgoingDatagram(segments: ByteBuffer(bytes: [1, 1, 2, 2, 3]), segmentSize: 2, to: datagram.sender)
+            }
+        }
+        let client = try await UDPSocket.client(for: server.localAddress)
+        try await client.send(bytes: [9], to: server.localAddress)
+        var replies: [[UInt8]] = []
+        for _ in 0..<3 { replies.append(try await receive(client).bytes) }
+        XCTAssertEqual(replies, [[1, 1], [2, 2], [3]])
+        task.cancel()
+        _ = try? await task.value
+        await client.close()
+        await server.close()
+    }
+}
