@@ -325,6 +325,35 @@ final class SocketTests: XCTestCase {
         await server.close()
     }
 
+    func testARefusedDatagramInABatchIsSkippedAndTheSocketStaysOpen() async throws {
+        let receiver = try await UDPSocket.bind(to: loopback)
+        let sender = try await UDPSocket.client(for: receiver.localAddress)
+        // Port 0 is refused by the system (EINVAL) without anything leaving the host.
+        let nowhere = try UDPAddress(ip: "127.0.0.1", port: 0)
+        do {
+            try await sender.send([
+                OutgoingDatagram(bytes: [1], to: receiver.localAddress),
+                OutgoingDatagram(bytes: [2], to: nowhere),
+                OutgoingDatagram(bytes: [3], to: receiver.localAddress),
+            ])
+            XCTFail("a send to port 0 was accepted")
+        } catch let error as UDPError {
+            XCTAssertTrue(error.description.contains("send"), error.description)
+        }
+        let first = try await receive(receiver)
+        let second = try await receive(receiver)
+        XCTAssertEqual([first.bytes, second.bytes], [[1], [3]])
+        try await sender.send(bytes: [4], to: receiver.localAddress)
+        let after = try await receive(receiver)
+        XCTAssertEqual(after.bytes, [4])
+        await sender.close()
+        do {
+            try await sender.send(bytes: [5], to: receiver.localAddress)
+            XCTFail("a closed socket sent")
+        } catch UDPError.closed {}
+        await receiver.close()
+    }
+
     func testRequestPolicyBackoff() {
         let policy = RequestPolicy(timeout: .milliseconds(100), retries: 3)
         XCTAssertEqual(policy.waits, [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)])

@@ -39,7 +39,7 @@ final class BatchResponder: @unchecked Sendable {
     private let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
     private let receiveVectors: UnsafeMutablePointer<iovec>
     private let receiveNames: UnsafeMutablePointer<sockaddr_storage>
-    private var send = MessageVector()
+    private var send = SendVector()
     private var lastName = sockaddr_storage()
     private var lastNameLength: socklen_t = 0
     private var lastSender: UDPAddress?
@@ -212,7 +212,6 @@ final class BatchResponder: @unchecked Sendable {
     private func transmit(_ replies: [OutgoingDatagram]) {
         guard !replies.isEmpty else { return }
         send.reserve(replies.count)
-        let (messages, vectors, names) = (send.messages, send.vectors, send.names)
         var count = 0
         var offloaded: [Envelope] = []
         for reply in replies {
@@ -231,63 +230,19 @@ final class BatchResponder: @unchecked Sendable {
                 }
                 lastDestination = destination
             }
-            names[count] = lastTarget
-            // The payloads stay alive, unmodified, in `replies` until the last sendmmsg below returns.
-            reply.payload.withUnsafeReadableBytesWithStorageManagement { bytes, _ in
-                vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-            }
-            messages[count] = cudp_mmsghdr(
-                msg_hdr: msghdr(
-                    msg_name: UnsafeMutableRawPointer(names + count),
-                    msg_namelen: lastTargetLength,
-                    msg_iov: vectors + count,
-                    msg_iovlen: 1,
-                    msg_control: nil,
-                    msg_controllen: 0,
-                    msg_flags: 0
-                ),
-                msg_len: 0
-            )
+            send.set(count, payload: reply.payload, name: lastTarget, nameLength: lastTargetLength)
             count += 1
         }
         if !offloaded.isEmpty { handOver(offloaded) }
+        // The payloads stay alive, unmodified, in `replies` until the sends return. On this blocking socket a
+        // "would block" means the send timeout passed: that reply is given up like a refused one.
         withExtendedLifetime(replies) {
             var done = 0
             while done < count {
-                // sendmmsg takes at most 1,024 messages per call.
-                let sent = cudp_sendmmsg(fd, messages + done, CUnsignedInt(min(count - done, 1024)), 0)
-                if sent < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EBADF || errno == ENOTSOCK { return }
-                    done += 1  // stopped at a refused datagram: skip it
-                } else {
-                    done += Int(sent)
-                }
+                done = send.transmit(fd: fd, from: done, to: count) { _, _ in }
+                if done < count { done += 1 }
             }
         }
-    }
-}
-
-/// Message headers, vectors and addresses for one `sendmmsg` batch, grown as needed.
-private struct MessageVector {
-    private(set) var capacity = 0
-    private(set) var messages = UnsafeMutablePointer<cudp_mmsghdr>.allocate(capacity: 0)
-    private(set) var vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 0)
-    private(set) var names = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 0)
-
-    mutating func reserve(_ count: Int) {
-        guard count > capacity else { return }
-        deallocate()
-        capacity = max(count, 64)
-        messages = .allocate(capacity: capacity)
-        vectors = .allocate(capacity: capacity)
-        names = .allocate(capacity: capacity)
-    }
-
-    func deallocate() {
-        messages.deallocate()
-        vectors.deallocate()
-        names.deallocate()
     }
 }
 #endif

@@ -44,10 +44,21 @@ public final class UDPSocket: Sendable {
     /// SwiftNIO's descriptor for the socket, when UDPKit created it (IP sockets on Linux). Only used on the event
     /// loop while the channel is open, where it cannot be closed underneath.
     private let descriptor: CInt?
+    #if os(Linux)
+    /// Sends from the calling task where it can (IP sockets).
+    private let direct: DirectSender?
+    #endif
 
-    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?) throws {
+    private init(
+        channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?, duplicate: CInt?
+    ) throws {
         self.channel = channel
         self.descriptor = descriptor
+        #if os(Linux)
+        let direct = duplicate.map(DirectSender.init(fd:))
+        self.direct = direct
+        if let direct { channel.closeFuture.whenComplete { _ in direct.close() } }
+        #endif
         self.inbox = inbox
         self.options = options
         self.ownedSocketFile = ownedSocketPath.flatMap(UnixSocketFile.init(path:))
@@ -190,10 +201,13 @@ public final class UDPSocket: Sendable {
         let channel: any Channel
         var ownedPath: String?
         var descriptor: CInt?
+        var duplicate: CInt?
         do {
             if ownSocket {
                 let fd = try makeBoundSocket(local, options: options)
                 descriptor = fd
+                let copy = dup(fd)
+                if copy >= 0 { duplicate = copy }
                 channel = try await bootstrap.withBoundSocket(fd).get()
             } else if let path = local.path {
                 if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
@@ -218,13 +232,16 @@ public final class UDPSocket: Sendable {
                     throw UDPError.from(error, address: peer.description, operation: "connect")
                 }
             }
-            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor)
+            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor, duplicate: duplicate)
             // The pipeline (and with it this closure) is torn down when the channel closes.
             inbox.setResume { channel.read() }
             return socket
         } catch {
             try? await channel.close()
             if let ownedPath { unlink(ownedPath) }
+            #if os(Linux)
+            if let duplicate { Glibc.close(duplicate) }
+            #endif
             throw error
         }
     }
@@ -314,18 +331,39 @@ public final class UDPSocket: Sendable {
         try await send(payload, to: remoteAddress)
     }
 
-    /// Sends several datagrams with one hop to the event loop and one flush (`sendmmsg` on Linux), and waits
-    /// until the system accepted them. Every datagram is checked for size before anything is sent.
+    /// Sends several datagrams at once and returns when the system accepted them. Every datagram is checked for
+    /// size before anything is sent.
     ///
-    /// A datagram too large for the path, or to an unreachable host, fails that send only. Other system errors
-    /// (permission denied for a broadcast address, network unreachable, no buffer space) close the socket, as
-    /// SwiftNIO does; the error thrown says which.
+    /// On Linux, IP datagrams go out with one `sendmmsg` straight from the calling task; when the send buffer is
+    /// full, the rest wait in SwiftNIO's queue. A datagram the system refuses (unreachable, too large for the path,
+    /// permission denied for a broadcast address) is skipped, the others are still sent, and the first refusal is
+    /// thrown; the socket stays open.
+    ///
+    /// Elsewhere (and for Unix-domain sockets and segmentation offload) the datagrams go with one hop to the event
+    /// loop and one flush. There, a datagram too large for the path, or to an unreachable host, fails that send
+    /// only; other system errors (permission denied for a broadcast address, network unreachable, no buffer space)
+    /// close the socket, as SwiftNIO does; the error thrown says which.
     public func send<S: Sequence>(_ datagrams: S) async throws where S.Element == OutgoingDatagram {
         let envelopes = try datagrams.map { try envelope(for: $0) }
         guard !envelopes.isEmpty else { return }
         if localAddress.family != .unix, broadcastPermission.isNeeded(for: envelopes.lazy.map { UDPAddress($0.remoteAddress) }) {
             try await enableBroadcast()
         }
+        #if os(Linux)
+        if let direct, envelopes.allSatisfy({ $0.metadata == nil }), let outcome = direct.send(envelopes) {
+            var thrown: (any Error)?
+            if outcome.next < envelopes.count {
+                // The send buffer is full: SwiftNIO queues the rest and sends it as room appears.
+                do { try await write(envelopes[outcome.next...]) } catch { thrown = error }
+            }
+            if let (index, code) = outcome.failure {
+                let destination = remoteAddress?.description ?? UDPAddress(envelopes[index].remoteAddress).description
+                throw UDPError.from(errno: code, address: destination, operation: "send")
+            }
+            if let thrown { throw thrown }
+            return
+        }
+        #endif
         if localAddress.family == .unix && envelopes.count > 1 {
             // SwiftNIO cannot batch (sendmmsg) Unix-domain datagrams: send them one at a time.
             for envelope in envelopes { try await write(CollectionOfOne(envelope)) }
@@ -347,6 +385,10 @@ public final class UDPSocket: Sendable {
     private func write<C: Collection & Sendable>(_ envelopes: C) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
         let channel = self.channel
         let loop = channel.eventLoop
+        #if os(Linux)
+        direct?.queuedThroughNIO(1)
+        defer { direct?.queuedThroughNIO(-1) }
+        #endif
         let future: EventLoopFuture<Void>
         if loop.inEventLoop {
             future = Self.write(envelopes, on: channel)
@@ -557,6 +599,9 @@ public final class UDPSocket: Sendable {
     /// A Unix-domain socket file this socket created is removed. Closing twice is harmless.
     public func close() async {
         try? await channel.close()
+        #if os(Linux)
+        direct?.close()
+        #endif
         ownedSocketFile?.removeIfStillOurs()
     }
 }

@@ -1,0 +1,72 @@
+#if os(Linux)
+import Glibc
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Sends from the calling thread with `sendmmsg` on the socket's own duplicate descriptor, so that a task's
+/// `send` needs no hop to the event loop and back. SwiftNIO remains the way for what this cannot do at once: when
+/// the send buffer is full (SwiftNIO queues and waits for room), and while datagrams it queued are still waiting
+/// (so that nothing overtakes them).
+///
+/// All state is behind one lock, held across the system call: the descriptor cannot be closed during a send.
+final class DirectSender: @unchecked Sendable {
+    private struct State {
+        var fd: CInt
+        var queuedThroughNIO = 0
+        var vector = SendVector()
+    }
+
+    private let state: NIOLockedValueBox<State>
+
+    /// Takes ownership of `fd`, a duplicate of the socket's descriptor.
+    init(fd: CInt) {
+        state = NIOLockedValueBox(State(fd: fd))
+    }
+
+    deinit {
+        state.withLockedValue { state in
+            if state.fd >= 0 { Glibc.close(state.fd) }
+            state.vector.deallocate()
+        }
+    }
+
+    /// Closes the duplicate; later sends report `nil` (use SwiftNIO, which knows the socket is closed).
+    func close() {
+        state.withLockedValue { state in
+            if state.fd >= 0 { Glibc.close(state.fd) }
+            state.fd = -1
+        }
+    }
+
+    /// Marks the start and the end of a write through SwiftNIO.
+    func queuedThroughNIO(_ change: Int) {
+        state.withLockedValue { $0.queuedThroughNIO += change }
+    }
+
+    /// What `send` did.
+    struct Outcome {
+        /// The index of the first envelope not sent because the socket would block (the count when all went).
+        var next: Int
+        /// The first envelope the system refused, with the error; the others were still sent.
+        var failure: (index: Int, errno: CInt)?
+    }
+
+    /// Sends `envelopes` now, or returns nil when it cannot (closed, or SwiftNIO still has datagrams queued).
+    func send(_ envelopes: [AddressedEnvelope<ByteBuffer>]) -> Outcome? {
+        state.withLockedValue { state -> Outcome? in
+            guard state.fd >= 0, state.queuedThroughNIO == 0 else { return nil }
+            state.vector.reserve(envelopes.count)
+            for (i, envelope) in envelopes.enumerated() {
+                state.vector.set(i, payload: envelope.data, to: envelope.remoteAddress)
+            }
+            var failure: (index: Int, errno: CInt)?
+            let next = withExtendedLifetime(envelopes) {
+                state.vector.transmit(fd: state.fd, from: 0, to: envelopes.count) { index, code in
+                    if failure == nil { failure = (index, code) }
+                }
+            }
+            return Outcome(next: next, failure: failure)
+        }
+    }
+}
+#endif
