@@ -84,60 +84,54 @@ public final class EchoServer: Sendable {
     public let socket: UDPSocket
     /// The settings.
     public let configuration: Configuration
-    private let state = NIOLockedValueBox(Counters())
+    private let state: NIOLockedValueBox<(counters: Counters, engine: Engine)>
 
     /// A server answering on `socket`.
     public init(socket: UDPSocket, configuration: Configuration = .init()) {
         self.socket = socket
         self.configuration = configuration
+        let limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
+        self.state = NIOLockedValueBox((Counters(), Engine(limiter: limiter)))
     }
 
     /// The counters so far.
-    public var counters: Counters { state.withLockedValue { $0 } }
+    public var counters: Counters { state.withLockedValue { $0.counters } }
 
     /// Answers datagrams until the socket closes or the task is cancelled. `onEvent`, when given, sees every
     /// datagram with its reply or drop reason (after the batch's replies were sent).
     public func run(onEvent: (@Sendable (Event) -> Void)? = nil) async throws {
-        let engine = NIOLockedValueBox(Engine(limiter: RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)))
         do {
-            // Replies are decided and sent on the socket's event loop, a read cycle at a time.
+            // `respond` hands over one batch at a time; the lock only orders this against readers of `counters`.
             try await socket.respond { [self] batch in
                 var outgoing: [OutgoingDatagram] = []
                 outgoing.reserveCapacity(batch.count)
                 var events: [Event] = []
-                var delta = Counters()
-                engine.withLockedValue { engine in
+                state.withLockedValue { state in
                     for datagram in batch {
-                        engine.count += 1
-                        delta.received += 1
-                        delta.receivedBytes += datagram.payload.readableBytes
+                        state.engine.count += 1
+                        state.counters.received += 1
+                        state.counters.receivedBytes += datagram.payload.readableBytes
                         // A read cycle mostly holds one sender's datagrams: screen and count each address once.
-                        if datagram.sender != engine.lastSender {
-                            engine.lastSender = datagram.sender
-                            engine.lastSenderRefusal = refusal(for: datagram.sender)
-                            if engine.senders.count < 100_000, engine.senders.insert(datagram.sender).inserted { delta.senders += 1 }
+                        if datagram.sender != state.engine.lastSender {
+                            state.engine.lastSender = datagram.sender
+                            state.engine.lastSenderRefusal = refusal(for: datagram.sender)
+                            if state.engine.senders.count < 100_000, state.engine.senders.insert(datagram.sender).inserted {
+                                state.counters.senders += 1
+                            }
                         }
-                        let (reply, reason) = engine.lastSenderRefusal.map { (nil, $0) }
-                            ?? answer(datagram, count: engine.count, limiter: &engine.limiter)
+                        let (reply, reason) = state.engine.lastSenderRefusal.map { (nil, $0) }
+                            ?? answer(datagram, count: state.engine.count, limiter: &state.engine.limiter)
                         if let reply {
                             outgoing.append(OutgoingDatagram(payload: reply, to: datagram.sender))
-                            delta.replied += 1
-                            delta.repliedBytes += reply.readableBytes
+                            state.counters.replied += 1
+                            state.counters.repliedBytes += reply.readableBytes
                         } else if let reason {
-                            delta.dropped[reason, default: 0] += 1
+                            state.counters.dropped[reason, default: 0] += 1
                         }
                         if onEvent != nil {
                             events.append(Event(datagram: datagram, reply: reply.map { Array($0.readableBytesView) }, dropped: reason))
                         }
                     }
-                }
-                state.withLockedValue { total in
-                    total.received += delta.received
-                    total.receivedBytes += delta.receivedBytes
-                    total.replied += delta.replied
-                    total.repliedBytes += delta.repliedBytes
-                    total.senders += delta.senders
-                    for (reason, n) in delta.dropped { total.dropped[reason, default: 0] += n }
                 }
                 if let onEvent { events.forEach(onEvent) }
                 return outgoing

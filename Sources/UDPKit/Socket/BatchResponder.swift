@@ -8,6 +8,7 @@ import Foundation
 #endif
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The loop behind `UDPSocket.respond(_:)` on Linux: one thread, one `recvmmsg` for up to 64 datagrams
 /// (blocking until the first one arrives), the reply closure, one `sendmmsg` for the replies.
@@ -31,8 +32,10 @@ final class BatchResponder: @unchecked Sendable {
     private let target: @Sendable (UDPAddress) -> SocketAddress?
     private let envelope: @Sendable (OutgoingDatagram) -> Envelope?
     private let handOver: @Sendable ([Envelope]) -> Void
-    /// `stopped` is read by the loop and set from other threads; `closed` guards the descriptor.
-    private let state = NIOLockedValueBox((stopped: false, closed: false))
+    /// Set from other threads, read by the loop before each receive.
+    private let stopRequested = Atomic<Bool>(false)
+    /// Whether `finish()` closed the descriptor; the lock keeps `stop` from using it meanwhile.
+    private let closed = NIOLockedValueBox(false)
 
     // Used by the loop's thread only.
     private var buffer: ByteBuffer
@@ -40,6 +43,9 @@ final class BatchResponder: @unchecked Sendable {
     private let receiveVectors: UnsafeMutablePointer<iovec>
     private let receiveNames: UnsafeMutablePointer<sockaddr_storage>
     private var send = SendVector()
+    /// The receive memory the message headers point into, and how many headers the last receive filled.
+    private var preparedBase: UnsafeMutableRawPointer?
+    private var usedMessages = 0
     private var lastName = sockaddr_storage()
     private var lastNameLength: socklen_t = 0
     private var lastSender: UDPAddress?
@@ -102,17 +108,17 @@ final class BatchResponder: @unchecked Sendable {
     /// Asks the loop to stop. With `socketClosing`, also wakes a blocked receive at once (the socket is going away,
     /// so shutting its receive side down harms no one).
     func stop(socketClosing: Bool) {
-        state.withLockedValue { state in
-            state.stopped = true
-            if socketClosing && !state.closed { _ = shutdown(fd, CInt(SHUT_RD)) }
+        stopRequested.store(true, ordering: .releasing)
+        closed.withLockedValue { closed in
+            if socketClosing && !closed { _ = shutdown(fd, CInt(SHUT_RD)) }
         }
     }
 
     /// After the loop ended: back to non-blocking mode without timeouts (SwiftNIO's way), and the duplicate closed.
     func finish() {
-        state.withLockedValue { state in
-            guard !state.closed else { return }
-            state.closed = true
+        closed.withLockedValue { closed in
+            guard !closed else { return }
+            closed = true
             var none = timeval(tv_sec: 0, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
@@ -126,7 +132,7 @@ final class BatchResponder: @unchecked Sendable {
 
     /// Answers until `stop` is called or the socket fails.
     func run() {
-        while !state.withLockedValue({ $0.stopped }) {
+        while !stopRequested.load(ordering: .acquiring) {
             let count = receive()
             if count < 0 {
                 switch errno {
@@ -141,26 +147,34 @@ final class BatchResponder: @unchecked Sendable {
     private func receive() -> CInt {
         buffer.clear()
         let (slot, messages, vectors, names) = (self.slot, receiveMessages, receiveVectors, receiveNames)
-        let fd = self.fd
-        return buffer.withUnsafeMutableWritableBytes { memory -> CInt in
+        let (fd, prepared, used) = (self.fd, preparedBase, usedMessages)
+        let result: (CInt, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes { memory in
             let base = memory.baseAddress!
-            for i in 0..<Self.batchSize {
-                vectors[i] = iovec(iov_base: base + i * slot, iov_len: slot)
-                messages[i] = cudp_mmsghdr(
-                    msg_hdr: msghdr(
-                        msg_name: UnsafeMutableRawPointer(names + i),
-                        msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                        msg_iov: vectors + i,
-                        msg_iovlen: 1,
-                        msg_control: nil,
-                        msg_controllen: 0,
-                        msg_flags: 0
-                    ),
-                    msg_len: 0
-                )
+            if base == prepared {
+                // Same memory as last time: only the address lengths the last call overwrote need resetting.
+                for i in 0..<used { messages[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size) }
+            } else {
+                for i in 0..<Self.batchSize {
+                    vectors[i] = iovec(iov_base: base + i * slot, iov_len: slot)
+                    messages[i] = cudp_mmsghdr(
+                        msg_hdr: msghdr(
+                            msg_name: UnsafeMutableRawPointer(names + i),
+                            msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                            msg_iov: vectors + i,
+                            msg_iovlen: 1,
+                            msg_control: nil,
+                            msg_controllen: 0,
+                            msg_flags: 0
+                        ),
+                        msg_len: 0
+                    )
+                }
             }
-            return cudp_recvmmsg(fd, messages, CUnsignedInt(Self.batchSize), cudp_msg_waitforone())
+            return (cudp_recvmmsg(fd, messages, CUnsignedInt(Self.batchSize), cudp_msg_waitforone()), base)
         }
+        preparedBase = result.1
+        usedMessages = max(0, Int(result.0))
+        return result.0
     }
 
     private func answer(_ count: Int) {
