@@ -3,8 +3,9 @@
 //   swift run EchoUDPKit 9999        then: udp request 127.0.0.1 9999 hello
 //
 // `batches` hands over everything one read cycle brought in (up to 16 datagrams on Linux), and
-// `send(_:)` gives a whole batch to the event loop at once (one flush, sendmmsg on Linux): moving
-// datagrams in batches, not one by one, is what makes an async echo fast.
+// `send(_:)` sends a whole batch at once (on Linux one sendmmsg, straight from this task): moving
+// datagrams in batches, not one by one, is what makes an async echo fast. A server whose answer
+// needs no waiting can go further with `socket.respond { batch in ... }` (what `udp echo` uses).
 import UDPKit
 
 let port = CommandLine.arguments.dropFirst().first ?? "9999"

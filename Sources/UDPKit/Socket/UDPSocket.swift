@@ -14,8 +14,8 @@ import NIOPosix
 /// A UDP (or Unix-domain datagram) socket with an async API that moves datagrams in batches.
 ///
 /// Receiving hands over everything one read cycle brought in with a single synchronization, and
-/// `send(_:)` with several datagrams writes them all and flushes once, so a task-based server pays the cost of
-/// crossing between the event loop and a task per batch, not per datagram:
+/// `send(_:)` with several datagrams sends them all with one system call where the system has one (`sendmmsg`,
+/// straight from the calling task on Linux), so a task-based server pays per batch, not per datagram:
 ///
 /// ```swift
 /// let socket = try await UDPSocket.bind(to: .parse("*:9999"))
