@@ -19,6 +19,14 @@ int cudp_recvmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags)
 /* sendmmsg(2). */
 int cudp_sendmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags);
 
+/* Room for one UDP_SEGMENT control message (CMSG_SPACE of a 16-bit value). */
+unsigned long cudp_segment_control_space(void);
+
+/* Writes a UDP_SEGMENT control message asking the kernel to cut a send into datagrams of `size`
+ * bytes (UDP generic segmentation offload) into `buffer`, which has cudp_segment_control_space()
+ * bytes; returns the msg_controllen to use. */
+unsigned long cudp_segment_control(void *buffer, unsigned short size);
+
 /* MSG_WAITFORONE, or 0 where it does not exist. */
 int cudp_msg_waitforone(void);
 

@@ -225,8 +225,7 @@ final class BatchResponder: @unchecked Sendable {
     /// send timeout) is skipped; the rest still go. Segmentation-offload replies go through SwiftNIO.
     private func transmit(_ replies: [OutgoingDatagram]) {
         guard !replies.isEmpty else { return }
-        send.reserve(replies.count)
-        var count = 0
+        send.reset(reserving: replies.count)
         var offloaded: [Envelope] = []
         for reply in replies {
             if reply.segmentSize != nil {
@@ -244,19 +243,16 @@ final class BatchResponder: @unchecked Sendable {
                 }
                 lastDestination = destination
             }
-            send.set(count, payload: reply.payload, name: lastTarget, nameLength: lastTargetLength)
-            count += 1
+            withUnsafeBytes(of: &lastTarget) { send.append(reply.payload, name: $0.baseAddress!, nameLength: lastTargetLength) }
         }
         if !offloaded.isEmpty { handOver(offloaded) }
-        // The payloads stay alive, unmodified, in `replies` until the sends return. On this blocking socket a
-        // "would block" means the send timeout passed: that reply is given up like a refused one.
+        // The payloads stay alive, unmodified, in `replies` until the send returns. On this blocking socket "would
+        // block" means the send buffer stayed full for the whole send timeout: the rest of the batch is dropped,
+        // as the kernel drops what it cannot queue.
         withExtendedLifetime(replies) {
-            var done = 0
-            while done < count {
-                done = send.transmit(fd: fd, from: done, to: count) { _, _ in }
-                if done < count { done += 1 }
-            }
+            _ = send.transmit(fd: fd) { _, _ in }
         }
     }
+
 }
 #endif

@@ -55,13 +55,14 @@ final class DirectSender: @unchecked Sendable {
     func send(_ envelopes: [AddressedEnvelope<ByteBuffer>]) -> Outcome? {
         state.withLockedValue { state -> Outcome? in
             guard state.fd >= 0, state.queuedThroughNIO == 0 else { return nil }
-            state.vector.reserve(envelopes.count)
-            for (i, envelope) in envelopes.enumerated() {
-                state.vector.set(i, payload: envelope.data, to: envelope.remoteAddress)
+            state.vector.reset(reserving: envelopes.count)
+            for envelope in envelopes {
+                state.vector.append(envelope.data, to: envelope.remoteAddress)
             }
             var failure: (index: Int, errno: CInt)?
+            let fd = state.fd
             let next = withExtendedLifetime(envelopes) {
-                state.vector.transmit(fd: state.fd, from: 0, to: envelopes.count) { index, code in
+                state.vector.transmit(fd: fd) { index, code in
                     if failure == nil { failure = (index, code) }
                 }
             }

@@ -2,25 +2,51 @@
 import CUDPSys
 import Glibc
 import NIOCore
+import NIOPosix
 
-/// Message headers, payload vectors and addresses for `sendmmsg`, reused from call to call and grown as needed.
+/// Builds and sends one `sendmmsg` batch, reused from batch to batch.
 ///
-/// `set` records a pointer into a payload's storage: the caller keeps the `ByteBuffer`s alive and unmodified until
-/// `transmit` has returned.
+/// With `segmenting` on, a run of datagrams to one address whose sizes are equal (the last may be shorter)
+/// becomes a single message that the kernel cuts apart again (UDP generic segmentation offload): the receiver
+/// still gets separate datagrams, and the sending side pays the stack's per-message cost once per run. When the
+/// system refuses such a message (no checksum offload on the route, a segment larger than the path allows, an
+/// old kernel), its datagrams are sent one by one and `segmenting` stays off.
+///
+/// `append` records pointers into the payloads' storage: the caller keeps the `ByteBuffer`s alive and
+/// unmodified until `transmit` has returned.
 struct SendVector {
-    private(set) var capacity = 0
+    /// Whether runs are joined into segmentation-offload messages.
+    var segmenting = System.supportsUDPSegmentationOffload
+    /// Datagrams appended since the last `reset`.
+    private(set) var payloadCount = 0
+    private var messageCount = 0
+    private var capacity = 0
     private var messages = UnsafeMutablePointer<cudp_mmsghdr>.allocate(capacity: 0)
     private var vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 0)
     private var names = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 0)
+    private var controls = UnsafeMutableRawPointer.allocate(byteCount: 0, alignment: 16)
+    /// Per message: the index of its first datagram, and its segment size.
+    private var firstPayload = UnsafeMutablePointer<Int>.allocate(capacity: 0)
+    private var segmentSize = UnsafeMutablePointer<Int>.allocate(capacity: 0)
+    /// Whether the last message can take another segment (it ends at a shorter one).
+    private var lastIsOpen = false
+    private var lastBytes = 0
+    private static let controlSpace = Int(cudp_segment_control_space())
 
-    /// Makes room for `count` messages (the contents are lost when it grows).
-    mutating func reserve(_ count: Int) {
+    /// Empties the batch and makes room for `count` datagrams.
+    mutating func reset(reserving count: Int) {
+        payloadCount = 0
+        messageCount = 0
+        lastIsOpen = false
         guard count > capacity else { return }
         deallocate()
         capacity = max(count, 64)
         messages = .allocate(capacity: capacity)
         vectors = .allocate(capacity: capacity)
         names = .allocate(capacity: capacity)
+        controls = .allocate(byteCount: capacity * Self.controlSpace, alignment: 16)
+        firstPayload = .allocate(capacity: capacity)
+        segmentSize = .allocate(capacity: capacity)
     }
 
     /// Frees the memory; the vector must not be used afterwards.
@@ -28,19 +54,44 @@ struct SendVector {
         messages.deallocate()
         vectors.deallocate()
         names.deallocate()
+        controls.deallocate()
+        firstPayload.deallocate()
+        segmentSize.deallocate()
     }
 
-    /// Message `i`: `payload` to the address in `name`.
-    func set(_ i: Int, payload: ByteBuffer, name: sockaddr_storage, nameLength: socklen_t) {
-        names[i] = name
+    /// Adds `payload` for the address in `name` (of `nameLength` bytes). `reset` must have made room.
+    mutating func append(_ payload: ByteBuffer, name: UnsafeRawPointer, nameLength: socklen_t) {
+        precondition(payloadCount < capacity, "SendVector: reset(reserving:) was too small")
+        let size = payload.readableBytes
         payload.withUnsafeReadableBytesWithStorageManagement { bytes, _ in
-            vectors[i] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            vectors[payloadCount] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
         }
-        messages[i] = cudp_mmsghdr(
+        defer { payloadCount += 1 }
+        if segmenting, lastIsOpen, joins(size: size, name: name, nameLength: nameLength) {
+            let last = messageCount - 1
+            messages[last].msg_hdr.msg_iovlen += 1
+            lastBytes += size
+            if messages[last].msg_hdr.msg_iovlen == 2 {
+                let control = controls + last * Self.controlSpace
+                messages[last].msg_hdr.msg_control = control
+                messages[last].msg_hdr.msg_controllen = Int(cudp_segment_control(control, UInt16(segmentSize[last])))
+            }
+            // A shorter segment can only be the last one.
+            if size < segmentSize[last] || messages[last].msg_hdr.msg_iovlen == UDPSocket.maximumSegments { lastIsOpen = false }
+            return
+        }
+        let index = messageCount
+        messageCount += 1
+        UnsafeMutableRawPointer(names + index).copyMemory(from: name, byteCount: Int(nameLength))
+        firstPayload[index] = payloadCount
+        segmentSize[index] = size
+        lastBytes = size
+        lastIsOpen = size > 0
+        messages[index] = cudp_mmsghdr(
             msg_hdr: msghdr(
-                msg_name: UnsafeMutableRawPointer(names + i),
+                msg_name: UnsafeMutableRawPointer(names + index),
                 msg_namelen: nameLength,
-                msg_iov: vectors + i,
+                msg_iov: vectors + payloadCount,
                 msg_iovlen: 1,
                 msg_control: nil,
                 msg_controllen: 0,
@@ -50,41 +101,74 @@ struct SendVector {
         )
     }
 
-    /// Message `i`: `payload` to `address`.
-    func set(_ i: Int, payload: ByteBuffer, to address: SocketAddress) {
-        var name = sockaddr_storage()
-        let length = address.withSockAddr { pointer, length in
-            withUnsafeMutableBytes(of: &name) { $0.baseAddress!.copyMemory(from: pointer, byteCount: length) }
-            return socklen_t(length)
+    /// Adds `payload` for `address`.
+    mutating func append(_ payload: ByteBuffer, to address: SocketAddress) {
+        address.withSockAddr { pointer, length in
+            append(payload, name: UnsafeRawPointer(pointer), nameLength: socklen_t(length))
         }
-        set(i, payload: payload, name: name, nameLength: length)
     }
 
-    /// Sends messages `start..<end` with as few `sendmmsg` calls as it takes. A message the system refuses is
-    /// reported to `refused` (index, errno) and skipped. Returns the index of the first message not sent because
-    /// the socket would block (`end` when every message was dealt with).
-    func transmit(fd: CInt, from start: Int, to end: Int, refused: (Int, CInt) -> Void) -> Int {
-        var done = start
-        while done < end {
+    /// Whether a datagram of `size` bytes to `name` can join the last message.
+    private func joins(size: Int, name: UnsafeRawPointer, nameLength: socklen_t) -> Bool {
+        let last = messageCount - 1
+        guard size > 0, size <= segmentSize[last], lastBytes + size <= 65_507,
+              messages[last].msg_hdr.msg_namelen == nameLength else { return false }
+        return memcmp(names + last, name, Int(nameLength)) == 0
+    }
+
+    /// Sends every datagram appended, with as few `sendmmsg` calls as it takes. A datagram the system refuses
+    /// is reported to `refused` (its index in append order, errno) and skipped. Returns the index of the first
+    /// datagram not sent because the socket would block (`payloadCount` when every datagram was dealt with).
+    mutating func transmit(fd: CInt, refused: (Int, CInt) -> Void) -> Int {
+        var done = 0
+        while done < messageCount {
             // sendmmsg takes at most 1,024 messages per call.
-            let sent = cudp_sendmmsg(fd, messages + done, CUnsignedInt(min(end - done, 1024)), 0)
+            let sent = cudp_sendmmsg(fd, messages + done, CUnsignedInt(min(messageCount - done, 1024)), 0)
             if sent >= 0 {
                 done += Int(sent)
                 continue
             }
             let code = errno
             switch code {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return done
+            case EINTR:
+                continue
+            case EAGAIN, EWOULDBLOCK:
+                return firstPayload[done]
             case EBADF, ENOTSOCK:
-                for i in done..<end { refused(i, code) }
-                return end
+                for i in firstPayload[done]..<payloadCount { refused(i, code) }
+                return payloadCount
             default:
-                refused(done, code)
+                if messages[done].msg_hdr.msg_iovlen > 1 {
+                    if [EIO, EINVAL, EMSGSIZE, ENOPROTOOPT, EOPNOTSUPP].contains(code) { segmenting = false }
+                    if let blocked = sendSeparately(done, fd: fd, refused: refused) { return blocked }
+                } else {
+                    refused(firstPayload[done], code)
+                }
                 done += 1
             }
         }
-        return end
+        return payloadCount
+    }
+
+    /// Sends the datagrams of message `index` one by one; the index of the first that would block, if one did.
+    private func sendSeparately(_ index: Int, fd: CInt, refused: (Int, CInt) -> Void) -> Int? {
+        var header = messages[index].msg_hdr
+        let first = firstPayload[index]
+        header.msg_control = nil
+        header.msg_controllen = 0
+        header.msg_iovlen = 1
+        var i = 0
+        while i < Int(messages[index].msg_hdr.msg_iovlen) {
+            header.msg_iov = vectors + first + i
+            if sendmsg(fd, &header, 0) < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                if code == EAGAIN || code == EWOULDBLOCK { return first + i }
+                refused(first + i, code)
+            }
+            i += 1
+        }
+        return nil
     }
 }
 #endif
