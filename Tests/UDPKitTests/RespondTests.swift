@@ -165,6 +165,43 @@ final class RespondTests: XCTestCase {
         await server.close()
     }
 
+    /// Runs of equal-sized datagrams to one address leave as one segmentation-offload send where Linux has it;
+    /// the receivers must still see every datagram, whole and in order, whatever the mix of sizes and addresses.
+    func testMixedSizesAndAddressesArriveWholeAndInOrder() async throws {
+        let a = try await UDPSocket.bind(to: loopback)
+        let b = try await UDPSocket.bind(to: loopback)
+        // (receiver, size): runs, a shorter last segment, a zero-length datagram, an address change mid-run.
+        let plan: [(UDPSocket, Int)] = [(a, 10), (a, 10), (a, 10), (a, 4), (a, 10), (a, 10), (a, 0), (a, 3), (a, 3),
+                                        (b, 10), (b, 10), (a, 7), (a, 1_472), (a, 1_472), (a, 1_472), (b, 5), (b, 8)]
+        let outgoing = plan.enumerated().map { index, step in
+            OutgoingDatagram(bytes: [UInt8](repeating: UInt8(index), count: step.1), to: step.0.localAddress)
+        }
+        func expect(_ socket: UDPSocket) async throws {
+            for (index, step) in plan.enumerated() where step.0 === socket {
+                let datagram = try await receive(socket)
+                XCTAssertEqual(datagram.bytes, [UInt8](repeating: UInt8(index), count: step.1), "datagram \(index)")
+            }
+        }
+
+        // From a task's send.
+        let sender = try await UDPSocket.client(for: a.localAddress)
+        try await sender.send(outgoing)
+        try await expect(a)
+        try await expect(b)
+
+        // As one batch of replies.
+        let server = try await UDPSocket.bind(to: loopback)
+        let task = try await responding(server) { batch in
+            batch.flatMap { $0.bytes == [0xFF] ? [OutgoingDatagram(payload: $0.payload, to: $0.sender)] : outgoing }
+        }
+        try await sender.send(bytes: [1], to: server.localAddress)
+        try await expect(a)
+        try await expect(b)
+        task.cancel()
+        _ = try? await task.value
+        for socket in [sender, server, a, b] { await socket.close() }
+    }
+
     func testClosingTheSocketEndsRespondAndFreesThePort() async throws {
         let server = try await UDPSocket.bind(to: loopback)
         let address = server.localAddress

@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// `udp broadcast`, `udp send` to broadcast addresses and groups, `udp listen --join` and `udp interfaces` on a
-/// network of namespaces (see `TestLAN`): nothing here touches the host's own interfaces.
+/// network of namespaces (see `TestLAN`), and `udp echo` across its links: nothing here touches the host's own
+/// interfaces.
 final class BroadcastMulticastCLITests: XCTestCase {
     nonisolated(unsafe) private static var network: Result<TestLAN, TestLAN.Unavailable>?
 
@@ -45,6 +46,41 @@ final class BroadcastMulticastCLITests: XCTestCase {
     private func json(_ result: Run.Result) throws -> [[String: Any]] {
         try result.text.split(separator: "\n").map {
             try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], String($0))
+        }
+    }
+
+    // MARK: - Echo across a link
+
+    /// A burst of datagrams to echo, and every reply checked. Replies of one size to one sender leave as one
+    /// segmentation-offload send where the link takes it (1,000 bytes on a 1,500-byte MTU); 3,000-byte segments
+    /// do not fit the MTU, the system refuses the joined send, and the replies must go one by one instead.
+    private static let burstClient = """
+    import socket, sys, time
+    host, port, size, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    for i in range(count):
+        s.sendto(bytes([i]) * size, (host, port))
+    s.settimeout(3)
+    got = {}
+    try:
+        while len(got) < count:
+            data, _ = s.recvfrom(65535)
+            ok = len(data) == size and data == bytes([data[0]]) * size
+            got[data[0]] = got.get(data[0], True) and ok
+    except socket.timeout:
+        pass
+    print("replies", len(got), "intact", sum(1 for v in got.values() if v))
+    """
+
+    func testEchoAnswersABurstAcrossTheLinkWhetherOrNotJoinedSendsFit() throws {
+        let lan = try lan()
+        let server = try lan.udp(.a, ["echo", "7100", "--quiet", "--show-port"])
+        defer { _ = server.finish(timeout: 5, signal: SIGTERM) }
+        XCTAssertTrue(server.waitForOutput("echo server on"), server.stderr)
+        for size in [1_000, 3_000] {
+            let client = try lan.python(.b, Self.burstClient, [TestLAN.Host.a.address, "7100", String(size), "40"]).finish(timeout: 10)
+            XCTAssertEqual(client.text.trimmingCharacters(in: .whitespacesAndNewlines), "replies 40 intact 40", "size \(size): \(client.stderr)")
         }
     }
 
