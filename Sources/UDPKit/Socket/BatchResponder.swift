@@ -26,7 +26,6 @@ final class BatchResponder: @unchecked Sendable {
     typealias Envelope = AddressedEnvelope<ByteBuffer>
 
     private let fd: CInt
-    private let slot: Int
     private let maximumSize: Int
     private let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
     private let target: @Sendable (UDPAddress) -> SocketAddress?
@@ -36,22 +35,6 @@ final class BatchResponder: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     /// Whether `finish()` closed the descriptor; the lock keeps `stop` from using it meanwhile.
     private let closed = NIOLockedValueBox(false)
-
-    // Used by the loop's thread only.
-    private var buffer: ByteBuffer
-    private let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
-    private let receiveVectors: UnsafeMutablePointer<iovec>
-    private let receiveNames: UnsafeMutablePointer<sockaddr_storage>
-    private var send = SendVector()
-    /// The receive memory the message headers point into, and how many headers the last receive filled.
-    private var preparedBase: UnsafeMutableRawPointer?
-    private var usedMessages = 0
-    private var lastName = sockaddr_storage()
-    private var lastNameLength: socklen_t = 0
-    private var lastSender: UDPAddress?
-    private var lastDestination: UDPAddress?
-    private var lastTarget = sockaddr_storage()
-    private var lastTargetLength: socklen_t = 0
 
     /// - Parameters:
     ///   - fd: a descriptor of the socket the responder owns (it closes it in `finish()`).
@@ -70,24 +53,10 @@ final class BatchResponder: @unchecked Sendable {
     ) {
         self.fd = fd
         self.maximumSize = maximumSize
-        // One byte more than the maximum: a full slot means the datagram was cut.
-        self.slot = min(maximumSize + 1, 65_536)
         self.reply = reply
         self.target = target
         self.envelope = envelope
         self.handOver = handOver
-        // 64 full-size slots are 4 MiB of address space; only the pages datagrams touch become resident.
-        self.buffer = ByteBufferAllocator().buffer(capacity: Self.batchSize * slot)
-        receiveMessages = .allocate(capacity: Self.batchSize)
-        receiveVectors = .allocate(capacity: Self.batchSize)
-        receiveNames = .allocate(capacity: Self.batchSize)
-    }
-
-    deinit {
-        receiveMessages.deallocate()
-        receiveVectors.deallocate()
-        receiveNames.deallocate()
-        send.deallocate()
     }
 
     // MARK: - Control (any thread)
@@ -132,19 +101,80 @@ final class BatchResponder: @unchecked Sendable {
 
     /// Answers until `stop` is called or the socket fails.
     func run() {
+        // The loop's state is a local value: no run-time exclusivity checks on the way from receive to send.
+        var loop = Loop(fd: fd, maximumSize: maximumSize, reply: reply, target: target, envelope: envelope, handOver: handOver)
+        defer { loop.deallocate() }
         while !stopRequested.load(ordering: .acquiring) {
-            let count = receive()
+            let count = loop.receive()
             if count < 0 {
                 switch errno {
                 case EAGAIN, EWOULDBLOCK, EINTR, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH: continue
                 default: return
                 }
             }
-            if count > 0 { answer(Int(count)) }
+            if count > 0 { loop.answer(Int(count)) }
         }
     }
+}
 
-    private func receive() -> CInt {
+/// What the responder's thread works with: the receive memory and headers, the send vector, and the last
+/// addresses seen.
+private struct Loop {
+    typealias Envelope = BatchResponder.Envelope
+
+    let fd: CInt
+    let slot: Int
+    let maximumSize: Int
+    let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
+    let target: @Sendable (UDPAddress) -> SocketAddress?
+    let envelope: @Sendable (OutgoingDatagram) -> Envelope?
+    let handOver: @Sendable ([Envelope]) -> Void
+    var buffer: ByteBuffer
+    let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
+    let receiveVectors: UnsafeMutablePointer<iovec>
+    let receiveNames: UnsafeMutablePointer<sockaddr_storage>
+    var send = SendVector()
+    /// The receive memory the message headers point into, and how many headers the last receive filled.
+    var preparedBase: UnsafeMutableRawPointer?
+    var usedMessages = 0
+    var lastName = sockaddr_storage()
+    var lastNameLength: socklen_t = 0
+    var lastSender: UDPAddress?
+    var lastDestination: UDPAddress?
+    var lastTarget = sockaddr_storage()
+    var lastTargetLength: socklen_t = 0
+
+    init(
+        fd: CInt,
+        maximumSize: Int,
+        reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
+        target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
+        envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
+        handOver: @escaping @Sendable ([Envelope]) -> Void
+    ) {
+        self.fd = fd
+        self.maximumSize = maximumSize
+        // One byte more than the maximum: a full slot means the datagram was cut.
+        slot = min(maximumSize + 1, 65_536)
+        self.reply = reply
+        self.target = target
+        self.envelope = envelope
+        self.handOver = handOver
+        // 64 full-size slots are 4 MiB of address space; only the pages datagrams touch become resident.
+        buffer = ByteBufferAllocator().buffer(capacity: BatchResponder.batchSize * slot)
+        receiveMessages = .allocate(capacity: BatchResponder.batchSize)
+        receiveVectors = .allocate(capacity: BatchResponder.batchSize)
+        receiveNames = .allocate(capacity: BatchResponder.batchSize)
+    }
+
+    func deallocate() {
+        receiveMessages.deallocate()
+        receiveVectors.deallocate()
+        receiveNames.deallocate()
+        send.deallocate()
+    }
+
+    mutating func receive() -> CInt {
         buffer.clear()
         let (slot, messages, vectors, names) = (self.slot, receiveMessages, receiveVectors, receiveNames)
         let (fd, prepared, used) = (self.fd, preparedBase, usedMessages)
@@ -154,7 +184,7 @@ final class BatchResponder: @unchecked Sendable {
                 // Same memory as last time: only the address lengths the last call overwrote need resetting.
                 for i in 0..<used { messages[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size) }
             } else {
-                for i in 0..<Self.batchSize {
+                for i in 0..<BatchResponder.batchSize {
                     vectors[i] = iovec(iov_base: base + i * slot, iov_len: slot)
                     messages[i] = cudp_mmsghdr(
                         msg_hdr: msghdr(
@@ -170,14 +200,14 @@ final class BatchResponder: @unchecked Sendable {
                     )
                 }
             }
-            return (cudp_recvmmsg(fd, messages, CUnsignedInt(Self.batchSize), cudp_msg_waitforone()), base)
+            return (cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), cudp_msg_waitforone()), base)
         }
         preparedBase = result.1
         usedMessages = max(0, Int(result.0))
         return result.0
     }
 
-    private func answer(_ count: Int) {
+    mutating func answer(_ count: Int) {
         buffer.moveWriterIndex(to: count * slot)
         let now = Date()
         var batch: [Datagram] = []
@@ -198,7 +228,7 @@ final class BatchResponder: @unchecked Sendable {
 
     /// The sender of received message `i`; the previous one's address is reused when the bytes are the same
     /// (a batch mostly comes from few senders, and making an address costs an allocation and a formatting).
-    private func sender(_ i: Int) -> UDPAddress? {
+    private mutating func sender(_ i: Int) -> UDPAddress? {
         let length = receiveMessages[i].msg_hdr.msg_namelen
         let name = receiveNames + i
         if let lastSender, length == lastNameLength, memcmp(name, &lastName, Int(length)) == 0 {
@@ -223,7 +253,7 @@ final class BatchResponder: @unchecked Sendable {
     /// Sends `replies` with as few `sendmmsg` calls as it takes. A reply the socket cannot carry (too large, a
     /// family it cannot reach) is left out, and one the system refuses (unreachable, a full send buffer past the
     /// send timeout) is skipped; the rest still go. Segmentation-offload replies go through SwiftNIO.
-    private func transmit(_ replies: [OutgoingDatagram]) {
+    private mutating func transmit(_ replies: [OutgoingDatagram]) {
         guard !replies.isEmpty else { return }
         send.reset(reserving: replies.count)
         var offloaded: [Envelope] = []
@@ -253,6 +283,5 @@ final class BatchResponder: @unchecked Sendable {
             _ = send.transmit(fd: fd) { _, _ in }
         }
     }
-
 }
 #endif
