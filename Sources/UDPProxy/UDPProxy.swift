@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Impairment
 import NIOConcurrencyHelpers
 import NIOCore
@@ -74,7 +79,8 @@ public final class UDPProxy: Sendable {
         public var mappings = 0
         /// Mappings closed after `idleTimeout`.
         public var expired = 0
-        /// Datagrams dropped because `maximumClients` were already served.
+        /// Datagrams of new clients dropped because `maximumClients` were already served, or because the system
+        /// had no descriptor (or memory) left for another upstream socket.
         public var refused = 0
         /// Sends that failed (an unreachable upstream, a vanished client).
         public var sendErrors = 0
@@ -188,7 +194,8 @@ public final class UDPProxy: Sendable {
         }
     }
 
-    /// The mapping of `client`, opened (with its tasks) when it has none; nil when the proxy is full.
+    /// The mapping of `client`, opened (with its tasks) when it has none; nil when the proxy is full or the system
+    /// has no descriptor left for another upstream socket.
     private func mapping(for client: UDPAddress, group: inout ThrowingDiscardingTaskGroup<any Error>, onEvent: (@Sendable (Event) -> Void)?) async throws -> Mapping? {
         if let existing = state.withLockedValue({ $0.mappings[client] }) { return existing }
         let index: Int? = state.withLockedValue { state in
@@ -197,7 +204,14 @@ public final class UDPProxy: Sendable {
             return state.opened - 1
         }
         guard let index else { return nil }
-        let socket = try await UDPSocket.connect(to: configuration.upstream)
+        let socket: UDPSocket
+        do {
+            socket = try await UDPSocket.connect(to: configuration.upstream)
+        } catch UDPError.system(_, let code) where [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code) {
+            // Out of descriptors or memory: this client's datagrams are refused; the clients served go on.
+            state.withLockedValue { $0.opened -= 1 }
+            return nil
+        }
         let seed = configuration.seed
         let mapping = Mapping(
             client: client, socket: socket,

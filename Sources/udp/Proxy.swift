@@ -157,7 +157,7 @@ struct Proxy: AsyncParsableCommand {
         }
         var text = "\(line("up:", c.up)); \(line("down:", c.down)); \(c.mappings) client\(c.mappings == 1 ? "" : "s")"
         if c.expired > 0 { text += ", \(c.expired) expired" }
-        if c.refused > 0 { text += ", \(c.refused) datagrams refused (too many clients)" }
+        if c.refused > 0 { text += ", \(c.refused) datagrams of new clients refused (--max-clients reached or no descriptors left)" }
         if c.sendErrors > 0 { text += ", \(c.sendErrors) send errors" }
         if let seed { text += "; seed \(seed)" }
         return text

@@ -17,6 +17,7 @@ struct UDPCommand: AsyncParsableCommand {
     )
 
     static func main() async {
+        raiseDescriptorLimit()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -30,5 +31,28 @@ struct UDPCommand: AsyncParsableCommand {
             Terminal.flushStdout()
             Foundation.exit(CLIFailure.report(error, command: Self.self))
         }
+    }
+}
+
+extension UDPCommand {
+    /// Lets the process open as many descriptors as its hard limit allows (at most 65,536): a proxy or a server
+    /// keeps a socket per client, and on Linux each socket holds two descriptors (one for SwiftNIO, one for
+    /// sending straight from tasks). Many systems start programs with a soft limit of 1,024.
+    static func raiseDescriptorLimit() {
+        #if canImport(Glibc)
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0 else { return }
+        #if canImport(Darwin)
+        let ceiling = min(limit.rlim_max, rlim_t(OPEN_MAX))
+        #else
+        let ceiling = min(limit.rlim_max, 65_536)
+        #endif
+        guard limit.rlim_cur < ceiling else { return }
+        limit.rlim_cur = ceiling
+        _ = setrlimit(resource, &limit)
     }
 }

@@ -47,6 +47,83 @@ final class ProxyCLITests: XCTestCase {
         XCTAssertGreaterThan(up["reordered"] as? Int ?? 0, 100)
     }
 
+    /// Each client gets an upstream socket of its own; the proxy raises a low soft descriptor limit (1,024 is common,
+    /// 256 here) to the hard limit, so it serves more clients than the soft limit allows descriptors.
+    func testProxyServesMoreClientsThanALowSoftDescriptorLimit() throws {
+        let (echo, echoPort) = try startEcho()
+        defer { _ = echo.finish(signal: SIGTERM) }
+        let shell = "ulimit -Sn 256 && exec \"$0\" \"$@\""
+        let proxy = try Run.Handle("/bin/sh", ["-c", shell, Run.udpPath, "proxy", "--listen", "127.0.0.1:0",
+                                               "--to", "127.0.0.1:\(echoPort)", "--show-port", "--quiet"], stdinData: Data())
+        let proxyPort = try Peer.listenPort(of: proxy, prefix: "proxy on ")
+        let clients = """
+        import socket, sys
+        port, count = int(sys.argv[1]), int(sys.argv[2])
+        sockets = []
+        for i in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.sendto(str(i).encode(), ("127.0.0.1", port))
+            sockets.append(s)
+        answered = 0
+        for i, s in enumerate(sockets):
+            try:
+                if s.recv(100) == str(i).encode(): answered += 1
+            except socket.timeout:
+                pass
+        print("answered", answered)
+        """
+        guard let python = Run.which("python3") else { throw XCTSkip("python3 is not installed") }
+        let result = try Run.Handle(python, ["-c", clients, String(proxyPort), "400"], stdinData: Data()).finish(timeout: 30)
+        XCTAssertEqual(result.text.trimmingCharacters(in: .whitespacesAndNewlines), "answered 400", result.stderr)
+        let done = proxy.finish(signal: SIGTERM)
+        XCTAssertEqual(done.status, 0, done.stderr)
+    }
+
+    /// With a hard limit of 60 descriptors, new clients past it are refused and counted; the clients already
+    /// served keep being served, and the proxy keeps running.
+    func testProxyOutOfDescriptorsRefusesNewClientsAndKeepsServing() throws {
+        let (echo, echoPort) = try startEcho()
+        defer { _ = echo.finish(signal: SIGTERM) }
+        let shell = "ulimit -n 60 && exec \"$0\" \"$@\""
+        let proxy = try Run.Handle("/bin/sh", ["-c", shell, Run.udpPath, "proxy", "--listen", "127.0.0.1:0",
+                                               "--to", "127.0.0.1:\(echoPort)", "--show-port"], stdinData: Data())
+        let proxyPort = try Peer.listenPort(of: proxy, prefix: "proxy on ")
+        let clients = """
+        import socket, sys, time
+        port, count = int(sys.argv[1]), int(sys.argv[2])
+        sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+        def round(tag):
+            for i, s in enumerate(sockets):
+                s.sendto(f"{tag}{i}".encode(), ("127.0.0.1", port))
+            time.sleep(0.5)
+            answered = set()
+            for i, s in enumerate(sockets):
+                s.setblocking(False)
+                try:
+                    while True:
+                        if s.recv(100) == f"{tag}{i}".encode(): answered.add(i)
+                except BlockingIOError:
+                    pass
+            return answered
+        first = round("a")
+        second = round("b")
+        print(len(first), len(second), first == second)
+        """
+        guard let python = Run.which("python3") else { throw XCTSkip("python3 is not installed") }
+        let result = try Run.Handle(python, ["-c", clients, String(proxyPort), "80"], stdinData: Data()).finish(timeout: 20)
+        let fields = result.text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        XCTAssertEqual(fields.count, 3, result.text + result.stderr)
+        let served = Int(fields.first ?? "") ?? 0
+        XCTAssertGreaterThan(served, 0, result.text)
+        XCTAssertLessThan(served, 80, result.text)
+        // The same clients are served the second time round.
+        XCTAssertEqual(fields.last, "True", result.text)
+        let done = proxy.finish(signal: SIGTERM)
+        XCTAssertEqual(done.status, 0, done.stderr)
+        XCTAssertTrue(done.stderr.contains("of new clients refused"), done.stderr)
+    }
+
     func testBadSettingsGetOneLineAndExit64() throws {
         let cases: [([String], String)] = [
             (["--loss", "120%"], "--loss: 120% is above 100%"),
