@@ -7,6 +7,8 @@
 #include <string.h>
 
 #if defined(__linux__)
+#include <sys/eventfd.h>
+
 _Static_assert(sizeof(cudp_mmsghdr) == sizeof(struct mmsghdr), "cudp_mmsghdr must match struct mmsghdr");
 
 int cudp_recvmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags)
@@ -19,7 +21,7 @@ int cudp_sendmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags)
     return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
 }
 
-int cudp_msg_waitforone(void) { return MSG_WAITFORONE; }
+int cudp_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -60,7 +62,11 @@ int cudp_sendmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags)
     return -1;
 }
 
-int cudp_msg_waitforone(void) { return 0; }
+int cudp_eventfd(void)
+{
+    errno = ENOSYS;
+    return -1;
+}
 
 unsigned long cudp_segment_control_space(void) { return 0; }
 

@@ -208,11 +208,34 @@ final class RespondTests: XCTestCase {
         let task = try await responding(server, Self.echo)
         let started = ContinuousClock.now
         await server.close()
-        try await task.value  // returns, without an error, when the socket closes
-        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1))
-        // Nothing holds the port any more.
+        // Once close returns, nothing holds the port any more (not even the answering thread).
         let again = try await UDPSocket.bind(to: address)
         await again.close()
+        try await task.value  // returns, without an error, when the socket closes
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1))
+    }
+
+    func testASecondRespondOnTheSameSocketIsRefusedAndTheFirstGoesOn() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let task = try await responding(server, Self.echo)
+        do {
+            try await server.respond(Self.echo)
+            XCTFail("a second respond was accepted")
+        } catch let error as UDPError {
+            XCTAssertTrue(error.description.contains("already answering"), error.description)
+        }
+        let client = try await UDPSocket.client(for: server.localAddress)
+        try await client.send(bytes: [7], to: server.localAddress)
+        let reply = try await receive(client)
+        XCTAssertEqual(reply.bytes, [7])
+        task.cancel()
+        _ = try? await task.value
+        // Once the first one ended, the socket can answer again.
+        let again = try await responding(server, Self.echo)
+        again.cancel()
+        _ = try? await again.value
+        await client.close()
+        await server.close()
     }
 
     func testSegmentationOffloadRepliesArriveAsSeparateDatagrams() async throws {

@@ -354,6 +354,22 @@ final class SocketTests: XCTestCase {
         await receiver.close()
     }
 
+    func testAConnectedSocketSendsOnlyToItsPeer() async throws {
+        let peer = try await UDPSocket.bind(to: loopback)
+        let other = try await UDPSocket.bind(to: loopback)
+        let connected = try await UDPSocket.connect(to: peer.localAddress)
+        do {
+            try await connected.send([OutgoingDatagram(bytes: [1], to: other.localAddress)])
+            XCTFail("a connected socket sent to another address")
+        } catch is UDPError {}
+        let stray = try await other.receive(timeout: .milliseconds(100))
+        XCTAssertNil(stray)
+        try await connected.send([OutgoingDatagram(bytes: [2], to: peer.localAddress)])
+        let delivered = try await receive(peer)
+        XCTAssertEqual(delivered.bytes, [2])
+        for socket in [peer, other, connected] { await socket.close() }
+    }
+
     func testRequestPolicyBackoff() {
         let policy = RequestPolicy(timeout: .milliseconds(100), retries: 3)
         XCTAssertEqual(policy.waits, [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)])

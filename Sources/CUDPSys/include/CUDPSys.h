@@ -27,7 +27,7 @@ unsigned long cudp_segment_control_space(void);
  * bytes; returns the msg_controllen to use. */
 unsigned long cudp_segment_control(void *buffer, unsigned short size);
 
-/* MSG_WAITFORONE, or 0 where it does not exist. */
-int cudp_msg_waitforone(void);
+/* A non-blocking, close-on-exec eventfd counting from 0 (Linux); -1 with ENOSYS elsewhere. */
+int cudp_eventfd(void);
 
 #endif

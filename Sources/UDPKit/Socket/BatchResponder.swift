@@ -10,22 +10,24 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
-/// The loop behind `UDPSocket.respond(_:)` on Linux: one thread, one `recvmmsg` for up to 64 datagrams
-/// (blocking until the first one arrives), the reply closure, one `sendmmsg` for the replies.
+/// The loop behind `UDPSocket.respond(_:)` on Linux: one thread, one `recvmmsg` for up to 64 datagrams, the
+/// reply closure, one `sendmmsg` for the replies; `poll` waits for the next datagram (or a stop request) when the
+/// socket has run dry.
 ///
 /// It works on a duplicate of the socket's descriptor, so SwiftNIO may close its own at any time without the
-/// loop ever touching a reused descriptor number; SwiftNIO's reads are paused while the loop runs. The socket is
-/// put in blocking mode for the loop's duration, with receive and send timeouts so that the loop notices a stop
-/// request within `wakeInterval`; a close wakes it at once.
+/// loop ever touching a reused descriptor number; SwiftNIO's reads are paused while the loop runs. The socket stays
+/// non-blocking (the mode is shared with SwiftNIO's descriptor), so nothing SwiftNIO does on its event loop can
+/// block. `stop()` wakes the loop at once through an eventfd.
 final class BatchResponder: @unchecked Sendable {
     /// Datagrams per receive call.
     static let batchSize = 64
-    /// How often a blocked receive wakes up to check for a stop request.
-    static let wakeInterval = timeval(tv_sec: 0, tv_usec: 50_000)
+    /// How long a reply batch waits for room in a full send buffer before the rest is dropped.
+    static let sendWaitMilliseconds: CInt = 100
 
     typealias Envelope = AddressedEnvelope<ByteBuffer>
 
     private let fd: CInt
+    private let wake: CInt
     private let maximumSize: Int
     private let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
     private let target: @Sendable (UDPAddress) -> SocketAddress?
@@ -33,68 +35,67 @@ final class BatchResponder: @unchecked Sendable {
     private let handOver: @Sendable ([Envelope]) -> Void
     /// Set from other threads, read by the loop before each receive.
     private let stopRequested = Atomic<Bool>(false)
-    /// Whether `finish()` closed the descriptor; the lock keeps `stop` from using it meanwhile.
+    /// Whether `finish()` closed the descriptors; the lock keeps `stop` from using them meanwhile.
     private let closed = NIOLockedValueBox(false)
+    /// Completed by `finish()`, once the descriptors are closed: the socket is released.
+    let finished: EventLoopPromise<Void>
 
     /// - Parameters:
-    ///   - fd: a descriptor of the socket the responder owns (it closes it in `finish()`).
+    ///   - fd: a non-blocking descriptor of the socket, which the responder owns (it closes it in `finish()`).
     ///   - maximumSize: the socket's maximum datagram size; longer datagrams arrive flagged `truncated`.
+    ///   - eventLoop: where `finished` completes.
     ///   - reply: the caller's reply closure.
     ///   - target: a destination as the socket addresses it; nil when the socket cannot reach it.
     ///   - envelope: checks a segmentation-offload reply and addresses it for SwiftNIO; nil skips it.
     ///   - handOver: sends replies the loop does not send itself (segmentation offload) through SwiftNIO.
+    /// - Throws: when no eventfd can be made (then `fd` is closed).
     init(
         fd: CInt,
         maximumSize: Int,
+        eventLoop: any EventLoop,
         reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
         target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
         envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
         handOver: @escaping @Sendable ([Envelope]) -> Void
-    ) {
+    ) throws(UDPError) {
+        let wake = cudp_eventfd()
+        guard wake >= 0 else {
+            let code = errno
+            close(fd)
+            throw .system(operation: "respond (eventfd)", errno: code)
+        }
         self.fd = fd
+        self.wake = wake
         self.maximumSize = maximumSize
         self.reply = reply
         self.target = target
         self.envelope = envelope
         self.handOver = handOver
+        finished = eventLoop.makePromise()
     }
 
     // MARK: - Control (any thread)
 
-    /// Puts the socket in blocking mode with the loop's timeouts.
-    func prepare() throws(UDPError) {
-        let flags = fcntl(fd, F_GETFL)
-        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
-            throw .system(operation: "preparing the socket for answering", errno: errno)
-        }
-        var timeout = Self.wakeInterval
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        // A full send buffer holds a reply back at most this long before it is given up.
-        var sendTimeout = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    /// Asks the loop to stop. With `socketClosing`, also wakes a blocked receive at once (the socket is going away,
-    /// so shutting its receive side down harms no one).
-    func stop(socketClosing: Bool) {
+    /// Asks the loop to stop; it does at once, or after the batch it is answering.
+    func stop() {
         stopRequested.store(true, ordering: .releasing)
         closed.withLockedValue { closed in
-            if socketClosing && !closed { _ = shutdown(fd, CInt(SHUT_RD)) }
+            guard !closed else { return }
+            var one: UInt64 = 1
+            _ = write(wake, &one, MemoryLayout<UInt64>.size)
         }
     }
 
-    /// After the loop ended: back to non-blocking mode without timeouts (SwiftNIO's way), and the duplicate closed.
+    /// After the loop ended (or never started): closes the descriptors and completes `finished`.
     func finish() {
-        closed.withLockedValue { closed in
-            guard !closed else { return }
+        let first = closed.withLockedValue { closed -> Bool in
+            guard !closed else { return false }
             closed = true
-            var none = timeval(tv_sec: 0, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
-            let flags = fcntl(fd, F_GETFL)
-            if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
             close(fd)
+            close(wake)
+            return true
         }
+        if first { finished.succeed() }
     }
 
     // MARK: - The loop (its own thread)
@@ -102,18 +103,53 @@ final class BatchResponder: @unchecked Sendable {
     /// Answers until `stop` is called or the socket fails.
     func run() {
         // The loop's state is a local value: no run-time exclusivity checks on the way from receive to send.
-        var loop = Loop(fd: fd, maximumSize: maximumSize, reply: reply, target: target, envelope: envelope, handOver: handOver)
+        var loop = Loop(fd: fd, maximumSize: maximumSize, reply: reply, target: target, envelope: envelope, handOver: handOver) { [self] in
+            waitUntilWritable()
+        }
         defer { loop.deallocate() }
+        // A full batch means more is probably waiting: read again before polling.
+        var mayHaveMore = false
         while !stopRequested.load(ordering: .acquiring) {
+            if !mayHaveMore {
+                guard waitUntilReadable() else { return }
+                mayHaveMore = true
+                continue
+            }
             let count = loop.receive()
             if count < 0 {
                 switch errno {
-                case EAGAIN, EWOULDBLOCK, EINTR, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH: continue
+                case EAGAIN, EWOULDBLOCK: mayHaveMore = false
+                case EINTR, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH: break
                 default: return
                 }
+                continue
             }
             if count > 0 { loop.answer(Int(count)) }
+            mayHaveMore = count == Self.batchSize
         }
+    }
+
+    /// Waits until a datagram is waiting or a stop is requested; false when waiting failed for good.
+    private func waitUntilReadable() -> Bool {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let n = poll(&fds, 2, -1)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return false }
+            if fds[1].revents != 0 {
+                var value: UInt64 = 0
+                _ = read(wake, &value, MemoryLayout<UInt64>.size)
+            }
+            // POLLERR (a pending ICMP error) also wakes: the receive reports and clears it.
+            return true
+        }
+    }
+
+    /// Waits up to `sendWaitMilliseconds` for room in the send buffer; false when it stayed full or a stop came.
+    private func waitUntilWritable() -> Bool {
+        var fds = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        let n = poll(&fds, 2, Self.sendWaitMilliseconds)
+        return n > 0 && fds[0].revents & Int16(POLLOUT) != 0 && !stopRequested.load(ordering: .acquiring)
     }
 }
 
@@ -129,6 +165,8 @@ private struct Loop {
     let target: @Sendable (UDPAddress) -> SocketAddress?
     let envelope: @Sendable (OutgoingDatagram) -> Envelope?
     let handOver: @Sendable ([Envelope]) -> Void
+    /// Waits for room in the send buffer; false when it stayed full.
+    let waitUntilWritable: () -> Bool
     var buffer: ByteBuffer
     let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
     let receiveVectors: UnsafeMutablePointer<iovec>
@@ -150,10 +188,12 @@ private struct Loop {
         reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
         target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
         envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
-        handOver: @escaping @Sendable ([Envelope]) -> Void
+        handOver: @escaping @Sendable ([Envelope]) -> Void,
+        waitUntilWritable: @escaping () -> Bool
     ) {
         self.fd = fd
         self.maximumSize = maximumSize
+        self.waitUntilWritable = waitUntilWritable
         // One byte more than the maximum: a full slot means the datagram was cut.
         slot = min(maximumSize + 1, 65_536)
         self.reply = reply
@@ -200,7 +240,7 @@ private struct Loop {
                     )
                 }
             }
-            return (cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), cudp_msg_waitforone()), base)
+            return (cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), 0), base)
         }
         preparedBase = result.1
         usedMessages = max(0, Int(result.0))
@@ -276,11 +316,13 @@ private struct Loop {
             withUnsafeBytes(of: &lastTarget) { send.append(reply.payload, name: $0.baseAddress!, nameLength: lastTargetLength) }
         }
         if !offloaded.isEmpty { handOver(offloaded) }
-        // The payloads stay alive, unmodified, in `replies` until the send returns. On this blocking socket "would
-        // block" means the send buffer stayed full for the whole send timeout: the rest of the batch is dropped,
-        // as the kernel drops what it cannot queue.
+        // The payloads stay alive, unmodified, in `replies` until the sends return. When the send buffer stays
+        // full for `sendWaitMilliseconds`, the rest of the batch is dropped, as the kernel drops what it cannot queue.
         withExtendedLifetime(replies) {
-            _ = send.transmit(fd: fd) { _, _ in }
+            var next = 0
+            repeat {
+                next = send.transmit(fd: fd, from: next) { _, _ in }
+            } while next < send.payloadCount && waitUntilWritable()
         }
     }
 }

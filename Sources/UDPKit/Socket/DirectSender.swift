@@ -46,6 +46,7 @@ final class DirectSender: @unchecked Sendable {
     /// What `send` did.
     struct Outcome {
         /// The index of the first envelope not sent because the socket would block (the count when all went).
+        /// When less than the count, the caller writes the rest through SwiftNIO, already counted as queued there.
         var next: Int
         /// The first envelope the system refused, with the error; the others were still sent.
         var failure: (index: Int, errno: CInt)?
@@ -66,6 +67,8 @@ final class DirectSender: @unchecked Sendable {
                     if failure == nil { failure = (index, code) }
                 }
             }
+            // The rest goes through SwiftNIO: counted before the lock is released, so that no later send overtakes it.
+            if next < envelopes.count { state.queuedThroughNIO += 1 }
             return Outcome(next: next, failure: failure)
         }
     }

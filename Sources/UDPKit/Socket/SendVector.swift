@@ -116,11 +116,20 @@ struct SendVector {
         return memcmp(names + last, name, Int(nameLength)) == 0
     }
 
-    /// Sends every datagram appended, with as few `sendmmsg` calls as it takes. A datagram the system refuses
-    /// is reported to `refused` (its index in append order, errno) and skipped. Returns the index of the first
-    /// datagram not sent because the socket would block (`payloadCount` when every datagram was dealt with).
-    mutating func transmit(fd: CInt, refused: (Int, CInt) -> Void) -> Int {
+    /// Sends the datagrams appended, from datagram `start` on (an index in append order, such as one `transmit`
+    /// returned), with as few `sendmmsg` calls as it takes. A datagram the system refuses is reported to `refused`
+    /// (its index, errno) and skipped. Returns the index of the first datagram not sent because the socket would
+    /// block (`payloadCount` when every datagram was dealt with).
+    mutating func transmit(fd: CInt, from start: Int = 0, refused: (Int, CInt) -> Void) -> Int {
+        guard start < payloadCount else { return payloadCount }
+        // The message holding datagram `start`; when it starts inside a joined message, the rest of that one goes
+        // datagram by datagram.
         var done = 0
+        while done + 1 < messageCount && firstPayload[done + 1] <= start { done += 1 }
+        if start > firstPayload[done] {
+            if let blocked = sendSeparately(done, from: start, fd: fd, refused: refused) { return blocked }
+            done += 1
+        }
         while done < messageCount {
             // sendmmsg takes at most 1,024 messages per call.
             let sent = cudp_sendmmsg(fd, messages + done, CUnsignedInt(min(messageCount - done, 1024)), 0)
@@ -138,11 +147,17 @@ struct SendVector {
                 for i in firstPayload[done]..<payloadCount { refused(i, code) }
                 return payloadCount
             default:
-                if messages[done].msg_hdr.msg_iovlen > 1 {
-                    if [EIO, EINVAL, EMSGSIZE, ENOPROTOOPT, EOPNOTSUPP].contains(code) { segmenting = false }
-                    if let blocked = sendSeparately(done, fd: fd, refused: refused) { return blocked }
+                let first = firstPayload[done]
+                if messages[done].msg_hdr.msg_iovlen > 1 && [EIO, EINVAL, EMSGSIZE, ENOPROTOOPT, EOPNOTSUPP].contains(code) {
+                    // The joined send itself was refused: send its datagrams one by one, and join no more.
+                    segmenting = false
+                    if let blocked = sendSeparately(done, from: first, fd: fd, refused: refused) { return blocked }
                 } else {
-                    refused(firstPayload[done], code)
+                    // Refused for its destination (or an error left by an earlier datagram): as for one datagram,
+                    // the first is skipped and reported; the rest of a joined message still goes.
+                    refused(first, code)
+                    if messages[done].msg_hdr.msg_iovlen > 1,
+                       let blocked = sendSeparately(done, from: first + 1, fd: fd, refused: refused) { return blocked }
                 }
                 done += 1
             }
@@ -150,21 +165,22 @@ struct SendVector {
         return payloadCount
     }
 
-    /// Sends the datagrams of message `index` one by one; the index of the first that would block, if one did.
-    private func sendSeparately(_ index: Int, fd: CInt, refused: (Int, CInt) -> Void) -> Int? {
+    /// Sends the datagrams of message `index` from datagram `start` on, one by one; the index of the first that
+    /// would block, if one did.
+    private func sendSeparately(_ index: Int, from start: Int, fd: CInt, refused: (Int, CInt) -> Void) -> Int? {
         var header = messages[index].msg_hdr
-        let first = firstPayload[index]
         header.msg_control = nil
         header.msg_controllen = 0
         header.msg_iovlen = 1
-        var i = 0
-        while i < Int(messages[index].msg_hdr.msg_iovlen) {
-            header.msg_iov = vectors + first + i
+        var i = start
+        let end = firstPayload[index] + Int(messages[index].msg_hdr.msg_iovlen)
+        while i < end {
+            header.msg_iov = vectors + i
             if sendmsg(fd, &header, 0) < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK { return first + i }
-                refused(first + i, code)
+                if code == EAGAIN || code == EWOULDBLOCK { return i }
+                refused(i, code)
             }
             i += 1
         }

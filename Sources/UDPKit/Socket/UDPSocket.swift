@@ -8,6 +8,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -48,14 +49,23 @@ public final class UDPSocket: Sendable {
     /// Sends from the calling task where it can (IP sockets).
     private let direct: DirectSender?
     #endif
+    /// Whether a `respond` runs, and how.
+    private let responding = NIOLockedValueBox(Responding.idle)
+
+    private enum Responding {
+        case idle
+        case onEventLoop
+        #if os(Linux)
+        case thread(BatchResponder)
+        #endif
+    }
 
     private init(
-        channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?, duplicate: CInt?
+        channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?, direct: DirectSender?
     ) throws {
         self.channel = channel
         self.descriptor = descriptor
         #if os(Linux)
-        let direct = duplicate.map(DirectSender.init(fd:))
         self.direct = direct
         if let direct { channel.closeFuture.whenComplete { _ in direct.close() } }
         #endif
@@ -201,13 +211,16 @@ public final class UDPSocket: Sendable {
         let channel: any Channel
         var ownedPath: String?
         var descriptor: CInt?
-        var duplicate: CInt?
+        var direct: DirectSender?
         do {
             if ownSocket {
                 let fd = try makeBoundSocket(local, options: options)
                 descriptor = fd
+                #if os(Linux)
+                // Without a second descriptor (none left) sends go through SwiftNIO.
                 let copy = dup(fd)
-                if copy >= 0 { duplicate = copy }
+                if copy >= 0 { direct = DirectSender(fd: copy) }
+                #endif
                 channel = try await bootstrap.withBoundSocket(fd).get()
             } else if let path = local.path {
                 if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
@@ -217,6 +230,9 @@ public final class UDPSocket: Sendable {
                 channel = try await bootstrap.bind(to: local.socketAddress).get()
             }
         } catch {
+            #if os(Linux)
+            direct?.close()
+            #endif
             throw UDPError.from(error, address: local.description, operation: "bind")
         }
         do {
@@ -232,16 +248,16 @@ public final class UDPSocket: Sendable {
                     throw UDPError.from(error, address: peer.description, operation: "connect")
                 }
             }
-            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor, duplicate: duplicate)
+            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor, direct: direct)
             // The pipeline (and with it this closure) is torn down when the channel closes.
             inbox.setResume { channel.read() }
             return socket
         } catch {
             try? await channel.close()
-            if let ownedPath { unlink(ownedPath) }
             #if os(Linux)
-            if let duplicate { Glibc.close(duplicate) }
+            direct?.close()
             #endif
+            if let ownedPath { unlink(ownedPath) }
             throw error
         }
     }
@@ -350,11 +366,14 @@ public final class UDPSocket: Sendable {
             try await enableBroadcast()
         }
         #if os(Linux)
-        if let direct, envelopes.allSatisfy({ $0.metadata == nil }), let outcome = direct.send(envelopes) {
+        // A connected socket sends only to its peer: anything else is SwiftNIO's to refuse.
+        if let direct, envelopes.allSatisfy({ $0.metadata == nil }),
+           remoteAddress == nil || envelopes.allSatisfy({ UDPAddress($0.remoteAddress) == remoteAddress }),
+           let outcome = direct.send(envelopes) {
             var thrown: (any Error)?
             if outcome.next < envelopes.count {
                 // The send buffer is full: SwiftNIO queues the rest and sends it as room appears.
-                do { try await write(envelopes[outcome.next...]) } catch { thrown = error }
+                do { try await write(envelopes[outcome.next...], counted: true) } catch { thrown = error }
             }
             if let (index, code) = outcome.failure {
                 let destination = remoteAddress?.description ?? UDPAddress(envelopes[index].remoteAddress).description
@@ -382,11 +401,12 @@ public final class UDPSocket: Sendable {
         broadcastPermission.markEnabled()
     }
 
-    private func write<C: Collection & Sendable>(_ envelopes: C) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
+    /// Writes through SwiftNIO; `counted` when the direct sender already counted this write as queued.
+    private func write<C: Collection & Sendable>(_ envelopes: C, counted: Bool = false) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
         let channel = self.channel
         let loop = channel.eventLoop
         #if os(Linux)
-        direct?.queuedThroughNIO(1)
+        if !counted { direct?.queuedThroughNIO(1) }
         defer { direct?.queuedThroughNIO(-1) }
         #endif
         let future: EventLoopFuture<Void>
@@ -469,8 +489,15 @@ public final class UDPSocket: Sendable {
     ///
     /// - Returns: when the socket closes.
     /// - Throws: `CancellationError` when the calling task is cancelled (the socket stays open and queues
-    ///   datagrams again).
+    ///   datagrams again); `UDPError` when the socket is already answering through another `respond`.
     public func respond(_ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]) async throws {
+        let claimed = responding.withLockedValue { state -> Bool in
+            guard case .idle = state else { return false }
+            state = .onEventLoop
+            return true
+        }
+        guard claimed else { throw UDPError.system(operation: "respond (this socket is already answering)", errno: EBUSY) }
+        defer { responding.withLockedValue { $0 = .idle } }
         #if os(Linux)
         if let descriptor, !options.receivePacketInfo, !options.receiveOffload {
             try await respondInBatches(reply, descriptor: descriptor)
@@ -514,39 +541,51 @@ public final class UDPSocket: Sendable {
         // On the event loop the channel cannot close underneath: the descriptor is still SwiftNIO's open socket.
         let duplicate: CInt = try await channel.eventLoop.submit {
             guard channel.isActive else { throw UDPError.closed }
-            try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).readsSuspended = true
-            try channel.syncOptions?.setOption(.autoRead, value: false)
+            let handler = try channel.pipeline.syncOperations.handler(type: DatagramHandler.self)
             let duplicate = dup(descriptor)
             guard duplicate >= 0 else { throw UDPError.system(operation: "respond (dup)", errno: errno) }
+            do {
+                try channel.syncOptions?.setOption(.autoRead, value: false)
+            } catch {
+                Glibc.close(duplicate)
+                throw UDPError.from(error, address: "autoRead", operation: "respond")
+            }
+            handler.readsSuspended = true
             return duplicate
         }.get()
-        let responder = BatchResponder(
-            fd: duplicate,
-            maximumSize: options.maximumDatagramSize,
-            reply: reply,
-            target: { [self] in try? self.target(for: $0) },
-            envelope: { [self] in try? self.envelope(for: $0) },
-            handOver: { envelopes in
-                channel.eventLoop.execute {
-                    for envelope in envelopes { channel.write(envelope, promise: nil) }
-                    channel.flush()
+        let responder: BatchResponder
+        do {
+            responder = try BatchResponder(
+                fd: duplicate,
+                maximumSize: options.maximumDatagramSize,
+                eventLoop: channel.eventLoop,
+                reply: reply,
+                target: { [self] in try? self.target(for: $0) },
+                envelope: { [self] in try? self.envelope(for: $0) },
+                handOver: { envelopes in
+                    channel.eventLoop.execute {
+                        for envelope in envelopes { channel.write(envelope, promise: nil) }
+                        channel.flush()
+                    }
                 }
-            }
-        )
-        channel.closeFuture.whenComplete { [weak responder] _ in responder?.stop(socketClosing: true) }
+            )
+        } catch {
+            await resumeReading(after: nil)
+            throw error
+        }
+        responding.withLockedValue { $0 = .thread(responder) }
+        channel.closeFuture.whenComplete { [weak responder] _ in responder?.stop() }
         do {
             try await answerQueued(reply)
-            try responder.prepare()
             let thread = NIOThreadPool(numberOfThreads: 1)
             thread.start()
             await withTaskCancellationHandler {
                 try? await thread.runIfActive { responder.run() }
             } onCancel: {
-                responder.stop(socketClosing: false)
+                responder.stop()
             }
             try? await thread.shutdownGracefully()
         } catch {
-            responder.stop(socketClosing: false)
             await resumeReading(after: responder)
             throw error
         }
@@ -554,9 +593,9 @@ public final class UDPSocket: Sendable {
         try Task.checkCancellation()
     }
 
-    /// Hands reading back to SwiftNIO once `responder` has stopped.
-    private func resumeReading(after responder: BatchResponder) async {
-        responder.finish()
+    /// Hands reading back to SwiftNIO once `responder` has stopped (releasing the socket).
+    private func resumeReading(after responder: BatchResponder?) async {
+        responder?.finish()
         let channel = self.channel
         try? await channel.eventLoop.submit {
             guard channel.isActive else { return }
@@ -601,6 +640,10 @@ public final class UDPSocket: Sendable {
         try? await channel.close()
         #if os(Linux)
         direct?.close()
+        // A responder thread holds the socket until its loop has stopped.
+        if case .thread(let responder) = responding.withLockedValue({ $0 }) {
+            try? await responder.finished.futureResult.get()
+        }
         #endif
         ownedSocketFile?.removeIfStillOurs()
     }
