@@ -350,8 +350,10 @@ public final class UDPSocket: Sendable {
     /// Sends several datagrams at once and returns when the system accepted them. Every datagram is checked for
     /// size before anything is sent.
     ///
-    /// On Linux, IP datagrams go out with one `sendmmsg` straight from the calling task; when the send buffer is
-    /// full, the rest wait in SwiftNIO's queue. A datagram the system refuses (unreachable, too large for the path,
+    /// On Linux, IP datagrams go out with one `sendmmsg` straight from the calling task, and a run of datagrams of
+    /// one size to one address as a single UDP GSO send (the receiver still gets separate datagrams; where a route
+    /// refuses that, the socket sends one by one from then on); when the send buffer is full, the rest wait in
+    /// SwiftNIO's queue. A datagram the system refuses (unreachable, too large for the path,
     /// permission denied for a broadcast address) is skipped, the others are still sent, and the first refusal is
     /// thrown; the socket stays open.
     ///
@@ -480,7 +482,8 @@ public final class UDPSocket: Sendable {
     /// block. Datagrams that were already queued are answered first, through `send`.
     ///
     /// On Linux, IP sockets are answered by a thread of their own: one `recvmmsg` takes up to 64 datagrams, one
-    /// `sendmmsg` sends the replies, and a reply the system refuses (unreachable, too large) is skipped. Elsewhere,
+    /// `sendmmsg` sends the replies (runs of one size to one address as single UDP GSO sends, as with `send`), and
+    /// a reply the system refuses (unreachable, too large) is skipped. Elsewhere,
     /// and with `receivePacketInfo` or `receiveOffload`, `reply` runs on the socket's event loop for each read cycle
     /// (send errors other than "too large" and "host unreachable" then close the socket, as with `send`).
     /// Either way `reply` is called for one batch at a time, never concurrently.
