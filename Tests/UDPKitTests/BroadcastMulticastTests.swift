@@ -11,13 +11,6 @@ import XCTest
 final class BroadcastMulticastTests: XCTestCase {
     private static let probeVariable = "UDPKIT_TESTS_MULTICAST_PROBE"
 
-    private func receive(_ socket: UDPSocket, within seconds: Double = 2) async throws -> Datagram {
-        guard let datagram = try await socket.receive(timeout: .milliseconds(Int(seconds * 1000))) else {
-            XCTFail("nothing arrived on \(socket.localAddress)")
-            throw UDPError.timedOut(seconds: seconds)
-        }
-        return datagram
-    }
 
     private func assertNothing(_ socket: UDPSocket, _ message: String, file: StaticString = #filePath, line: UInt = #line) async throws {
         if let datagram = try await socket.receive(timeout: .milliseconds(300)) {

@@ -8,13 +8,6 @@ import XCTest
 final class RespondTests: XCTestCase {
     private let loopback = try! UDPAddress(ip: "127.0.0.1", port: 0)
 
-    private func receive(_ socket: UDPSocket, within seconds: Int = 2) async throws -> Datagram {
-        guard let datagram = try await socket.receive(timeout: .seconds(seconds)) else {
-            XCTFail("nothing arrived at \(socket.localAddress)")
-            throw UDPError.timedOut(seconds: Double(seconds))
-        }
-        return datagram
-    }
 
     /// Starts `reply` on `server` and waits until it answers (a probe with a first byte of 0xFF is echoed).
     private func responding(

@@ -7,13 +7,6 @@ import XCTest
 final class SocketTests: XCTestCase {
     private let loopback = try! UDPAddress(ip: "127.0.0.1", port: 0)
 
-    private func receive(_ socket: UDPSocket, within seconds: Int = 2) async throws -> Datagram {
-        guard let datagram = try await socket.receive(timeout: .seconds(seconds)) else {
-            XCTFail("nothing arrived")
-            throw UDPError.timedOut(seconds: Double(seconds))
-        }
-        return datagram
-    }
 
     func testByteExactAtZeroOneAndMaximumSizes() async throws {
         let receiver = try await UDPSocket.bind(to: loopback)

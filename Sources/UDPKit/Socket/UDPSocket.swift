@@ -28,6 +28,9 @@ import NIOPosix
 /// Datagrams are never cut silently: the receive size defaults to the UDP maximum, and when a smaller
 /// `UDPSocketOptions.maximumDatagramSize` is chosen, a longer datagram arrives flagged `truncated`.
 /// Oversized sends are refused before any system call. Errors are `UDPError`s.
+///
+/// On Linux an IP socket holds two descriptors (one for SwiftNIO, one for sending straight from tasks), three while
+/// `respond` runs.
 public final class UDPSocket: Sendable {
     /// The SwiftNIO channel underneath, for interoperating with SwiftNIO code.
     public let channel: any Channel
@@ -362,15 +365,16 @@ public final class UDPSocket: Sendable {
     /// only; other system errors (permission denied for a broadcast address, network unreachable, no buffer space)
     /// close the socket, as SwiftNIO does; the error thrown says which.
     public func send<S: Sequence>(_ datagrams: S) async throws where S.Element == OutgoingDatagram {
-        let envelopes = try datagrams.map { try envelope(for: $0) }
+        let outgoing = Array(datagrams)
+        let envelopes = try outgoing.map { try envelope(for: $0) }
         guard !envelopes.isEmpty else { return }
-        if localAddress.family != .unix, broadcastPermission.isNeeded(for: envelopes.lazy.map { UDPAddress($0.remoteAddress) }) {
+        if localAddress.family != .unix, broadcastPermission.isNeeded(for: outgoing.lazy.map(\.destination)) {
             try await enableBroadcast()
         }
         #if os(Linux)
         // A connected socket sends only to its peer: anything else is SwiftNIO's to refuse.
-        if let direct, envelopes.allSatisfy({ $0.metadata == nil }),
-           remoteAddress == nil || envelopes.allSatisfy({ UDPAddress($0.remoteAddress) == remoteAddress }),
+        if let direct, outgoing.allSatisfy({ $0.segmentSize == nil }),
+           remoteAddress == nil || outgoing.allSatisfy({ $0.destination == remoteAddress }),
            let outcome = direct.send(envelopes) {
             var thrown: (any Error)?
             if outcome.next < envelopes.count {
@@ -378,7 +382,7 @@ public final class UDPSocket: Sendable {
                 do { try await write(envelopes[outcome.next...], counted: true) } catch { thrown = error }
             }
             if let (index, code) = outcome.failure {
-                let destination = remoteAddress?.description ?? UDPAddress(envelopes[index].remoteAddress).description
+                let destination = remoteAddress?.description ?? outgoing[index].destination.description
                 throw UDPError.from(errno: code, address: destination, operation: "send")
             }
             if let thrown { throw thrown }
