@@ -19,6 +19,7 @@ struct UDPCommand: AsyncParsableCommand {
     static func main() async {
         raiseDescriptorLimit()
         do {
+            if let problem = CommandLineHelp.commandWordProblem(Array(CommandLine.arguments.dropFirst())) { throw problem }
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
