@@ -18,7 +18,7 @@ struct Send: AsyncParsableCommand {
           udp send [::1]:9999 --each Tom Jerry      two datagrams
           udp send localhost 9999 --hex '48 65 6c 6c 6f 0a'
           udp send 127.0.0.1 2425 -e '1:100:will:will-pc:32:hi\\x00'
-          printf 'a\\nb\\n' | udp send 127.0.0.1 9999 two datagrams
+          printf 'a\\nb\\n' | udp send 127.0.0.1 9999    two datagrams
           udp send 127.0.0.1 9999 --file packet.bin --count 10 --interval 100ms
           udp send unix:/tmp/app.sock ping
           udp send '<broadcast>' 2425 hello        every broadcast address
