@@ -17,6 +17,8 @@ public struct ImpairmentSettingError: Error, Sendable, Equatable, CustomStringCo
         case aboveMaximum(String)
         /// The value is below the smallest accepted value.
         case belowMinimum(String)
+        /// A number other than 0 without the unit it needs; `examples` shows it with units.
+        case missingUnit(examples: String)
     }
 
     /// The option the value was given for, such as `--loss` or `--up-delay`.
@@ -45,6 +47,8 @@ public struct ImpairmentSettingError: Error, Sendable, Equatable, CustomStringCo
             return "\(option): \(text) is above \(limit)"
         case .belowMinimum(let limit):
             return "\(option): \(text) is below \(limit)"
+        case .missingUnit(let examples):
+            return "\(option): add a unit to \(text): \(examples) (the units are us, ms, s)"
         }
     }
 }
@@ -134,18 +138,24 @@ public struct BitRate: Sendable, Equatable, Hashable, CustomStringConvertible {
 }
 
 extension Duration {
-    /// Parses a delay or jitter such as `10ms`, `1.5s`, `250us` (or `250µs`), or a bare `10`.
+    /// Parses a delay or jitter such as `10ms`, `1.5s` or `250us` (or `250µs`).
     ///
-    /// A bare number means milliseconds, the usual scale for network delay. Fractions are allowed
-    /// and the result is rounded to the nearest nanosecond. Rejects empty text, `nan`, `inf`,
-    /// other units, negative values and anything longer than one hour.
+    /// The unit is required (only `0` may go without): a bare number would mean seconds to one
+    /// reader and milliseconds to another. Fractions are allowed and the result is rounded to the
+    /// nearest nanosecond. Rejects empty text, `nan`, `inf`, numbers without a unit, other units,
+    /// negative values and anything longer than one hour.
     ///
     /// - Parameter option: The option name used in the error message, such as `--delay`.
     public init(parsing raw: String, option: String) throws(ImpairmentSettingError) {
         let quantity = try Quantity(raw, option: option)
         let nanosecondsPerUnit: Double
         switch quantity.unit {
-        case "", "ms": nanosecondsPerUnit = 1e6
+        case "" where quantity.value == 0: nanosecondsPerUnit = 1e6
+        case "":
+            guard quantity.value >= 0 else { throw quantity.error(.negative) }
+            let number = quantity.text
+            throw quantity.error(.missingUnit(examples: "\(number)ms, \(number)s or \(number)us"))
+        case "ms": nanosecondsPerUnit = 1e6
         case "s": nanosecondsPerUnit = 1e9
         case "us", "µs": nanosecondsPerUnit = 1e3
         default: throw quantity.error(.unknownUnit(quantity.unit, expected: "us, ms or s"))

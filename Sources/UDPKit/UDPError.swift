@@ -79,10 +79,15 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// "3 s", "1.5 s", "250 ms", "1.5 ms", "250 us": never "0 ms" for a time under half a millisecond.
     static func formatSeconds(_ seconds: Double) -> String {
-        if seconds == seconds.rounded() { return "\(Int(seconds)) s" }
-        if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
-        return "\(seconds) s"
+        func trimmed(_ value: Double) -> String {
+            let rounded = (value * 1000).rounded() / 1000
+            return rounded == rounded.rounded() ? "\(Int(rounded))" : "\(rounded)"
+        }
+        if seconds >= 1 || seconds == 0 { return "\(trimmed(seconds)) s" }
+        if seconds >= 1e-3 { return "\(trimmed(seconds * 1000)) ms" }
+        return "\(trimmed(seconds * 1e6)) us"
     }
 
     /// Maps an error from the socket layer to a `UDPError`, naming `address` and `operation` in the message.

@@ -17,7 +17,7 @@ struct BenchPing: AsyncParsableCommand {
         commandName: "ping",
         abstract: "Send numbered probes to an echo server and report round-trip percentiles and loss.",
         discussion: """
-        The server must send each datagram back unchanged (udp echo, socat, the seeds' echo server). Probes carry a 28-byte header (stream id, sequence number, send time), so stray or duplicated replies are recognized. Round-trip times go into an HDR histogram (3 significant digits).
+        The server must send each datagram back unchanged (udp echo, socat, a Python recvfrom/sendto loop). Probes carry a 28-byte header (stream id, sequence number, send time), so stray or duplicated replies are recognized. Round-trip times go into an HDR histogram (3 significant digits).
 
         Examples:
           udp bench ping 127.0.0.1 9999
@@ -29,19 +29,19 @@ struct BenchPing: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT of an echo server.", valueName: "target"))
     var words: [String] = []
 
-    @Option(help: "How many probes to send.")
+    @Option(parsing: .unconditional, help: "How many probes to send.")
     var count: Int = 20
 
-    @Option(help: "Probes outstanding at once.")
+    @Option(parsing: .unconditional, help: "Probes outstanding at once.")
     var inflight: Int = 1
 
-    @Option(help: "Datagram size in bytes (at least 28).")
+    @Option(parsing: .unconditional, help: "Datagram size in bytes (at least 28).")
     var size: Int = 64
 
-    @Option(help: ArgumentHelp("Pause between probes when one is in flight, e.g. 10ms.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Pause between probes when one is in flight, e.g. 10ms.", valueName: "duration"))
     var interval: DurationArgument?
 
-    @Option(help: ArgumentHelp("A probe with no reply after this long counts as lost.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("A probe with no reply after this long counts as lost.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 1)
 
     @Flag(help: "One JSON object with the results.")

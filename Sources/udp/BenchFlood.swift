@@ -23,22 +23,22 @@ struct BenchFlood: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT of a sink or an echo server.", valueName: "target"))
     var words: [String] = []
 
-    @Option(help: ArgumentHelp("Datagrams per second (k and M suffixes) or 'max'.", valueName: "rate"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Datagrams per second (k and M suffixes) or 'max'.", valueName: "rate"))
     var rate: RateArgument = .max
 
-    @Option(help: "Datagram size in bytes (at least 28).")
+    @Option(parsing: .unconditional, help: "Datagram size in bytes (at least 28).")
     var size: Int = 64
 
-    @Option(help: ArgumentHelp("How long to send, e.g. 10s.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long to send, e.g. 10s.", valueName: "duration"))
     var duration: DurationArgument = DurationArgument(seconds: 5)
 
-    @Option(help: "Stop after this many datagrams (and at --duration, whichever is first).")
+    @Option(parsing: .unconditional, help: "Stop after this many datagrams (and at --duration, whichever is first).")
     var count: Int?
 
-    @Option(help: "Echo mode: datagrams unanswered at once.")
+    @Option(parsing: .unconditional, help: "Echo mode: datagrams unanswered at once.")
     var window: Int?
 
-    @Option(help: ArgumentHelp("Echo mode: how long to wait for the last echoes.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Echo mode: how long to wait for the last echoes.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 1)
 
     @Flag(help: "Send datagrams one by one (sendmmsg) even where UDP segmentation offload (GSO) is available.")

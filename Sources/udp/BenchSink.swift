@@ -20,10 +20,10 @@ struct BenchSink: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("[HOST:]PORT to bind.", valueName: "address"))
     var address: String
 
-    @Option(help: "Stop after this many probes.")
+    @Option(parsing: .unconditional, help: "Stop after this many probes.")
     var count: Int?
 
-    @Option(help: ArgumentHelp("Stop when nothing arrived for this long (after the first probe).", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop when nothing arrived for this long (after the first probe).", valueName: "duration"))
     var timeout: DurationArgument?
 
     @Flag(help: "One JSON object per flood.")

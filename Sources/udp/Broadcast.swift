@@ -5,14 +5,14 @@ struct Broadcast: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send a datagram to every broadcast address: each interface's subnet, or the one --interface names.",
         discussion: """
-        Replaces the seed broadcaster (SO_BROADCAST + sendto(('<broadcast>', 2425))), whose 255.255.255.255 fails with "Network is unreachable" on a host without a default route. This sends to the directed broadcast address of every interface that is up and can broadcast (see 'udp interfaces'), which each subnet's own route carries. Short for: udp send '<broadcast>' PORT MESSAGE...
+        Replaces the classic Python broadcaster (SO_BROADCAST + sendto(('<broadcast>', 2425))), whose 255.255.255.255 fails with "Network is unreachable" on a host without a default route. This sends to the directed broadcast address of every interface that is up and can broadcast (see 'udp interfaces'), which each subnet's own route carries. Short for: udp send '<broadcast>' PORT MESSAGE...
 
         Examples:
           udp broadcast 2425 1:100:will:will-pc:32:will broadcast
-                                     the seeds' IP Messenger / FeiQ packet
-          udp broadcast 9999 hello --interface eth0       one subnet only
+                                        an IP Messenger / FeiQ packet
+          udp broadcast 9999 hello --interface eth0        one subnet only
           udp broadcast 9999 hi --limited --interface eth0
-                                     255.255.255.255 itself, out of eth0
+                                        255.255.255.255 itself, out of eth0
           udp broadcast 9999 --hex 'ff ff 00 01' --count 3 --interval 1s
         """
     )

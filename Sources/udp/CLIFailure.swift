@@ -33,7 +33,8 @@ struct CLIFailure: Error, CustomStringConvertible {
         }
         let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }.joined(separator: " ")
-        Terminal.writeStderr("udp: \(oneLine)\n")
+        // An empty message is a failure already reported, or one --quiet asked to keep quiet: the code says it.
+        if !oneLine.isEmpty { Terminal.writeStderr("udp: \(oneLine)\n") }
         return code
     }
 
@@ -42,6 +43,11 @@ struct CLIFailure: Error, CustomStringConvertible {
         case let failure as CLIFailure:
             return (failure.message, failure.code)
         case let udp as UDPError:
+            if let failure = unixSocketFailure(udp) { return (failure.message, failure.code) }
+            // A name that is not an interface here is a typing mistake (usage), not an unreachable network.
+            if case .interfaceUnavailable(let name, _) = udp, !name.isEmpty, (try? NetworkInterface.lookup(name)) == nil {
+                return (udp.description, ExitCode32.usage)
+            }
             return (udp.description, code(for: udp))
         case let payload as PayloadError:
             if case .unknownEncoding = payload { return (payload.description, ExitCode32.usage) }
@@ -62,11 +68,39 @@ struct CLIFailure: Error, CustomStringConvertible {
                 return (command.fullMessage(for: error), 0)
             }
             if message.hasPrefix("Error: ") { message.removeFirst(7) }
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            message = CommandLineHelp.explain(message, arguments: arguments)
             if let first = message.first { message = first.lowercased() + message.dropFirst() }
-            let known = UDPCommand.configuration.subcommands.compactMap { $0.configuration.commandName }
-            let sub = CommandLine.arguments.dropFirst().first.flatMap { known.contains($0) ? $0 : nil }
-            let helpHint = sub.map { "udp \($0) --help" } ?? "udp --help"
-            return ("\(message) (see '\(helpHint)')", code == 1 ? ExitCode32.usage : code)
+            return ("\(message) (see '\(CommandLineHelp.helpCommand(for: arguments))')", code == 1 ? ExitCode32.usage : code)
+        }
+    }
+
+    /// A socket error on a Unix-domain socket, said with the path and what to do (the errno text alone names
+    /// neither); nil when no Unix socket path is on the command line or the error is not one of these.
+    static func unixSocketFailure(_ error: UDPError) -> CLIFailure? {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let (path, _) = CommandLineHelp.commandPath(arguments)
+        let words = arguments.dropFirst(path.count)
+        guard let index = words.indices.first(where: { i in
+            let word = words[i]
+            let isPath = word.hasPrefix("unix:") || word.hasPrefix("/") || word.hasPrefix("./") || word.hasPrefix("../")
+            return isPath && (i == words.startIndex || words[i - 1] != "--file")
+        }) else { return nil }
+        let socketPath = words[index].hasPrefix("unix:") ? String(words[index].dropFirst(5)) : words[index]
+        let shown = TerminalText.escape(socketPath)
+        let directory = (socketPath as NSString).deletingLastPathComponent
+        let binds = ["listen", "echo", "bench sink", "room serve"].contains(path.joined(separator: " "))
+        switch error {
+        case .system(_, ENOENT) where binds:
+            return CLIFailure(message: "cannot create the Unix socket \(shown): the directory \(TerminalText.escape(directory.isEmpty ? "." : directory)) does not exist; create it or choose another path", code: ExitCode32.other)
+        case .system(_, ENOENT):
+            return CLIFailure(message: "no Unix socket at \(shown): start the receiver first (udp listen unix:\(shown)) or check the path", code: ExitCode32.unavailable)
+        case .connectionRefused:
+            return CLIFailure(message: "nothing is receiving on the Unix socket \(shown) (a file left over by a program that stopped, or not a socket); start the receiver, or remove the file", code: ExitCode32.unavailable)
+        case .system(_, ENOTDIR):
+            return CLIFailure(message: "cannot use the Unix socket \(shown): a part of the path is not a directory", code: binds ? ExitCode32.other : ExitCode32.unavailable)
+        default:
+            return nil
         }
     }
 

@@ -8,11 +8,11 @@ struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Two-way chat: lines you type go to the peer, the peer's lines appear as they arrive.",
         discussion: """
-        Replaces the seeds' two-thread chat. Give the peer, or only --port to wait for the first message and answer whoever sent it (the seeds' server side). Messages are plain text lines, so the seeds' Python peers work unchanged (use --encoding gb18030 or gbk for their gb2312). On a terminal, an incoming message never garbles the line being typed. /quit or Ctrl-D ends the chat; piped input is sent line by line and the chat ends at its end (after --linger).
+        Replaces the classic Python two-thread chat (a receive thread and a send thread). Give the peer, or only --from PORT to wait for the first message and answer whoever sent it (the Python chat's server side). Messages are plain text lines, so such Python peers work unchanged (use --encoding gb18030 or gbk for their gb2312). On a terminal, an incoming message never garbles the line being typed. /quit or Ctrl-D ends the chat; piped input is sent line by line and the chat ends at its end (after --linger).
 
         Examples:
-          udp chat 127.0.0.1 4567 --port 4568
-          udp chat --port 4567                                wait for someone to write first
+          udp chat 127.0.0.1 4567 --from 4568
+          udp chat --from 4567             wait for someone to write first
           udp chat 127.0.0.1 4567 --encoding gb18030 --nick will
         """
     )
@@ -20,11 +20,18 @@ struct Chat: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("PEER_HOST PEER_PORT or HOST:PORT; omit to learn the peer from the first message.", valueName: "peer"))
     var words: [String] = []
 
-    @Option(help: "Local port to bind (default: any free port when a peer is given).")
-    var port: Int?
+    @Option(help: ArgumentHelp("Local address to chat from: [HOST:]PORT (default: any free port when a peer is given).", valueName: "address"))
+    var from: String?
 
-    @Option(help: ArgumentHelp("Local address to bind.", valueName: "host"))
-    var bind: String?
+    // The older names of --from's two halves.
+    @Option(name: .customLong("port"), parsing: .unconditional, help: .hidden)
+    var portOption: Int?
+
+    @Option(name: .customLong("bind"), help: .hidden)
+    var bindOption: String?
+
+    var port: Int? { (try? LocalAddress(from: from, port: portOption, bind: bindOption))?.port }
+    var bind: String? { (try? LocalAddress(from: from, port: portOption, bind: bindOption))?.host }
 
     @Option(help: "Prefix each message you send with 'NICK: '.")
     var nick: String?
@@ -36,8 +43,9 @@ struct Chat: AsyncParsableCommand {
     @OptionGroup var network: NetworkOptions
 
     func validate() throws {
-        if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be from 0 to 65535") }
-        if words.isEmpty && port == nil { throw ValidationError("give the peer's address, or --port to wait for one") }
+        if let portOption, !(0...65_535).contains(portOption) { throw ValidationError("--port must be from 0 to 65535") }
+        _ = try LocalAddress(from: from, port: portOption, bind: bindOption)
+        if words.isEmpty && port == nil { throw ValidationError("give the peer's address, or --from PORT to wait for one") }
         if nick != nil && payload.hex { throw ValidationError("--nick and --hex cannot be used together") }
     }
 

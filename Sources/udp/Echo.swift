@@ -6,17 +6,17 @@ import UDPServers
 
 struct Echo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Echo server; with --reply, the seeds' greeting server. Protected against abuse by default.",
+        abstract: "Echo server; with --reply, a greeting server (\"Hello, NAME!\"). Protected against abuse by default.",
         discussion: """
-        Replaces the seeds' echo and greeting servers. Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: no reply to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second; --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM).
+        Replaces the classic Python echo server and greeting server (a recvfrom/sendto loop). Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: no reply to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second; --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM).
 
         Template placeholders: {text} (the request's bytes), {hex}, {from}, {port}, {time}, {count}, {length}; {{ and }} are literal braces.
 
         Examples:
           udp echo 9999
-          udp echo 9999 --reply 'Hello, {text}!'              the seeds' greeting server
+          udp echo 9999 --reply 'Hello, {text}!'    a greeting server
           udp echo 127.0.0.1:9999 --allow 127.0.0.0/8 --quiet
-          udp echo 9999 --interactive                        you type each reply
+          udp echo 9999 --interactive               you type each reply
         """
     )
 
@@ -35,8 +35,10 @@ struct Echo: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Never answer these sources (CIDR, repeatable).", valueName: "cidr"))
     var deny: [String] = []
 
-    @Option(help: "Replies per second per source when a reply is larger than its request.")
-    var rate: Double = 20
+    @Option(name: .customLong("rate"), parsing: .unconditional, help: ArgumentHelp("Replies per second per source when a reply is larger than its request.", valueName: "per-second"))
+    var rateOption = PerSecond(20)
+
+    var rate: Double { rateOption.value }
 
     @Flag(help: "Answer source ports 7, 13, 17, 19 and 37 too.")
     var allowLoopPorts = false

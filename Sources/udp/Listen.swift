@@ -7,19 +7,21 @@ struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print every datagram that arrives: time, sender, length, and the text or a hex dump.",
         discussion: """
-        Replaces the seed receiver (bind + recvfrom(1024)), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr.
+        Replaces the classic Python receiver (bind + a recvfrom(1024) loop), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr; when --timeout passes with no datagram at all it says so and exits 75 (-q: no summary and no such line, only the exit code).
+
+        --json: one object per datagram with time, from, port, length, truncated, payload (base64), text (absent when the payload is not valid text in --encoding), to, cast (unicast, broadcast or multicast) and interface (to and interface are null when unknown, as on Unix sockets).
 
         A datagram sent as a broadcast or to a multicast group is marked so, with the address it was sent to and the interface it came in on (--json: the fields to, cast and interface, for every datagram). --join receives a multicast group: on --interface (needed for IPv4 on a host without a default route), and with --source only from that sender (source-specific multicast). Listeners that join share their port, so several on one host all receive.
 
         Examples:
-          udp listen 9999                          any address (IPv4 and IPv6), port 9999
-          udp listen 127.0.0.1:9999 --hex          hex dump of each datagram
-          udp listen 9999 --json | jq .text        one JSON object per datagram
-          udp listen 9999 --raw > capture.bin      payload bytes only, for pipes
-          udp listen 9999 --count 1 --timeout 5s   wait for one datagram, at most 5 s
-          udp listen 9999 --encoding gb18030       decode Chinese text sent as GBK/GB18030
-          udp listen unix:/tmp/app.sock            a Unix-domain datagram socket
-          udp listen 2425                          IP Messenger broadcasts, marked
+          udp listen 9999                         any address, IPv4 and IPv6
+          udp listen 127.0.0.1:9999 --hex         hex dump of each datagram
+          udp listen 9999 --json | jq .text       one JSON object per datagram
+          udp listen 9999 --raw > capture.bin     payload bytes only, for pipes
+          udp listen 9999 --count 1 --timeout 5s  one datagram, wait at most 5s
+          udp listen 9999 --encoding gb18030      decode GBK/GB18030 text
+          udp listen unix:/tmp/app.sock           a Unix-domain datagram socket
+          udp listen 2425                         IP Messenger broadcasts, marked
           udp listen 5000 --join 239.1.2.3 --interface eth0
           udp listen 5000 --join 232.1.1.1 --source 10.1.1.7 --interface eth0
           udp listen 5355 --join ff02::1:3 --interface eth0
@@ -29,19 +31,19 @@ struct Listen: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("[HOST:]PORT to bind, or a Unix socket path.", valueName: "address"))
     var address: String
 
-    @Flag(help: "One JSON object per datagram: time, from, port, length, truncated, payload (base64), text, to, cast, interface.")
+    @Flag(help: "One JSON object per datagram: time, from, port, length, truncated, payload (base64), text (absent when not valid text), to, cast, interface.")
     var json = false
 
     @Flag(help: "Write only the payload bytes, nothing else (for pipes).")
     var raw = false
 
-    @Option(help: "Stop after this many datagrams.")
+    @Option(parsing: .unconditional, help: "Stop after this many datagrams.")
     var count: Int?
 
-    @Option(help: ArgumentHelp("Stop when no datagram arrives for this long (exit 75 if none arrived at all).", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop when no datagram arrives for this long (exit 75 if none arrived at all).", valueName: "duration"))
     var timeout: DurationArgument?
 
-    @Option(help: "Receive at most this many bytes per datagram; longer ones are cut and marked truncated.")
+    @Option(parsing: .unconditional, help: "Receive at most this many bytes per datagram (1 to 65535); longer ones are cut and marked truncated.")
     var maxSize: Int = 65_535
 
     @Flag(help: "Let other sockets bind the same port too (SO_REUSEADDR and SO_REUSEPORT).")
@@ -59,15 +61,21 @@ struct Listen: AsyncParsableCommand {
     @Flag(help: "Print the bound address, with the port the system chose, on stderr (always shown on a terminal).")
     var showPort = false
 
-    @Flag(name: .shortAndLong, help: "No summary on exit.")
+    @Flag(name: .shortAndLong, help: "No summary on exit, and no line when --timeout passes with nothing received (exit 75 still).")
     var quiet = false
 
-    @OptionGroup var payload: PayloadOptions
+    @OptionGroup var payload: DisplayOptions
     @OptionGroup var network: NetworkOptions
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
-        guard (1...1_048_576).contains(maxSize) else { throw ValidationError("--max-size must be from 1 to 1048576") }
+        if let timeout, timeout.seconds <= 0 { throw ValidationError("--timeout must be more than 0 (leave it out to wait without end)") }
+        // A UDP datagram carries at most 65,535 bytes; a Unix datagram socket can carry more.
+        let unix = address.hasPrefix("unix:") || address.hasPrefix("/") || address.hasPrefix("./") || address.hasPrefix("../")
+        let largest = unix ? 1_048_576 : 65_535
+        guard (1...largest).contains(maxSize) else {
+            throw ValidationError("--max-size must be from 1 to \(largest)\(unix ? "" : " (no UDP datagram is larger than 65535 bytes)")")
+        }
         if [json, raw, payload.hex].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --raw and --hex") }
         if join.isEmpty && interface != nil { throw ValidationError("--interface needs --join") }
         if join.isEmpty && !source.isEmpty { throw ValidationError("--source needs --join") }
@@ -135,7 +143,7 @@ struct Listen: AsyncParsableCommand {
         Terminal.flushStdout()
         if !quiet { Terminal.writeStderr(summary.line + "\n") }
         if summary.datagrams == 0, !summary.interrupted, let timeout {
-            throw UDPError.timedOut(seconds: timeout.seconds)
+            throw CLIFailure(message: quiet ? "" : "no datagram arrived within \(DurationArgument.format(seconds: timeout.seconds))", code: ExitCode32.timedOut)
         }
     }
 }

@@ -7,19 +7,19 @@ import ArgumentParser
 import Foundation
 import UDPKit
 
-/// How message arguments become bytes, and how received bytes are shown.
-struct PayloadOptions: ParsableArguments {
-    @Flag(help: "Messages are hex (spaces, colons, 0x prefixes allowed); received payloads are shown as a hex dump.")
-    var hex = false
+/// How message words and lines become bytes, and how received bytes are shown: what every payload option group
+/// shares. Each command takes the group whose help fits it: `PayloadOptions` (it sends and shows),
+/// `MessageOptions` (it only sends), `DisplayOptions` (it only shows).
+protocol PayloadCoding {
+    var hex: Bool { get }
+    /// The --encoding given, if any (utf8 when none).
+    var encodingName: String? { get }
+    var escapes: Bool { get }
+}
 
-    @Option(help: ArgumentHelp("Text encoding: utf8, gb18030, gbk (gb2312), shift-jis, latin1.", valueName: "name"))
-    var encoding: String = "utf8"
-
-    @Flag(name: [.customShort("e"), .long], help: "Interpret backslash escapes in messages: \\n \\t \\r \\0 \\\\ \\xNN \\u{NNNN}.")
-    var escapes = false
-
+extension PayloadCoding {
     func textEncoding() throws -> TextEncoding {
-        try TextEncoding(name: encoding)
+        try TextEncoding(name: encodingName ?? "utf8")
     }
 
     /// The bytes of one line of stdin. UTF-8 text is encoded like a message; a line that is not UTF-8 (already in
@@ -36,6 +36,49 @@ struct PayloadOptions: ParsableArguments {
         if escapes { return try Escapes.bytes(from: message, encoding: try textEncoding()) }
         return try textEncoding().encode(message)
     }
+
+    /// Refuses options that would be ignored for the messages sent: with --hex the bytes are the hex digits'
+    /// values, so neither a text encoding nor backslash escapes take part.
+    func checkMessageOptions() throws {
+        guard hex else { return }
+        if let encodingName { throw CLIFailure.usage("--encoding \(encodingName) does not apply to --hex messages (hex gives the bytes themselves); drop one of them") }
+        if escapes { throw CLIFailure.usage("-e does not apply to --hex messages (hex gives the bytes themselves); drop one of them") }
+    }
+}
+
+/// For commands that send and show: message words are encoded (or hex), received payloads decoded (or dumped).
+struct PayloadOptions: ParsableArguments, PayloadCoding {
+    @Flag(help: "Messages are hex (spaces, colons, 0x prefixes allowed); received payloads are shown as a hex dump.")
+    var hex = false
+
+    @Option(name: .customLong("encoding"), help: ArgumentHelp("Text encoding of messages and of what is shown: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.", valueName: "name"))
+    var encodingName: String?
+
+    @Flag(name: [.customShort("e"), .long], help: "Interpret backslash escapes in messages: \\n \\t \\r \\0 \\\\ \\xNN \\u{NNNN}.")
+    var escapes = false
+}
+
+/// For commands that only send (send, broadcast).
+struct MessageOptions: ParsableArguments, PayloadCoding {
+    @Flag(help: "MESSAGE words and stdin lines are hex (spaces, colons, 0x prefixes allowed).")
+    var hex = false
+
+    @Option(name: .customLong("encoding"), help: ArgumentHelp("Text encoding of the message: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.", valueName: "name"))
+    var encodingName: String?
+
+    @Flag(name: [.customShort("e"), .long], help: "Interpret backslash escapes in messages: \\n \\t \\r \\0 \\\\ \\xNN \\u{NNNN}.")
+    var escapes = false
+}
+
+/// For commands that only show what they receive (listen, proxy --log).
+struct DisplayOptions: ParsableArguments, PayloadCoding {
+    @Flag(help: "Show each payload as a hex dump.")
+    var hex = false
+
+    @Option(name: .customLong("encoding"), help: ArgumentHelp("Text encoding to decode payloads with: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.", valueName: "name"))
+    var encodingName: String?
+
+    var escapes: Bool { false }
 }
 
 /// Address family and local binding.
@@ -52,60 +95,150 @@ struct NetworkOptions: ParsableArguments {
     }
 }
 
-/// A parsed timeout or interval: "1", "1.5", "250ms", "2s", "500us".
+/// A parsed timeout or interval: "250ms", "2s", "500us", "1.5m". One rule for every command: a number needs a
+/// unit (only 0 may go without), because a bare "5" read as seconds by one command and as milliseconds by another
+/// is how people end up waiting 5,000 times longer than they meant.
 struct DurationArgument: ExpressibleByArgument, Sendable {
     var duration: Duration
     var seconds: Double
 
+    /// The units a duration may carry, as the error message lists them.
+    static let unitList = "us (or µs), ms, s, m: 100us, 250ms, 5s, 2m"
+
     init?(argument: String) {
-        guard let seconds = Self.parse(argument) else { return nil }
-        self.seconds = seconds
-        self.duration = .nanoseconds(Int64(seconds * 1e9))
+        guard case .success(let seconds) = Self.parse(argument) else { return nil }
+        self.init(seconds: seconds)
     }
 
     init(seconds: Double) {
         self.seconds = seconds
-        self.duration = .nanoseconds(Int64(seconds * 1e9))
+        self.duration = .nanoseconds(Int64((seconds * 1e9).rounded()))
     }
 
-    static func parse(_ text: String) -> Double? {
+    /// Seconds, or why the text is not a duration (a phrase that follows "--option VALUE: ").
+    static func parse(_ text: String) -> Result<Double, DurationProblem> {
         let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("s", 1), ("m", 60)]
-        var number = text
-        var scale = 1.0
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            number = String(text.dropLast(suffix.count))
-            scale = factor
-            break
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { return .failure(DurationProblem("missing duration; give one with a unit: \(unitList)")) }
+        // The number is the leading run of digits, sign and point; the rest is the unit.
+        let unitStart = trimmed.firstIndex { !($0.isASCII && ($0.isNumber || $0 == "." || $0 == "-" || $0 == "+")) } ?? trimmed.endIndex
+        let number = String(trimmed[..<unitStart])
+        let unit = String(trimmed[unitStart...]).trimmingCharacters(in: .whitespaces)
+        guard let value = Double(number), value.isFinite else {
+            return .failure(DurationProblem("not a duration; give a number with a unit: \(unitList)"))
         }
-        guard let value = Double(number), value.isFinite, value >= 0, value * scale <= 86_400 * 365 else { return nil }
-        return value * scale
+        var scale: Double?
+        if !unit.isEmpty {
+            guard let factor = units.first(where: { $0.0 == unit })?.1 else {
+                return .failure(DurationProblem("unknown unit '\(unit)'; the units are \(unitList)"))
+            }
+            scale = factor
+        }
+        if value < 0 { return .failure(DurationProblem("a duration cannot be negative")) }
+        guard let scale else {
+            if value == 0 { return .success(0) }
+            let n = Self.example(value)
+            return .failure(DurationProblem("add a unit: \(n)s, \(n)ms or \(n)us (the units are us, ms, s, m)"))
+        }
+        guard value * scale <= 86_400 * 365 else { return .failure(DurationProblem("longer than a year")) }
+        return .success(value * scale)
+    }
+
+    private static func example(_ value: Double) -> String {
+        value == value.rounded() && value < 1e15 ? String(Int(value)) : String(value)
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
 
     /// How a default shows in --help: "1s", "250ms".
-    var defaultValueDescription: String {
-        if seconds >= 1 || seconds == 0 { return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s" }
-        let millis = seconds * 1000
-        return millis == millis.rounded() ? "\(Int(millis))ms" : "\(Int((seconds * 1e6).rounded()))us"
+    var defaultValueDescription: String { Self.format(seconds: seconds, separator: "") }
+
+    /// "2s", "1.5s", "250ms", "1.5ms", "250us" (with `separator` " ": "250 us"); never "0 ms" for a short time.
+    static func format(seconds: Double, separator: String = " ") -> String {
+        func trimmed(_ value: Double) -> String {
+            let rounded = (value * 1000).rounded() / 1000
+            return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+        }
+        if seconds == 0 { return "0\(separator)s" }
+        if seconds >= 1 { return trimmed(seconds) + separator + "s" }
+        if seconds >= 1e-3 { return trimmed(seconds * 1e3) + separator + "ms" }
+        return trimmed(seconds * 1e6) + separator + "us"
     }
 }
 
+/// A rate such as 20 or 0.5 (per second), shown in --help as written ("20", not "20.0").
+struct PerSecond: ExpressibleByArgument, Sendable {
+    var value: Double
+
+    init(_ value: Double) { self.value = value }
+
+    init?(argument: String) {
+        guard let value = Double(argument), value.isFinite else { return nil }
+        self.value = value
+    }
+
+    var defaultValueDescription: String { String(format: "%g", value) }
+}
+
+/// Why a value is not a duration.
+struct DurationProblem: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Splits `HOST PORT rest...` or `HOST:PORT rest...` into an endpoint and the remaining words.
+///
+/// The endpoint is somewhere to send to, so port 0 ("any free port", which only means something when binding) is
+/// refused. When `HOST:PORT` is followed by a number, the number is a message word, which is easy to mean otherwise:
+/// a warning says so on stderr.
 func parseTarget(_ words: [String], what: String = "destination") throws -> (UDPEndpoint, [String]) {
     guard let first = words.first else { throw CLIFailure.usage("missing \(what): give HOST PORT or HOST:PORT") }
-    if let endpoint = try? UDPEndpoint.parse(first) {
-        return (endpoint, Array(words.dropFirst()))
+    let endpoint: UDPEndpoint
+    let rest: [String]
+    if let single = try? UDPEndpoint.parse(first) {
+        endpoint = single
+        rest = Array(words.dropFirst())
+        if case .ip = single.kind, let next = rest.first, !next.isEmpty, next.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            Terminal.writeStderr("udp: warning: '\(next)' after \(first) is part of the message, not a port (give HOST PORT or HOST:PORT, not both)\n")
+        }
+    } else if words.count >= 2, !first.contains(":") || words[1].first.map({ $0.isNumber || $0 == "-" }) == true {
+        // HOST PORT: check the host first, so the error names the word that is wrong.
+        _ = try UDPEndpoint.parseHost(first)
+        endpoint = try UDPEndpoint(host: first, port: words[1])
+        rest = Array(words.dropFirst(2))
+    } else if first.contains(":") {
+        // Let the parser explain what is wrong with the single form.
+        _ = try UDPEndpoint.parse(first)
+        throw CLIFailure.usage("missing \(what)")
+    } else {
+        _ = try UDPEndpoint.parseHost(first)
+        throw CLIFailure.usage("missing port after '\(first)': give HOST PORT or HOST:PORT")
     }
-    if words.count >= 2, words[1].allSatisfy(\.isNumber) {
-        return (try UDPEndpoint(host: first, port: words[1]), Array(words.dropFirst(2)))
+    if case .ip(_, 0) = endpoint.kind {
+        throw CLIFailure.usage("port 0 is not a destination (it means any free port when binding); give the port the \(what) uses")
     }
-    if words.count >= 2, !words[1].isEmpty, words[1].first!.isNumber || words[1].hasPrefix("-") {
-        throw UDPError.invalidPort(words[1])
+    return (endpoint, rest)
+}
+
+/// The local address options of a command that binds where it is told: `--from [HOST:]PORT`, the one name every
+/// command uses, and the older `--port PORT` / `--bind HOST`, kept working but out of the help.
+struct LocalAddress {
+    var host: String?
+    var port: Int?
+
+    /// - Parameter what: how the command's help names the [HOST:]PORT form, for error messages.
+    init(from: String?, port: Int?, bind: String?, what: String = "--from [HOST:]PORT") throws {
+        self.host = bind
+        self.port = port
+        guard let from else { return }
+        if port != nil || bind != nil { throw CLIFailure.usage("give the local address once: \(what)") }
+        let endpoint = try UDPEndpoint.parse(from, defaultHost: .any)
+        guard case .ip(let host, let number) = endpoint.kind else {
+            throw CLIFailure.usage("\(what) is an IP address and port, not a Unix socket path")
+        }
+        self.port = number
+        if case .name(let name) = host { self.host = name }
     }
-    // Let the parser explain what is wrong with the single form.
-    _ = try UDPEndpoint.parse(first)
-    throw CLIFailure.usage("missing \(what)")
 }
 
 /// Resolves an endpoint to one address (the first the resolver gives, after the family filter).

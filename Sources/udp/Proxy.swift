@@ -10,12 +10,13 @@ struct Proxy: AsyncParsableCommand {
         discussion: """
         Clients send to the proxy's port; each client gets its own upstream socket, so replies find their way back (closed after --idle-timeout without traffic). Each impairment applies to both directions, or to one with the --up- (client to server) and --down- (server to client) forms, which override the plain one. Every random decision follows --seed; the summary shows the seed of a run, so it can be replayed.
 
-        Units: durations 250us, 20ms, 1.5s (a bare number is milliseconds); probabilities 5% or 0.5% (a bare number is a percentage); rates 500k, 2M, 1.5Mbit/s (bits per second).
+        Units: durations 250us, 20ms, 1.5s (a number needs its unit, as everywhere in udp); probabilities 5% or 0.5% (a bare number is a percentage); rates 500k, 2M, 1.5Mbit/s (bits per second).
 
         Examples:
           udp proxy 9000 127.0.0.1 9999 --loss 20%
-          udp proxy --listen 127.0.0.1:9000 --to 127.0.0.1:9999 --delay 50ms --jitter 10ms --seed 7
-          udp proxy 9000 127.0.0.1 9999 --down-reorder 10% --duplicate 2% --rate 1M --log
+          udp proxy 9000 127.0.0.1 9999 --delay 50ms --jitter 10ms --seed 7
+          udp proxy --listen 127.0.0.1:9000 --to 127.0.0.1:9999 --delay 5ms
+          udp proxy 9000 127.0.0.1 9999 --down-reorder 10% --rate 1M --log
         """
     )
 
@@ -32,16 +33,16 @@ struct Proxy: AsyncParsableCommand {
     @OptionGroup(title: "Client to server only") var up: UpOnly
     @OptionGroup(title: "Server to client only") var down: DownOnly
 
-    @Option(help: ArgumentHelp("Bytes the --rate queue holds before dropping (default: a quarter second at the rate, at least 64 KiB).", valueName: "bytes"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes the --rate queue holds before dropping (default: a quarter second at the rate, at least 64 KiB).", valueName: "bytes"))
     var queueLimit: Int?
 
-    @Option(help: "Seed of every random decision (default: random, shown in the summary).")
+    @Option(parsing: .unconditional, help: "Seed of every random decision (default: random, shown in the summary).")
     var seed: UInt64?
 
-    @Option(help: ArgumentHelp("Close a client's mapping after this long without traffic.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Close a client's mapping after this long without traffic.", valueName: "duration"))
     var idleTimeout: DurationArgument = DurationArgument(seconds: 60)
 
-    @Option(help: "Clients served at once.")
+    @Option(parsing: .unconditional, help: "Clients served at once.")
     var maxClients: Int = 1024
 
     @Flag(help: "Print each datagram received (direction, peer, length, contents).")
@@ -56,7 +57,7 @@ struct Proxy: AsyncParsableCommand {
     @Flag(help: "Print the bound address on stderr.")
     var showPort = false
 
-    @OptionGroup var payload: PayloadOptions
+    @OptionGroup var payload: DisplayOptions
     @OptionGroup var network: NetworkOptions
 
     func validate() throws {
@@ -194,13 +195,13 @@ struct ImpairmentValues {
 }
 
 struct BothWays: ParsableArguments {
-    @Option(help: ArgumentHelp("Drop this share of datagrams, e.g. 5%.", valueName: "percent")) var loss: String?
-    @Option(help: ArgumentHelp("Delay every datagram, e.g. 20ms.", valueName: "duration")) var delay: String?
-    @Option(help: ArgumentHelp("Vary the delay by up to this much either way (order is kept).", valueName: "duration")) var jitter: String?
-    @Option(help: ArgumentHelp("Send this share of datagrams twice.", valueName: "percent")) var duplicate: String?
-    @Option(help: ArgumentHelp("Hold this share of datagrams back behind the next one.", valueName: "percent")) var reorder: String?
-    @Option(help: ArgumentHelp("Limit to this many bits per second, queueing up to --queue-limit.", valueName: "bits/s")) var rate: String?
-    @Option(help: ArgumentHelp("Flip one bit in this share of datagrams.", valueName: "percent")) var corrupt: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Drop this share of datagrams, e.g. 5%.", valueName: "percent")) var loss: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Delay every datagram, e.g. 20ms.", valueName: "duration")) var delay: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Vary the delay by up to this much either way (order is kept).", valueName: "duration")) var jitter: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Send this share of datagrams twice.", valueName: "percent")) var duplicate: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Hold this share of datagrams back behind the next one.", valueName: "percent")) var reorder: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Limit to this many bits per second, queueing up to --queue-limit.", valueName: "bits/s")) var rate: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Flip one bit in this share of datagrams.", valueName: "percent")) var corrupt: String?
 
     var values: ImpairmentValues {
         ImpairmentValues(prefix: "", loss: loss, delay: delay, jitter: jitter, duplicate: duplicate, reorder: reorder, rate: rate, corrupt: corrupt)
@@ -208,13 +209,13 @@ struct BothWays: ParsableArguments {
 }
 
 struct UpOnly: ParsableArguments {
-    @Option(name: .customLong("up-loss"), help: ArgumentHelp("", valueName: "percent")) var loss: String?
-    @Option(name: .customLong("up-delay"), help: ArgumentHelp("", valueName: "duration")) var delay: String?
-    @Option(name: .customLong("up-jitter"), help: ArgumentHelp("", valueName: "duration")) var jitter: String?
-    @Option(name: .customLong("up-duplicate"), help: ArgumentHelp("", valueName: "percent")) var duplicate: String?
-    @Option(name: .customLong("up-reorder"), help: ArgumentHelp("", valueName: "percent")) var reorder: String?
-    @Option(name: .customLong("up-rate"), help: ArgumentHelp("", valueName: "bits/s")) var rate: String?
-    @Option(name: .customLong("up-corrupt"), help: ArgumentHelp("", valueName: "percent")) var corrupt: String?
+    @Option(name: .customLong("up-loss"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var loss: String?
+    @Option(name: .customLong("up-delay"), parsing: .unconditional, help: ArgumentHelp("", valueName: "duration")) var delay: String?
+    @Option(name: .customLong("up-jitter"), parsing: .unconditional, help: ArgumentHelp("", valueName: "duration")) var jitter: String?
+    @Option(name: .customLong("up-duplicate"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var duplicate: String?
+    @Option(name: .customLong("up-reorder"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var reorder: String?
+    @Option(name: .customLong("up-rate"), parsing: .unconditional, help: ArgumentHelp("", valueName: "bits/s")) var rate: String?
+    @Option(name: .customLong("up-corrupt"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var corrupt: String?
 
     var values: ImpairmentValues {
         ImpairmentValues(prefix: "up-", loss: loss, delay: delay, jitter: jitter, duplicate: duplicate, reorder: reorder, rate: rate, corrupt: corrupt)
@@ -222,13 +223,13 @@ struct UpOnly: ParsableArguments {
 }
 
 struct DownOnly: ParsableArguments {
-    @Option(name: .customLong("down-loss"), help: ArgumentHelp("", valueName: "percent")) var loss: String?
-    @Option(name: .customLong("down-delay"), help: ArgumentHelp("", valueName: "duration")) var delay: String?
-    @Option(name: .customLong("down-jitter"), help: ArgumentHelp("", valueName: "duration")) var jitter: String?
-    @Option(name: .customLong("down-duplicate"), help: ArgumentHelp("", valueName: "percent")) var duplicate: String?
-    @Option(name: .customLong("down-reorder"), help: ArgumentHelp("", valueName: "percent")) var reorder: String?
-    @Option(name: .customLong("down-rate"), help: ArgumentHelp("", valueName: "bits/s")) var rate: String?
-    @Option(name: .customLong("down-corrupt"), help: ArgumentHelp("", valueName: "percent")) var corrupt: String?
+    @Option(name: .customLong("down-loss"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var loss: String?
+    @Option(name: .customLong("down-delay"), parsing: .unconditional, help: ArgumentHelp("", valueName: "duration")) var delay: String?
+    @Option(name: .customLong("down-jitter"), parsing: .unconditional, help: ArgumentHelp("", valueName: "duration")) var jitter: String?
+    @Option(name: .customLong("down-duplicate"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var duplicate: String?
+    @Option(name: .customLong("down-reorder"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var reorder: String?
+    @Option(name: .customLong("down-rate"), parsing: .unconditional, help: ArgumentHelp("", valueName: "bits/s")) var rate: String?
+    @Option(name: .customLong("down-corrupt"), parsing: .unconditional, help: ArgumentHelp("", valueName: "percent")) var corrupt: String?
 
     var values: ImpairmentValues {
         ImpairmentValues(prefix: "down-", loss: loss, delay: delay, jitter: jitter, duplicate: duplicate, reorder: reorder, rate: rate, corrupt: corrupt)

@@ -5,10 +5,10 @@ import UDPKit
 
 /// Options shared by `request` and `client`.
 struct RequestOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Wait this long for the first reply; each retry waits twice as long.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Wait this long for the first reply; each retry waits twice as long.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 1)
 
-    @Option(help: "Resend this many times when no reply comes.")
+    @Option(parsing: .unconditional, help: "Resend this many times when no reply comes (0 to 20).")
     var retries: Int = 3
 
     @Option(help: ArgumentHelp("Local address to send from: [HOST:]PORT.", valueName: "address"))
@@ -61,24 +61,29 @@ struct Request: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send a request, wait for the reply, and resend if it does not come.",
         discussion: """
-        Replaces the seed client that sends and then blocks in recvfrom forever. Waits --timeout for a reply (default 1 s), resends up to --retries times (default 3), doubling the wait each time. Exit 0 with a reply, 75 when none came, 69 when the peer reports nothing listens there.
+        Replaces the classic Python client that sends and then blocks in recvfrom forever. Waits --timeout for a reply (default 1s), resends up to --retries times (default 3), doubling the wait each time. Exit 0 with a reply, 75 when none came, 69 when the peer reports nothing listens there. With no MESSAGE an empty datagram (0 bytes) is the request, as some services expect.
 
         Examples:
           udp request 127.0.0.1 9999 hello
-          udp request [::1]:9999 'ping' --timeout 200ms --retries 5
-          udp request 127.0.0.1 53 --hex '12 34 01 00 00 01 00 00 00 00 00 00 00 00 01 00 01' --hex
+          udp request [::1]:9999 ping --timeout 200ms --retries 5
+          udp request 127.0.0.1 9999 --hex '01 02 0a ff'
           udp request 127.0.0.1 9999 status --json
+          udp request 127.0.0.1 9999                an empty datagram
         """
     )
 
-    @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT, then the message words (sent as one datagram).", valueName: "target-and-message"))
+    @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT, then the message words (sent as one datagram; none: an empty datagram).", valueName: "target-and-message"))
     var words: [String] = []
 
     @OptionGroup var request: RequestOptions
     @OptionGroup var payload: PayloadOptions
     @OptionGroup var network: NetworkOptions
 
-    func validate() throws { try request.validate() }
+    func validate() throws {
+        try request.validate()
+        // With --json the reply's text is decoded, so --encoding still means something there.
+        if !request.json { try payload.checkMessageOptions() }
+    }
 
     func run() async throws {
         let (endpoint, message) = try parseTarget(words)

@@ -8,10 +8,10 @@ struct Room: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Chat room: one server, many members; nothing lost, doubled or reordered under loss.",
         discussion: """
-        Replaces the seeds' two-person "chat room". Members join with a nick and get a secret session token that every later packet carries, so knowing someone's address is not enough to post as them. Messages are acknowledged and retransmitted, so every member sees each message sent after it joined exactly once, in each sender's order, whatever the network loses, duplicates or reorders. The wire format is docs/room-protocol.md.
+        Replaces the classic two-person Python "chat room" (a receive thread and a send thread). Members join with a nick and get a secret session token that every later packet carries, so knowing someone's address is not enough to post as them. Messages are acknowledged and retransmitted, so every member sees each message sent after it joined exactly once, in each sender's order, whatever the network loses, duplicates or reorders. The wire format is docs/room-protocol.md.
 
         Examples:
-          udp room serve --port 9000
+          udp room serve 9000
           udp room join 127.0.0.1:9000 --nick alice
           printf 'hello\\n/me waves\\n' | udp room join 127.0.0.1:9000 --nick bot
         """,
@@ -27,30 +27,37 @@ struct RoomServe: AsyncParsableCommand {
         Prints a line per join, leave, timeout, nick change and refused join; on Ctrl-C or SIGTERM tells the members it is stopping (they rejoin by themselves when it is back) and prints a summary: members, messages, and every dropped datagram or command by reason.
 
         Examples:
-          udp room serve
-          udp room serve --port 9000 --bind 127.0.0.1 --max-members 10
+          udp room serve                         port 9000, any address
+          udp room serve 127.0.0.1:9000 --max-members 10
         """
     )
 
-    @Option(help: "UDP port to serve on (0: any free port).")
-    var port: Int = 9000
+    @Argument(help: ArgumentHelp("[HOST:]PORT to serve on (default: port 9000 on any address; port 0: any free port).", valueName: "address"))
+    var address: String?
 
-    @Option(help: ArgumentHelp("Local address to bind (default: any).", valueName: "host"))
-    var bind: String?
+    // The older way to say where: --port PORT and --bind HOST.
+    @Option(name: .customLong("port"), parsing: .unconditional, help: .hidden)
+    var portOption: Int?
 
-    @Option(help: "Most members at once.")
+    @Option(name: .customLong("bind"), help: .hidden)
+    var bindOption: String?
+
+    var port: Int { (try? LocalAddress(from: address, port: portOption, bind: bindOption))?.port ?? 9000 }
+    var bind: String? { (try? LocalAddress(from: address, port: portOption, bind: bindOption))?.host }
+
+    @Option(parsing: .unconditional, help: "Most members at once.")
     var maxMembers: Int = RoomLimits.standard.maxMembers
 
-    @Option(help: "Public messages a newcomer is shown.")
+    @Option(parsing: .unconditional, help: "Public messages a newcomer is shown (0 to 65535).")
     var history: Int = RoomLimits.standard.historyLength
 
-    @Option(help: ArgumentHelp("Longest message, in bytes of UTF-8.", valueName: "bytes"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Longest message, in bytes of UTF-8.", valueName: "bytes"))
     var maxText: Int = RoomLimits.standard.maxTextBytes
 
-    @Option(help: ArgumentHelp("How often members send a heartbeat.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How often members send a heartbeat.", valueName: "duration"))
     var heartbeat: DurationArgument = DurationArgument(seconds: 2)
 
-    @Option(help: ArgumentHelp("Drop a member silent this long.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Drop a member silent this long.", valueName: "duration"))
     var memberTimeout: DurationArgument = DurationArgument(seconds: 10)
 
     @Flag(help: "Print the bound address on stderr.")
@@ -62,7 +69,8 @@ struct RoomServe: AsyncParsableCommand {
     @OptionGroup var network: NetworkOptions
 
     func validate() throws {
-        guard (0...65_535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        if let portOption, !(0...65_535).contains(portOption) { throw ValidationError("--port must be from 0 to 65535") }
+        _ = try LocalAddress(from: address, port: portOption, bind: bindOption, what: "[HOST:]PORT")
         guard maxMembers >= 1 else { throw ValidationError("--max-members must be at least 1") }
         guard (0...65_535).contains(history) else { throw ValidationError("--history must be from 0 to 65535") }
         guard (1...StringField.text.maxBytes).contains(maxText) else { throw ValidationError("--max-text must be from 1 to \(StringField.text.maxBytes)") }
@@ -142,10 +150,10 @@ struct RoomJoin: AsyncParsableCommand {
     @Option(help: "Your nick: 1 to 24 characters, no spaces or control characters.")
     var nick: String
 
-    @Option(help: ArgumentHelp("Give up joining after this long without an answer.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Give up joining after this long without an answer.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 10)
 
-    @Option(help: ArgumentHelp("At the end of piped input, wait at most this long for the server to confirm.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("At the end of piped input, wait at most this long for the server to confirm.", valueName: "duration"))
     var wait: DurationArgument = DurationArgument(seconds: 10)
 
     @OptionGroup var network: NetworkOptions

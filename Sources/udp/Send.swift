@@ -7,23 +7,24 @@ struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send datagrams: the message words as one datagram, or one datagram per line of stdin.",
         discussion: """
-        Replaces the seed sender (socket + sendto). With no MESSAGE, each line of standard input (without its newline) is sent as one datagram.
+        Replaces the classic Python sender (socket + sendto). With no MESSAGE, each line of standard input (without its newline) is sent as one datagram; --each sends each MESSAGE word as its own datagram. HOST PORT or HOST:PORT, not both: in 'udp send 127.0.0.1:9999 9998 x' the 9998 is part of the message (a warning says so).
 
         Broadcast: <broadcast> (or broadcast) sends to the broadcast address of every interface that is up, so it works without a default route; --interface picks one. A directed address such as 10.1.1.255 works as it is, and 255.255.255.255 is sent as itself (add --interface where there is no default route). Broadcast permission (SO_BROADCAST) is turned on by itself.
 
         Multicast: a group address (224.0.0.0/4, ff00::/8) is sent to on --interface, with --ttl hops (default 1: the local network) and --no-loop to keep this host's own members from receiving it.
 
         Examples:
-          udp send 127.0.0.1 9999 hello world        one datagram: "hello world"
-          udp send [::1]:9999 --each Tom Jerry Spike three datagrams
+          udp send 127.0.0.1 9999 hello world       one datagram: "hello world"
+          udp send [::1]:9999 --each Tom Jerry      two datagrams
           udp send localhost 9999 --hex '48 65 6c 6c 6f 0a'
           udp send 127.0.0.1 2425 -e '1:100:will:will-pc:32:hi\\x00'
-          printf 'a\\nb\\n' | udp send 127.0.0.1 9999  two datagrams
+          printf 'a\\nb\\n' | udp send 127.0.0.1 9999    two datagrams
           udp send 127.0.0.1 9999 --file packet.bin --count 10 --interval 100ms
           udp send unix:/tmp/app.sock ping
-          udp send '<broadcast>' 2425 hello         every interface's broadcast address
+          udp send '<broadcast>' 2425 hello        every broadcast address
           udp send 239.1.2.3 5000 --interface eth0 --ttl 4 hello
           udp send ff02::1:3 5355 --interface eth0 hello
+          udp send 127.0.0.1 9999 hi --from 127.0.0.1:5000   from a fixed port
         """
     )
 
@@ -33,7 +34,7 @@ struct Send: AsyncParsableCommand {
     @Flag(help: "Allow sending to a broadcast address (SO_BROADCAST); on by itself for this host's broadcast addresses.")
     var broadcast = false
 
-    @Option(help: "IP time-to-live / hop limit (1-255); for a multicast group, how many routers it may cross.")
+    @Option(parsing: .unconditional, help: "IP time-to-live / hop limit (1-255); for a multicast group, how many routers it may cross.")
     var ttl: Int?
 
     @Option(help: ArgumentHelp("For <broadcast>, 255.255.255.255 and multicast groups: the interface to send on.", valueName: "name"))
@@ -130,10 +131,10 @@ struct OutgoingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Send the whole file as one datagram ('-' for stdin).", valueName: "path"))
     var file: String?
 
-    @Option(help: "Send each datagram this many times (to each destination).")
+    @Option(parsing: .unconditional, help: "Send each datagram this many times (to each destination).")
     var count: Int = 1
 
-    @Option(help: ArgumentHelp("Pause between datagrams, e.g. 100ms, 1s.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Pause between datagrams, e.g. 100ms, 1s.", valueName: "duration"))
     var interval: DurationArgument?
 
     @Option(help: ArgumentHelp("Local address to send from: [HOST:]PORT.", valueName: "address"))
@@ -145,16 +146,18 @@ struct OutgoingOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Say nothing on stderr.")
     var quiet = false
 
-    @OptionGroup var payload: PayloadOptions
+    @OptionGroup var payload: MessageOptions
 
     func validate() throws {
         guard (1...1_000_000_000).contains(count) else { throw ValidationError("--count must be from 1 to 1000000000") }
+        try payload.checkMessageOptions()
         if file != nil && each { throw ValidationError("--file and --each cannot be used together") }
     }
 
     /// Checks what can be checked before any address is resolved.
     func check(message: [String]) throws {
         if file != nil && !message.isEmpty { throw CLIFailure.usage("give either MESSAGE words or --file, not both") }
+        if each && message.isEmpty { throw CLIFailure.usage("--each needs MESSAGE words: each word is sent as its own datagram (stdin lines are already one datagram each)") }
         _ = try payload.textEncoding()
     }
 
@@ -213,6 +216,9 @@ struct OutgoingOptions: ParsableArguments {
             let alternative = first.isLimitedBroadcast ? ", or drop --limited to reach each subnet's broadcast address" : ""
             throw CLIFailure(message: "network unreachable for \(address): no default route to send it by; name an interface (--interface)\(alternative)",
                              code: ExitCode32.unavailable)
+        }
+        if sent == 0 && !quiet {
+            Terminal.writeStderr("udp: warning: nothing sent: standard input was empty\n")
         }
         if !quiet && Terminal.stderrIsTTY {
             let targets = plan.destinations.map(\.description).joined(separator: ", ")

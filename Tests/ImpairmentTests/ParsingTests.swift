@@ -62,7 +62,6 @@ final class ParsingTests: XCTestCase {
 
     func testDurationsInAllAcceptedForms() throws {
         XCTAssertEqual(try Duration(parsing: "10ms", option: "--delay"), .milliseconds(10))
-        XCTAssertEqual(try Duration(parsing: "10", option: "--delay"), .milliseconds(10))
         XCTAssertEqual(try Duration(parsing: "1.5s", option: "--delay"), .milliseconds(1_500))
         XCTAssertEqual(try Duration(parsing: "250us", option: "--delay"), .microseconds(250))
         XCTAssertEqual(try Duration(parsing: "250µs", option: "--delay"), .microseconds(250))
@@ -75,6 +74,9 @@ final class ParsingTests: XCTestCase {
 
     func testDurationErrors() {
         XCTAssertEqual(durationError("-5ms")?.description, "--delay: -5ms is negative")
+        // One rule for every duration in udp: a number needs its unit.
+        XCTAssertEqual(durationError("10")?.description, "--delay: add a unit to 10: 10ms, 10s or 10us (the units are us, ms, s)")
+        XCTAssertEqual(durationError("-10")?.problem, .negative)
         XCTAssertEqual(durationError("5x")?.description, "--delay: unknown unit 'x' in '5x' (expected us, ms or s)")
         XCTAssertEqual(durationError("5e")?.problem, .unknownUnit("e", expected: "us, ms or s"))
         XCTAssertEqual(durationError("2h")?.problem, .unknownUnit("h", expected: "us, ms or s"))

@@ -85,5 +85,7 @@ final class FormatTests: XCTestCase {
         XCTAssertTrue(UDPError.addressInUse("127.0.0.1:9").description.contains("choose another port"))
         XCTAssertEqual(UDPError.timedOut(seconds: 0.25).description, "timed out after 250 ms with no reply")
         XCTAssertEqual(UDPError.timedOut(seconds: 3).description, "timed out after 3 s with no reply")
+        XCTAssertEqual(UDPError.timedOut(seconds: 0.00025).description, "timed out after 250 us with no reply")
+        XCTAssertEqual(UDPError.timedOut(seconds: 0.0015).description, "timed out after 1.5 ms with no reply")
     }
 }
