@@ -26,7 +26,10 @@ public func roomCodecFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             fatalError("server packet does not decode to itself: \(packet)")
         }
     }
-    if let reply = RoomCodec.versionMismatchReply(to: bytes) {
+    if var reply = RoomCodec.versionMismatchReply(to: bytes) {
+        guard reply.count <= 3 * bytes.count else { fatalError("version mismatch reply amplifies") }
+        // A version-1 JOIN is answered in version 1, whose REFUSED has this version's layout.
+        reply[2] = RoomWire.version
         guard case .refused(_, .unsupportedVersion, _)? = try? RoomCodec.decodeServerPacket(reply) else {
             fatalError("version mismatch reply does not decode")
         }

@@ -66,8 +66,10 @@ struct RoomServe: AsyncParsableCommand {
         guard maxMembers >= 1 else { throw ValidationError("--max-members must be at least 1") }
         guard (0...65_535).contains(history) else { throw ValidationError("--history must be from 0 to 65535") }
         guard (1...StringField.text.maxBytes).contains(maxText) else { throw ValidationError("--max-text must be from 1 to \(StringField.text.maxBytes)") }
-        guard heartbeat.seconds >= 0.01 else { throw ValidationError("--heartbeat must be at least 10ms") }
-        guard memberTimeout.seconds > heartbeat.seconds else { throw ValidationError("--member-timeout must be longer than --heartbeat") }
+        // The ranges clients accept (they clamp whatever a server announces to them).
+        guard (0.1...60).contains(heartbeat.seconds) else { throw ValidationError("--heartbeat must be from 100ms to 60s") }
+        guard (1...600).contains(memberTimeout.seconds) else { throw ValidationError("--member-timeout must be from 1s to 600s") }
+        guard memberTimeout.seconds >= 2 * heartbeat.seconds else { throw ValidationError("--member-timeout must be at least twice --heartbeat") }
     }
 
     func run() async throws {
@@ -103,6 +105,7 @@ struct RoomServe: AsyncParsableCommand {
         case .left(let nick): "\(TerminalText.escape(nick)) left"
         case .timedOut(let nick, let reason): "\(TerminalText.escape(nick)) timed out (\(reason))"
         case .nickChanged(let from, let to): "\(TerminalText.escape(from)) is now \(TerminalText.escape(to))"
+        case .moved(let nick, let from, let to): "\(TerminalText.escape(nick)) moved from \(from) to \(to)"
         case .refused(let nick, let address, let reason): "refused \(TerminalText.escape(nick)) from \(address): \(reason)"
         }
     }
