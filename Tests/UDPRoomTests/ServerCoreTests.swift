@@ -128,6 +128,17 @@ final class ServerCoreTests: XCTestCase {
         h.advance(50 * ms)
         XCTAssertEqual(h.datagramsTo[victim], nicks.count + 2, "every JOIN, the stray token and the old JOIN are answered")
         XCTAssertLessThanOrEqual(h.sent[victim, default: 0], 3 * h.received[victim, default: 0])
+
+        // The worst single exchange: the shortest datagram that gets an answer, a JOIN of another version
+        // that is nothing but header and nonce (12 bytes).
+        let bare: [UInt8] = [0x55, 0x52, 0x03, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]
+        let other = Self.address("10.0.0.98", 53)
+        h.core.receive(bare, truncated: false, from: other, now: h.now, unixMillis: 1)
+        h.advance(10 * ms)
+        let answer = h.sent[other, default: 0]
+        XCTAssertGreaterThan(answer, 0)
+        XCTAssertLessThanOrEqual(answer, 3 * bare.count)
+        print("worst answer to an unproven address: \(answer) bytes for \(bare.count): ×\(Double(answer) / Double(bare.count))")
     }
 
     /// A member whose address really changed (a NAT rebinding) moves once it answers the challenge from there;
