@@ -144,6 +144,55 @@ final class RoomCLITests: XCTestCase {
     }
 }
 
+extension RoomCLITests {
+    /// For SECONDS: sends JOINs every 100 ms from each of the loopback addresses given (new nonce and nick each
+    /// time, never confirming), and about RATE heartbeats a second with random tokens from 127.0.0.1.
+    static let squatters = """
+    import os, random, socket, struct, sys, time
+    port, seconds, rate = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    server = ("127.0.0.1", port)
+    def s(t): b = t.encode(); return struct.pack(">H", len(b)) + b
+    def join(nonce, nick):
+        p = b"UR\\x02\\x01" + struct.pack(">Q", nonce) + s(nick)
+        return p + bytes(max(0, 64 - len(p)))
+    squatters = []
+    for ip in sys.argv[4:]:
+        so = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); so.bind((ip, 0)); squatters.append(so)
+    bogus = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); bogus.bind(("127.0.0.1", 0))
+    print("ready", flush=True)
+    end, tick, n = time.time() + seconds, 0, 0
+    while time.time() < end:
+        for i, so in enumerate(squatters):
+            so.sendto(join(random.getrandbits(63) + 1, "sq%d_%d" % (i, n)), server)
+        for _ in range(max(1, rate // 10)):
+            bogus.sendto(b"UR\\x02\\x03" + os.urandom(16) + struct.pack(">Q", 0), server)
+        n += 1
+        time.sleep(0.1)
+    print("done", n, flush=True)
+    """
+
+    /// Items of the hardening report: three addresses keep JOINing a 3-member room without ever confirming,
+    /// and 200 forged tokens a second come from 127.0.0.1; a real member on 127.0.0.1 still joins, talks and
+    /// leaves. Before, the pending JOINs made the room "full" and the forged tokens used up 127.0.0.1's budget,
+    /// so the JOIN went unanswered ("is `udp room serve` running there?").
+    func testSquattersAndForgedTokensDoNotKeepAMemberOut() throws {
+        let (server, port) = try startServer(extra: ["--max-members", "3"])
+        let attack = try Run.python(Self.squatters, [String(port), "6", "200", "127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        XCTAssertTrue(attack.waitForOutput("ready"), attack.stderr)
+        Thread.sleep(forTimeInterval: 1)
+        let member = try Run.udp(["room", "join", "127.0.0.1:\(port)", "--nick", "real", "--timeout", "4s"],
+                                 stdin: Data("hello despite them\n".utf8), timeout: 15)
+        XCTAssertEqual(member.status, 0, member.stderr)
+        XCTAssertTrue(member.text.contains("] real: hello despite them"), member.text + member.stderr)
+        let attacked = attack.finish(timeout: 15)
+        XCTAssertTrue(attacked.text.contains("done"), attacked.stderr)
+        let done = server.finish(timeout: 5, signal: SIGTERM)
+        // Both attacks were on: forged tokens over their limit, squatters over theirs.
+        XCTAssertTrue(done.stderr.contains("address-rate-limited"), done.stderr)
+        XCTAssertTrue(done.stderr.contains("pending-join-limit"), done.stderr)
+    }
+}
+
 /// `udp room serve` attacked the way UDP services are attacked on the internet, on the namespace network of
 /// `TestLAN` (nothing leaves it): the attacker on B forges C's address with a raw socket.
 final class RoomSpoofingCLITests: XCTestCase {
