@@ -59,7 +59,8 @@ public final class RoomServer: Sendable {
         /// member, unsupported command.
         case rejected
         /// A JOIN refused because its address has `maxPendingJoinsPerAddress` unconfirmed sessions, or an
-        /// unconfirmed session dropped to make room under `maxPendingJoins`.
+        /// unconfirmed session dropped to make room under `maxPendingJoins` or because 64 events queued for it
+        /// before it confirmed.
         case pendingJoinLimit = "pending-join-limit"
     }
 

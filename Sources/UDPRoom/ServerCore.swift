@@ -403,10 +403,15 @@ struct ServerCore {
 
     // MARK: - Events
 
+    /// Events an unconfirmed session may queue beyond its history: a real member confirms within a round trip,
+    /// so this bounds what JOINs nobody confirms can hold (the history is shared with the room's own copy).
+    static let pendingBacklog = 64
+
     /// Appends `event` to one member's stream; a member whose stream is full is dropped afterwards.
     private mutating func deliver(_ event: RoomEvent, to token: SessionToken) {
-        guard sessions[token] != nil else { return }
-        if sessions[token]!.events.enqueue(event) == nil, !overflowed.contains(token) {
+        guard let session = sessions[token] else { return }
+        let full = !session.confirmed && session.events.count >= Int(session.welcome.historyCount) + Self.pendingBacklog
+        if full || sessions[token]!.events.enqueue(event) == nil, !overflowed.contains(token) {
             overflowed.append(token)
         }
     }
@@ -421,7 +426,12 @@ struct ServerCore {
         // Announcing a drop can overflow another member; repeat until nobody is left over.
         while let token = overflowed.popLast() {
             guard let session = sessions[token] else { continue }
-            send(.ended(token: token, reason: .tooSlow), to: session.address)
+            // An unconfirmed session's address is unproven: it goes without a word (its client joins again).
+            if session.confirmed {
+                send(.ended(token: token, reason: .tooSlow), to: session.address)
+            } else {
+                drop(.pendingJoinLimit)
+            }
             expire(token, reason: "fell more than \(timing.stream.capacity) events behind")
         }
     }

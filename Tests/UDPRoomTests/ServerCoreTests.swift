@@ -239,6 +239,22 @@ final class ServerCoreTests: XCTestCase {
         guard case .refused(_, .roomFull, _)? = full.first?.packet else { return XCTFail("not full: \(full)") }
     }
 
+    /// What an unconfirmed session can hold is bounded: past its history and 64 events it is dropped, without
+    /// a word to its unproven address.
+    func testAPendingSessionHoldsAtMostSixtyFourEventsBeyondItsHistory() {
+        var h = Harness(.fast(limits: RoomLimits(commandBurst: 1_000)))
+        let talker = h.member("talker", at: attacker)
+        let out = h.send(.join(nonce: 3, nick: "silent"), from: victim)
+        guard case .welcome(let welcome)? = out.first?.packet else { return XCTFail("\(out)") }
+        for sequence in 1...(ServerCore.pendingBacklog + 1) {
+            h.send(.command(token: talker, sequence: UInt64(sequence), .say(kind: .text, text: "line \(sequence)")), from: attacker)
+        }
+        XCTAssertEqual(h.core.counters.dropped[.pendingJoinLimit], 1)
+        XCTAssertEqual(h.datagramsTo[victim], 1, "the WELCOME only")
+        let late = h.send(.ack(token: welcome.token, Acknowledgement(cumulative: 0)), from: victim)
+        XCTAssertEqual(late.map(\.packet), [.ended(token: welcome.token, reason: .unknownSession)])
+    }
+
     /// A confirmation that comes when the room filled up after the WELCOME ends that session: the room never
     /// holds more than its limit.
     func testConfirmingIntoARoomThatFilledMeanwhileEndsTheSession() {
