@@ -47,10 +47,10 @@ struct RoomServe: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Longest message, in bytes of UTF-8.", valueName: "bytes"))
     var maxText: Int = RoomLimits.standard.maxTextBytes
 
-    @Option(help: ArgumentHelp("How often members send a heartbeat.", valueName: "duration"))
+    @Option(help: ArgumentHelp("How often members send a heartbeat (100ms to 60s).", valueName: "duration"))
     var heartbeat: DurationArgument = DurationArgument(seconds: 2)
 
-    @Option(help: ArgumentHelp("Drop a member silent this long.", valueName: "duration"))
+    @Option(help: ArgumentHelp("Drop a member silent this long (1s to 600s, at least twice --heartbeat).", valueName: "duration"))
     var memberTimeout: DurationArgument = DurationArgument(seconds: 10)
 
     @Flag(help: "Print the bound address on stderr.")
@@ -115,6 +115,9 @@ struct RoomServe: AsyncParsableCommand {
         var text = "room: \(plural(c.joined, "member")) joined (\(c.left) left, \(c.timedOut) timed out, \(c.refused) refused); "
             + "\(plural(c.messages, "message")), \(c.privateMessages) private; "
             + "\(c.received) datagrams received, \(c.sent) sent (\(c.retransmissions) again)"
+        if c.migrations > 0 || c.pathChallenges > 0 {
+            text += "; \(c.migrations) moved to a new address (\(plural(c.pathChallenges, "path challenge")) sent)"
+        }
         if c.droppedTotal > 0 {
             let reasons = RoomServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
             text += "; dropped \(c.droppedTotal) (\(reasons.joined(separator: ", ")))"

@@ -120,6 +120,16 @@ final class RoomCLITests: XCTestCase {
         XCTAssertTrue(badNick.stderr.hasPrefix("udp: invalid nick: a nick must not contain U+0020 (space)"), badNick.stderr)
         let badPort = try Run.udp(["room", "serve", "--port", "70000"])
         XCTAssertEqual(badPort.status, 64, badPort.stderr)
+        // Timings clients would not accept (they clamp what a server announces) are refused up front.
+        let zeroBeat = try Run.udp(["room", "serve", "--heartbeat", "0ms"])
+        XCTAssertEqual(zeroBeat.status, 64, zeroBeat.stderr)
+        XCTAssertTrue(zeroBeat.stderr.hasPrefix("udp: --heartbeat must be from 100ms to 60s"), zeroBeat.stderr)
+        let tight = try Run.udp(["room", "serve", "--heartbeat", "1s", "--member-timeout", "1500ms"])
+        XCTAssertEqual(tight.status, 64, tight.stderr)
+        // A nick that would show as blank is refused before anything is sent.
+        let blank = try Run.udp(["room", "join", "127.0.0.1:9", "--nick", "\u{3164}"])
+        XCTAssertEqual(blank.status, 64, blank.stderr)
+        XCTAssertTrue(blank.stderr.hasPrefix("udp: invalid nick: a nick must not contain U+3164"), blank.stderr)
 
         // Nothing listening: the JOIN goes unanswered.
         let nobody = try Run.udp(["room", "join", "127.0.0.1:9", "--nick", "alice", "--timeout", "300ms"])
