@@ -27,8 +27,9 @@ public final class RoomServer: Sendable {
         public var limits: RoomLimits = .standard
         /// Heartbeat interval, member timeout, retransmission timeouts. Tests shorten these.
         public var timing: RoomTiming = .standard
-        /// How many packets without a valid token (JOINs, stale or forged tokens) one source address may
-        /// send in a burst before the server stops answering it. Default 32.
+        /// How many packets without a valid token one source IP address may send in a burst before the server
+        /// stops answering it. JOINs and packets with unknown (stale or forged) tokens each have a bucket of
+        /// their own, so a flood of one kind does not lock out the other. Default 32.
         public var addressBurst = 32
         /// Nanoseconds for an address to regain one such packet after a burst. Default 100 ms (10 per second).
         public var addressRefillInterval: UInt64 = 100_000_000
