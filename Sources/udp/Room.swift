@@ -133,7 +133,9 @@ struct RoomJoin: AsyncParsableCommand {
         discussion: """
         Lines you type are said to the room; incoming messages appear above the line being typed without garbling it. Commands: /me ACTION, /msg NICK TEXT, /nick NAME, /who, /help, /quit (or Ctrl-D). If the server restarts, the client rejoins by itself and says so.
 
-        With piped input, each line is sent (paced to the room's rate limit) and the client leaves at the end of input, once the server confirmed everything, or after --wait (exit 75 then).
+        With piped input, each line is sent (paced to the room's rate limit) and the client leaves at the end of input, once the server confirmed everything, or after --wait (exit 75 then). A full room is tried again three times, a second apart, before giving up (exit 69).
+
+        If your address changes (a NAT rebinding, another network), the server checks that you receive at the new one before it sends you anything there; the client answers by itself and nothing is lost.
 
         Examples:
           udp room join 127.0.0.1:9000 --nick alice
