@@ -210,6 +210,25 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertNil(h.core.nextDeadline(now: h.now))
     }
 
+    /// A slow consumer: a member that keeps heartbeating but acknowledges nothing is dropped once its oldest
+    /// event has waited three member timeouts, and the retransmissions to it stop.
+    func testAMemberThatAcknowledgesNothingIsDropped() {
+        var h = Harness()
+        let slow = h.member("slow", at: attacker)
+        var beats = 0
+        while h.core.counters.timedOut == 0, beats < 100 {
+            h.send(.heartbeat(token: slow, echo: 0), from: attacker)
+            h.advance(100 * ms)
+            beats += 1
+        }
+        XCTAssertEqual(h.core.counters.timedOut, 1)
+        XCTAssertGreaterThanOrEqual(UInt64(beats) * 100 * ms, fastTiming.stallTimeout)
+        let retransmissions = h.core.counters.retransmissions
+        h.send(.heartbeat(token: slow, echo: 0), from: attacker)
+        h.advance(1_000 * ms)
+        XCTAssertEqual(h.core.counters.retransmissions, retransmissions)
+    }
+
     /// JOINs nobody confirms do not fill the room; they are bounded per address and in total.
     func testPendingJoinsDoNotFillTheRoomAndAreBounded() {
         var configuration = RoomServer.Configuration.fast(limits: RoomLimits(maxMembers: 3))
