@@ -409,8 +409,10 @@ struct ServerCore {
 
     /// Appends `event` to one member's stream; a member whose stream is full is dropped afterwards.
     private mutating func deliver(_ event: RoomEvent, to token: SessionToken) {
-        guard let session = sessions[token] else { return }
-        let full = !session.confirmed && session.events.count >= Int(session.welcome.historyCount) + Self.pendingBacklog
+        // No local copy of the session: it would share the stream's storage and make the append copy it.
+        guard sessions[token] != nil else { return }
+        let full = !sessions[token]!.confirmed
+            && sessions[token]!.events.count >= Int(sessions[token]!.welcome.historyCount) + Self.pendingBacklog
         if full || sessions[token]!.events.enqueue(event) == nil, !overflowed.contains(token) {
             overflowed.append(token)
         }
