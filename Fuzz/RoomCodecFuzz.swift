@@ -34,6 +34,14 @@ public func roomCodecFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             fatalError("version mismatch reply does not decode")
         }
     }
+    if let refusal = RoomCodec.decodeVersionRefusal(bytes) {
+        // What a client reads from an older server must be what that server encoded.
+        guard var reencoded = try? RoomCodec.encode(ServerPacket.refused(nonce: refusal.nonce, reason: .unsupportedVersion, text: refusal.text)) else {
+            fatalError("version refusal does not re-encode")
+        }
+        reencoded[2] = 1
+        guard reencoded == bytes else { fatalError("version refusal is not canonical") }
+    }
     return 0
 }
 
