@@ -26,10 +26,21 @@ public func roomCodecFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             fatalError("server packet does not decode to itself: \(packet)")
         }
     }
-    if let reply = RoomCodec.versionMismatchReply(to: bytes) {
+    if var reply = RoomCodec.versionMismatchReply(to: bytes) {
+        guard reply.count <= 3 * bytes.count else { fatalError("version mismatch reply amplifies") }
+        // A version-1 JOIN is answered in version 1, whose REFUSED has this version's layout.
+        reply[2] = RoomWire.version
         guard case .refused(_, .unsupportedVersion, _)? = try? RoomCodec.decodeServerPacket(reply) else {
             fatalError("version mismatch reply does not decode")
         }
+    }
+    if let refusal = RoomCodec.decodeVersionRefusal(bytes) {
+        // What a client reads from an older server must be what that server encoded.
+        guard var reencoded = try? RoomCodec.encode(ServerPacket.refused(nonce: refusal.nonce, reason: .unsupportedVersion, text: refusal.text)) else {
+            fatalError("version refusal does not re-encode")
+        }
+        reencoded[2] = 1
+        guard reencoded == bytes else { fatalError("version refusal is not canonical") }
     }
     return 0
 }

@@ -32,12 +32,16 @@ public enum ClientPacket: Hashable, Sendable {
     case heartbeat(token: SessionToken, echo: UInt64)
     /// Command number `sequence` of the client-to-server stream.
     case command(token: SessionToken, sequence: UInt64, ClientCommand)
+    /// The answer to a PATH_CHALLENGE: the same `challenge`, sent at once. It proves to the server that
+    /// the member receives at the address this packet comes from, so the server may move the member's
+    /// stream there (after a NAT rebinding, say).
+    case pathResponse(token: SessionToken, challenge: UInt64)
 
     /// The session token, for every packet but JOIN.
     public var token: SessionToken? {
         switch self {
         case .join: nil
-        case .ack(let token, _), .heartbeat(let token, _), .command(let token, _, _): token
+        case .ack(let token, _), .heartbeat(let token, _), .command(let token, _, _), .pathResponse(let token, _): token
         }
     }
 }
@@ -142,13 +146,18 @@ public enum ServerPacket: Hashable, Sendable {
     case pong(token: SessionToken, echo: UInt64)
     /// Event number `sequence` of this member's server-to-client stream.
     case deliver(token: SessionToken, sequence: UInt64, RoomEvent)
+    /// The member's packets came from an address the server has not seen it receive at: the client
+    /// answers with `ClientPacket.pathResponse` carrying the same `challenge`, a random number sent only
+    /// to that address. Until then the server keeps the member's stream where it was.
+    case pathChallenge(token: SessionToken, challenge: UInt64)
 
     /// The session token this packet is about, for every packet but REFUSED.
     public var token: SessionToken? {
         switch self {
         case .welcome(let welcome): welcome.token
         case .refused: nil
-        case .ended(let token, _), .ack(let token, _), .pong(let token, _), .deliver(let token, _, _): token
+        case .ended(let token, _), .ack(let token, _), .pong(let token, _), .deliver(let token, _, _),
+             .pathChallenge(let token, _): token
         }
     }
 }

@@ -21,6 +21,8 @@ public enum DecodeError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidUTF8(field: StringField)
     /// The packet is complete but `count` bytes follow it.
     case trailingBytes(count: Int)
+    /// A JOIN's padding (zero bytes up to `RoomWire.minimumJoinSize`) has a byte that is not zero.
+    case nonzeroPadding
 
     public var description: String {
         switch self {
@@ -33,6 +35,7 @@ public enum DecodeError: Error, Hashable, Sendable, CustomStringConvertible {
         case .stringTooLong(let field, let length): "\(field) of \(length) bytes exceeds \(field.maxBytes)"
         case .invalidUTF8(let field): "\(field) is not valid UTF-8"
         case .trailingBytes(let count): "\(count) unexpected bytes after the packet"
+        case .nonzeroPadding: "a JOIN's padding is not all zero bytes"
         }
     }
 }
@@ -60,7 +63,7 @@ public enum EncodeError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Encodes and decodes room datagrams (wire format version 1, `docs/room-protocol.md`).
+/// Encodes and decodes room datagrams (wire format version 2, `docs/room-protocol.md`).
 ///
 /// Pure and total: decoding never traps, whatever the bytes, and checks every length before
 /// reading. The encoding is canonical: when decoding succeeds, encoding the result gives back
@@ -74,6 +77,7 @@ public enum RoomCodec {
             writer = ByteWriter(type: PacketType.join)
             writer.u64(nonce)
             try writer.string(nick, .nick)
+            writer.pad(to: RoomWire.minimumJoinSize)
         case .ack(let token, let ack):
             writer = ByteWriter(type: PacketType.clientAck)
             writer.token(token)
@@ -87,6 +91,10 @@ public enum RoomCodec {
             writer.token(token)
             writer.u64(sequence)
             try writer.command(command)
+        case .pathResponse(let token, let challenge):
+            writer = ByteWriter(type: PacketType.pathResponse)
+            writer.token(token)
+            writer.u64(challenge)
         }
         return try writer.finish()
     }
@@ -126,6 +134,10 @@ public enum RoomCodec {
             writer.token(token)
             writer.u64(sequence)
             try writer.event(event)
+        case .pathChallenge(let token, let challenge):
+            writer = ByteWriter(type: PacketType.pathChallenge)
+            writer.token(token)
+            writer.u64(challenge)
         }
         return try writer.finish()
     }
@@ -141,6 +153,7 @@ public enum RoomCodec {
                 case PacketType.join:
                     let nonce = try reader.u64()
                     packet = .join(nonce: nonce, nick: try reader.string(.nick))
+                    try reader.padding(to: RoomWire.minimumJoinSize)
                 case PacketType.clientAck:
                     let token = try reader.token()
                     packet = .ack(token: token, try reader.ack())
@@ -151,6 +164,9 @@ public enum RoomCodec {
                     let token = try reader.token()
                     let sequence = try reader.u64()
                     packet = .command(token: token, sequence: sequence, try reader.command())
+                case PacketType.pathResponse:
+                    let token = try reader.token()
+                    packet = .pathResponse(token: token, challenge: try reader.u64())
                 case 0x80...:
                     throw .wrongDirection(type)
                 default:
@@ -198,6 +214,9 @@ public enum RoomCodec {
                     let token = try reader.token()
                     let sequence = try reader.u64()
                     packet = .deliver(token: token, sequence: sequence, try reader.event())
+                case PacketType.pathChallenge:
+                    let token = try reader.token()
+                    packet = .pathChallenge(token: token, challenge: try reader.u64())
                 case ..<0x80:
                     throw .wrongDirection(type)
                 default:
@@ -209,12 +228,14 @@ public enum RoomCodec {
         }.get()
     }
 
-    /// The REFUSED (reason `unsupportedVersion`) a version-1 server sends back for a JOIN of
-    /// another protocol version, or nil when `datagram` is not such a JOIN.
+    /// The REFUSED (reason `unsupportedVersion`) a server sends back for a JOIN of another protocol
+    /// version, or nil when `datagram` is not such a JOIN.
     ///
-    /// Every version keeps the 4-byte header and starts the JOIN body with its u64 nonce, so
-    /// the nonce can be echoed without understanding the rest. Other packets of an unknown
-    /// version get no answer.
+    /// Every version keeps the 4-byte header and starts the JOIN body with its u64 nonce, so the nonce can
+    /// be echoed without understanding the rest. A version-1 JOIN gets its REFUSED with version byte 1
+    /// (REFUSED has the same layout in both versions), so a version-1 client can tell its user why; any
+    /// other version gets this version's. The reply is never longer than three times `datagram` (its text
+    /// is cut to fit), so it cannot amplify. Other packets of an unknown version get no answer.
     public static func versionMismatchReply(to datagram: some Collection<UInt8>) -> [UInt8]? {
         let bytes = Array(datagram.prefix(RoomWire.headerSize + 8))
         guard bytes.count == RoomWire.headerSize + 8, datagram.count <= RoomWire.maxDatagramSize,
@@ -222,8 +243,25 @@ public enum RoomCodec {
               bytes[2] != RoomWire.version, bytes[3] == PacketType.join
         else { return nil }
         let nonce = bytes[4...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        // ASCII, so cutting at a byte count cuts at a character boundary.
         let text = "this server speaks room protocol version \(RoomWire.version) only"
-        return try? encode(ServerPacket.refused(nonce: nonce, reason: .unsupportedVersion, text: text))
+        let room = 3 * datagram.count - (RoomWire.headerSize + 8 + 1 + 2)
+        guard var reply = try? encode(ServerPacket.refused(nonce: nonce, reason: .unsupportedVersion, text: String(text.prefix(room)))) else {
+            return nil
+        }
+        if bytes[2] == 1 { reply[2] = 1 }
+        return reply
+    }
+
+    /// The nonce and text of a REFUSED in version 1 (whose REFUSED has this version's layout), as a
+    /// version-1 server sends to a JOIN of this version; nil for anything else. A client uses it to
+    /// tell its user that the server speaks an older version.
+    public static func decodeVersionRefusal(_ datagram: some Collection<UInt8>) -> (nonce: UInt64, text: String)? {
+        var bytes = Array(datagram.prefix(RoomWire.maxDatagramSize + 1))
+        guard bytes.count > 3, bytes[2] == 1, bytes[3] == PacketType.refused else { return nil }
+        bytes[2] = RoomWire.version
+        guard case .refused(let nonce, .unsupportedVersion, let text)? = try? decodeServerPacket(bytes) else { return nil }
+        return (nonce, text)
     }
 
     private static func withBuffer<R>(
@@ -272,6 +310,11 @@ struct ByteWriter {
         guard length <= field.maxBytes else { throw .stringTooLong(field: field, length: length) }
         u16(UInt16(length))
         bytes.append(contentsOf: string.utf8)
+    }
+
+    /// Zero bytes until the datagram is `size` bytes long; nothing when it is that long already.
+    mutating func pad(to size: Int) {
+        if bytes.count < size { bytes.append(contentsOf: repeatElement(0, count: size - bytes.count)) }
     }
 
     mutating func command(_ command: ClientCommand) throws(EncodeError) {
@@ -402,6 +445,13 @@ struct ByteReader {
         let string = String(decoding: raw, as: UTF8.self)
         guard string.utf8.elementsEqual(raw) else { throw .invalidUTF8(field: field) }
         return string
+    }
+
+    /// Reads the padding up to a datagram of `size` bytes: it must be there in full, and all zero, so that
+    /// the encoding stays canonical.
+    mutating func padding(to size: Int) throws(DecodeError) {
+        guard offset < size else { return }
+        for byte in try take(size - offset) where byte != 0 { throw .nonzeroPadding }
     }
 
     private mutating func rest() -> [UInt8] {

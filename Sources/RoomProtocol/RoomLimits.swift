@@ -6,12 +6,15 @@ public enum NickError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooLong(length: Int, limit: Int)
     /// The nick contains a space, control, format or otherwise invisible character.
     case forbiddenCharacter(Unicode.Scalar)
+    /// The nick starts with a combining mark, which has no character of the nick to sit on.
+    case startsWithCombiningMark(Unicode.Scalar)
 
     public var description: String {
         switch self {
         case .empty: "a nick must not be empty"
         case .tooLong(let length, let limit): "a nick has at most \(limit) characters; this one has \(length)"
         case .forbiddenCharacter(let scalar): "a nick must not contain \(describe(scalar))"
+        case .startsWithCombiningMark(let scalar): "a nick must not start with the combining mark \(describe(scalar))"
         }
     }
 }
@@ -52,10 +55,15 @@ private func describe(_ scalar: Unicode.Scalar) -> String {
 /// immediate error). Distinct from the wire caps in `StringField`, which are looser so that a
 /// slightly-too-long message still decodes and can be answered with a clear notice.
 ///
-/// Nick rules: 1 to `maxNickLength` Unicode scalars, none of them in a Unicode "Other" (C*)
-/// or "Separator" (Z*) general category: no spaces, controls, format characters, surrogates,
-/// private-use or unassigned code points. (In Python: `s.isprintable() and " " not in s`.)
-/// Nicks are unique case-insensitively: compare `nickKey` values.
+/// Nick rules: 1 to `maxNickLength` Unicode scalars, every one of them visible: none in a Unicode
+/// "Other" (C*) or "Separator" (Z*) general category (spaces, controls, format characters,
+/// surrogates, private-use or unassigned code points), none "default ignorable" (U+3164 HANGUL
+/// FILLER, U+FFA0, U+115F, U+1160, variation selectors, ...: characters that render as nothing),
+/// none of the symbols that render blank (U+2800 BRAILLE PATTERN BLANK, U+1D159 MUSICAL SYMBOL
+/// NULL NOTEHEAD, U+FFFC OBJECT REPLACEMENT CHARACTER), and the first not a combining mark (M*),
+/// which would sit on whatever is shown before the nick. So no nick shows as blank, and two nicks
+/// cannot differ only by something invisible. Nicks are unique case-insensitively: compare
+/// `nickKey` values.
 ///
 /// Text rules: 1 to `maxTextBytes` bytes of UTF-8; no control characters except tab, and no
 /// U+2028/U+2029 line/paragraph separators (one message is one line).
@@ -102,6 +110,7 @@ public struct RoomLimits: Hashable, Sendable {
         var length = 0
         for scalar in nick.unicodeScalars {
             if Self.isForbiddenInNick(scalar) { throw .forbiddenCharacter(scalar) }
+            if length == 0, Self.isCombiningMark(scalar) { throw .startsWithCombiningMark(scalar) }
             length += 1
         }
         if length == 0 { throw .empty }
@@ -130,13 +139,28 @@ public struct RoomLimits: Hashable, Sendable {
         TokenBucket(capacity: commandBurst, refillInterval: commandRefillInterval, now: now)
     }
 
+    /// Symbols with a visible general category that fonts draw as empty space (or a placeholder box
+    /// with nothing in it), so a nick made of them would look blank.
+    private static let blankSymbols: Set<UInt32> = [0x2800, 0x1D159, 0xFFFC]
+
     private static func isForbiddenInNick(_ scalar: Unicode.Scalar) -> Bool {
+        // Default ignorable code points render as nothing by definition; it covers the Hangul fillers,
+        // which are letters (Lo) by category, and the invisible marks such as U+034F.
+        if scalar.properties.isDefaultIgnorableCodePoint || scalar.properties.isWhitespace { return true }
+        if blankSymbols.contains(scalar.value) { return true }
         switch scalar.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse, .unassigned,
              .spaceSeparator, .lineSeparator, .paragraphSeparator:
-            true
+            return true
         default:
-            false
+            return false
+        }
+    }
+
+    private static func isCombiningMark(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: true
+        default: false
         }
     }
 
@@ -160,18 +184,30 @@ public struct RoomTiming: Hashable, Sendable {
     /// The reliable streams' tuning; the same backoff (200 ms doubling to 2 s) paces JOIN
     /// retries.
     public var stream: ReliableStreamConfiguration
+    /// How long the server keeps a member that sent LEAVE, at most, to deliver the rest of its
+    /// stream and acknowledge the LEAVE; then it forgets the session whatever the member sends.
+    /// Default 3 s: a little longer than a client waits for that acknowledgement (2 s).
+    public var leaveGrace: UInt64
 
     public init(
         heartbeatInterval: UInt64 = 2_000_000_000, memberTimeout: UInt64 = 10_000_000_000,
-        stream: ReliableStreamConfiguration = .standard
+        stream: ReliableStreamConfiguration = .standard, leaveGrace: UInt64 = 3_000_000_000
     ) {
         self.heartbeatInterval = heartbeatInterval
         self.memberTimeout = memberTimeout
         self.stream = stream
+        self.leaveGrace = leaveGrace
     }
 
     /// The defaults.
     public static let standard = RoomTiming()
+
+    /// The heartbeat intervals a client accepts from a WELCOME, in nanoseconds (100 ms to 60 s); it
+    /// uses the nearest one for any other value.
+    public static let clientHeartbeatRange: ClosedRange<UInt64> = 100_000_000...60_000_000_000
+    /// The member timeouts a client accepts from a WELCOME, in nanoseconds (1 s to 10 min); it uses
+    /// the nearest one for any other value.
+    public static let clientTimeoutRange: ClosedRange<UInt64> = 1_000_000_000...600_000_000_000
 
     /// How long the server lets the oldest item of a member's stream go unacknowledged before it
     /// drops the member: three member timeouts (30 s by default). Longer than the silence limit on

@@ -1,4 +1,4 @@
-/// Fixed facts of the room wire format, version 1. `docs/room-protocol.md` describes every
+/// Fixed facts of the room wire format, version 2. `docs/room-protocol.md` describes every
 /// packet byte by byte; the values here are the ones that document refers to.
 ///
 /// Every datagram starts with the same 4-byte header: the magic `"UR"` (`0x55 0x52`), the
@@ -11,7 +11,11 @@ public enum RoomWire {
     /// The second byte of every datagram: ASCII `R`.
     public static let magic1: UInt8 = 0x52
     /// The protocol version this module speaks, carried in byte 2 of every datagram.
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
+    /// The shortest JOIN datagram: a shorter JOIN is padded with zero bytes up to this size. Everything
+    /// a server sends back to a JOIN (WELCOME, REFUSED) is then at most three times what it received,
+    /// so a JOIN with a forged source address cannot make the server a reflector that amplifies.
+    public static let minimumJoinSize = 64
     /// Bytes before the packet body: magic (2), version (1), type (1).
     public static let headerSize = 4
     /// The largest datagram the codec produces or accepts. Larger datagrams are rejected
@@ -61,6 +65,7 @@ enum PacketType {
     static let join: UInt8 = 0x01
     static let clientAck: UInt8 = 0x02
     static let heartbeat: UInt8 = 0x03
+    static let pathResponse: UInt8 = 0x04
     static let command: UInt8 = 0x10
 
     static let welcome: UInt8 = 0x81
@@ -68,6 +73,7 @@ enum PacketType {
     static let ended: UInt8 = 0x83
     static let serverAck: UInt8 = 0x84
     static let pong: UInt8 = 0x85
+    static let pathChallenge: UInt8 = 0x86
     static let deliver: UInt8 = 0x90
 }
 

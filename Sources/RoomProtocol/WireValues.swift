@@ -64,8 +64,9 @@ public struct RefusalReason: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let invalidNick = RefusalReason(rawValue: 2)
     /// The room has as many members as it allows.
     public static let roomFull = RefusalReason(rawValue: 3)
-    /// The JOIN used a protocol version the server does not speak. The REFUSED itself is
-    /// always sent in version 1, so an old server can tell a new client so.
+    /// The JOIN used a protocol version the server does not speak. The REFUSED has the same
+    /// layout in versions 1 and 2 and is sent in the JOIN's version when that is 1, so either
+    /// side can tell the other's user (`RoomCodec.decodeVersionRefusal(_:)`).
     public static let unsupportedVersion = RefusalReason(rawValue: 4)
     /// Too many JOINs from this address recently.
     public static let rateLimited = RefusalReason(rawValue: 5)
@@ -98,12 +99,16 @@ public struct EndReason: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let serverShutdown = EndReason(rawValue: 2)
     /// The member fell too far behind (its stream backlog overflowed).
     public static let tooSlow = EndReason(rawValue: 3)
+    /// The room filled up between the WELCOME and the member's confirmation of it; the member may
+    /// join again.
+    public static let roomFull = EndReason(rawValue: 4)
 
     public var description: String {
         switch self {
         case .unknownSession: "unknown session"
         case .serverShutdown: "server shutdown"
         case .tooSlow: "too slow"
+        case .roomFull: "room full"
         default: "end \(rawValue)"
         }
     }

@@ -11,6 +11,10 @@ struct ClientCore {
         var nextAttempt: UInt64
         let started: UInt64
         let rejoin: Bool
+        /// "Room full" answers so far; a first join tries `fullRoomRetries` more times before giving up.
+        var fullRefusals = 0
+        /// The last refusal worth waiting out ("rate limited", "room full"): what to report if the join times out.
+        var lastRefusal: (reason: RefusalReason, text: String)?
     }
 
     private struct Session {
@@ -28,8 +32,15 @@ struct ClientCore {
         let seenUntilMillis: UInt64?
 
         var token: SessionToken { welcome.token }
-        var heartbeatInterval: UInt64 { max(UInt64(welcome.heartbeatMillis), 10) * 1_000_000 }
-        var timeout: UInt64 { max(UInt64(welcome.timeoutMillis), 100) * 1_000_000 }
+        /// The announced timeout, within `RoomTiming.clientTimeoutRange`: whatever a server says, the client
+        /// neither declares it gone within a second nor waits for ever.
+        var timeout: UInt64 { clamp(UInt64(welcome.timeoutMillis) * 1_000_000, to: RoomTiming.clientTimeoutRange) }
+        /// The announced interval, within `RoomTiming.clientHeartbeatRange` and at most half the timeout: a
+        /// server announcing 0 ms must not make the client send a hundred heartbeats a second, nor one
+        /// announcing more than its timeout make it drop the member.
+        var heartbeatInterval: UInt64 {
+            min(clamp(UInt64(welcome.heartbeatMillis) * 1_000_000, to: RoomTiming.clientHeartbeatRange), timeout / 2)
+        }
     }
 
     let configuration: RoomClient.Configuration
@@ -173,6 +184,11 @@ struct ClientCore {
         counters.received += 1
         guard !truncated, let packet = try? RoomCodec.decodeServerPacket(bytes) else {
             counters.malformed += 1
+            if !truncated, let refusal = RoomCodec.decodeVersionRefusal(bytes), let joining, refusal.nonce == joining.nonce {
+                // An older server: it cannot let us in, and says so in its own version.
+                if !joining.rejoin { outcome = .failure(RoomClientError.refused(.unsupportedVersion, refusal.text)) }
+                finish(.refused(.unsupportedVersion, refusal.text))
+            }
             return
         }
         switch packet {
@@ -182,10 +198,21 @@ struct ClientCore {
             guard let joining, welcome.nonce == joining.nonce else { return foreign() }
             established(welcome, rejoin: joining.rejoin, now: now)
         case .refused(let nonce, let reason, let text):
-            guard let joining, nonce == joining.nonce else { return foreign() }
-            // Worth waiting out: the next JOIN (already scheduled) may get in.
-            let transient = reason == .rateLimited || (joining.rejoin && (reason == .shuttingDown || reason == .roomFull))
-            if transient { return }
+            guard var joining, nonce == joining.nonce else { return foreign() }
+            // Worth waiting out: the next JOIN (already scheduled) may get in. A full room may have a place
+            // again in a moment (a member leaves, or the room counted one that never confirmed).
+            var transient = reason == .rateLimited || (joining.rejoin && (reason == .shuttingDown || reason == .roomFull))
+            if reason == .roomFull, !joining.rejoin, joining.fullRefusals < configuration.fullRoomRetries {
+                joining.fullRefusals += 1
+                // The server answered, so nothing was lost: no backoff, just the pause.
+                joining.nextAttempt = now.plus(configuration.fullRoomRetryDelay)
+                transient = true
+            }
+            if transient {
+                joining.lastRefusal = (reason, text)
+                self.joining = joining
+                return
+            }
             if !joining.rejoin { outcome = .failure(RoomClientError.refused(reason, text)) }
             finish(.refused(reason, text))
         case .ended(let token, let reason):
@@ -210,6 +237,12 @@ struct ClientCore {
             guard session?.token == token else { return foreign() }
             heard(now: now)
             if echo <= now { counters.roundTrip = now - echo }
+        case .pathChallenge(let token, let challenge):
+            guard session?.token == token else { return foreign() }
+            // The server saw our packets come from a new address (a NAT rebinding, a new socket): answering
+            // from it proves we receive there, and the server moves our stream to it.
+            heard(now: now)
+            send(.pathResponse(token: token, challenge: challenge))
         case .deliver(let token, let sequence, let event):
             guard session?.token == token else { return foreign() }
             heard(now: now)
@@ -254,6 +287,11 @@ struct ClientCore {
         if let leaveDeadline, now >= leaveDeadline { return finish(.left(confirmed: false)) }
         if var joining {
             if !joining.rejoin, now >= joining.started.plus(configuration.joinTimeout) {
+                if let refusal = joining.lastRefusal {
+                    // The server answers, but would not let us in: say why, not that it is silent.
+                    outcome = .failure(RoomClientError.refused(refusal.reason, refusal.text))
+                    return finish(.refused(refusal.reason, refusal.text))
+                }
                 outcome = .failure(RoomClientError.serverNotResponding(seconds: Double(configuration.joinTimeout) / 1e9))
                 return finish(.serverNotResponding)
             }
@@ -339,4 +377,8 @@ struct ClientCore {
         counters.sent += 1
         outgoing.append(bytes)
     }
+}
+
+private func clamp(_ value: UInt64, to range: ClosedRange<UInt64>) -> UInt64 {
+    min(max(value, range.lowerBound), range.upperBound)
 }

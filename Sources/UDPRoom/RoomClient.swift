@@ -63,6 +63,11 @@ public final class RoomClient: Sendable {
         public var joinTimeout: UInt64 = 10_000_000_000
         /// How long `leave()` waits for the server to confirm, in nanoseconds. Default 2 s.
         public var leaveTimeout: UInt64 = 2_000_000_000
+        /// How many more times a first join tries after the room answered "full" (within `joinTimeout`).
+        /// Default 3.
+        public var fullRoomRetries = 3
+        /// Nanoseconds to wait before trying a full room again. Default 1 s.
+        public var fullRoomRetryDelay: UInt64 = 1_000_000_000
         /// Commands sent at once before pacing starts; nil sends everything at once. Default 40: a little
         /// under the room's burst of 50, so a paste of a few dozen lines is never cut by the server's rate
         /// limit, and retransmission delays cannot make the server see more at once than it allows.

@@ -29,7 +29,8 @@ public struct RoomDisplay: Sendable {
         case .room(let event):
             return lines(for: event)
         case .sessionEnded(let reason):
-            let why = reason == .serverShutdown ? "the server is shutting down" : reason == .tooSlow ? "we fell too far behind" : "\(reason)"
+            let why = reason == .serverShutdown ? "the server is shutting down" : reason == .tooSlow ? "we fell too far behind"
+                : reason == .roomFull ? "the room filled up before we got in" : "\(reason)"
             return ["-!- session ended (\(why)); rejoining"]
         case .rejoined(let restarted, let resent):
             var line = restarted ? "-!- server restarted; rejoined" : "-!- session expired; rejoined"

@@ -27,11 +27,17 @@ public final class RoomServer: Sendable {
         public var limits: RoomLimits = .standard
         /// Heartbeat interval, member timeout, retransmission timeouts. Tests shorten these.
         public var timing: RoomTiming = .standard
-        /// How many packets without a valid token (JOINs, stale or forged tokens) one source address may
-        /// send in a burst before the server stops answering it. Default 32.
+        /// How many packets without a valid token one source IP address may send in a burst before the server
+        /// stops answering it. JOINs and packets with unknown (stale or forged) tokens each have a bucket of
+        /// their own, so a flood of one kind does not lock out the other. Default 32.
         public var addressBurst = 32
         /// Nanoseconds for an address to regain one such packet after a burst. Default 100 ms (10 per second).
         public var addressRefillInterval: UInt64 = 100_000_000
+        /// Most unconfirmed sessions (WELCOME sent, token not yet back) from one IP address; a JOIN beyond
+        /// is refused as rate limited. They do not count toward `limits.maxMembers`. Default 4.
+        public var maxPendingJoinsPerAddress = 4
+        /// Most unconfirmed sessions in all; a JOIN beyond replaces the oldest of them. Default 256.
+        public var maxPendingJoins = 256
 
         /// The defaults of `docs/room-protocol.md`.
         public init() {}
@@ -53,6 +59,10 @@ public final class RoomServer: Sendable {
         /// A command refused with a NOTICE: text too long or invalid, nick taken or invalid, no such
         /// member, unsupported command.
         case rejected
+        /// A JOIN refused because its address has `maxPendingJoinsPerAddress` unconfirmed sessions, or an
+        /// unconfirmed session dropped to make room under `maxPendingJoins` or because 64 events queued for it
+        /// before it confirmed.
+        case pendingJoinLimit = "pending-join-limit"
     }
 
     /// What the server did so far.
@@ -77,6 +87,12 @@ public final class RoomServer: Sendable {
         public var sent = 0
         /// Events sent again because no acknowledgement came in time.
         public var retransmissions = 0
+        /// PATH_CHALLENGEs sent to addresses members' packets came from but that had not proven they receive.
+        public var pathChallenges = 0
+        /// Members whose packets moved to another address that answered its challenge (a NAT rebinding).
+        public var migrations = 0
+        /// Sessions that sent LEAVE and were forgotten at the end of the grace, their stream unacknowledged.
+        public var expiredAfterLeave = 0
         /// Datagrams or commands not acted on, by reason.
         public var dropped: [DropReason: Int] = [:]
 
@@ -94,6 +110,8 @@ public final class RoomServer: Sendable {
         case timedOut(nick: String, reason: String)
         /// A member changed its nick.
         case nickChanged(from: String, to: String)
+        /// A member's packets now go to `to`: its packets came from there and it answered the challenge sent there.
+        case moved(nick: String, from: UDPAddress, to: UDPAddress)
         /// A JOIN was refused.
         case refused(nick: String, address: UDPAddress, reason: RefusalReason)
     }

@@ -11,6 +11,19 @@ struct ServerCore {
         var nonce: UInt64
     }
 
+    /// An address the member's packets came from that it has not yet been seen to receive at (RFC 9000
+    /// §8.2). It gets PATH_CHALLENGEs, and nothing else, and never more than three times the bytes that
+    /// came from it (§8.1); the stream moves there once the challenge comes back from it.
+    private struct PathProbe {
+        let address: UDPAddress
+        let challenge: UInt64
+        /// Bytes of packets carrying the member's token that came from `address`.
+        var received = 0
+        /// Bytes sent to `address`.
+        var sent = 0
+        var lastChallenge: UInt64?
+    }
+
     private struct Session {
         let token: SessionToken
         let serial: Int
@@ -18,7 +31,10 @@ struct ServerCore {
         let joinKey: JoinKey
         let created: UInt64
         var nick: String
+        /// Where the member's packets go: the address the WELCOME went to (the token coming back proves the
+        /// member received it there), or one that answered a PATH_CHALLENGE since.
         var address: UDPAddress
+        var probe: PathProbe?
         var confirmed = false
         var lastHeard: UInt64
         var events: ReliableSender<RoomEvent>
@@ -28,6 +44,8 @@ struct ServerCore {
         /// The LEAVE command's sequence number once it was processed: the member is gone from the room, and
         /// its stream drains before the LEAVE is acknowledged.
         var leaving: UInt64?
+        /// When the LEAVE was processed: the session is forgotten `leaveGrace` later at the latest.
+        var leftAt: UInt64 = 0
 
         /// What to acknowledge: everything received, except a LEAVE whose stream has not drained yet.
         var acknowledgement: Acknowledgement {
@@ -47,7 +65,17 @@ struct ServerCore {
     private var joins: [JoinKey: SessionToken] = [:]
     private var history: [RoomEvent] = []
     private var nextSerial = 0
-    private var limiter: AddressLimiter
+    /// Answers to packets with a token the server does not know (ENDED), per IP address.
+    private var unknownTokenLimiter: AddressLimiter
+    /// JOINs, per IP address: apart from the limit above, so a flood of forged tokens from one address
+    /// does not lock out a member joining from behind the same NAT.
+    private var joinLimiter: AddressLimiter
+    /// REFUSED "rate limited" answers to JOINs over their limit: one a second per IP address, so a client
+    /// can tell its user why it cannot get in.
+    private var refusalLimiter: AddressLimiter
+    /// Unconfirmed sessions per IP address (port 0), and in total.
+    private var pendingByAddress: [UDPAddress: Int] = [:]
+    private var pendingCount = 0
     private var outgoing: [OutgoingDatagram] = []
     private var activities: [RoomServer.Activity] = []
     /// Members whose stream overflowed while events were being queued; dropped once the command is done.
@@ -56,7 +84,11 @@ struct ServerCore {
     init(configuration: RoomServer.Configuration, instance: UInt64) {
         self.configuration = configuration
         self.instance = instance
-        limiter = AddressLimiter(capacity: max(1, configuration.addressBurst), refillInterval: max(1, configuration.addressRefillInterval))
+        let burst = max(1, configuration.addressBurst)
+        let refill = max(1, configuration.addressRefillInterval)
+        unknownTokenLimiter = AddressLimiter(capacity: burst, refillInterval: refill)
+        joinLimiter = AddressLimiter(capacity: burst, refillInterval: refill)
+        refusalLimiter = AddressLimiter(capacity: 1, refillInterval: 1_000_000_000)
     }
 
     /// Datagrams to send, in order; empties the queue.
@@ -84,24 +116,33 @@ struct ServerCore {
             drop(.malformed)
             // A JOIN of another version is the one malformed datagram that gets an answer (so a newer
             // client can say why it cannot join); it is as small as what provoked it, and limited.
-            if let reply = RoomCodec.versionMismatchReply(to: bytes), limiter.allow(address, now: now) {
+            if let reply = RoomCodec.versionMismatchReply(to: bytes), joinLimiter.allow(address, now: now) {
                 counters.refused += 1
                 counters.sent += 1
                 outgoing.append(OutgoingDatagram(bytes: reply, to: address))
             }
             return
         }
+        let size = bytes.count
         switch packet {
         case .join(let nonce, let nick):
-            join(nonce: nonce, nick: nick, from: address, now: now)
+            join(nonce: nonce, nick: nick, from: address, size: size, now: now)
         case .ack(let token, let acknowledgement):
-            guard authenticate(token, from: address, now: now) else { return }
+            guard authenticate(token, from: address, size: size, now: now) != nil else { return }
             sessions[token]!.events.acknowledge(acknowledgement, now: now)
         case .heartbeat(let token, let echo):
-            guard authenticate(token, from: address, now: now) else { return }
+            // From an address not yet validated, the PATH_CHALLENGE is the answer.
+            guard authenticate(token, from: address, size: size, now: now) == .validated else { return }
             send(.pong(token: token, echo: echo), to: address)
+        case .pathResponse(let token, let challenge):
+            if let probe = sessions[token]?.probe, probe.address == address, probe.challenge == challenge {
+                migrate(token, to: address, now: now)
+            } else {
+                // A late or repeated answer, or one from elsewhere: it moves nothing.
+                _ = authenticate(token, from: address, size: size, now: now)
+            }
         case .command(let token, let sequence, let command):
-            guard authenticate(token, from: address, now: now) else { return }
+            guard authenticate(token, from: address, size: size, now: now) != nil else { return }
             let receipt = sessions[token]!.commands.receive(sequence: sequence, payload: command)
             // Duplicates too: a repeated command usually means the acknowledgement was lost.
             sessions[token]!.owesAck = true
@@ -116,49 +157,118 @@ struct ServerCore {
         }
     }
 
+    /// Where a packet carrying a known token came from.
+    private enum Path {
+        /// The session's address: the member is known to receive there.
+        case validated
+        /// Another address; it was sent a PATH_CHALLENGE (within its budget) and nothing else.
+        case unvalidated
+    }
+
     /// Finds the session of `token`, confirming it on its first packet; answers an unknown token with ENDED.
-    private mutating func authenticate(_ token: SessionToken, from address: UDPAddress, now: UInt64) -> Bool {
+    /// The token proves the packet comes from the member, not that the member receives at its source
+    /// address (the source may be forged), so a new address only gets a challenge.
+    private mutating func authenticate(_ token: SessionToken, from address: UDPAddress, size: Int, now: UInt64) -> Path? {
         guard sessions[token] != nil else {
-            if limiter.allow(address, now: now) {
+            if unknownTokenLimiter.allow(address, now: now) {
                 drop(.unknownSession)
+                // ENDED (21 bytes) is smaller than any packet carrying a token (28 bytes at least).
                 send(.ended(token: token, reason: .unknownSession), to: address)
             } else {
                 drop(.addressRateLimited)
             }
-            return false
+            return nil
         }
-        // The latest valid packet says where the member is now (a NAT may have given it another port).
-        sessions[token]!.address = address
         sessions[token]!.lastHeard = now
+        let path: Path
+        if address == sessions[token]!.address {
+            path = .validated
+        } else {
+            challenge(token, at: address, received: size, now: now)
+            path = .unvalidated
+        }
         if !sessions[token]!.confirmed {
-            // The member proved it receives at this address: only now does the room hear of it, and only
-            // now does its stream (history first) start flowing.
+            // The token came back, so the member received the WELCOME at the JOIN's address: only now does the
+            // room hear of it, and only now does its stream (history first) start flowing there.
+            guard counters.members < limits.maxMembers else {
+                // Other members were confirmed since this one's WELCOME; it may try again.
+                send(.ended(token: token, reason: .roomFull), to: sessions[token]!.address)
+                remove(token, announce: .left(sessions[token]!.nick))
+                return nil
+            }
+            forgetPending(sessions[token]!)
             sessions[token]!.confirmed = true
             counters.joined += 1
             counters.members += 1
             let nick = sessions[token]!.nick
-            activities.append(.joined(nick: nick, address: address))
+            activities.append(.joined(nick: nick, address: sessions[token]!.address))
             broadcast(.joined(nick))
             dropOverflowed(now: now)
         }
-        return sessions[token] != nil
+        return sessions[token] != nil ? path : nil
     }
 
-    private mutating func join(nonce: UInt64, nick: String, from address: UDPAddress, now: UInt64) {
+    /// Sends `address` a PATH_CHALLENGE for `token`'s session, unless that would take what went to the
+    /// address beyond three times what came from it, or one went there less than a retransmission timeout
+    /// ago. A packet from yet another address starts over with a new challenge: each address's bytes
+    /// stay within three times its own.
+    private mutating func challenge(_ token: SessionToken, at address: UDPAddress, received: Int, now: UInt64) {
+        if sessions[token]!.probe?.address != address {
+            sessions[token]!.probe = PathProbe(address: address, challenge: .random(in: 1...UInt64.max))
+        }
+        sessions[token]!.probe!.received += received
+        let probe = sessions[token]!.probe!
+        if let last = probe.lastChallenge, now < last.plus(timing.stream.initialTimeout) { return }
+        let packet = ServerPacket.pathChallenge(token: token, challenge: probe.challenge)
+        guard let size = try? RoomCodec.encode(packet).count, probe.sent + size <= 3 * probe.received else { return }
+        sessions[token]!.probe!.sent += size
+        sessions[token]!.probe!.lastChallenge = now
+        counters.pathChallenges += 1
+        send(packet, to: address)
+    }
+
+    /// The member answered the challenge from the address it was sent to: it receives there, so its packets go
+    /// there from now on. Items in flight reach it there when their retransmission is due.
+    private mutating func migrate(_ token: SessionToken, to address: UDPAddress, now: UInt64) {
+        let from = sessions[token]!.address
+        sessions[token]!.address = address
+        sessions[token]!.probe = nil
+        sessions[token]!.lastHeard = now
+        counters.migrations += 1
+        if sessions[token]!.confirmed, sessions[token]!.leaving == nil {
+            activities.append(.moved(nick: sessions[token]!.nick, from: from, to: address))
+        }
+    }
+
+    /// One fewer unconfirmed session from `session`'s address.
+    private mutating func forgetPending(_ session: Session) {
+        guard !session.confirmed else { return }
+        let key = session.joinKey.address.withPort(0)
+        pendingCount -= 1
+        if let count = pendingByAddress[key], count > 1 { pendingByAddress[key] = count - 1 } else { pendingByAddress[key] = nil }
+    }
+
+    private mutating func join(nonce: UInt64, nick: String, from address: UDPAddress, size: Int, now: UInt64) {
         let key = JoinKey(address: address, nonce: nonce)
-        guard limiter.allow(address, now: now) else {
-            drop(.addressRateLimited)
-            return
-        }
-        if let token = joins[key], let session = sessions[token] {
-            // The WELCOME was lost: the same one again, not a second session.
-            send(.welcome(session.welcome), to: address)
-            return
-        }
         func refuse(_ reason: RefusalReason, _ text: String) {
             counters.refused += 1
             activities.append(.refused(nick: nick, address: address, reason: reason))
-            send(.refused(nonce: nonce, reason: reason, text: clipped(text)), to: address)
+            // The JOIN's source may be forged: the answer stays within three times the JOIN (which is padded
+            // to 64 bytes), its text cut to fit.
+            let room = 3 * size - (RoomWire.headerSize + 8 + 1 + 2)
+            send(.refused(nonce: nonce, reason: reason, text: clipped(text, to: min(room, StringField.reason.maxBytes))), to: address)
+        }
+        guard joinLimiter.allow(address, now: now) else {
+            drop(.addressRateLimited)
+            if refusalLimiter.allow(address, now: now) {
+                refuse(.rateLimited, "too many JOINs from this address; try again in a few seconds")
+            }
+            return
+        }
+        if let token = joins[key], let session = sessions[token] {
+            // The WELCOME was lost: the same one again, not a second session. 48 bytes, for a JOIN of 64 or more.
+            send(.welcome(session.welcome), to: address)
+            return
         }
         do {
             try limits.checkNick(nick)
@@ -173,8 +283,26 @@ struct ServerCore {
         guard nicks[RoomLimits.nickKey(nick)] == nil else {
             return refuse(.nickTaken, "the nick \(nick) is taken; choose another")
         }
-        guard sessions.values.count(where: { $0.leaving == nil }) < limits.maxMembers else {
+        // Only confirmed members fill the room: JOINs nobody confirms must not keep real members out. They
+        // have bounds of their own, per address and in total.
+        // Members that left linger for the leave grace; they count toward a second, looser bound, so that
+        // joining and leaving in a loop cannot pile up sessions either.
+        let lingering = sessions.count - pendingCount - counters.members
+        guard counters.members < limits.maxMembers, counters.members + lingering < 2 * limits.maxMembers else {
             return refuse(.roomFull, "the room is full (\(limits.maxMembers) members)")
+        }
+        let source = address.withPort(0)
+        guard pendingByAddress[source, default: 0] < max(1, configuration.maxPendingJoinsPerAddress) else {
+            drop(.pendingJoinLimit)
+            return refuse(.rateLimited, "too many unconfirmed JOINs from this address; try again in a few seconds")
+        }
+        if pendingCount >= max(1, configuration.maxPendingJoins) {
+            // The oldest unconfirmed session goes: a real member confirms within a round trip, so under a flood
+            // of forged JOINs it still gets in, where refusing would keep everyone out.
+            if let oldest = sessions.values.filter({ !$0.confirmed }).min(by: { $0.created < $1.created }) {
+                drop(.pendingJoinLimit)
+                remove(oldest.token, announce: .left(oldest.nick))
+            }
         }
         var token = SessionToken.random()
         while sessions[token] != nil { token = SessionToken.random() }
@@ -190,6 +318,8 @@ struct ServerCore {
         nextSerial += 1
         nicks[RoomLimits.nickKey(nick)] = token
         joins[key] = token
+        pendingCount += 1
+        pendingByAddress[source, default: 0] += 1
         send(.welcome(welcome), to: address)
     }
 
@@ -263,6 +393,7 @@ struct ServerCore {
             counters.members -= 1
             activities.append(.left(nick: nick))
             sessions[token]!.leaving = sequence
+            sessions[token]!.leftAt = now
             release(token)
             broadcast(.left(nick))
         case .unrecognized(let code, _):
@@ -272,10 +403,17 @@ struct ServerCore {
 
     // MARK: - Events
 
+    /// Events an unconfirmed session may queue beyond its history: a real member confirms within a round trip,
+    /// so this bounds what JOINs nobody confirms can hold (the history is shared with the room's own copy).
+    static let pendingBacklog = 64
+
     /// Appends `event` to one member's stream; a member whose stream is full is dropped afterwards.
     private mutating func deliver(_ event: RoomEvent, to token: SessionToken) {
+        // No local copy of the session: it would share the stream's storage and make the append copy it.
         guard sessions[token] != nil else { return }
-        if sessions[token]!.events.enqueue(event) == nil, !overflowed.contains(token) {
+        let full = !sessions[token]!.confirmed
+            && sessions[token]!.events.count >= Int(sessions[token]!.welcome.historyCount) + Self.pendingBacklog
+        if full || sessions[token]!.events.enqueue(event) == nil, !overflowed.contains(token) {
             overflowed.append(token)
         }
     }
@@ -290,7 +428,12 @@ struct ServerCore {
         // Announcing a drop can overflow another member; repeat until nobody is left over.
         while let token = overflowed.popLast() {
             guard let session = sessions[token] else { continue }
-            send(.ended(token: token, reason: .tooSlow), to: session.address)
+            // An unconfirmed session's address is unproven: it goes without a word (its client joins again).
+            if session.confirmed {
+                send(.ended(token: token, reason: .tooSlow), to: session.address)
+            } else {
+                drop(.pendingJoinLimit)
+            }
             expire(token, reason: "fell more than \(timing.stream.capacity) events behind")
         }
     }
@@ -308,6 +451,7 @@ struct ServerCore {
     private mutating func remove(_ token: SessionToken, announce: RoomEvent) {
         guard let session = sessions[token] else { return }
         release(token)
+        forgetPending(session)
         sessions[token] = nil
         if session.confirmed, session.leaving == nil {
             counters.members -= 1
@@ -334,8 +478,10 @@ struct ServerCore {
                 if session.events.isIdle {
                     send(.ack(token: token, session.acknowledgement), to: session.address)
                     sessions[token] = nil
-                } else if now >= session.lastHeard.plus(timeout) {
-                    // It left without waiting for the rest of its stream.
+                } else if now >= session.leftAt.plus(timing.leaveGrace) {
+                    // It left without waiting for the rest of its stream, or keeps sending without acknowledging
+                    // it: either way it is gone, or it could keep the server retransmitting for ever.
+                    counters.expiredAfterLeave += 1
                     sessions[token] = nil
                 }
                 continue
@@ -376,6 +522,13 @@ struct ServerCore {
                 continue
             }
             if session.owesAck { return now }
+            if session.leaving != nil {
+                if session.events.isIdle { return now }
+                consider(session.leftAt.plus(timing.leaveGrace))
+                consider(session.events.nextDeadline)
+                continue
+            }
+            if session.owesAck { return now }
             consider(session.lastHeard.plus(timeout))
             consider(session.events.oldestUnacknowledgedSince?.plus(timing.stallTimeout))
             consider(session.events.nextDeadline)
@@ -391,6 +544,8 @@ struct ServerCore {
         sessions.removeAll()
         nicks.removeAll()
         joins.removeAll()
+        pendingByAddress.removeAll()
+        pendingCount = 0
         counters.members = 0
     }
 

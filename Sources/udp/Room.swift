@@ -54,10 +54,10 @@ struct RoomServe: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Longest message, in bytes of UTF-8.", valueName: "bytes"))
     var maxText: Int = RoomLimits.standard.maxTextBytes
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("How often members send a heartbeat.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How often members send a heartbeat (100ms to 60s).", valueName: "duration"))
     var heartbeat: DurationArgument = DurationArgument(seconds: 2)
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Drop a member silent this long.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Drop a member silent this long (1s to 600s, at least twice --heartbeat).", valueName: "duration"))
     var memberTimeout: DurationArgument = DurationArgument(seconds: 10)
 
     @Flag(help: "Print the bound address on stderr.")
@@ -74,8 +74,10 @@ struct RoomServe: AsyncParsableCommand {
         guard maxMembers >= 1 else { throw ValidationError("--max-members must be at least 1") }
         guard (0...65_535).contains(history) else { throw ValidationError("--history must be from 0 to 65535") }
         guard (1...StringField.text.maxBytes).contains(maxText) else { throw ValidationError("--max-text must be from 1 to \(StringField.text.maxBytes)") }
-        guard heartbeat.seconds >= 0.01 else { throw ValidationError("--heartbeat must be at least 10ms") }
-        guard memberTimeout.seconds > heartbeat.seconds else { throw ValidationError("--member-timeout must be longer than --heartbeat") }
+        // The ranges clients accept (they clamp whatever a server announces to them).
+        guard (0.1...60).contains(heartbeat.seconds) else { throw ValidationError("--heartbeat must be from 100ms to 60s") }
+        guard (1...600).contains(memberTimeout.seconds) else { throw ValidationError("--member-timeout must be from 1s to 600s") }
+        guard memberTimeout.seconds >= 2 * heartbeat.seconds else { throw ValidationError("--member-timeout must be at least twice --heartbeat") }
     }
 
     func run() async throws {
@@ -111,6 +113,7 @@ struct RoomServe: AsyncParsableCommand {
         case .left(let nick): "\(TerminalText.escape(nick)) left"
         case .timedOut(let nick, let reason): "\(TerminalText.escape(nick)) timed out (\(reason))"
         case .nickChanged(let from, let to): "\(TerminalText.escape(from)) is now \(TerminalText.escape(to))"
+        case .moved(let nick, let from, let to): "\(TerminalText.escape(nick)) moved from \(from) to \(to)"
         case .refused(let nick, let address, let reason): "refused \(TerminalText.escape(nick)) from \(address): \(reason)"
         }
     }
@@ -120,6 +123,9 @@ struct RoomServe: AsyncParsableCommand {
         var text = "room: \(plural(c.joined, "member")) joined (\(c.left) left, \(c.timedOut) timed out, \(c.refused) refused); "
             + "\(plural(c.messages, "message")), \(c.privateMessages) private; "
             + "\(c.received) datagrams received, \(c.sent) sent (\(c.retransmissions) again)"
+        if c.migrations > 0 || c.pathChallenges > 0 {
+            text += "; \(c.migrations) moved to a new address (\(plural(c.pathChallenges, "path challenge")) sent)"
+        }
         if c.droppedTotal > 0 {
             let reasons = RoomServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
             text += "; dropped \(c.droppedTotal) (\(reasons.joined(separator: ", ")))"
@@ -135,7 +141,9 @@ struct RoomJoin: AsyncParsableCommand {
         discussion: """
         Lines you type are said to the room; incoming messages appear above the line being typed without garbling it. Commands: /me ACTION, /msg NICK TEXT, /nick NAME, /who, /help, /quit (or Ctrl-D). If the server restarts, the client rejoins by itself and says so.
 
-        With piped input, each line is sent (paced to the room's rate limit) and the client leaves at the end of input, once the server confirmed everything, or after --wait (exit 75 then).
+        With piped input, each line is sent (paced to the room's rate limit) and the client leaves at the end of input, once the server confirmed everything, or after --wait (exit 75 then). A full room is tried again three times, a second apart, before giving up (exit 69).
+
+        If your address changes (a NAT rebinding, another network), the server checks that you receive at the new one before it sends you anything there; the client answers by itself and nothing is lost.
 
         Examples:
           udp room join 127.0.0.1:9000 --nick alice

@@ -40,7 +40,7 @@ final class RoomLimitsTests: XCTestCase {
     let limits = RoomLimits.standard
 
     func testAcceptableNicks() {
-        for nick in ["alice", "a", "Zoë", "李雷", "🙂", "x-y_z.1", "e\u{301}", String(repeating: "n", count: 24), String(repeating: "界", count: 24)] {
+        for nick in ["alice", "a", "Zoë", "李雷", "🙂", "x-y_z.1", "e\u{301}", "한글", "\u{1100}\u{1161}", "⠁⠃", "हिंदी", String(repeating: "n", count: 24), String(repeating: "界", count: 24)] {
             XCTAssertNoThrow(try limits.checkNick(nick), nick)
         }
     }
@@ -60,6 +60,23 @@ final class RoomLimitsTests: XCTestCase {
             ("ideo\u{3000}", .forbiddenCharacter("\u{3000}")),
             ("private\u{E000}", .forbiddenCharacter("\u{E000}")),
             ("line\u{2028}", .forbiddenCharacter("\u{2028}")),
+            // Characters that render as nothing or as blank space, whatever their category.
+            ("\u{3164}", .forbiddenCharacter("\u{3164}")),
+            ("a\u{3164}", .forbiddenCharacter("\u{3164}")),
+            ("\u{FFA0}", .forbiddenCharacter("\u{FFA0}")),
+            ("\u{115F}\u{1160}", .forbiddenCharacter("\u{115F}")),
+            ("\u{2800}", .forbiddenCharacter("\u{2800}")),
+            ("\u{1D159}", .forbiddenCharacter("\u{1D159}")),
+            ("\u{FFFC}", .forbiddenCharacter("\u{FFFC}")),
+            ("cgj\u{34F}", .forbiddenCharacter("\u{34F}")),
+            ("vs\u{FE0F}", .forbiddenCharacter("\u{FE0F}")),
+            ("tag\u{E0041}", .forbiddenCharacter("\u{E0041}")),
+            ("\u{180E}", .forbiddenCharacter("\u{180E}")),
+            // A combining mark with nothing of the nick to sit on.
+            ("\u{301}", .startsWithCombiningMark("\u{301}")),
+            ("\u{301}abc", .startsWithCombiningMark("\u{301}")),
+            ("\u{20DD}", .startsWithCombiningMark("\u{20DD}")),
+            ("\u{93F}", .startsWithCombiningMark("\u{93F}")),
         ]
         for (nick, expected) in cases {
             XCTAssertThrowsError(try limits.checkNick(nick), nick.debugDescription) {

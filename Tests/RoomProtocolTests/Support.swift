@@ -41,6 +41,9 @@ let clientSamples: [ClientPacket] = [
     .command(token: tokenA, sequence: .max, .leave),
     .command(token: tokenA, sequence: 8, .unrecognized(code: 0x42, body: [1, 2, 3])),
     .command(token: tokenA, sequence: 9, .unrecognized(code: 0x00, body: [])),
+    .pathResponse(token: tokenA, challenge: 0xFEED_FACE_0000_0001),
+    .join(nonce: 8, nick: String(repeating: "m", count: RoomWire.minimumJoinSize - 14)),
+    .join(nonce: 9, nick: String(repeating: "m", count: RoomWire.minimumJoinSize - 15)),
 ]
 
 /// One of every server packet and event, with edge-case strings.
@@ -67,6 +70,7 @@ let serverSamples: [ServerPacket] = [
     .deliver(token: tokenA, sequence: 9, .who(names: [], flags: .more)),
     .deliver(token: tokenA, sequence: 10, .notice(code: .textTooLong, inReplyTo: 4, text: "message too long")),
     .deliver(token: tokenA, sequence: 11, .unrecognized(code: 0x77, body: [0xFF, 0x00])),
+    .pathChallenge(token: tokenA, challenge: 0xFEED_FACE_0000_0001),
 ]
 
 func isUnrecognized(_ packet: ClientPacket) -> Bool {

@@ -84,13 +84,16 @@ final class RoomTests: XCTestCase {
             XCTAssertEqual(scalar, " ")
         }
         let bob = try await Transcript.join(running.address, "bob")
+        var patient = RoomClient.Configuration.fast()
+        patient.fullRoomRetries = 1
+        patient.fullRoomRetryDelay = 100 * ms
         do {
-            _ = try await RoomClient.join(running.address, nick: "carol", configuration: .fast())
+            _ = try await RoomClient.join(running.address, nick: "carol", configuration: patient)
             XCTFail("a full room took another member")
         } catch RoomClientError.refused(let reason, _) {
             XCTAssertEqual(reason, .roomFull)
         }
-        XCTAssertEqual(running.server.counters.refused, 2)
+        XCTAssertEqual(running.server.counters.refused, 3, "the nick, then the full room twice: carol tried once more")
         await alice.client.close()
         await bob.client.close()
         await running.stop()

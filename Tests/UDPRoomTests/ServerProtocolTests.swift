@@ -103,9 +103,13 @@ final class ServerProtocolTests: XCTestCase {
         XCTAssertNil(answer)
         XCTAssertEqual(running.server.counters.dropped[.malformed], garbage.count)
 
-        // A JOIN of a future version gets a version-1 REFUSED echoing its nonce.
-        try await raw.send(raw: [0x55, 0x52, 0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 9, 0xFF])
+        // A JOIN of a future version gets a REFUSED of this version echoing its nonce.
+        try await raw.send(raw: [0x55, 0x52, 0x03, 0x01, 0, 0, 0, 0, 0, 0, 0, 9, 0xFF])
         guard case .refused(9, .unsupportedVersion, _)? = try await raw.next() else { return XCTFail("no version refusal") }
+        // A version-1 JOIN gets it in version 1, which an old client reads.
+        try await raw.send(raw: [0x55, 0x52, 0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 10, 0, 1, 0x61])
+        let old = try await raw.socket.receive(timeout: .seconds(2))
+        XCTAssertEqual(old.map { RoomCodec.decodeVersionRefusal($0.bytes)?.nonce }, 10)
 
         // A token nobody has: ENDED, so a client of a restarted server knows to join again.
         let stranger = SessionToken.random()

@@ -12,14 +12,15 @@ let fastStream = ReliableStreamConfiguration(initialTimeout: 40 * ms, minimumTim
 let fastTiming = RoomTiming(heartbeatInterval: 100 * ms, memberTimeout: 2_000 * ms, stream: fastStream)
 
 extension RoomServer.Configuration {
-    /// Fast timing; the defaults otherwise, except an address limit that lets one test process (one IP
-    /// address) open many members at once.
+    /// Fast timing; the defaults otherwise, except address limits (JOINs, pending JOINs) that let one test
+    /// process (one IP address) open many members at once.
     static func fast(limits: RoomLimits = .standard) -> RoomServer.Configuration {
         var configuration = RoomServer.Configuration()
         configuration.timing = fastTiming
         configuration.limits = limits
         configuration.addressBurst = 1_000
         configuration.addressRefillInterval = 1 * ms
+        configuration.maxPendingJoinsPerAddress = 1_000
         return configuration
     }
 }
