@@ -210,7 +210,11 @@ final class IPMsgCLITests: XCTestCase {
         let lan = try lan()
         let feiq = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
                                  seconds: 14, actions: ["dup:重复的消息", "say:你好，明天见", "tutorial", "junk"])
+        // Like iptux: its version string, UTF-8 without UTF8OPT, small packet numbers.
+        let tuxish = try startPeer(lan, .c, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8",
+                                   seconds: 14, actions: ["dup:来自 iptux 的消息"])
         let session = try messenger(lan, .a, ["--nick", "tester", "--json"])
+        XCTAssertTrue(waitFor { tuxish.text.contains("sent-dup") }, tuxish.text)
         XCTAssertTrue(waitFor { feiq.text.contains("sent-junk") }, "peer: \(feiq.text) messenger: \(session.text) \(session.stderr)")
         XCTAssertTrue(waitFor { self.session(session, has: "will broadcast") && self.session(session, has: "你好，明天见") }, session.text)
         session.inPipe.fileHandleForWriting.write(Data("/msg 张三 收到了\n/who\n".utf8))
@@ -227,6 +231,11 @@ final class IPMsgCLITests: XCTestCase {
         XCTAssertEqual(duplicated.first?["id"] as? Int, dupNumber)
         XCTAssertEqual(lines(feiq, "ack").filter { $0 == "ack \(dupNumber)" }.count, 3, "acknowledged every time: \(feiq.text)")
         XCTAssertEqual(duplicated.first?["nick"] as? String, "张三")
+        let fromTux = messages.filter { $0["text"] as? String == "来自 iptux 的消息" }
+        XCTAssertEqual(fromTux.count, 1, result.text)
+        XCTAssertEqual(fromTux.first?["nick"] as? String, "Alice")
+        let tuxNumber = Int(lines(tuxish, "sent-dup").first?.split(separator: " ").last ?? "") ?? -1
+        XCTAssertEqual(lines(tuxish, "ack").filter { $0 == "ack \(tuxNumber)" }.count, 3, tuxish.text)
         XCTAssertTrue(messages.contains { $0["text"] as? String == "你好，明天见" && $0["valid"] as? Bool == true }, result.text)
         let tutorial = try XCTUnwrap(messages.first { $0["text"] as? String == "will broadcast" }, result.text)
         XCTAssertEqual(tutorial["nick"] as? String, "will")
@@ -234,11 +243,12 @@ final class IPMsgCLITests: XCTestCase {
         XCTAssertTrue(events.contains { $0["event"] as? String == "user" && $0["nick"] as? String == "张三" }, "/who lists the peer")
         let stats = try XCTUnwrap(events.first { $0["event"] as? String == "stats" })
         XCTAssertEqual(stats["malformed"] as? Int, 2)
-        XCTAssertEqual(stats["duplicates"] as? Int, 2)
+        XCTAssertEqual(stats["duplicates"] as? Int, 4)
         // /msg went out in GBK and was acknowledged; junk got no answer (only the ANSENTRY, three acks and a bit).
         let answer = try gbkHex("收到了")
         XCTAssertTrue(lines(feiq, "msg").contains { $0.contains(answer) }, feiq.text)
         _ = feiq.finish(timeout: 20)
+        _ = tuxish.finish(timeout: 20)
     }
 
     /// BR_ENTRY from 500 addresses at once is answered at a bounded rate, not 500 times.
