@@ -169,6 +169,12 @@ public struct IPMsgCore: Sendable {
         return [.broadcast(try packet.encode())]
     }
 
+    /// The GETFILEDATA packet that asks a peer for a file it offered (sent over TCP to the peer's port).
+    public mutating func fileRequest(_ request: IPMsgFileRequest, unixSeconds: UInt32) -> [UInt8] {
+        let packet = header(numbers.next(unixSeconds: unixSeconds), IPMsgCommand(.getFileData), peer: nil, extra: request.extra)
+        return (try? packet.encode()) ?? []
+    }
+
     /// Resends what is due and reports what ran out of tries.
     public mutating func tick(now: UInt64) -> [Output] {
         var outputs: [Output] = []

@@ -116,6 +116,11 @@ public final class IPMsgMessenger: Sendable {
         await perform(outputs)
     }
 
+    /// The GETFILEDATA packet for a file a peer offered.
+    public func fileRequest(_ request: IPMsgFileRequest) -> [UInt8] {
+        core.withLockedValue { $0.fileRequest(request, unixSeconds: Self.unixSeconds) }
+    }
+
     /// The presence table, ordered by address.
     public var peers: [IPMsgPeer] {
         core.withLockedValue { Array($0.peers.values) }.sorted { $0.address.description < $1.address.description }

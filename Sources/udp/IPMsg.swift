@@ -86,7 +86,7 @@ enum IPMsgShow {
     }
 
     /// The line for an event, or nil for events this view does not show.
-    static func line(_ event: IPMsgCore.IPMsgEvent, json: Bool) -> String {
+    static func line(_ event: IPMsgCore.IPMsgEvent, json: Bool, firstOffer: Int = 1) -> String {
         let time = timestamp()
         switch event {
         case .joined(let peer), .changed(let peer), .left(let peer):
@@ -103,8 +103,8 @@ enum IPMsgShow {
             default: return "\(time) - \(peer.nick) left (\(peer.address.ip ?? "?"))"
             }
         case .message(let message):
-            let files = message.files.map { entry in
-                (entry, message.fileEncoding.decode(entry.name).escaped)
+            let files = message.files.enumerated().map { index, entry in
+                (index + firstOffer, entry, message.fileEncoding.decode(entry.name).escaped)
             }
             if json {
                 var fields: [(key: String, value: JSONText.Value)] = [
@@ -114,15 +114,15 @@ enum IPMsgShow {
                     ("broadcast", .bool(message.broadcast)),
                 ]
                 if !files.isEmpty {
-                    fields.append(("files", .raw(JSONText.array(files.map { entry, name in
-                        .raw(JSONText.object([("id", .int(Int(entry.id))), ("name", .string(name)), ("size", .int(Int(clamping: entry.size)))]))
+                    fields.append(("files", .raw(JSONText.array(files.map { number, entry, name in
+                        .raw(JSONText.object([("offer", .int(number)), ("id", .int(Int(entry.id))), ("name", .string(name)), ("size", .int(Int(clamping: entry.size)))]))
                     }))))
                 }
                 return JSONText.object(fields)
             }
             let to = message.broadcast ? " (to all)" : message.autoReturn ? " (auto)" : ""
             var line = "\(time) \(message.from.nick)\(to): \(message.text.escaped)"
-            for (entry, name) in files { line += "\n\(time)   file \(entry.id): \(name) (\(entry.size) bytes)" }
+            for (number, entry, name) in files { line += "\n\(time)   file \(number): \(name) (\(entry.size) bytes); /get \(number) to fetch it" }
             return line
         case .delivered(let id, let peer):
             if json { return JSONText.object([("event", .string("delivered")), ("time", .string(time)), ("id", .int(Int(id))), ("to", .string(peer.address.description)), ("nick", .string(peer.nick))]) }
@@ -181,11 +181,12 @@ struct IPMsgSend: AsyncParsableCommand {
         commandName: "send",
         abstract: "Send one message and wait for its acknowledgement.",
         discussion: """
-        DEST is an IPv4 address or a nick (found by a short announce). The message is resent about once a second, four sends in all. Exit 0 when acknowledged, 75 when not, 69 when no user of that nick answered.
+        DEST is an IPv4 address or a nick (found by a short announce). The message is resent about once a second, four sends in all. Exit 0 when acknowledged, 75 when not, 69 when no user of that nick answered. With --file, the files are served over TCP on the same port, to that peer only, until it fetched each whole (exit 75 if it did not within --file-timeout).
 
         Examples:
           udp ipmsg send alice 'the build is green'
           udp ipmsg send 10.1.1.7 你好 --encoding gbk
+          udp ipmsg send alice 'the report' --file report.pdf
         """
     )
 
@@ -193,19 +194,38 @@ struct IPMsgSend: AsyncParsableCommand {
     var destination: String
 
     @Argument(help: ArgumentHelp("The message words, sent as one message.", valueName: "message"))
-    var message: [String]
+    var message: [String] = []
 
     @Option(help: ArgumentHelp("How long to wait for a nick to answer the announce.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 2)
 
+    @Option(name: .customLong("file"), help: ArgumentHelp("Offer this file with the message (repeatable); served over TCP on the same port until the peer fetched it.", valueName: "path"))
+    var files: [String] = []
+
+    @Option(help: ArgumentHelp("With --file: how long to wait for the peer to fetch the files.", valueName: "duration"))
+    var fileTimeout: DurationArgument = DurationArgument(seconds: 60)
+
     @OptionGroup var options: IPMsgOptions
 
     func validate() throws {
-        if message.isEmpty { throw ValidationError("give the message to send") }
+        if message.isEmpty && files.isEmpty { throw ValidationError("give the message to send") }
     }
 
     func run() async throws {
+        let shared = try files.enumerated().map { try SharedFile(path: $0.element, id: UInt32($0.offset)) }
         let messenger = try await options.start()
+        var fileServer: IPMsgFileServer?
+        if !shared.isEmpty {
+            do {
+                fileServer = try await IPMsgFileServer.start(port: options.port)
+            } catch {
+                await messenger.close()
+                throw CLIFailure(message: "cannot serve files on TCP port \(options.port): \(error)", code: ExitCode32.other)
+            }
+        }
+        let servedFiles = fileServer.map { server in EventWaiterOf(server.served) }
+        let serverTask = fileServer.map { server in Task { try? await server.run() } }
+        defer { serverTask?.cancel() }
         let events = EventWaiter(messenger.events)
         let runner = Task { try await messenger.run() }
         defer { runner.cancel() }
@@ -228,14 +248,34 @@ struct IPMsgSend: AsyncParsableCommand {
             }
             address = peer.address
         }
-        let id = try await messenger.send(message.joined(separator: " "), to: address)
+        let id = try await messenger.send(message.joined(separator: " "), to: address, files: shared.map(\.entry))
+        fileServer?.offer(packetNumber: id, to: address.ip ?? "", files: shared.map { ($0.entry, $0.path) })
         let outcome = await events.wait(timeout: .seconds(10)) { event in
             switch event {
             case .delivered(id, _), .undelivered(id, _, _): return true
             default: return false
             }
         }
+        if case .delivered? = outcome, let servedFiles {
+            // Serve until every file went out whole, or the time is up.
+            var left = Set(shared.map(\.entry.id))
+            let deadline = ContinuousClock.now + fileTimeout.duration
+            while !left.isEmpty, ContinuousClock.now < deadline {
+                if let done = await servedFiles.next(timeout: deadline - ContinuousClock.now),
+                   done.packetNumber == id, let file = shared.first(where: { $0.entry.id == done.fileID }), done.bytes == file.entry.size {
+                    left.remove(done.fileID)
+                    if !options.json { Terminal.writeStdout("sent \(file.path) (\(done.bytes) bytes) to \(done.peer)\n") }
+                }
+            }
+            if !left.isEmpty {
+                await finish(messenger, runner)
+                await fileServer?.close()
+                let names = shared.filter { left.contains($0.entry.id) }.map(\.path).joined(separator: ", ")
+                throw CLIFailure(message: "the message was delivered but \(names) was not fetched within \(fileTimeout.seconds) s", code: ExitCode32.timedOut)
+            }
+        }
         await finish(messenger, runner)
+        await fileServer?.close()
         switch outcome {
         case .delivered(_, let peer)?:
             if options.json {
@@ -256,6 +296,25 @@ struct IPMsgSend: AsyncParsableCommand {
         runner.cancel()
         _ = try? await runner.value
         await messenger.close()
+    }
+}
+
+/// Reads an async stream on its own task; `next(timeout:)` takes the next element.
+final class EventWaiterOf<Element: Sendable>: Sendable {
+    private let state = NIOLockedValueBox<[Element]>([])
+
+    init(_ stream: AsyncStream<Element>) {
+        let state = self.state
+        Task { for await element in stream { state.withLockedValue { $0.append(element) } } }
+    }
+
+    func next(timeout: Duration) async -> Element? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let element = state.withLockedValue({ $0.isEmpty ? nil : $0.removeFirst() }) { return element }
+            if ContinuousClock.now >= deadline { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 }
 
@@ -295,7 +354,7 @@ struct IPMsgChat: AsyncParsableCommand {
         commandName: "chat",
         abstract: "The messenger (the default): users coming and going, messages as they arrive, typed lines to the current peer.",
         discussion: """
-        Commands: /who lists users; /to NICK makes NICK the current peer; /msg NICK TEXT sends one message; /all TEXT sends to everyone (not acknowledged); /nick NEW and /away [TEXT] tell everyone (/away alone: back); /quit. NICK may also be an address. Other lines go to the current peer. Piped standard input works line by line, starting a second after the announce so that nicks are known; at its end the messenger waits for outstanding acknowledgements (and --linger), says goodbye, and exits 75 when a message was not delivered. With --json every event is one JSON object per line.
+        Commands: /who lists users; /to NICK makes NICK the current peer; /send NICK PATH offers a file; /get N fetches offered file N into --download-dir; /msg NICK TEXT sends one message; /all TEXT sends to everyone (not acknowledged); /nick NEW and /away [TEXT] tell everyone (/away alone: back); /quit. NICK may also be an address. Other lines go to the current peer. Piped standard input works line by line, starting a second after the announce so that nicks are known; at its end the messenger waits for outstanding acknowledgements (and --linger), says goodbye, and exits 75 when a message was not delivered. With --json every event is one JSON object per line.
 
         Examples:
           udp ipmsg --nick bob
@@ -305,6 +364,9 @@ struct IPMsgChat: AsyncParsableCommand {
     )
 
     @OptionGroup var options: IPMsgOptions
+
+    @Option(help: ArgumentHelp("Where /get puts files (default: the current directory). Offered names are used only as one plain file name inside it.", valueName: "dir"))
+    var downloadDir: String = "."
 
     @Option(help: ArgumentHelp("At end of piped input, keep running this long.", valueName: "duration"))
     var linger: DurationArgument = DurationArgument(seconds: 0)
@@ -323,6 +385,11 @@ struct IPMsgChat: AsyncParsableCommand {
             console.show(JSONText.object([("event", .string("started")), ("port", .int(options.port)), ("nick", .string(identity.nick)),
                                           ("broadcast", .raw(JSONText.array(messenger.broadcastAddresses.map { .string($0.ip ?? "?") })))]))
         }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: downloadDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CLIFailure.usage("--download-dir \(downloadDir) is not a directory")
+        }
+        let desk = FileDesk(port: options.port, downloadDir: downloadDir)
         let current = NIOLockedValueBox<IPMsgPeer?>(nil)
         let failed = NIOLockedValueBox(0)
         let linger = self.linger.duration
@@ -332,7 +399,7 @@ struct IPMsgChat: AsyncParsableCommand {
                 group.addTask {
                     for await event in messenger.events {
                         if case .undelivered = event { failed.withLockedValue { $0 += 1 } }
-                        console.show(IPMsgShow.line(event, json: json))
+                        console.show(IPMsgShow.line(event, json: json, firstOffer: desk.register(event)))
                     }
                 }
                 group.addTask {
@@ -342,7 +409,7 @@ struct IPMsgChat: AsyncParsableCommand {
                     for await line in console.lines {
                         let text = StandardInput.text(line) ?? String(decoding: line, as: UTF8.self)
                         if text.trimmingCharacters(in: .whitespaces) == "/quit" { break }
-                        await Self.handle(text, messenger: messenger, current: current, console: console, json: json)
+                        await Self.handle(text, messenger: messenger, current: current, console: console, json: json, desk: desk)
                     }
                     // Piped input: wait for what is still unacknowledged, then linger.
                     let deadline = ContinuousClock.now + .seconds(6)
@@ -372,7 +439,7 @@ struct IPMsgChat: AsyncParsableCommand {
     }
 
     /// One typed line: a slash command or a message to the current peer.
-    static func handle(_ line: String, messenger: IPMsgMessenger, current: NIOLockedValueBox<IPMsgPeer?>, console: Console, json: Bool) async {
+    static func handle(_ line: String, messenger: IPMsgMessenger, current: NIOLockedValueBox<IPMsgPeer?>, console: Console, json: Bool, desk: FileDesk) async {
         func say(_ text: String) {
             console.show(json ? JSONText.object([("event", .string("info")), ("text", .string(text))]) : text)
         }
@@ -423,10 +490,105 @@ struct IPMsgChat: AsyncParsableCommand {
         case "/away":
             let text = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
             await messenger.update(absence: .some(text.isEmpty ? nil : text))
-        case "/send", "/get":
-            say("file transfer is not supported yet")
+        case "/get" where words.count == 2:
+            guard let number = Int(words[1]), let offer = desk.offer(number) else { return say("no offered file \(words[1])") }
+            let request = messenger.fileRequest(IPMsgFileRequest(packetNumber: offer.packetNumber, fileID: offer.entry.id))
+            do {
+                let path = try await IPMsgFileFetch.fetch(from: offer.host, port: offer.port, request: request, size: offer.entry.size,
+                                                          name: offer.name, directory: desk.downloadDir)
+                if json {
+                    console.show(JSONText.object([("event", .string("fetched")), ("offer", .int(number)), ("path", .string(path)), ("size", .int(Int(clamping: offer.entry.size)))]))
+                } else {
+                    say("fetched \(TerminalText.escape(path)) (\(offer.entry.size) bytes)")
+                }
+            } catch {
+                if json {
+                    console.show(JSONText.object([("event", .string("refused")), ("offer", .int(number)), ("reason", .string("\(error)"))]))
+                } else {
+                    say("udp: \(error)")
+                }
+            }
+        case "/send" where words.count == 3:
+            guard let peer = find(words[1]) else { return }
+            do {
+                let file = try SharedFile(path: words[2], id: 0)
+                let server = try await desk.server()
+                let id = try await messenger.send("", to: peer.address, files: [file.entry])
+                server.offer(packetNumber: id, to: peer.address.ip ?? "", files: [(file.entry, file.path)])
+                say("offered \(TerminalText.escape(file.path)) (\(file.entry.size) bytes) to \(peer.nick)")
+            } catch {
+                say("udp: cannot send the file: \(error)")
+            }
         default:
-            say("commands: /who, /to NICK, /msg NICK TEXT, /all TEXT, /nick NEW, /away [TEXT], /quit")
+            say("commands: /who, /to NICK, /msg NICK TEXT, /all TEXT, /send NICK PATH, /get N, /nick NEW, /away [TEXT], /quit")
         }
+    }
+}
+
+/// A local file offered to a peer.
+struct SharedFile {
+    var path: String
+    var entry: IPMsgFileEntry
+
+    init(path: String, id: UInt32) throws {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        guard attributes[.type] as? FileAttributeType == .typeRegular else { throw CLIFailure.usage("\(path) is not a regular file") }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw CLIFailure.usage("\(path) is not readable") }
+        let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+        let modified = (attributes[.modificationDate] as? Date).map { UInt32(clamping: Int($0.timeIntervalSince1970)) } ?? 0
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        self.path = path
+        entry = IPMsgFileEntry(id: id, name: Array(name.utf8), size: size, modified: modified)
+    }
+}
+
+/// Files offered to us (numbered for /get) and the server for files we offer (started on first use).
+final class FileDesk: Sendable {
+    struct Offer: Sendable {
+        var host: String
+        var port: Int
+        var packetNumber: UInt32
+        var entry: IPMsgFileEntry
+        var name: String
+    }
+
+    let port: Int
+    let downloadDir: String
+    private let offers = NIOLockedValueBox<[Offer]>([])
+    private let started = NIOLockedValueBox<IPMsgFileServer?>(nil)
+    private let serverTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    init(port: Int, downloadDir: String) {
+        self.port = port
+        self.downloadDir = downloadDir
+    }
+
+    /// Records the files a message offers; returns the number the first of them gets.
+    func register(_ event: IPMsgCore.IPMsgEvent) -> Int {
+        offers.withLockedValue { offers in
+            let first = offers.count + 1
+            if case .message(let message) = event {
+                for entry in message.files {
+                    // The name as the sender wrote it; undecodable bytes stay escaped, which the name rule refuses.
+                    let name = message.fileEncoding.decode(entry.name).string ?? message.fileEncoding.decode(entry.name).escaped
+                    offers.append(Offer(host: message.from.address.ip ?? "", port: message.from.address.port ?? port,
+                                        packetNumber: message.packetNumber, entry: entry, name: name))
+                }
+            }
+            return first
+        }
+    }
+
+    func offer(_ number: Int) -> Offer? {
+        offers.withLockedValue { number >= 1 && number <= $0.count ? $0[number - 1] : nil }
+    }
+
+    /// The TCP file server on the messenger's port, started on first use and run until the process ends.
+    func server() async throws -> IPMsgFileServer {
+        if let server = started.withLockedValue({ $0 }) { return server }
+        let server = try await IPMsgFileServer.start(port: port)
+        started.withLockedValue { $0 = server }
+        serverTask.withLockedValue { $0 = Task { try? await server.run() } }
+        return server
     }
 }

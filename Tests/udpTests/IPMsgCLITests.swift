@@ -27,9 +27,55 @@ final class IPMsgCLITests: XCTestCase {
     ///   say:TEXT      one SENDMSG|SENDCHECKOPT in its encoding ("sent NUMBER")
     ///   tutorial      the tutorial's bare packet, from another socket, to the subnet's broadcast address
     ///   junk          two malformed datagrams
+    ///   offer:NAME    a SENDMSG offering a file NAME of `fileContent` bytes, served over TCP on port 2425
+    ///                 to GETFILEDATA ("served ID BYTES")
+    /// A SENDMSG with FILEATTACHOPT is answered by fetching each file over TCP ("fetched NAME SIZE SHA256").
     /// Stops after SECONDS.
     static let peer = """
-    import socket, sys, time
+    import hashlib, re, socket, sys, threading, time
+    content = bytes(range(256)) * 40 + b'end'
+    offers = []
+    def serve_files():
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(('0.0.0.0', 2425))
+        server.listen(4)
+        server.settimeout(1)
+        end = time.time() + float(sys.argv[6])
+        while time.time() < end:
+            try:
+                conn, _ = server.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(3)
+            request = b''
+            while b'\\0' not in request:
+                part = conn.recv(9000)
+                if not part:
+                    break
+                request += part
+            pkt_no, fid, offset = [int(x, 16) for x in request.split(b'\\0')[0].split(b':', 5)[5].split(b':')[:3]]
+            if (pkt_no, fid) in offers:
+                conn.sendall(content[offset:])
+                print('served', fid, len(content) - offset, flush=True)
+            conn.close()
+    def fetch(addr, number, field):
+        for entry in field.split(b'\\a'):
+            entry = entry.lstrip(b':')
+            if not entry:
+                continue
+            m = re.match(rb'(\\d+):((?:[^:]|::)+):([0-9a-fA-F]+):', entry)
+            fid, name, size = int(m.group(1)), m.group(2).replace(b'::', b':'), int(m.group(3), 16)
+            c = socket.create_connection((addr[0], 2425), timeout=5)
+            c.sendall(b'1:%d:fetcher:PEER-PC:96:%x:%x:0\\0' % (int(time.time()), number, fid))
+            got = b''
+            while len(got) < size:
+                part = c.recv(65536)
+                if not part:
+                    break
+                got += part
+            c.close()
+            print('fetched', name.decode(), len(got), hashlib.sha256(got).hexdigest(), flush=True)
     version, user, nick, group, enc, seconds = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
     actions = sys.argv[7:]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -61,10 +107,19 @@ final class IPMsgCLITests: XCTestCase {
                 t.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                 t.sendto(b'1:100:will:will-pc:32:will broadcast', (addr[0].rsplit('.', 1)[0] + '.255', 2425))
                 print('sent-tutorial', flush=True)
+            elif kind == 'offer':
+                num[0] += 1
+                offers.append((num[0], len(offers)))
+                name = text.encode(enc).replace(b':', b'::')
+                entry = b'%d:%s:%x:%x:1:\\a' % (len(offers) - 1, name, len(content), int(time.time()))
+                s.sendto(pkt(0x200120, b'a file for you', entry + b'\\0', number=num[0]), addr)
+                print('offered', text, flush=True)
             elif kind == 'junk':
                 s.sendto(b'garbage', addr)
                 s.sendto(b'1:x:a:b:32:hi', addr)
                 print('sent-junk', flush=True)
+    if any(a.startswith('offer:') for a in actions):
+        threading.Thread(target=serve_files, daemon=True).start()
     print('ready', flush=True)
     acted = False
     end = time.time() + seconds
@@ -88,6 +143,8 @@ final class IPMsgCLITests: XCTestCase {
             print('msg', int(head[1]), data.hex(), flush=True)
             if cmd & 0x100:
                 s.sendto(pkt(0x21, head[1]), addr)
+            if cmd & 0x200000:
+                fetch(addr, int(head[1]), data.split(b'\\0')[1])
         elif mode == 0x21:
             print('ack', head[5].decode(), flush=True)
         elif mode == 2:
@@ -293,6 +350,62 @@ final class IPMsgCLITests: XCTestCase {
     }
 
     private func session(_ handle: Run.Handle, has text: String) -> Bool { handle.text.contains(text) }
+
+    // MARK: - Files
+
+    /// A file offered by a peer is fetched with /get byte for byte into --download-dir; a name that would leave
+    /// the directory is refused and nothing is written.
+    func testFilesFromAPeerAreFetchedAndHostileNamesRefused() throws {
+        let lan = try lan()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("udp-ipmsg-\(UUID().uuidString)")
+        let downloads = root.appendingPathComponent("downloads")
+        try FileManager.default.createDirectory(at: downloads, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let feiq = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
+                                 seconds: 12, actions: ["offer:报告 2024:v1.bin", "offer:../evil.txt"])
+        let session = try messenger(lan, .a, ["--nick", "tester", "--json", "--download-dir", downloads.path])
+        XCTAssertTrue(waitFor { self.session(session, has: "evil.txt") }, session.text + feiq.text)
+        session.inPipe.fileHandleForWriting.write(Data("/get 1\n/get 2\n/get 9\n".utf8))
+        XCTAssertTrue(waitFor { self.session(session, has: "\"event\":\"refused\"") }, session.text + session.stderr)
+        session.closeInput()
+        let result = session.finish(timeout: 10)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let events = jsonLines(result.text)
+        let offered = events.filter { $0["event"] as? String == "message" }.flatMap { ($0["files"] as? [[String: Any]]) ?? [] }
+        XCTAssertEqual(offered.compactMap { $0["name"] as? String }, ["报告 2024:v1.bin", "../evil.txt"], result.text)
+        let fetched = try XCTUnwrap(events.first { $0["event"] as? String == "fetched" }, result.text)
+        XCTAssertEqual(fetched["offer"] as? Int, 1)
+        let expected = Data((0..<40).flatMap { _ in (0...255).map { UInt8($0) } } + Array("end".utf8))
+        XCTAssertEqual(try Data(contentsOf: downloads.appendingPathComponent("报告 2024:v1.bin")), expected)
+        let refused = try XCTUnwrap(events.first { $0["event"] as? String == "refused" }, result.text)
+        XCTAssertEqual(refused["offer"] as? Int, 2)
+        XCTAssertTrue((refused["reason"] as? String ?? "").contains("path separator"), "\(refused)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("evil.txt").path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: downloads.path), ["报告 2024:v1.bin"])
+        XCTAssertEqual(lines(feiq, "served"), ["served 0 \(expected.count)"], feiq.text)
+        XCTAssertTrue(result.text.contains("no offered file 9"), result.text)
+        _ = feiq.finish(timeout: 15)
+    }
+
+    /// `send --file`: the peer fetches the file over TCP byte for byte, then the command exits 0.
+    func testSendFileIsFetchedByThePeer() throws {
+        let lan = try lan()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("udp-ipmsg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        var generator = SystemRandomNumberGenerator()
+        let bytes = Data((0..<300_000).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let file = root.appendingPathComponent("data:1.bin")
+        try bytes.write(to: file)
+        let peer = try startPeer(lan, .b, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8", seconds: 10)
+        let send = try lan.udp(.a, ["ipmsg", "send", "Alice", "here it is", "--file", file.path, "--file-timeout", "8"]).finish(timeout: 20)
+        XCTAssertEqual(send.status, 0, send.stderr + peer.text)
+        XCTAssertTrue(send.text.contains("sent \(file.path) (300000 bytes) to 10.77.1.2"), send.text)
+        let digest = try Run.python("import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [file.path]).finish(timeout: 5).text
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(lines(peer, "fetched"), ["fetched data:1.bin 300000 \(digest)"], peer.text)
+        _ = peer.finish(timeout: 15)
+    }
 
     // MARK: - iptux
 
