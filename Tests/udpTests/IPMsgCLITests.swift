@@ -387,6 +387,52 @@ final class IPMsgCLITests: XCTestCase {
         _ = feiq.finish(timeout: 15)
     }
 
+    /// `/send NICK PATH` in the messenger offers a file the peer fetches byte for byte.
+    func testSlashSendOffersAFile() throws {
+        let lan = try lan()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("udp-ipmsg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let file = root.appendingPathComponent("notes.txt")
+        try Data((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: file)
+        let peer = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "", encoding: "gbk", seconds: 8)
+        let session = try messenger(lan, .a, ["--nick", "tester"])
+        session.inPipe.fileHandleForWriting.write(Data("/send 张三 \(file.path)\n".utf8))
+        XCTAssertTrue(waitFor { peer.text.contains("fetched") }, peer.text + session.text + session.stderr)
+        session.closeInput()
+        let result = session.finish(timeout: 10)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.text.contains("offered \(file.path) (50000 bytes) to 张三"), result.text)
+        let digest = try Run.python("import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [file.path]).finish(timeout: 5).text
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(lines(peer, "fetched"), ["fetched notes.txt 50000 \(digest)"], peer.text)
+        _ = peer.finish(timeout: 12)
+    }
+
+    // MARK: - On a terminal
+
+    /// On a terminal: users and messages appear as they arrive, escape sequences shown escaped; /to and a typed
+    /// line send a message that is acknowledged; /quit ends.
+    func testMessengerOnATerminal() throws {
+        let lan = try lan()
+        let peer = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
+                                 seconds: 12, actions: ["say:\u{1B}[31m红色警报"])
+        let terminal = try TerminalSession("\(lan.ip) netns exec \(lan.namespace(.a)) \(Run.udpPath) ipmsg --nick tester")
+        XCTAssertTrue(try terminal.waitForScreen("红色警报", timeout: 8), terminal.screen)
+        XCTAssertTrue(terminal.screen.contains("张三: \\e[31m红色警报"), terminal.screen)
+        XCTAssertTrue(terminal.screen.contains("+ 张三 [销售部] zhang@PEER-PC at 10.77.1.2, FeiQ, gbk"), terminal.screen)
+        try terminal.enter("/to 张三")
+        XCTAssertTrue(try terminal.waitForScreen("talking to 张三 at 10.77.1.2"), terminal.screen)
+        try terminal.enter("好的 on my way")
+        XCTAssertTrue(try terminal.waitForScreen("delivered to 张三"), terminal.screen)
+        let expected = try gbkHex("好的 on my way")
+        XCTAssertTrue(lines(peer, "msg").contains { $0.contains(expected) }, peer.text)
+        try terminal.enter("/quit")
+        XCTAssertTrue(try terminal.waitForExit(timeout: 5), "udp ipmsg did not end on /quit")
+        XCTAssertTrue(waitFor(3) { !self.lines(peer, "exit").isEmpty }, "no BR_EXIT: \(peer.text)")
+        _ = peer.finish(timeout: 15)
+    }
+
     /// `send --file`: the peer fetches the file over TCP byte for byte, then the command exits 0.
     func testSendFileIsFetchedByThePeer() throws {
         let lan = try lan()
