@@ -213,6 +213,7 @@ struct IPMsgSend: AsyncParsableCommand {
 
     func run() async throws {
         let shared = try files.enumerated().map { try SharedFile(path: $0.element, id: UInt32($0.offset)) }
+        _ = try options.configuration()
         let messenger = try await options.start()
         var fileServer: IPMsgFileServer?
         if !shared.isEmpty {
@@ -372,6 +373,11 @@ struct IPMsgChat: AsyncParsableCommand {
     var linger: DurationArgument = DurationArgument(seconds: 0)
 
     func run() async throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: downloadDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CLIFailure.usage("--download-dir \(downloadDir) is not a directory")
+        }
+        _ = try options.configuration()
         let messenger = try await options.start()
         let json = options.json
         let console = Console(prompt: "> ")
@@ -384,10 +390,6 @@ struct IPMsgChat: AsyncParsableCommand {
         if json {
             console.show(JSONText.object([("event", .string("started")), ("port", .int(options.port)), ("nick", .string(identity.nick)),
                                           ("broadcast", .raw(JSONText.array(messenger.broadcastAddresses.map { .string($0.ip ?? "?") })))]))
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: downloadDir, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CLIFailure.usage("--download-dir \(downloadDir) is not a directory")
         }
         let desk = FileDesk(port: options.port, downloadDir: downloadDir)
         let current = NIOLockedValueBox<IPMsgPeer?>(nil)
@@ -531,7 +533,9 @@ struct SharedFile {
     var entry: IPMsgFileEntry
 
     init(path: String, id: UInt32) throws {
-        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
+            throw CLIFailure.usage("cannot read \(path): no such file")
+        }
         guard attributes[.type] as? FileAttributeType == .typeRegular else { throw CLIFailure.usage("\(path) is not a regular file") }
         guard FileManager.default.isReadableFile(atPath: path) else { throw CLIFailure.usage("\(path) is not readable") }
         let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0

@@ -189,6 +189,26 @@ final class IPMsgCLITests: XCTestCase {
         return result.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    // MARK: - Usage
+
+    /// Bad usage fails with 64 before anything is bound or sent.
+    func testBadUsage() throws {
+        for arguments in [["ipmsg", "send", "10.77.1.2"], ["ipmsg", "list", "--port", "0"], ["ipmsg", "--encoding", "klingon"],
+                          ["ipmsg", "--download-dir", "/nonexistent-\(UUID().uuidString)"], ["ipmsg", "send", "x", "y", "--file", "/nonexistent-file"],
+                          ["ipmsg", "list", "--nick", ""]] {
+            let result = try Run.udp(arguments)
+            XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("udp: "), result.stderr)
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+            XCTAssertFalse(result.stderr.contains("Domain="), result.stderr)
+        }
+        for command in [["ipmsg"], ["ipmsg", "list"], ["ipmsg", "send"], ["ipmsg", "chat"]] {
+            let help = try Run.udp(command + ["--help"])
+            XCTAssertEqual(help.status, 0)
+            XCTAssertTrue(help.text.contains("Examples:"), "\(command)")
+        }
+    }
+
     // MARK: - Python peers
 
     /// `list` sees a FeiQ-style peer with its GBK nick and group, and an iptux-style one; `send` by nick to the
