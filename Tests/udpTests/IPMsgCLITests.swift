@@ -202,6 +202,9 @@ final class IPMsgCLITests: XCTestCase {
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
             XCTAssertFalse(result.stderr.contains("Domain="), result.stderr)
         }
+        let noInterface = try Run.udp(["ipmsg", "list", "--interface", "nosuch0"])
+        XCTAssertEqual(noInterface.status, 69, noInterface.stderr)
+        XCTAssertTrue(noInterface.stderr.contains("nosuch0"), noInterface.stderr)
         for command in [["ipmsg"], ["ipmsg", "list"], ["ipmsg", "send"], ["ipmsg", "chat"]] {
             let help = try Run.udp(command + ["--help"])
             XCTAssertEqual(help.status, 0)
