@@ -212,7 +212,7 @@ struct IPMsgSend: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let shared = try files.enumerated().map { try SharedFile(path: $0.element, id: UInt32($0.offset)) }
+        let shared = try files.enumerated().map { try IPMsgSharedFile(path: $0.element, id: UInt32($0.offset)) }
         _ = try options.configuration()
         let messenger = try await options.start()
         var fileServer: IPMsgFileServer?
@@ -224,10 +224,10 @@ struct IPMsgSend: AsyncParsableCommand {
                 throw CLIFailure(message: "cannot serve files on TCP port \(options.port): \(error)", code: ExitCode32.other)
             }
         }
-        let servedFiles = fileServer.map { server in EventWaiterOf(server.served) }
+        let servedFiles = fileServer.map { server in IPMsgStreamWaiter(server.served) }
         let serverTask = fileServer.map { server in Task { try? await server.run() } }
         defer { serverTask?.cancel() }
-        let events = EventWaiter(messenger.events)
+        let events = IPMsgEventWaiter(messenger.events)
         let runner = Task { try await messenger.run() }
         defer { runner.cancel() }
         await messenger.announce()
@@ -301,7 +301,7 @@ struct IPMsgSend: AsyncParsableCommand {
 }
 
 /// Reads an async stream on its own task; `next(timeout:)` takes the next element.
-final class EventWaiterOf<Element: Sendable>: Sendable {
+final class IPMsgStreamWaiter<Element: Sendable>: Sendable {
     private let state = NIOLockedValueBox<[Element]>([])
 
     init(_ stream: AsyncStream<Element>) {
@@ -320,7 +320,7 @@ final class EventWaiterOf<Element: Sendable>: Sendable {
 }
 
 /// Reads a messenger's events on its own task and lets a caller wait for one that matches.
-final class EventWaiter: Sendable {
+final class IPMsgEventWaiter: Sendable {
     private let state = NIOLockedValueBox<[IPMsgCore.IPMsgEvent]>([])
 
     init(_ events: AsyncStream<IPMsgCore.IPMsgEvent>) {
@@ -391,7 +391,7 @@ struct IPMsgChat: AsyncParsableCommand {
             console.show(JSONText.object([("event", .string("started")), ("port", .int(options.port)), ("nick", .string(identity.nick)),
                                           ("broadcast", .raw(JSONText.array(messenger.broadcastAddresses.map { .string($0.ip ?? "?") })))]))
         }
-        let desk = FileDesk(port: options.port, downloadDir: downloadDir)
+        let desk = IPMsgFileDesk(port: options.port, downloadDir: downloadDir)
         let current = NIOLockedValueBox<IPMsgPeer?>(nil)
         let failed = NIOLockedValueBox(0)
         let linger = self.linger.duration
@@ -441,7 +441,7 @@ struct IPMsgChat: AsyncParsableCommand {
     }
 
     /// One typed line: a slash command or a message to the current peer.
-    static func handle(_ line: String, messenger: IPMsgMessenger, current: NIOLockedValueBox<IPMsgPeer?>, console: Console, json: Bool, desk: FileDesk) async {
+    static func handle(_ line: String, messenger: IPMsgMessenger, current: NIOLockedValueBox<IPMsgPeer?>, console: Console, json: Bool, desk: IPMsgFileDesk) async {
         func say(_ text: String) {
             console.show(json ? JSONText.object([("event", .string("info")), ("text", .string(text))]) : text)
         }
@@ -513,7 +513,7 @@ struct IPMsgChat: AsyncParsableCommand {
         case "/send" where words.count == 3:
             guard let peer = find(words[1]) else { return }
             do {
-                let file = try SharedFile(path: words[2], id: 0)
+                let file = try IPMsgSharedFile(path: words[2], id: 0)
                 let server = try await desk.server()
                 let id = try await messenger.send("", to: peer.address, files: [file.entry])
                 server.offer(packetNumber: id, to: peer.address.ip ?? "", files: [(file.entry, file.path)])
@@ -528,7 +528,7 @@ struct IPMsgChat: AsyncParsableCommand {
 }
 
 /// A local file offered to a peer.
-struct SharedFile {
+struct IPMsgSharedFile {
     var path: String
     var entry: IPMsgFileEntry
 
@@ -547,7 +547,7 @@ struct SharedFile {
 }
 
 /// Files offered to us (numbered for /get) and the server for files we offer (started on first use).
-final class FileDesk: Sendable {
+final class IPMsgFileDesk: Sendable {
     struct Offer: Sendable {
         var host: String
         var port: Int
