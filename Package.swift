@@ -59,6 +59,17 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // IP Messenger / FeiQ / iptux: the packet codec (Codec/, pure value code, fuzzed), presence and delivery
+        // state machines, and the messenger over UDPKit.
+        .target(
+            name: "IPMsg",
+            dependencies: [
+                "UDPKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "udp",
             dependencies: [
@@ -69,6 +80,7 @@ let package = Package(
                 "Impairment",
                 "UDPRoom",
                 "RoomProtocol",
+                "IPMsg",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -92,6 +104,7 @@ let package = Package(
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
+        .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]
 )
