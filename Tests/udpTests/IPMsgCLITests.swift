@@ -203,7 +203,7 @@ final class IPMsgCLITests: XCTestCase {
             XCTAssertFalse(result.stderr.contains("Domain="), result.stderr)
         }
         let noInterface = try Run.udp(["ipmsg", "list", "--interface", "nosuch0"])
-        XCTAssertEqual(noInterface.status, 69, noInterface.stderr)
+        XCTAssertEqual(noInterface.status, 64, noInterface.stderr)
         XCTAssertTrue(noInterface.stderr.contains("nosuch0"), noInterface.stderr)
         for command in [["ipmsg"], ["ipmsg", "list"], ["ipmsg", "send"], ["ipmsg", "chat"]] {
             let help = try Run.udp(command + ["--help"])
@@ -221,7 +221,7 @@ final class IPMsgCLITests: XCTestCase {
         let feiq = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk", seconds: 12)
         let tuxish = try startPeer(lan, .c, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8", seconds: 12)
 
-        let list = try lan.udp(.a, ["ipmsg", "list", "--timeout", "1.5", "--json", "--nick", "tester"]).finish(timeout: 10)
+        let list = try lan.udp(.a, ["ipmsg", "list", "--timeout", "1.5s", "--json", "--nick", "tester"]).finish(timeout: 10)
         XCTAssertEqual(list.status, 0, list.stderr)
         let users = jsonLines(list.text)
         let zhang = try XCTUnwrap(users.first { $0["address"] as? String == "10.77.1.2:2425" }, list.text)
@@ -278,7 +278,7 @@ final class IPMsgCLITests: XCTestCase {
         XCTAssertEqual(messages.count, 4, "\(received)")
         XCTAssertEqual(Set(messages.map { $0.text.split(separator: ":")[1] }).count, 1, "resends keep the packet number")
 
-        let unknown = try lan.udp(.a, ["ipmsg", "send", "nobody-here", "hi", "--timeout", "0.5"]).finish(timeout: 10)
+        let unknown = try lan.udp(.a, ["ipmsg", "send", "nobody-here", "hi", "--timeout", "500ms"]).finish(timeout: 10)
         XCTAssertEqual(unknown.status, 69, unknown.stderr)
         XCTAssertTrue(unknown.stderr.hasPrefix("udp: no user called 'nobody-here' answered"), unknown.stderr)
     }
@@ -467,7 +467,7 @@ final class IPMsgCLITests: XCTestCase {
         let file = root.appendingPathComponent("data:1.bin")
         try bytes.write(to: file)
         let peer = try startPeer(lan, .b, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8", seconds: 10)
-        let send = try lan.udp(.a, ["ipmsg", "send", "Alice", "here it is", "--file", file.path, "--file-timeout", "8"]).finish(timeout: 20)
+        let send = try lan.udp(.a, ["ipmsg", "send", "Alice", "here it is", "--file", file.path, "--file-timeout", "8s"]).finish(timeout: 20)
         XCTAssertEqual(send.status, 0, send.stderr + peer.text)
         XCTAssertTrue(send.text.contains("sent \(file.path) (300000 bytes) to 10.77.1.2"), send.text)
         let digest = try Run.python("import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [file.path]).finish(timeout: 5).text
@@ -525,7 +525,7 @@ final class IPMsgCLITests: XCTestCase {
         defer { iptux.stop() }
         XCTAssertTrue(iptux.waitReady(), "iptux did not start: \(iptux.handle.text) \(iptux.handle.stderr)")
 
-        let list = try lan.udp(.a, ["ipmsg", "list", "--json", "--nick", "tester", "--timeout", "2"]).finish(timeout: 10)
+        let list = try lan.udp(.a, ["ipmsg", "list", "--json", "--nick", "tester", "--timeout", "2s"]).finish(timeout: 10)
         XCTAssertEqual(list.status, 0, list.stderr)
         let tux = try XCTUnwrap(jsonLines(list.text).first { $0["address"] as? String == "10.77.1.2:2425" }, list.text + list.stderr)
         XCTAssertEqual(tux["nick"] as? String, "TuxNick")
