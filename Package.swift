@@ -38,6 +38,8 @@ let package = Package(
             ]
         ),
         .target(name: "UDPBench"),
+        // pcap/pcapng writing and reading (udp listen --pcap, udp replay): pure value code, no I/O.
+        .target(name: "Capture"),
         .target(name: "Impairment"),
         .target(
             name: "UDPProxy",
@@ -69,6 +71,7 @@ let package = Package(
                 "Impairment",
                 "UDPRoom",
                 "RoomProtocol",
+                "Capture",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -91,6 +94,7 @@ let package = Package(
         .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture"]),
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
     ]
