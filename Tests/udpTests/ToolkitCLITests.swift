@@ -128,6 +128,60 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("exec-limit 2"), result.stderr)
     }
 
+    func testExecKeepsEchoProtections() throws {
+        // A loop-prone source port never runs the command; replies larger than requests are rate limited.
+        let (server, port) = try startEcho(["--exec", "echo a reply longer than the request", "--rate", "1"])
+        let fromPort7 = """
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 7)); s.settimeout(0.5)
+        s.sendto(b'x', ('127.0.0.1', int(sys.argv[1])))
+        try: print(s.recvfrom(100)[0])
+        except socket.timeout: print('(none)')
+        """
+        let looped = try Run.python(fromPort7, [String(port)]).finish()
+        XCTAssertEqual(looped.text, "(none)\n", looped.stderr)
+        let burst = """
+        import socket, sys, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+        for _ in range(6):
+            s.sendto(b'x', ('127.0.0.1', int(sys.argv[1]))); time.sleep(0.05)
+        n = 0
+        while True:
+            try: s.recvfrom(100); n += 1
+            except socket.timeout: break
+        print(n)
+        """
+        let replies = try Run.python(burst, [String(port)]).finish()
+        let result = server.finish(signal: SIGTERM)
+        XCTAssertEqual(replies.text, "2\n", "a burst of 2 at --rate 1: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("loop-port 1"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("rate-limited 4"), result.stderr)
+    }
+
+    func testPipeListenFirstKeepsTheFirstSender() throws {
+        let listener = try Run.start(["pipe", "--listen", "127.0.0.1:0", "--show-port", "--first"], stdin: nil)
+        let port = try Peer.listenPort(of: listener)
+        let twoSenders = """
+        import socket, sys, time
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.settimeout(2)
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.settimeout(0.5)
+        a.sendto(b'from a;', ('127.0.0.1', int(sys.argv[1]))); time.sleep(0.2)
+        b.sendto(b'from b;', ('127.0.0.1', int(sys.argv[1]))); time.sleep(0.2)
+        print('ready 0', flush=True)
+        print('a got', a.recvfrom(100)[0].decode(), flush=True)
+        try: print('b got', b.recvfrom(100)[0].decode())
+        except socket.timeout: print('b got nothing')
+        """
+        let peers = try Run.python(twoSenders, [String(port)])
+        _ = try Peer.port(of: peers)
+        listener.inPipe.fileHandleForWriting.write(Data("to the first".utf8))
+        listener.closeInput()
+        let out = peers.finish()
+        XCTAssertTrue(out.text.contains("a got to the first"), out.text + out.stderr)
+        XCTAssertTrue(out.text.contains("b got nothing"), out.text)
+        XCTAssertEqual(listener.finish(signal: SIGTERM).text, "from a;from b;")
+    }
+
     // MARK: - echo --rule
 
     func testRulesAnswerAndCountNoRule() throws {
