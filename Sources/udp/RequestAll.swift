@@ -46,7 +46,7 @@ extension Request {
             }
         }
         Terminal.flushStdout()
-        if !quiet { Terminal.writeStderr("\(replies) repl\(replies == 1 ? "y" : "ies") from \(senders) address\(senders == 1 ? "" : "es") in \(wait.defaultValueDescription)\n") }
+        if !quiet && replies > 0 { Terminal.writeStderr("\(replies) repl\(replies == 1 ? "y" : "ies") from \(senders) address\(senders == 1 ? "" : "es") in \(wait.defaultValueDescription)\n") }
         if replies == 0 { throw UDPError.timedOut(seconds: wait.seconds) }
     }
 }
