@@ -72,6 +72,13 @@ final class CommandRunner: Sendable {
     /// Commands running now.
     var active: Int { running.withLockedValue { $0 } }
 
+    /// This process's open descriptors, from /proc/self/fd (Linux) or /dev/fd.
+    private static func openDescriptors() -> [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))
+            ?? (try? FileManager.default.contentsOfDirectory(atPath: "/dev/fd")) ?? []
+        return names.compactMap { Int32($0) }
+    }
+
     private func run(payload: [UInt8], environment extra: [String]) -> Outcome {
         var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1]
         guard pipe(&input) == 0 else { return .dropped(.execFailed) }
@@ -84,6 +91,10 @@ final class CommandRunner: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, input[0], 0)
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        // The server's socket, event loop descriptors and other commands' pipes are not the command's business
+        // (nor should a command that lingers keep the port bound): only stdin, stdout and stderr go through.
+        // (A descriptor closed meanwhile is harmless: posix_spawn ignores closing one that is not open.)
+        for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

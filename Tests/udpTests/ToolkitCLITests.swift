@@ -95,6 +95,16 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("1 replied"), result.stderr)
     }
 
+    func testExecCommandsGetOnlyTheStandardDescriptors() throws {
+        // Not the server's socket, its event loop's descriptors, or another command's pipes.
+        let (server, port) = try startEcho(["--exec", "ls -l /proc/$$/fd"])
+        let reply = try Run.udp(["request", "127.0.0.1", String(port), "x", "--raw"])
+        XCTAssertTrue(reply.text.contains(" 1 -> pipe:"), reply.text + reply.stderr)
+        XCTAssertFalse(reply.text.contains("socket:"), reply.text)
+        XCTAssertFalse(reply.text.contains("eventpoll"), reply.text)
+        _ = server.finish(signal: SIGTERM)
+    }
+
     func testExecBadCommandsAreKilledRefusedAndCounted() throws {
         let marker = "31.\(Int.random(in: 100...999))"
         let (server, port) = try startEcho(["--exec", "sleep \(marker); echo late", "--exec-timeout", "300ms"])
