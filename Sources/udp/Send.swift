@@ -192,15 +192,18 @@ struct OutgoingOptions: ParsableArguments {
         let stop = forever ? StopSignal() : nil
         func deliver(_ datagram: [UInt8]) async throws {
             let shaper = try shaping.shaper(for: datagram, encoding: try payload.textEncoding(), hex: payload.hex)
+            // Without placeholders every datagram is the same: build it once.
+            let constant = shaper.isConstant ? shaper.bytes(counter: 1) : nil
+            let constantBuffer = constant.map { ByteBuffer(bytes: $0) }
             var round = 0
             while stop.map({ !$0.isSet }) ?? (round < count) {
                 round += 1
                 for destination in plan.destinations {
                     if sent > 0, let pause { if let stop { await stop.sleep(for: pause) } else { try await Task.sleep(for: pause) } }
                     if stop?.isSet == true { break }
-                    let datagram = shaper.bytes(counter: sent + 1)
+                    let datagram = constant ?? shaper.bytes(counter: sent + 1)
                     try checkSize(datagram, destination)
-                    try await socket.send(ByteBuffer(bytes: datagram), to: destination)
+                    try await socket.send(constantBuffer ?? ByteBuffer(bytes: datagram), to: destination)
                     sent += 1
                     bytes += datagram.count
                 }
