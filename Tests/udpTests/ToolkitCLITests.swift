@@ -374,13 +374,14 @@ final class ToolkitCLITests: XCTestCase {
         try Run.require("tshark")
         try Run.require("editcap")
         let capturePort = Int.random(in: 30_000...60_000)
-        for interface in ["lo", "any"] {
+        // Ethernet over IPv4; Linux cooked v1 over IPv6; Linux cooked v2 over IPv4.
+        for (interface, linkType, host) in [("lo", "EN10MB", "127.0.0.1"), ("any", "LINUX_SLL", "::1"), ("any", "LINUX_SLL2", "127.0.0.1")] {
             let file = tempPath(".pcapng")
             defer { unlink(file) }
-            let tshark = try Run.program("tshark", ["-i", interface, "-f", "udp dst port \(capturePort)", "-c", "3", "-a", "duration:20", "-w", file])
+            let tshark = try Run.program("tshark", ["-i", interface, "-y", linkType, "-f", "udp dst port \(capturePort)", "-c", "3", "-a", "duration:20", "-w", file])
             XCTAssertTrue(tshark.waitForOutput("Capturing on", timeout: 15), tshark.stderr)
             usleep(500_000)
-            _ = try Run.python(Peer.sender, ["127.0.0.1", String(capturePort), "616161", "626262", "636363"]).finish()
+            _ = try Run.python(Peer.sender, [host, String(capturePort), "616161", "626262", "636363"]).finish()
             let captured = tshark.finish(timeout: 20)
             XCTAssertEqual(captured.status, 0, captured.stderr)
             let pcap = tempPath(".pcap")
@@ -391,8 +392,8 @@ final class ToolkitCLITests: XCTestCase {
                 let target = try Peer.port(of: peer)
                 let replay = try Run.udp(["replay", input, "127.0.0.1", String(target), "--speed", speed, "--dst-port", String(capturePort)])
                 XCTAssertEqual(replay.status, 0, replay.stderr)
-                XCTAssertTrue(replay.stderr.hasPrefix("sent 3 datagrams (9 bytes)"), "\(interface) \(input): \(replay.stderr)")
-                XCTAssertEqual(peer.finish().text.split(separator: "\n").dropFirst().map(String.init), ["616161", "626262", "636363", "done"], interface)
+                XCTAssertTrue(replay.stderr.hasPrefix("sent 3 datagrams (9 bytes)"), "\(linkType) \(input): \(replay.stderr)")
+                XCTAssertEqual(peer.finish().text.split(separator: "\n").dropFirst().map(String.init), ["616161", "626262", "636363", "done"], linkType)
             }
         }
     }
