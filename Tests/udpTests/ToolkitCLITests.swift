@@ -398,6 +398,35 @@ final class ToolkitCLITests: XCTestCase {
         }
     }
 
+    func testReplayKeepsScaledGapsAndCapsLongOnes() throws {
+        // Three packets 0.4 s apart (raw IPv4 link type), written the way libpcap does.
+        let writer = """
+        import struct, sys
+        with open(sys.argv[1], 'wb') as f:
+            f.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
+            for i in range(3):
+                udp = struct.pack('!HHHH', 5000, 9999, 9, 0) + bytes([0x61 + i])
+                ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+                f.write(struct.pack('<IIII', 1700000000, 400000 * i, len(ip), len(ip)) + ip)
+        """
+        let file = tempPath(".pcap")
+        defer { unlink(file) }
+        XCTAssertEqual(try Run.python(writer, [file]).finish().status, 0)
+        func replay(_ extra: [String]) throws -> Double {
+            let peer = try Run.python(Peer.receiver, ["127.0.0.1", "3"])
+            let port = try Peer.port(of: peer)
+            let started = Date()
+            let result = try Run.udp(["replay", file, "127.0.0.1", String(port)] + extra)
+            let elapsed = Date().timeIntervalSince(started)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertEqual(peer.finish().text.split(separator: "\n").dropFirst().map(String.init), ["61", "62", "63", "done"])
+            return elapsed
+        }
+        // Only lower bounds are asserted for the waits (a loaded machine is slower, never faster).
+        XCTAssertGreaterThanOrEqual(try replay(["--speed", "2"]), 0.39, "0.8 s of capture at twice the speed")
+        XCTAssertLessThan(try replay(["--speed", "1", "--max-pause", "20ms"]), 0.75, "pauses capped at 20 ms, not 0.4 s")
+    }
+
     func testReplayFiltersAndRejectsNonCaptures() throws {
         let notCapture = tempPath(".txt")
         try "hello".write(toFile: notCapture, atomically: true, encoding: .utf8)
