@@ -9,7 +9,7 @@ import NIOConcurrencyHelpers
 import UDPKit
 
 /// Settings for answering each datagram with a program's output (`udp echo --exec`), as inetd and socat's
-/// `UDP-RECVFROM,fork EXEC:` do.
+/// `UDP-RECVFROM,fork EXEC:` do. A server with these settings ignores SIGPIPE process-wide.
 public struct ExecSettings: Sendable {
     /// The command, run as `/bin/sh -c COMMAND`.
     public var command: String
@@ -43,6 +43,9 @@ final class CommandRunner: Sendable {
     init(settings: ExecSettings, localPort: Int) {
         self.settings = settings
         self.localPort = localPort
+        // A command that exits without reading its stdin closes the pipe we write the payload to; that must be an
+        // EPIPE to ignore, not a signal that ends the server.
+        signal(SIGPIPE, SIG_IGN)
     }
 
     /// Starts the command for `datagram`, or returns false when `limit` are already running. `done` is called on the
