@@ -38,6 +38,8 @@ let package = Package(
             ]
         ),
         .target(name: "UDPBench"),
+        // pcap/pcapng writing and reading (udp listen --pcap, udp replay): pure value code, no I/O.
+        .target(name: "Capture"),
         .target(name: "Impairment"),
         .target(
             name: "UDPProxy",
@@ -81,6 +83,7 @@ let package = Package(
                 "UDPRoom",
                 "RoomProtocol",
                 "IPMsg",
+                "Capture",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -103,6 +106,7 @@ let package = Package(
         .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
         .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture"]),
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),

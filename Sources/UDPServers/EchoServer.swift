@@ -29,6 +29,18 @@ public final class EchoServer: Sendable {
         case rateLimited = "rate-limited"
         /// The reply would have been larger than the request and amplification is not allowed.
         case amplification = "amplification"
+        /// No `--rule` matched and there is no fallback `--reply`.
+        case noRule = "no-rule"
+        /// `--exec`: as many commands as allowed were already running.
+        case execBusy = "exec-limit"
+        /// `--exec`: the command could not start, or exited with a failure status.
+        case execFailed = "exec-failed"
+        /// `--exec`: the command was killed for running too long.
+        case execTimeout = "exec-timeout"
+        /// `--exec`: the command printed nothing.
+        case execEmpty = "exec-empty"
+        /// `--exec`: the command printed more than one datagram can carry (refused, not cut).
+        case execOversize = "exec-oversize"
     }
 
     /// Settings.
@@ -46,6 +58,12 @@ public final class EchoServer: Sendable {
         /// When false (the default), a reply larger than its request is only sent by a template, under the rate
         /// limit; when true, neither check applies.
         public var allowAmplification = false
+        /// Reply rules, tried before `template` (which then answers what no rule matches).
+        public var rules: ReplyRules?
+        /// A checksum appended to every reply.
+        public var append: Checksum?
+        /// Answer each datagram with a command's output instead (rules and template then do not apply).
+        public var exec: ExecSettings?
 
         /// The defaults: echo, all protections on.
         public init() {}
@@ -85,6 +103,7 @@ public final class EchoServer: Sendable {
     /// The settings.
     public let configuration: Configuration
     private let state: NIOLockedValueBox<(counters: Counters, engine: Engine)>
+    private let runner: CommandRunner?
 
     /// A server answering on `socket`.
     public init(socket: UDPSocket, configuration: Configuration = .init()) {
@@ -92,6 +111,7 @@ public final class EchoServer: Sendable {
         self.configuration = configuration
         let limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
         self.state = NIOLockedValueBox((Counters(), Engine(limiter: limiter)))
+        self.runner = configuration.exec.map { CommandRunner(settings: $0, localPort: socket.localAddress.port ?? 0) }
     }
 
     /// The counters so far.
@@ -139,6 +159,28 @@ public final class EchoServer: Sendable {
         } catch UDPError.closed {}
     }
 
+    /// Counts and sends a command's reply (`exec`), made after its batch, under the same size and rate checks.
+    private func finish(_ outcome: CommandRunner.Outcome, for datagram: Datagram) {
+        let reply: ByteBuffer? = state.withLockedValue { state in
+            var result: (ByteBuffer?, DropReason?)
+            switch outcome {
+            case .dropped(let reason): result = (nil, reason)
+            case .reply(let bytes): result = check(configuration.append?.appended(to: bytes) ?? bytes, for: datagram, limiter: &state.engine.limiter)
+            }
+            if let reply = result.0 {
+                state.counters.replied += 1
+                state.counters.repliedBytes += reply.readableBytes
+            } else if let reason = result.1 {
+                state.counters.dropped[reason, default: 0] += 1
+            }
+            return result.0
+        }
+        if let reply {
+            let socket = self.socket
+            Task { try? await socket.send(reply, to: datagram.sender) }
+        }
+    }
+
     /// What the server remembers between datagrams.
     private struct Engine {
         var limiter: RateLimiter
@@ -159,8 +201,20 @@ public final class EchoServer: Sendable {
 
     /// The reply to a datagram from a sender that passed `refusal(for:)`.
     private func answer(_ datagram: Datagram, count: Int, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
-        guard let template = configuration.template else { return (datagram.payload, nil) }
-        let reply = template.render(datagram, count: count)
+        if let runner {
+            return runner.start(datagram, done: { [self] outcome in finish(outcome, for: datagram) }) ? (nil, nil) : (nil, .execBusy)
+        }
+        let reply: [UInt8]
+        switch configuration.choose(datagram, count: count) {
+        case .echo: return (datagram.payload, nil)
+        case .none(let reason): return (nil, reason)
+        case .bytes(let bytes): reply = bytes
+        }
+        return check(reply, for: datagram, limiter: &limiter)
+    }
+
+    /// The protections that depend on a reply's size: amplification under the rate limit, and what fits.
+    private func check(_ reply: [UInt8], for datagram: Datagram, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
         if reply.count > datagram.payload.readableBytes && !configuration.allowAmplification {
             if !limiter.allow(datagram.sender, now: ContinuousClock.now) { return (nil, .rateLimited) }
         }

@@ -15,65 +15,58 @@ public struct ReplyTemplate: Sendable, Equatable {
     enum Part: Sendable, Equatable {
         case literal([UInt8])
         case text, hex, from, port, time, count, length
+        /// `{1}`...`{9}`: a regex rule's capture group.
+        case group(Int)
     }
 
     let parts: [Part]
     /// The template as written.
     public let source: String
+    /// The highest capture group the template uses (`{1}`...`{9}`), 0 for none.
+    public let highestGroup: Int
 
-    /// Parses `template`, encoding its literal text with `encoding`.
-    /// - Throws: `TemplateError` for an unknown placeholder or an unclosed brace; `PayloadError` when literal
-    ///   text cannot be encoded.
-    public init(_ template: String, encoding: TextEncoding = .utf8) throws {
+    /// Parses `template`, encoding its literal text with `encoding`. `groups` is how many capture groups `{1}`...
+    /// may refer to (a regex rule's); 0 for a plain reply.
+    /// - Throws: `TemplateError` for an unknown placeholder, a group beyond `groups`, or a brace out of place;
+    ///   `PayloadError` when literal text cannot be encoded.
+    public init(_ template: String, encoding: TextEncoding = .utf8, groups: Int = 0) throws {
         source = template
         var parts: [Part] = []
-        var literal = ""
-        var index = template.startIndex
-        func flush() throws {
-            if !literal.isEmpty { parts.append(.literal(try encoding.encode(literal))) }
-            literal = ""
-        }
-        while index < template.endIndex {
-            let c = template[index]
-            let next = template.index(after: index)
-            if c == "{", next < template.endIndex, template[next] == "{" {
-                literal.append("{"); index = template.index(after: next); continue
-            }
-            if c == "}", next < template.endIndex, template[next] == "}" {
-                literal.append("}"); index = template.index(after: next); continue
-            }
-            if c == "}" { throw TemplateError(message: "unmatched '}' in reply template (write }} for a literal brace)") }
-            if c == "{" {
-                guard let close = template[next...].firstIndex(of: "}") else {
-                    throw TemplateError(message: "unclosed '{' in reply template (write {{ for a literal brace)")
-                }
-                let name = String(template[next..<close])
-                let part: Part
+        var highest = 0
+        for token in try TemplateSyntax.tokens(template, kind: "reply") {
+            switch token {
+            case .literal(let text): parts.append(.literal(try encoding.encode(text)))
+            case .placeholder(let name):
                 switch name {
-                case "text": part = .text
-                case "hex": part = .hex
-                case "from": part = .from
-                case "port": part = .port
-                case "time": part = .time
-                case "count": part = .count
-                case "length": part = .length
+                case "text": parts.append(.text)
+                case "hex": parts.append(.hex)
+                case "from": parts.append(.from)
+                case "port": parts.append(.port)
+                case "time": parts.append(.time)
+                case "count": parts.append(.count)
+                case "length": parts.append(.length)
+                case "1", "2", "3", "4", "5", "6", "7", "8", "9":
+                    let group = Int(name)!
+                    guard group <= groups else {
+                        throw TemplateError(message: groups == 0
+                            ? "{\(name)} in reply template: capture groups need a regex: rule"
+                            : "{\(name)} in reply template: the regex has only \(groups) capture group\(groups == 1 ? "" : "s")")
+                    }
+                    highest = max(highest, group)
+                    parts.append(.group(group))
                 default:
-                    throw TemplateError(message: "unknown placeholder {\(name)} in reply template (use {text}, {hex}, {from}, {port}, {time}, {count}, {length})")
+                    let shown = TerminalText.escape(name)
+                    throw TemplateError(message: "unknown placeholder {\(shown)} in reply template (use {text}, {hex}, {from}, {port}, {time}, {count}, {length}\(groups > 0 ? ", {1}..{\(min(groups, 9))}" : ""))")
                 }
-                try flush()
-                parts.append(part)
-                index = template.index(after: close)
-                continue
             }
-            literal.append(c)
-            index = next
         }
-        try flush()
         self.parts = parts
+        self.highestGroup = highest
     }
 
     /// The reply to `datagram`, the `count`-th request.
-    public func render(_ datagram: Datagram, count: Int) -> [UInt8] {
+    /// `groups[i]` is the text of capture group i + 1 (nil when it did not take part in the match).
+    public func render(_ datagram: Datagram, count: Int, groups: [[UInt8]?] = []) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(datagram.payload.readableBytes + 32)
         for part in parts {
@@ -86,15 +79,9 @@ public struct ReplyTemplate: Sendable, Equatable {
             case .time: out += Array(DatagramFormatter.isoTime(datagram.receivedAt).utf8)
             case .count: out += Array(String(count).utf8)
             case .length: out += Array(String(datagram.payload.readableBytes).utf8)
+            case .group(let n): if n <= groups.count, let bytes = groups[n - 1] { out += bytes }
             }
         }
         return out
     }
-}
-
-/// A malformed reply template.
-public struct TemplateError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// What is wrong, in one line.
-    public var message: String
-    public var description: String { message }
 }

@@ -57,8 +57,10 @@ struct Echo: AsyncParsableCommand {
 
     @OptionGroup var payload: PayloadOptions
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var replies: EchoReplyOptions
 
     func validate() throws {
+        try replies.validate(interactive: interactive)
         guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be more than 0") }
         if interactive && reply != nil { throw ValidationError("--interactive and --reply cannot be used together") }
     }
@@ -76,6 +78,7 @@ struct Echo: AsyncParsableCommand {
         config.burst = max(1, rate * 2)
         config.allowAmplification = allowAmplification
         if allowLoopPorts { config.blockedSourcePorts = [0] }
+        try replies.configure(&config, encoding: encoding, reply: reply)
 
         var options = UDPSocketOptions()
         // Room for a burst from many clients before the kernel drops (the default is about 200 KiB).

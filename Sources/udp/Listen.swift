@@ -64,6 +64,9 @@ struct Listen: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "No summary on exit, and no line when --timeout passes with nothing received (exit 75 still).")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Also write every datagram to this pcap file (raw IP link type; Wireshark and tshark open it); '-' writes the capture to stdout instead of the usual output.", valueName: "file"))
+    var pcap: String?
+
     @OptionGroup var payload: DisplayOptions
     @OptionGroup var network: NetworkOptions
 
@@ -112,6 +115,9 @@ struct Listen: AsyncParsableCommand {
             if announce { Terminal.writeStderr(membership.description + "\n") }
         }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
+        let pcapSink: PcapSink?
+        do { pcapSink = try pcap.map { try PcapSink(path: $0, local: socket.localAddress) } } catch { await socket.close(); throw error }
+        defer { pcapSink?.close() }
         let limit = count
         let idle = timeout?.duration
         let raw = self.raw
@@ -124,7 +130,10 @@ struct Listen: AsyncParsableCommand {
                     if batch.isEmpty { break }
                     for datagram in batch {
                         summary.record(datagram)
-                        if raw {
+                        pcapSink?.write(datagram)
+                        if pcapSink?.ownsStdout == true {
+                            // The capture is the output.
+                        } else if raw {
                             Terminal.writeStdout(bytes: Array(datagram.payload.readableBytesView))
                         } else {
                             Terminal.writeStdout(formatter.render(datagram))

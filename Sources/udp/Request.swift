@@ -78,6 +78,10 @@ struct Request: AsyncParsableCommand {
     @OptionGroup var request: RequestOptions
     @OptionGroup var payload: PayloadOptions
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var shaping: ShapingOptions
+
+    @Flag(help: "Send once and print every reply, from any address, until --timeout (a broadcast or multicast \"who is there?\"); exit 0 if any came, 75 if none.")
+    var all = false
 
     func validate() throws {
         try request.validate()
@@ -87,9 +91,11 @@ struct Request: AsyncParsableCommand {
 
     func run() async throws {
         let (endpoint, message) = try parseTarget(words)
-        let bytes = try payload.bytes(from: message.joined(separator: " "))
+        let text = try payload.bytes(from: message.joined(separator: " "))
+        let bytes = try shaping.shaper(for: text, encoding: try payload.textEncoding(), hex: payload.hex).bytes(counter: 1)
         let formatter = DatagramFormatter(style: request.json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
         let candidates = try await endpoint.resolve(family: try network.family())
+        if all { return try await requestAll(bytes, to: candidates[0], formatter: formatter) }
         var lastError: any Error = UDPError.closed
         // A name may resolve to IPv6 and IPv4: when one refuses, try the next.
         for destination in candidates {

@@ -147,8 +147,13 @@ struct OutgoingOptions: ParsableArguments {
     var quiet = false
 
     @OptionGroup var payload: MessageOptions
+    @OptionGroup var shaping: ShapingOptions
+
+    @Flag(help: "Repeat until interrupted (needs --interval); the count is printed on exit.")
+    var forever = false
 
     func validate() throws {
+        if forever && interval == nil { throw ValidationError("--forever needs --interval, e.g. --interval 1s") }
         guard (1...1_000_000_000).contains(count) else { throw ValidationError("--count must be from 1 to 1000000000") }
         try payload.checkMessageOptions()
         if file != nil && each { throw ValidationError("--file and --each cannot be used together") }
@@ -159,6 +164,7 @@ struct OutgoingOptions: ParsableArguments {
         if file != nil && !message.isEmpty { throw CLIFailure.usage("give either MESSAGE words or --file, not both") }
         if each && message.isEmpty { throw CLIFailure.usage("--each needs MESSAGE words: each word is sent as its own datagram (stdin lines are already one datagram each)") }
         _ = try payload.textEncoding()
+        _ = try parseChecksum(shaping.append)
     }
 
     /// Sends the message (or the file, or each line of stdin) to every destination of `plan`, from one socket.
@@ -186,12 +192,21 @@ struct OutgoingOptions: ParsableArguments {
         let pause = interval?.duration
         var sent = 0
         var bytes = 0
+        let stop = forever ? StopSignal() : nil
         func deliver(_ datagram: [UInt8]) async throws {
-            let buffer = ByteBuffer(bytes: datagram)
-            for _ in 0..<count {
+            let shaper = try shaping.shaper(for: datagram, encoding: try payload.textEncoding(), hex: payload.hex)
+            // Without placeholders every datagram is the same: build it once.
+            let constant = shaper.isConstant ? shaper.bytes(counter: 1) : nil
+            let constantBuffer = constant.map { ByteBuffer(bytes: $0) }
+            var round = 0
+            while stop.map({ !$0.isSet }) ?? (round < count) {
+                round += 1
                 for destination in plan.destinations {
-                    if sent > 0, let pause { try await Task.sleep(for: pause) }
-                    try await socket.send(buffer, to: destination)
+                    if sent > 0, let pause { if let stop { await stop.sleep(for: pause) } else { try await Task.sleep(for: pause) } }
+                    if stop?.isSet == true { break }
+                    let datagram = constant ?? shaper.bytes(counter: sent + 1)
+                    try checkSize(datagram, destination)
+                    try await socket.send(constantBuffer ?? ByteBuffer(bytes: datagram), to: destination)
                     sent += 1
                     bytes += datagram.count
                 }
@@ -220,7 +235,8 @@ struct OutgoingOptions: ParsableArguments {
         if sent == 0 && !quiet {
             Terminal.writeStderr("udp: warning: nothing sent: standard input was empty\n")
         }
-        if !quiet && Terminal.stderrIsTTY {
+        stop?.cancel()
+        if !quiet && (Terminal.stderrIsTTY || forever) {
             let targets = plan.destinations.map(\.description).joined(separator: ", ")
             Terminal.writeStderr("sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(targets)\n")
         }
