@@ -14,7 +14,8 @@ import UDPKit
 /// stopped with Ctrl-S cannot stall a server. Two kinds of writes share the queue, in order:
 /// - `display`: the line per datagram of a server or listener. When more than `displayLimit` bytes are already
 ///   waiting, the line is dropped and counted; `finish()` reports "display fell behind: N lines not shown".
-/// - `writeStdout`: results and reports, never dropped (they are few and small).
+/// - `writeStdout`: results and reports, never dropped (they are few and small); should 8 MiB be waiting, the
+///   caller waits for the reader, as a plain blocking write would, so memory stays bounded.
 /// `flushStdout()` waits until the queue is written, without limit normally; once SIGINT or SIGTERM arrived
 /// (`noteSignal()`), only until `signalGrace` after it, so a command ends within a second whatever the pipe does.
 enum Terminal {
@@ -139,6 +140,9 @@ enum Terminal {
 /// thread takes a chunk under the lock and writes it after unlocking, holding no reference into the state), so
 /// there is no unsynchronized access.
 final class OutputQueue: @unchecked Sendable {
+    /// Bytes queued past which a write that must not be dropped waits for the reader.
+    static let reliableLimit = 8 << 20
+
     private let fd: Int32
     private let displayLimit: Int
     private let condition = NSCondition()
@@ -159,6 +163,13 @@ final class OutputQueue: @unchecked Sendable {
         guard !bytes.isEmpty else { return }
         condition.lock()
         defer { condition.unlock() }
+        if !droppable {
+            // Never dropped; so that memory stays bounded, a writer far behind its reader waits, as a plain write
+            // would. Not after a signal: what is queued then is about to be given up anyway.
+            while pending.count >= Self.reliableLimit && Terminal.signalDeadline == nil {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+            }
+        }
         if droppable && pending.count + bytes.count > displayLimit && !pending.isEmpty {
             if raw {
                 droppedDatagrams += 1
