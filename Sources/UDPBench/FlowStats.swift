@@ -6,8 +6,12 @@
 public struct FlowStats: Sendable {
     /// Loss, duplicates and reordering by sequence number.
     public private(set) var sequences = SequenceStats()
-    /// Interarrival jitter over the datagrams recorded, in arrival order.
+    /// Interarrival jitter over the datagrams sampled for it (see `record`), in arrival order.
     public private(set) var jitter = JitterEstimator()
+    /// The jitter estimate in nanoseconds, or nil when fewer than two samples could be taken (nothing honest to say).
+    public var jitterNanos: Double? { jitter.samples >= 2 ? jitter.jitterNanos : nil }
+    /// Send time of the last datagram sampled for jitter.
+    private var lastSampledSend: UInt64?
     /// Datagrams recorded (duplicates included).
     public var datagrams: Int { sequences.received }
     /// Payload bytes recorded (duplicates included).
@@ -21,9 +25,18 @@ public struct FlowStats: Sendable {
     public init() {}
 
     /// Records one probe of `size` bytes that arrived at `arrival`.
-    public mutating func record(_ probe: Probe, size: Int, arrival: UInt64) {
+    ///
+    /// Jitter needs a send time and an arrival time of the datagram itself. A sender that stamps a whole batch once
+    /// and a receiver that reads a whole batch at one time give runs of equal stamps, whose "transit differences"
+    /// of 0 would drive the estimate to 0 however irregular the flow. So only datagrams that carry their own
+    /// times feed the jitter: `ownArrival` (the first of a receive batch, false for the others) and a send time
+    /// other than the previous sample's.
+    public mutating func record(_ probe: Probe, size: Int, arrival: UInt64, ownArrival: Bool = true) {
         sequences.record(probe.sequence)
-        jitter.record(sendTime: probe.sendTime, arrivalTime: arrival)
+        if ownArrival && probe.sendTime != lastSampledSend {
+            jitter.record(sendTime: probe.sendTime, arrivalTime: arrival)
+            lastSampledSend = probe.sendTime
+        }
         bytes += size
         if firstArrival == nil { firstArrival = arrival }
         lastArrival = arrival

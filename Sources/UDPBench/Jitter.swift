@@ -11,6 +11,9 @@ public struct JitterEstimator: Sendable {
     /// negative.
     public private(set) var jitterNanos: Double = 0
 
+    /// Datagrams recorded so far; the estimate means something from 2 on.
+    public private(set) var samples: Int = 0
+
     /// Creates an estimator with no datagrams recorded and a jitter of 0.
     public init() {}
 
@@ -20,6 +23,7 @@ public struct JitterEstimator: Sendable {
     /// arithmetic wraps, so results are exact as long as the change in transit time between
     /// consecutive datagrams fits in an `Int64`. Never traps.
     public mutating func record(sendTime: UInt64, arrivalTime: UInt64) {
+        samples += 1
         let transit = arrivalTime &- sendTime
         if let previous = previousTransit {
             let difference = Double(Int64(bitPattern: transit &- previous)).magnitude

@@ -136,7 +136,7 @@ struct FloodResult: Sendable {
         ]
         if settings.window != nil {
             let s = flow.sequences
-            lines.append("echoed    \(s.unique) datagrams  \(RateFormat.count(Double(s.unique) / max(seconds, 1e-9)))/s  lost \(lost) (\(percent(lost, sent))), \(s.duplicates) duplicate, \(s.reordered) reordered, jitter \(RateFormat.duration(nanos: flow.jitter.jitterNanos))")
+            lines.append("echoed    \(s.unique) datagrams  \(RateFormat.count(Double(s.unique) / max(seconds, 1e-9)))/s  lost \(lost) (\(percent(lost, sent))), \(s.duplicates) duplicate, \(s.reordered) reordered" + (flow.jitterNanos.map { ", jitter \(RateFormat.duration(nanos: $0))" } ?? ""))
             if flow.datagrams > 0 {
                 lines.append("rtt       p50 \(RateFormat.duration(nanos: Double(rtt.valueAtPercentile(50))))  p99 \(RateFormat.duration(nanos: Double(rtt.valueAtPercentile(99))))  max \(RateFormat.duration(nanos: Double(rtt.max)))")
             }
@@ -151,11 +151,12 @@ struct FloodResult: Sendable {
         ]
         if settings.window != nil {
             let s = flow.sequences
+            let jitter: JSONText.Value = flow.jitterNanos.map { .double($0 / 1e6) } ?? .null
             fields += [
                 ("received", .int(s.unique)), ("received_per_s", .double(Double(s.unique) / max(seconds, 1e-9))),
                 ("lost", .int(lost)), ("loss_ratio", .double(sent == 0 ? 0 : Double(lost) / Double(sent))),
                 ("duplicates", .int(s.duplicates)), ("reordered", .int(s.reordered)),
-                ("jitter_ms", .double(flow.jitter.jitterNanos / 1e6)),
+                ("jitter_ms", jitter),
             ]
             if flow.datagrams > 0 {
                 fields += [("rtt_p50_us", .double(Double(rtt.valueAtPercentile(50)) / 1000)), ("rtt_p99_us", .double(Double(rtt.valueAtPercentile(99)) / 1000))]
@@ -256,7 +257,22 @@ struct FloodRun: Sendable {
             result.interrupted = true
             result.seconds = Double(MonotonicClock.nanoseconds - start) / 1e9
         }
+        if settings.window == nil { await sendEndReports(stream: stream, sent: result.sent) }
         return result
+    }
+
+    /// Gaps between copies of the final report: a sink whose receive buffer overflowed at the end of the flood
+    /// needs a moment to drain it before a copy can get in. About 0.6 s in all (none once interrupted).
+    static let endReportGaps: [Duration] = [.zero, .milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160), .milliseconds(320)]
+
+    /// Tells the sink how many probes were sent, so that it can count a lost tail; repeated because UDP may lose
+    /// it too. Errors are ignored: the report is a courtesy, the flood's own figures stand without it.
+    private func sendEndReports(stream: UInt32, sent: Int) async {
+        let report = FloodEnd(stream: stream, sent: UInt64(sent)).bytes
+        for gap in Self.endReportGaps {
+            if gap > .zero && !Task.isCancelled { try? await Task.sleep(for: gap) }
+            try? await socket.send(ByteBuffer(bytes: report))
+        }
     }
 
     private func nextDue(after sent: Int, start: UInt64) -> Duration {
@@ -268,9 +284,12 @@ struct FloodRun: Sendable {
 
     private func record(_ replies: [Datagram], stream: UInt32, into result: inout FloodResult) {
         let arrival = MonotonicClock.nanoseconds
+        var first = true
         for reply in replies {
             guard let probe = reply.probe, probe.stream == stream else { continue }
-            result.flow.record(probe, size: reply.payload.readableBytes, arrival: arrival)
+            // Only the first of a batch was taken when it arrived; the others waited in the queue.
+            result.flow.record(probe, size: reply.payload.readableBytes, arrival: arrival, ownArrival: first)
+            first = false
             _ = result.rtt.record(arrival > probe.sendTime ? arrival - probe.sendTime : 0)
         }
     }

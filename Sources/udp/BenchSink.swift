@@ -9,7 +9,7 @@ struct BenchSink: AsyncParsableCommand {
         commandName: "sink",
         abstract: "Receive a one-way flood and report rate, loss, reordering, duplicates and jitter.",
         discussion: """
-        The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report. A flood with a new stream id (another run of `udp bench flood`) closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
+        The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report. The flood ends with a final report (repeated, in case one is lost) saying how many it sent: the sink then prints its report, with loss counted against what was sent, so a lost tail shows. Without that report (it was lost, or the flood was killed), loss is "at least" what the gaps in the sequence numbers show. A flood with a new stream id (another run of `udp bench flood`) also closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
 
         Examples:
           udp bench sink 9000
@@ -26,6 +26,9 @@ struct BenchSink: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop when nothing arrived for this long (after the first probe).", valueName: "duration"))
     var timeout: DurationArgument?
 
+    @Option(help: ArgumentHelp("SO_RCVBUF: the socket's receive buffer in bytes (the system may double it).", valueName: "bytes"))
+    var recvBuffer: Int = 4 << 20
+
     @Flag(help: "One JSON object per flood.")
     var json = false
 
@@ -37,11 +40,12 @@ struct BenchSink: AsyncParsableCommand {
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let timeout, timeout.seconds <= 0 { throw ValidationError("--timeout must be more than 0") }
+        guard (1...(1 << 30)).contains(recvBuffer) else { throw ValidationError("--recv-buffer must be from 1 to 1073741824") }
     }
 
     func run() async throws {
         var options = UDPSocketOptions()
-        options.receiveBufferSize = 4 << 20
+        options.receiveBufferSize = recvBuffer
         options.receiveOffload = true
         let socket = try await UDPSocket.bind(to: try UDPEndpoint.parse(address, defaultHost: .any), family: try network.family(), options: options)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("sink on \(socket.localAddress)\n") }
@@ -52,8 +56,8 @@ struct BenchSink: AsyncParsableCommand {
         }
         let json = self.json
         let emit: @Sendable (SinkReport) -> Void = { report in
+            // Queued, never waited for: a slow reader of stdout must not make the sink lose datagrams.
             Terminal.writeStdout(json ? report.json + "\n" : report.table)
-            Terminal.flushStdout()
         }
         let (last, _) = try await closing(socket) {
             try await withSignalCancellation {
@@ -61,6 +65,7 @@ struct BenchSink: AsyncParsableCommand {
             }
         }
         if last.flow.datagrams > 0 || last.notProbes > 0 || !last.hasReportedBefore { emit(last) }
+        Terminal.finish()
     }
 }
 
@@ -69,25 +74,40 @@ struct SinkReport: Sendable {
     var stream: UInt32?
     var flow = FlowStats()
     var notProbes = 0
+    /// Probes sent, from the flood's final report; nil when no report arrived.
+    var sent: Int?
     /// Set once an earlier flood was reported, so an empty trailing report is not printed.
     var hasReportedBefore = false
+
+    /// Lost probes: against the count sent when the flood reported it, else the gaps up to the highest sequence
+    /// number received (a lower bound: a lost tail cannot be seen).
+    var lost: Int { sent.map { flow.sequences.lost(sent: $0) } ?? flow.sequences.lost }
+    /// What `lost` is a share of.
+    var expected: Int { sent ?? flow.sequences.expected }
 
     var table: String {
         let s = flow.sequences
         let seconds = String(format: "%.2f s", flow.arrivalSpan)
-        var text = "received  \(s.unique) datagrams (\(flow.bytes) bytes) in \(seconds)  \(RateFormat.count(flow.datagramsPerSecond()))/s  \(RateFormat.bits(perSecond: flow.bitsPerSecond()))\n"
-        text += "lost      \(s.lost) (\(percent(s.lost, s.expected))), \(s.duplicates) duplicate, \(s.reordered) reordered, jitter \(RateFormat.duration(nanos: flow.jitter.jitterNanos))"
+        let of = sent.map { " of \($0) sent" } ?? ""
+        var text = "received  \(s.unique) datagrams\(of) (\(flow.bytes) bytes) in \(seconds)  \(RateFormat.count(flow.datagramsPerSecond()))/s  \(RateFormat.bits(perSecond: flow.bitsPerSecond()))\n"
+        text += "lost      \(sent == nil ? "at least " : "")\(lost) (\(percent(lost, expected))), \(s.duplicates) duplicate, \(s.reordered) reordered"
+        if let jitter = flow.jitterNanos { text += ", jitter \(RateFormat.duration(nanos: jitter))" }
         if notProbes > 0 { text += ", \(notProbes) not bench probes" }
+        if sent == nil && s.unique > 0 { text += "\n          (no final report from the flood: loss after the last datagram received is not counted)" }
         return text + "\n"
     }
 
     var json: String {
         let s = flow.sequences
+        let jitter: JSONText.Value = flow.jitterNanos.map { .double($0 / 1e6) } ?? .null
+        let sentValue: JSONText.Value = sent.map { .int($0) } ?? .null
         return JSONText.object([
-            ("received", .int(s.unique)), ("bytes", .int(flow.bytes)), ("seconds", .double(flow.arrivalSpan)),
+            ("received", .int(s.unique)), ("sent", sentValue), ("bytes", .int(flow.bytes)),
+            ("seconds", .double(flow.arrivalSpan)),
             ("received_per_s", .double(flow.datagramsPerSecond())), ("bits_per_s", .double(flow.bitsPerSecond())),
-            ("lost", .int(s.lost)), ("loss_ratio", .double(s.lossRatio)), ("duplicates", .int(s.duplicates)),
-            ("reordered", .int(s.reordered)), ("jitter_ms", .double(flow.jitter.jitterNanos / 1e6)),
+            ("lost", .int(lost)), ("loss_ratio", .double(expected == 0 ? 0 : Double(lost) / Double(expected))),
+            ("lost_is_lower_bound", .bool(sent == nil)), ("duplicates", .int(s.duplicates)),
+            ("reordered", .int(s.reordered)), ("jitter_ms", jitter),
             ("not_probes", .int(notProbes)),
         ])
     }
@@ -105,25 +125,50 @@ struct SinkRun: Sendable {
         var report = SinkReport()
         var any = false
         var published = MonotonicClock.nanoseconds
+        // Streams whose final report was handled: repeats of the report and stragglers are ignored.
+        var finished: [UInt32] = []
+        func finish(sent: Int?) {
+            report.sent = sent
+            onFinished(report)
+            if let stream = report.stream {
+                finished.append(stream)
+                if finished.count > 16 { finished.removeFirst() }
+            }
+            report = SinkReport(hasReportedBefore: true)
+        }
         do {
-            while count.map({ report.flow.sequences.unique < $0 }) ?? true {
+            // --count counts probes over the whole run, across floods.
+            var probes = 0
+            while count.map({ probes < $0 }) ?? true {
                 let batch = try await socket.receiveBatch(timeout: any ? idle : nil)
                 if batch.isEmpty { break }
                 any = true
                 let arrival = MonotonicClock.nanoseconds
+                var first = true
                 for datagram in batch {
                     guard let probe = datagram.probe else {
+                        if let end = datagram.floodEnd {
+                            guard !finished.contains(end.stream) else { continue }
+                            if report.stream != end.stream {
+                                // Nothing of this flood arrived: all of it was lost.
+                                if report.stream != nil { finish(sent: nil) }
+                                report.stream = end.stream
+                            }
+                            finish(sent: Int(clamping: end.sent))
+                            continue
+                        }
                         report.notProbes += 1
                         continue
                     }
+                    if finished.contains(probe.stream) { continue }
+                    probes += 1
                     if report.stream != probe.stream {
-                        if report.stream != nil {
-                            onFinished(report)
-                            report = SinkReport(hasReportedBefore: true)
-                        }
+                        if report.stream != nil { finish(sent: nil) }
                         report.stream = probe.stream
                     }
-                    report.flow.record(probe, size: datagram.payload.readableBytes, arrival: arrival)
+                    // Only the first datagram of a batch was taken when it arrived; the others waited in the queue.
+                    report.flow.record(probe, size: datagram.payload.readableBytes, arrival: arrival, ownArrival: first)
+                    first = false
                 }
                 if arrival - published >= 100_000_000 {
                     published = arrival
@@ -132,5 +177,12 @@ struct SinkRun: Sendable {
             }
         } catch is CancellationError {}
         return (report, any)
+    }
+}
+
+extension Datagram {
+    /// The flood's final report this datagram carries, if it is one.
+    var floodEnd: FloodEnd? {
+        payload.withUnsafeReadableBytes { FloodEnd(decoding: $0) }
     }
 }

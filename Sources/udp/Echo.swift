@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 import UDPServers
@@ -103,15 +104,16 @@ struct Echo: AsyncParsableCommand {
                 } catch is CancellationError {}
             }
         } }
-        Terminal.flushStdout()
         Terminal.writeStderr(Self.summary(server.counters) + "\n")
+        Terminal.finish()
     }
 
     static func logger(_ formatter: DatagramFormatter) -> @Sendable (EchoServer.Event) -> Void {
         { event in
             var extra: [(key: String, value: JSONText.Value)] = []
             if let reason = event.dropped { extra.append(("dropped", .string(reason.rawValue))) }
-            Terminal.writeStdout(formatter.render(event.datagram, extra: extra))
+            // Never waits for the reader of stdout: a stalled pipe costs display lines, not answers.
+            Terminal.display(formatter.render(event.datagram, extra: extra))
         }
     }
 
@@ -124,20 +126,155 @@ struct Echo: AsyncParsableCommand {
         return text
     }
 
+    /// Shows each datagram and answers it with the next line of standard input. The prompt goes to stderr, and only
+    /// when a person types (stdin is a terminal), so stdout stays the datagrams alone. A line that cannot be sent
+    /// (bad hex, a bad escape, too large) is reported and the same datagram waits for another line. SIGINT, SIGTERM
+    /// or the end of input (once no typed line is left) stop the server, with a summary on stderr.
     private func runInteractive(_ socket: UDPSocket, formatter: DatagramFormatter, encoding: TextEncoding) async throws {
-        let payload = self.payload
-        try await closing(socket) { try await withSignalCancellation {
-            var lines = StandardInput.lines().makeAsyncIterator()
-            do {
-                for try await datagram in socket.datagrams {
-                    Terminal.writeStdout(formatter.render(datagram))
-                    Terminal.writeStdout("reply> ")
-                    Terminal.flushStdout()
-                    guard let line = await lines.next() else { break }
-                    let bytes = try payload.bytes(fromLine: line)
-                    try await socket.send(bytes: bytes, to: datagram.sender)
+        let counters = NIOLockedValueBox(InteractiveCounters())
+        let session = InteractiveEcho(socket: socket, formatter: formatter, payload: payload, prompt: Terminal.stdinIsTTY, counters: counters)
+        try await closing(socket) { try await withSignalCancellation { try await session.run() } }
+        Terminal.writeStderr(counters.withLockedValue { $0.line } + "\n")
+        Terminal.finish()
+    }
+}
+
+/// The loop of `udp echo --interactive`: one datagram at a time is shown and waits for its reply; the next is read
+/// from the socket only then (the kernel and the socket's queue hold the others). Standard input is read all
+/// along, so its end is seen even while no datagram waits.
+struct InteractiveEcho: Sendable {
+    let socket: UDPSocket
+    let formatter: DatagramFormatter
+    let payload: PayloadOptions
+    let prompt: Bool
+    let counters: NIOLockedValueBox<InteractiveCounters>
+
+    private enum Event: Sendable {
+        case datagram(Datagram)
+        case line([UInt8])
+        case endOfInput
+        case socketEnded
+        case failed(any Error)
+    }
+
+    func run() async throws {
+        let (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
+        // One permit per datagram to read: the next is taken from the socket once the current one is answered.
+        let (permits, permit) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .unbounded)
+        let socket = self.socket
+        let input = Task {
+            for await line in StandardInput.lines() { continuation.yield(.line(line)) }
+            continuation.yield(.endOfInput)
+        }
+        let receiver = Task {
+            var datagrams = socket.datagrams.makeAsyncIterator()
+            for await _ in permits {
+                do {
+                    guard let datagram = try await datagrams.next() else {
+                        continuation.yield(.socketEnded)
+                        return
+                    }
+                    continuation.yield(.datagram(datagram))
+                } catch is CancellationError {
+                    return
+                } catch {
+                    continuation.yield(.failed(error))
+                    return
                 }
-            } catch is CancellationError {}
-        } }
+            }
+        }
+        defer {
+            input.cancel()
+            receiver.cancel()
+            permit.finish()
+            continuation.finish()
+        }
+        var current: Datagram?
+        var typed: [[UInt8]] = []
+        var inputEnded = false
+        permit.yield()
+        for await event in events {
+            switch event {
+            case .datagram(let datagram):
+                counters.withLockedValue { $0.received(datagram) }
+                Terminal.display(formatter.render(datagram))
+                current = datagram
+                if prompt && typed.isEmpty { Terminal.writeStderr("reply> ") }
+            case .line(let line):
+                typed.append(line)
+            case .endOfInput:
+                inputEnded = true
+            case .socketEnded:
+                return
+            case .failed(let error):
+                throw error
+            }
+            while let datagram = current, !typed.isEmpty {
+                let line = typed.removeFirst()
+                if try await answer(datagram, with: line) {
+                    current = nil
+                    permit.yield()
+                } else if prompt && typed.isEmpty {
+                    Terminal.writeStderr("reply> ")
+                }
+            }
+            if inputEnded && typed.isEmpty { return }
+        }
+    }
+
+    /// Sends `line` as the reply to `datagram`. Returns false when the line was refused (the operator types it again),
+    /// true when the datagram is done with (answered, or the send failed for a reason another line would not fix).
+    private func answer(_ datagram: Datagram, with line: [UInt8]) async throws -> Bool {
+        do {
+            let bytes = try payload.bytes(fromLine: line)
+            try await socket.send(bytes: bytes, to: datagram.sender)
+            counters.withLockedValue { $0.replied(bytes.count) }
+            return true
+        } catch let error as PayloadError {
+            Terminal.writeStderr("udp: \(error); type the reply again\n")
+        } catch let error as CLIFailure {
+            Terminal.writeStderr("udp: \(error); type the reply again\n")
+        } catch let error as UDPError {
+            if case .messageTooLarge = error {
+                Terminal.writeStderr("udp: \(error); type the reply again\n")
+                return false
+            }
+            // A socket closed by a fatal error cannot go on; anything else loses this reply only.
+            if case .closed = error { throw error }
+            if !socket.channel.isActive { throw error }
+            Terminal.writeStderr("udp: \(error)\n")
+            counters.withLockedValue { $0.failed += 1 }
+            return true
+        }
+        return false
+    }
+}
+
+/// What `udp echo --interactive` did, for its summary.
+struct InteractiveCounters: Sendable {
+    var datagrams = 0
+    var bytes = 0
+    var senders = Set<UDPAddress>()
+    var repliedCount = 0
+    var repliedBytes = 0
+    var failed = 0
+
+    mutating func received(_ datagram: Datagram) {
+        datagrams += 1
+        bytes += datagram.payload.readableBytes
+        if senders.count < 100_000 { senders.insert(datagram.sender) }
+    }
+
+    mutating func replied(_ size: Int) {
+        repliedCount += 1
+        repliedBytes += size
+    }
+
+    var line: String {
+        var text = "\(datagrams) received (\(bytes) bytes) from \(senders.count) sender\(senders.count == 1 ? "" : "s"), \(repliedCount) replied (\(repliedBytes) bytes)"
+        if failed > 0 { text += ", \(failed) failed" }
+        let unanswered = datagrams - repliedCount - failed
+        if unanswered > 0 { text += ", \(unanswered) not answered" }
+        return text
     }
 }

@@ -129,18 +129,20 @@ struct Listen: AsyncParsableCommand {
                     let batch = try await socket.receiveBatch(timeout: idle)
                     if batch.isEmpty { break }
                     for datagram in batch {
+                        // A backlog (a batch can hold thousands) must not delay a signal.
+                        try Task.checkCancellation()
                         summary.record(datagram)
                         pcapSink?.write(datagram)
                         if pcapSink?.ownsStdout == true {
                             // The capture is the output.
                         } else if raw {
-                            Terminal.writeStdout(bytes: Array(datagram.payload.readableBytesView))
+                            // The display never holds up receiving: lines a slow reader cannot take are counted instead.
+                            Terminal.display(bytes: Array(datagram.payload.readableBytesView))
                         } else {
-                            Terminal.writeStdout(formatter.render(datagram))
+                            Terminal.display(formatter.render(datagram))
                         }
                         if let limit, summary.datagrams >= limit { break receiving }
                     }
-                    Terminal.flushStdout()
                 }
             } catch is CancellationError {
                 interrupted = true
@@ -149,8 +151,8 @@ struct Listen: AsyncParsableCommand {
             summary.interrupted = interrupted
             return summary
         } }
-        Terminal.flushStdout()
         if !quiet { Terminal.writeStderr(summary.line + "\n") }
+        Terminal.finish()
         if summary.datagrams == 0, !summary.interrupted, let timeout {
             throw CLIFailure(message: quiet ? "" : "no datagram arrived within \(DurationArgument.format(seconds: timeout.seconds))", code: ExitCode32.timedOut)
         }

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import UDPKit
 
 /// How message words and lines become bytes, and how received bytes are shown: what every payload option group
@@ -251,16 +252,37 @@ func resolveOne(_ endpoint: UDPEndpoint, family: UDPAddress.Family?) async throw
 func withSignalCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
     signal(SIGPIPE, SIG_IGN)
     let task = Task { try await body() }
-    var sources: [any DispatchSourceSignal] = []
-    for sig in [SIGINT, SIGTERM] {
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler { task.cancel() }
-        source.resume()
-        sources.append(source)
-    }
-    defer { sources.forEach { $0.cancel() } }
+    SignalWatch.install()
+    SignalWatch.current.withLockedValue { $0 = { task.cancel() } }
+    defer { SignalWatch.current.withLockedValue { $0 = nil } }
     return try await task.value
+}
+
+/// SIGINT and SIGTERM, watched from the first `withSignalCancellation` to the end of the process: a signal cancels
+/// the running body, and, even after the body ended (while the last output is written), bounds how long output may
+/// still take (`Terminal.noteSignal()`), so a stalled stdout cannot keep the process alive.
+enum SignalWatch {
+    /// What a signal does besides bounding output: cancel the body running now, if any.
+    static let current = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    private static let lock = NIOLock()
+    /// Read and written only with `lock` held; the sources live as long as the process.
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    static func install() {
+        lock.withLock {
+            guard sources.isEmpty else { return }
+            for sig in [SIGINT, SIGTERM] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler {
+                    Terminal.noteSignal()
+                    current.withLockedValue { $0 }?()
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
 }
 
 /// Runs `body`, then closes `socket` whether `body` returned or threw (so temporary Unix socket files go too).

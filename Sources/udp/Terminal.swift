@@ -5,52 +5,244 @@ import Darwin
 #endif
 import Foundation
 import NIOConcurrencyHelpers
+import UDPKit
 
-/// Output to the standard streams. Stdout is buffered and flushed per line when it is a terminal, or when the
-/// caller asks (before waiting for the network), so pipes get data promptly without a syscall per datagram.
+/// Output to the standard streams.
+///
+/// Stdout goes through a queue that a writer thread of its own empties, so that nothing that handles the network
+/// ever waits for whoever reads stdout: a pipe nobody reads (`udp echo 9999 | (sleep 30; cat)`) or a terminal
+/// stopped with Ctrl-S cannot stall a server. Two kinds of writes share the queue, in order:
+/// - `display`: the line per datagram of a server or listener. When more than `displayLimit` bytes are already
+///   waiting, the line is dropped and counted; `finish()` reports "display fell behind: N lines not shown".
+/// - `writeStdout`: results and reports, never dropped (they are few and small); should 8 MiB be waiting, the
+///   caller waits for the reader, as a plain blocking write would, so memory stays bounded.
+/// `flushStdout()` waits until the queue is written, without limit normally; once SIGINT or SIGTERM arrived
+/// (`noteSignal()`), only until `signalGrace` after it, so a command ends within a second whatever the pipe does.
 enum Terminal {
     static let stdoutIsTTY = isatty(STDOUT_FILENO) == 1
     static let stderrIsTTY = isatty(STDERR_FILENO) == 1
     static let stdinIsTTY = isatty(STDIN_FILENO) == 1
 
-    private static let buffer = NIOLockedValueBox([UInt8]())
+    /// Bytes of display lines that may wait for the reader of stdout; past this, display lines are dropped.
+    static let displayLimit = 2 << 20
+    /// How long after SIGINT/SIGTERM output may still take before it is given up.
+    static let signalGrace: Double = 0.25
+    /// How long a line for stderr waits for stdout's queue to empty first (so the two appear in order).
+    static let stderrOrderWait: Double = 0.2
 
+    private static let queue = OutputQueue(fd: STDOUT_FILENO, displayLimit: displayLimit)
+
+    /// Queues `text` for stdout; never dropped.
     static func writeStdout(_ text: String) {
-        writeStdout(bytes: Array(text.utf8))
+        queue.enqueue(Array(text.utf8), droppable: false)
     }
 
+    /// Queues `bytes` for stdout; never dropped.
     static func writeStdout(bytes: [UInt8]) {
-        buffer.withLockedValue { pending in
-            pending.append(contentsOf: bytes)
-            if stdoutIsTTY || pending.count >= 64 * 1024 { drain(&pending) }
+        queue.enqueue(bytes, droppable: false)
+    }
+
+    /// Queues the display of one datagram (one or more lines); dropped and counted when the reader of stdout is
+    /// too far behind. Never waits.
+    static func display(_ text: String) {
+        queue.enqueue(Array(text.utf8), droppable: true)
+    }
+
+    /// Queues raw payload bytes (--raw); dropped and counted as a datagram when the reader is too far behind.
+    static func display(bytes: [UInt8]) {
+        queue.enqueue(bytes, droppable: true, raw: true)
+    }
+
+    /// Waits until everything queued for stdout is written; after SIGINT/SIGTERM at most until `signalGrace` after
+    /// the signal, then what is left is given up (and counted).
+    static func flushStdout() {
+        queue.drain(deadline: { signalDeadline }, abandon: true)
+    }
+
+    /// Records that SIGINT or SIGTERM arrived: from now on output waits are bounded.
+    static func noteSignal() {
+        let first = signalTime.withLockedValue { time -> Bool in
+            guard time == nil else { return false }
+            time = MonotonicClock.nanoseconds
+            return true
+        }
+        if first { queue.wake() }
+    }
+
+    private static let signalTime = NIOLockedValueBox<UInt64?>(nil)
+
+    /// Nanoseconds (monotonic) after which output is given up; nil while no signal arrived.
+    static var signalDeadline: UInt64? {
+        signalTime.withLockedValue { $0 }.map { $0 + UInt64(signalGrace * 1e9) }
+    }
+
+    /// Flushes stdout (bounded after a signal), then, once, reports on stderr what the display could not show.
+    /// Returns the report line, or nil when everything was shown.
+    @discardableResult
+    static func finish() -> String? {
+        flushStdout()
+        guard let note = queue.takeDropReport() else { return nil }
+        writeStderr("udp: \(note)\n")
+        return note
+    }
+
+    /// Writes `text` to stderr. Stdout's queue is written first, waiting at most `stderrOrderWait` (so a line on a
+    /// shared terminal stays in order, and a stalled stdout cannot hold an error back for long).
+    static func writeStderr(_ text: String, afterStdout: Bool = true) {
+        if afterStdout {
+            // After a signal the rest of stdout is about to be given up: keep the wait short.
+            let wait = signalDeadline == nil ? stderrOrderWait : 0.05
+            let limit = MonotonicClock.nanoseconds + UInt64(wait * 1e9)
+            queue.drain(deadline: { min(limit, signalDeadline ?? .max) }, abandon: false)
+        }
+        writeAll(STDERR_FILENO, Array(text.utf8), deadline: { signalDeadline })
+    }
+
+    /// Writes all of `bytes` to `fd`, blocking; with a deadline, gives up when the descriptor stays full past it.
+    /// Returns false when it gave up or the descriptor failed.
+    @discardableResult
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], deadline: () -> UInt64? = { nil }) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            if let deadline = deadline() {
+                // Write while the descriptor takes it (a file or a terminal always does); give up only when it
+                // stays full past the deadline.
+                let now = MonotonicClock.nanoseconds
+                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                let waitMillis = now < deadline ? Int32(min(100, (deadline - now) / 1_000_000 + 1)) : 0
+                if poll(&poller, 1, waitMillis) == 0 {
+                    if MonotonicClock.nanoseconds >= deadline { return false }
+                    continue
+                }
+            }
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN {
+                    // A non-blocking descriptor inherited from the parent: wait until it takes more.
+                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&poller, 1, 100)
+                    continue
+                }
+                // The reader is gone (`udp listen | head -1`): nothing more can be delivered, so stop.
+                if errno == EPIPE { _exit(0) }
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+}
+
+/// The queue between the commands and stdout, emptied by a writer thread started on first use.
+///
+/// `@unchecked Sendable`: every stored property is read and written only with `condition` locked (the writer
+/// thread takes a chunk under the lock and writes it after unlocking, holding no reference into the state), so
+/// there is no unsynchronized access.
+final class OutputQueue: @unchecked Sendable {
+    /// Bytes queued past which a write that must not be dropped waits for the reader.
+    static let reliableLimit = 8 << 20
+
+    private let fd: Int32
+    private let displayLimit: Int
+    private let condition = NSCondition()
+    private var pending: [UInt8] = []
+    /// The writer took a chunk and is writing it (outside the lock).
+    private var writing = false
+    private var started = false
+    private var droppedLines = 0
+    private var droppedDatagrams = 0
+    private var reported = false
+
+    init(fd: Int32, displayLimit: Int) {
+        self.fd = fd
+        self.displayLimit = displayLimit
+    }
+
+    func enqueue(_ bytes: [UInt8], droppable: Bool, raw: Bool = false) {
+        guard !bytes.isEmpty else { return }
+        condition.lock()
+        defer { condition.unlock() }
+        if !droppable {
+            // Never dropped; so that memory stays bounded, a writer far behind its reader waits, as a plain write
+            // would. Not after a signal: what is queued then is about to be given up anyway.
+            while pending.count >= Self.reliableLimit && Terminal.signalDeadline == nil {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+            }
+        }
+        if droppable && pending.count + bytes.count > displayLimit && !pending.isEmpty {
+            if raw {
+                droppedDatagrams += 1
+            } else {
+                droppedLines += max(1, bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+            }
+            return
+        }
+        pending.append(contentsOf: bytes)
+        if !started {
+            started = true
+            let thread = Thread { [self] in writerLoop() }
+            thread.name = "udp stdout"
+            thread.start()
+        }
+        condition.broadcast()
+    }
+
+    /// Wakes waiters so they look at their deadlines again (a signal arrived).
+    func wake() {
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until the queue is empty and the writer idle, or until `deadline()` (monotonic nanoseconds, nil for
+    /// no limit) passes; then, with `abandon`, what is still queued is dropped and counted (the process is about
+    /// to end).
+    func drain(deadline: () -> UInt64?, abandon: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        while !pending.isEmpty || writing {
+            if let limit = deadline() {
+                let now = MonotonicClock.nanoseconds
+                if now >= limit {
+                    guard abandon else { return }
+                    droppedLines += pending.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                    pending.removeAll()
+                    return
+                }
+                _ = condition.wait(until: Date(timeIntervalSinceNow: min(0.05, Double(limit - now) / 1e9)))
+            } else {
+                // Re-checked every 100 ms, so that a signal (which makes the wait bounded) is seen promptly.
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+            }
         }
     }
 
-    static func flushStdout() {
-        buffer.withLockedValue { drain(&$0) }
+    /// "display fell behind: N lines not shown", once, when anything was dropped.
+    func takeDropReport() -> String? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !reported, droppedLines > 0 || droppedDatagrams > 0 else { return nil }
+        reported = true
+        var parts: [String] = []
+        if droppedLines > 0 { parts.append("\(droppedLines) line\(droppedLines == 1 ? "" : "s")") }
+        if droppedDatagrams > 0 { parts.append("\(droppedDatagrams) datagram\(droppedDatagrams == 1 ? "" : "s")") }
+        return "display fell behind: \(parts.joined(separator: " and ")) not shown"
     }
 
-    private static func drain(_ pending: inout [UInt8]) {
-        writeAll(STDOUT_FILENO, pending)
-        pending.removeAll(keepingCapacity: true)
-    }
-
-    static func writeStderr(_ text: String) {
-        flushStdout()
-        writeAll(STDERR_FILENO, Array(text.utf8))
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                // The reader is gone (`udp listen | head -1`): nothing more can be delivered, so stop.
-                if errno == EPIPE { _exit(0) }
-                return
-            }
-            offset += n
+    private func writerLoop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty { condition.wait() }
+            let chunk = pending
+            pending.removeAll(keepingCapacity: true)
+            writing = true
+            condition.unlock()
+            Terminal.writeAll(fd, chunk)
+            condition.lock()
+            writing = false
+            condition.broadcast()
+            condition.unlock()
         }
     }
 }
@@ -115,12 +307,12 @@ struct LiveLine: Sendable {
         let task = Task {
             while true {
                 try await Task.sleep(for: .seconds(1))
-                Terminal.writeStderr("\r\u{1B}[K" + render())
+                Terminal.writeStderr("\r\u{1B}[K" + render(), afterStdout: false)
             }
         }
         defer {
             task.cancel()
-            Terminal.writeStderr("\r\u{1B}[K")
+            Terminal.writeStderr("\r\u{1B}[K", afterStdout: false)
         }
         return try await body()
     }

@@ -247,6 +247,73 @@ final class JitterTests: XCTestCase {
     }
 }
 
+final class FloodEndTests: XCTestCase {
+    func testRoundTripAndLayout() {
+        let report = FloodEnd(stream: 0xDEAD_BEEF, sent: 200_000)
+        XCTAssertEqual(report.lastSequence, 199_999)
+        let bytes = report.bytes
+        XCTAssertEqual(bytes.count, FloodEnd.size)
+        XCTAssertEqual(Array(bytes[0 ..< 5]), [0x55, 0x44, 0x50, 0x45, 1])
+        XCTAssertEqual(Array(bytes[8 ..< 12]), [0xDE, 0xAD, 0xBE, 0xEF])
+        XCTAssertEqual(FloodEnd(decoding: bytes), report)
+        XCTAssertEqual(FloodEnd(decoding: bytes + [1, 2, 3]), report, "trailing bytes are ignored")
+        let none = FloodEnd(stream: 1, sent: 0)
+        XCTAssertNil(none.lastSequence)
+        XCTAssertEqual(FloodEnd(decoding: none.bytes), none)
+    }
+
+    func testIsNeverTakenForAProbeNorAProbeForIt() {
+        let report = FloodEnd(stream: 7, sent: 3).bytes
+        XCTAssertNil(Probe(decoding: report))
+        var probe: [UInt8] = []
+        Probe(stream: 7, sequence: 2, sendTime: 1).encode(into: &probe, size: 28)
+        XCTAssertNil(FloodEnd(decoding: probe))
+    }
+
+    func testRejectsShortWrongVersionAndInconsistentReports() {
+        let good = FloodEnd(stream: 7, sent: 3).bytes
+        XCTAssertNil(FloodEnd(decoding: good.dropLast()))
+        var version = good
+        version[4] = 2
+        XCTAssertNil(FloodEnd(decoding: version))
+        var inconsistent = good
+        inconsistent[19] = 9 // last sequence 9 with 3 sent
+        XCTAssertNil(FloodEnd(decoding: inconsistent))
+    }
+}
+
+final class FlowJitterTests: XCTestCase {
+    /// A sender that stamps a batch once and a receiver that reads a batch at one time give runs of equal times;
+    /// counting each datagram of such runs drove the estimate to 0 although the batches arrive irregularly.
+    func testBatchStampsDoNotDriveJitterToZero() {
+        var flow = FlowStats()
+        var sequence: UInt64 = 0
+        for batch: UInt64 in 0 ..< 200 {
+            let send = batch * 1_000_000
+            let arrival = send + (batch % 2) * 300_000 // every other batch 300 µs later
+            for i in 0 ..< 512 {
+                flow.record(Probe(stream: 1, sequence: sequence, sendTime: send), size: 64, arrival: arrival, ownArrival: i == 0)
+                sequence += 1
+            }
+        }
+        let jitter = try! XCTUnwrap(flow.jitterNanos)
+        XCTAssertEqual(jitter, 300_000, accuracy: 5_000)
+        XCTAssertEqual(flow.jitter.samples, 200)
+        XCTAssertEqual(flow.datagrams, 200 * 512)
+    }
+
+    func testAbsentWithFewerThanTwoSamples() {
+        var flow = FlowStats()
+        XCTAssertNil(flow.jitterNanos)
+        for i: UInt64 in 0 ..< 100 {
+            // One send batch, one receive batch: no datagram with times of its own after the first.
+            flow.record(Probe(stream: 1, sequence: i, sendTime: 5), size: 64, arrival: 9, ownArrival: i == 0)
+        }
+        XCTAssertNil(flow.jitterNanos)
+        XCTAssertEqual(flow.sequences.unique, 100)
+    }
+}
+
 final class RateFormatTests: XCTestCase {
     func testBits() {
         XCTAssertEqual(RateFormat.bits(perSecond: 3.9e9), "3.90 Gbit/s")

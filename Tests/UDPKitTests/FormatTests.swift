@@ -14,6 +14,33 @@ final class FormatTests: XCTestCase {
         XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(object.utf8)))
     }
 
+    func testJSONEscapesBidiControlsSoTextCannotReorderTheLine() throws {
+        let evil = "abc\u{202E}gpj.exe\u{202C} \u{2066}x\u{2069} \u{200E}\u{200F}\u{061C}\u{202A}\u{202B}\u{202D}\u{2067}\u{2068}"
+        let quoted = JSONText.quote(evil)
+        for value: UInt32 in [0x202E, 0x202C, 0x2066, 0x2069, 0x200E, 0x200F, 0x061C, 0x202A, 0x202B, 0x202D, 0x2067, 0x2068] {
+            XCTAssertFalse(quoted.unicodeScalars.contains { $0.value == value }, "U+\(String(value, radix: 16)) raw in \(quoted)")
+        }
+        XCTAssertTrue(quoted.contains("abc\\u202egpj.exe\\u202c"), quoted)
+        // Any JSON parser reads the same text back.
+        let decoded = try JSONSerialization.jsonObject(with: Data("[\(quoted)]".utf8)) as! [String]
+        XCTAssertEqual(decoded, [evil])
+        // Neighbours are kept as they are.
+        XCTAssertEqual(JSONText.quote("\u{200D}\u{2070}\u{061B}"), "\"\u{200D}\u{2070}\u{061B}\"")
+        // And a datagram's `text` field in --json output carries no raw bidi control.
+        let datagram = Datagram(payload: ByteBuffer(string: evil), sender: sender, receivedAt: time)
+        let line = DatagramFormatter(style: .json).render(datagram)
+        XCTAssertFalse(line.unicodeScalars.contains { $0.value == 0x202E }, line)
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        XCTAssertEqual(object["text"] as? String, evil)
+    }
+
+    func testTextModeEscapesLineSeparators() {
+        let datagram = Datagram(payload: ByteBuffer(string: "up\u{2028}down\u{2029}end"), sender: sender, receivedAt: time)
+        let line = DatagramFormatter().render(datagram)
+        XCTAssertTrue(line.hasSuffix("  up\\u{2028}down\\u{2029}end\n"), line)
+        XCTAssertEqual(line.filter { $0 == "\n" }.count, 1)
+    }
+
     func testTextRendering() {
         let datagram = Datagram(payload: ByteBuffer(string: "hi\u{1B}[31m"), sender: sender, receivedAt: time, truncated: false)
         let line = DatagramFormatter().render(datagram)

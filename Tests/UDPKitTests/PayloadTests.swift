@@ -539,7 +539,7 @@ final class PayloadTests: XCTestCase {
     // MARK: - TerminalText
 
     func testTerminalTextUnchanged() {
-        for text in ["", "hello world", "你好，世界", "こんにちは", "😀👍🏽👨‍👩‍👧", "e\u{301}", "tab-free ~!@#$%^&*()", "\u{A0}\u{2028}¥"] {
+        for text in ["", "hello world", "你好，世界", "こんにちは", "😀👍🏽👨‍👩‍👧", "e\u{301}", "tab-free ~!@#$%^&*()", "\u{A0}\u{2027}\u{202F}¥"] {
             XCTAssertEqual(TerminalText.escape(text), text)
             XCTAssertEqual(TerminalText.escapeKeepingLines(text), text)
         }
@@ -566,8 +566,18 @@ final class PayloadTests: XCTestCase {
             TerminalText.escape("\u{2066}\u{2067}\u{2068}\u{2069}"), "\\u{2066}\\u{2067}\\u{2068}\\u{2069}")
         XCTAssertEqual(TerminalText.escape("\u{200E}\u{200F}\u{061C}"), "\\u{200e}\\u{200f}\\u{61c}")
         // Neighbours of the bidi controls are not touched.
-        XCTAssertEqual(TerminalText.escape("\u{200D}\u{2029}\u{2070}\u{061B}"), "\u{200D}\u{2029}\u{2070}\u{061B}")
+        XCTAssertEqual(TerminalText.escape("\u{200D}\u{2027}\u{2070}\u{061B}"), "\u{200D}\u{2027}\u{2070}\u{061B}")
         XCTAssertEqual(TerminalText.escape("שלום \u{202B}עולם"), "שלום \\u{202b}עולם")
+    }
+
+    func testTerminalTextLineAndParagraphSeparatorsStayOnOneLine() {
+        XCTAssertEqual(TerminalText.escape("one\u{2028}two\u{2029}three"), "one\\u{2028}two\\u{2029}three")
+        XCTAssertEqual(TerminalText.escapeKeepingLines("a\u{2028}b\nc"), "a\\u{2028}b\nc")
+        // The escapes read back as the same bytes.
+        XCTAssertEqual(try Escapes.bytes(from: TerminalText.escape("x\u{2029}y")), Array("x\u{2029}y".utf8))
+        // What a listener prints for such a datagram has no raw separator left.
+        let line = TextEncoding.utf8.decode(Array("a\u{2028}b".utf8)).escaped
+        XCTAssertFalse(line.unicodeScalars.contains { $0.value == 0x2028 }, line)
     }
 
     func testTerminalTextBackslashAndMixed() {

@@ -59,6 +59,107 @@ final class EchoCLITests: XCTestCase {
         _ = server.finish(signal: SIGTERM)
     }
 
+    /// An echo server whose stdout nobody reads still answers everyone: the line per datagram is dropped and
+    /// counted, never waited for (it used to stop answering once the pipe was full).
+    func testEchoAnswersWhileItsStdoutIsAPipeNobodyReads() throws {
+        let server = try StalledStdout(["echo", "127.0.0.1:0", "--show-port"])
+        let port = try stalledPort(server)
+        // Fill the pipe (64 KiB) and the display queue (2 MiB) with lines of about 8 KB.
+        let sender = try Run.python(burstSender, [String(port), "1000", "8000", "2000"])
+        XCTAssertTrue(sender.waitForOutput("sent 1000", timeout: 30), sender.stderr)
+        _ = sender.finish(timeout: 5)
+        let client = try Run.python("""
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+        ok = 0
+        for i in range(50):
+            msg = ('question %d' % i).encode()
+            s.sendto(msg, ('127.0.0.1', int(sys.argv[1])))
+            while True:
+                data = s.recvfrom(70000)[0]
+                if data == msg:
+                    ok += 1
+                    break
+        print('answered', ok, flush=True)
+        """, [String(port)]).finish(timeout: 60)
+        XCTAssertEqual(client.text, "answered 50\n", client.stderr)
+        let seconds = try XCTUnwrap(server.secondsToExit(after: SIGINT, limit: 10), "udp echo did not end on SIGINT")
+        XCTAssertLessThan(seconds, 3)
+        XCTAssertEqual(server.process.terminationStatus, 0, server.stderr)
+        XCTAssertTrue(server.stderr.contains("50 replied") || server.stderr.contains(" replied ("), server.stderr)
+        XCTAssertTrue(server.stderr.range(of: #"udp: display fell behind: \d+ lines not shown"#, options: .regularExpression) != nil, server.stderr)
+    }
+
+    private func stalledPort(_ handle: StalledStdout) throws -> Int {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix("echo server on ") }),
+               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                return port
+            }
+            usleep(10_000)
+        }
+        XCTFail("udp echo did not start: \(handle.stderr)")
+        throw XCTSkip("no server")
+    }
+
+    /// Piped stdin: no prompt on stdout (it is for the datagrams), and SIGINT ends the server promptly with its
+    /// summary although stdin is still open.
+    func testInteractiveWithPipedInputStopsOnSIGINTWithSummaryAndNoPrompt() throws {
+        for signal in [SIGINT, SIGTERM] {
+            let (server, port) = try startEcho(["--interactive"])
+            let client = try Run.python(greetingClient, [String(port), "q1"])
+            XCTAssertTrue(server.waitForOutput("q1"), server.text)
+            server.inPipe.fileHandleForWriting.write(Data("the answer\n".utf8))
+            XCTAssertEqual(client.finish(timeout: 5).text, "the answer\n")
+            let start = Date()
+            let result = server.finish(timeout: 5, signal: signal)
+            let elapsed = Date().timeIntervalSince(start)
+            XCTAssertLessThan(elapsed, 3, "stdin is still open; the signal must end the server anyway")
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertFalse(result.text.contains("reply>"), "the prompt is not data: \(result.text)")
+            XCTAssertTrue(result.text.contains("q1"), result.text)
+            XCTAssertTrue(result.stderr.contains("1 received (2 bytes) from 1 sender, 1 replied (10 bytes)"), result.stderr)
+        }
+    }
+
+    /// A reply the operator mistyped (bad hex, too large for a datagram) is reported, and the same datagram waits
+    /// for a good line; the server goes on.
+    func testInteractiveTypoIsReportedAndServingGoesOn() throws {
+        let (server, port) = try startEcho(["--interactive", "--hex"])
+        let client = try Run.python(greetingClient, [String(port), "q1", "q2"])
+        XCTAssertTrue(server.waitForOutput("2 bytes"), server.text)
+        let huge = String(repeating: "41", count: 70_000)
+        server.inPipe.fileHandleForWriting.write(Data("zz not hex\n\(huge)\n4142\n4344\n".utf8))
+        let answers = client.finish(timeout: 10)
+        XCTAssertEqual(answers.text, "AB\nCD\n", answers.stderr)
+        server.closeInput()
+        let result = server.finish(timeout: 5)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("udp: ") }
+        XCTAssertEqual(errors.count, 2, result.stderr)
+        XCTAssertTrue(errors.allSatisfy { $0.contains("type the reply again") }, result.stderr)
+        XCTAssertTrue(result.stderr.contains("2 received (4 bytes) from 1 sender, 2 replied (4 bytes)"), result.stderr)
+    }
+
+    /// On a terminal: the prompt shows, the typed reply goes out, and Ctrl-C prints the summary.
+    func testInteractiveOnATerminalPromptsAndSummarizesOnCtrlC() throws {
+        let port = try freePort()
+        // bash goes on after a child that handled Ctrl-C itself and exited normally, so the exit status shows.
+        let screen = try TerminalSession("bash -c '\(Run.udpPath) echo 127.0.0.1:\(port) --interactive; echo exit=$?; sleep 30'")
+        XCTAssertTrue(try screen.waitForScreen("echo server on"), screen.screen)
+        let client = try Run.python(greetingClient, [String(port), "hello"])
+        // (tmux drops trailing blanks from the screen it captures: the prompt reads "reply>".)
+        XCTAssertTrue(try screen.waitForScreen("reply>"), screen.screen)
+        XCTAssertTrue(screen.screen.contains("5 bytes  hello"), screen.screen)
+        try screen.enter("hi there")
+        XCTAssertEqual(client.finish(timeout: 5).text, "hi there\n")
+        XCTAssertTrue(try screen.waitForScreen("reply> hi there"), screen.screen)
+        _ = try Spawn.run(["tmux", "send-keys", "-t", screen.session, "C-c"])
+        XCTAssertTrue(try screen.waitForScreen("exit=0", timeout: 5), screen.screen)
+        XCTAssertTrue(screen.screen.contains("1 received (5 bytes) from 1 sender, 1 replied (8 bytes)"), screen.screen)
+    }
+
     func testBadSettings() throws {
         for (arguments, mention) in [
             (["echo", "0", "--reply", "Hi {name}"], "unknown placeholder {name}"),

@@ -63,8 +63,9 @@ final class RequestClientTests: XCTestCase {
             ["client", "127.0.0.1", String(port), "--timeout", "200ms", "--retries", "0"],
             stdin: Data("Tom\nJerry\nSpike\n".utf8)
         )
-        XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertTrue(result.stderr.contains("udp: timed out after 200 ms with no reply"), result.stderr)
+        XCTAssertEqual(result.status, 75, "a request went unanswered: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("udp: line 1 'Tom': timed out after 200 ms with no reply"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("udp: 1 of 3 requests got no reply (line 1 timed out)"), result.stderr)
         let replies = result.text.split(separator: "\n").filter { $0.contains("reply from") }
         XCTAssertEqual(replies.count, 2, result.text)
         XCTAssertTrue(replies[0].hasSuffix("Jerry") && replies[1].hasSuffix("Spike"), result.text)
@@ -73,7 +74,63 @@ final class RequestClientTests: XCTestCase {
     func testClientReportsRefusalAndContinues() throws {
         let port = try freePort()
         let result = try Run.udp(["client", "127.0.0.1", String(port), "--timeout", "300ms", "--retries", "0"], stdin: Data("a\nb\n".utf8))
-        XCTAssertEqual(result.status, 0)
-        XCTAssertEqual(result.stderr.components(separatedBy: "refused").count - 1, 2, result.stderr)
+        XCTAssertEqual(result.status, 69, result.stderr)
+        XCTAssertTrue(result.stderr.contains("udp: line 1 'a': 127.0.0.1:\(port) refused"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("udp: line 2 'b': 127.0.0.1:\(port) refused"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("udp: 2 of 2 requests got no reply (lines 1, 2 refused)"), result.stderr)
+    }
+
+    /// A server that answers lines starting with "slow" only after 600 ms, the others at once.
+    private static let slowServer = """
+    import socket, sys, threading
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('127.0.0.1', 0))
+    s.settimeout(10)
+    print('ready', s.getsockname()[1], flush=True)
+    while True:
+        try:
+            data, addr = s.recvfrom(70000)
+        except socket.timeout:
+            break
+        if data.startswith(b'slow'):
+            threading.Timer(0.6, s.sendto, (data, addr)).start()
+        else:
+            s.sendto(data, addr)
+    """
+
+    /// Late replies are shown when they come: while the client waits for the next line, and after the last line.
+    /// The timeout lines name their line, and the exit status says that requests went unanswered.
+    func testClientShowsLateRepliesWhileWaitingAndAfterTheLastLine() throws {
+        let server = try Run.python(Self.slowServer)
+        let port = try Peer.port(of: server)
+        defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
+        let client = try Run.start(["client", "127.0.0.1", String(port), "--timeout", "200ms", "--retries", "0"])
+        client.inPipe.fileHandleForWriting.write(Data("slow one\n".utf8))
+        XCTAssertTrue(client.waitForOutput("line 1 'slow one': timed out after 200 ms"), client.stderr)
+        // Nothing more is typed: the late reply must still show up.
+        XCTAssertTrue(client.waitForOutput("late-reply from 127.0.0.1:\(port)"), client.text)
+        XCTAssertTrue(client.text.contains("line=1  slow one"), client.text)
+        client.inPipe.fileHandleForWriting.write(Data("fast\n".utf8))
+        XCTAssertTrue(client.waitForOutput("4 bytes  rtt_ms="), client.text)
+        client.inPipe.fileHandleForWriting.write(Data("slow two\n".utf8))
+        client.closeInput()
+        let result = client.finish(timeout: 10)
+        XCTAssertEqual(result.status, 75, result.stderr)
+        let lines = result.text.split(separator: "\n")
+        XCTAssertEqual(lines.filter { $0.contains("late-reply") }.count, 2, result.text)
+        XCTAssertTrue(lines.last?.contains("late-reply") == true && lines.last?.hasSuffix("line=3  slow two") == true, result.text)
+        XCTAssertEqual(lines.filter { $0.contains(" reply from") }.count, 1, result.text)
+        XCTAssertTrue(result.stderr.contains("udp: line 3 'slow two': timed out after 200 ms"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("udp: 2 of 3 requests got no reply (lines 1, 3 timed out); 2 late replies shown"), result.stderr)
+    }
+
+    /// All answered: exit 0, nothing on stderr.
+    func testClientExitsZeroWhenEveryRequestWasAnswered() throws {
+        let (server, port) = try echoServer()
+        defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
+        let result = try Run.udp(["client", "127.0.0.1", String(port), "--timeout", "500ms"], stdin: Data("a\nb\nc\n".utf8))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.text.split(separator: "\n").filter { $0.contains("reply from") }.count, 3, result.text)
+        XCTAssertEqual(result.stderr, "")
     }
 }

@@ -278,6 +278,47 @@ final class ListenEdgeTests: XCTestCase {
         XCTAssertTrue(text.contains("[::1]:") && !text.contains("127.0.0.1"), text)
     }
 
+    /// A listener whose stdout nobody reads keeps receiving, counts the lines it could not show, and still ends
+    /// promptly on SIGINT and SIGTERM (it used to sit in write() until the reader woke up).
+    func testListenIntoAStalledPipeExitsPromptlyOnSignal() throws {
+        for signal in [SIGINT, SIGTERM] {
+            let listener = try StalledStdout(["listen", "127.0.0.1:0", "--show-port"])
+            let port = try waitForPort(listener, prefix: "listening on ")
+            // 3,000 lines of about 8 KB: far more than the pipe (64 KiB) and the display queue (2 MiB) hold
+            // (about 270 such lines); the kernel may drop some of the burst on a busy machine.
+            let sender = try Run.python(burstSender, [String(port), "3000", "8000", "2000"])
+            XCTAssertTrue(sender.waitForOutput("sent 3000", timeout: 30), sender.stderr)
+            _ = sender.finish(timeout: 5)
+            usleep(200_000)
+            let seconds = listener.secondsToExit(after: signal, limit: 10)
+            let elapsed = try XCTUnwrap(seconds, "udp listen did not end within 10 s of signal \(signal) with a stalled stdout")
+            print("udp listen with a stalled stdout ended \(String(format: "%.3f", elapsed)) s after signal \(signal)")
+            XCTAssertLessThan(elapsed, 3, "must end within about 1 s of the signal")
+            XCTAssertEqual(listener.process.terminationStatus, 0, listener.stderr)
+            let err = listener.stderr
+            // Receiving went on long after the pipe and the queue were full (they hold about 270 such lines).
+            let counted = err.split(separator: "\n").compactMap { line -> Int? in
+                guard line.hasSuffix("from 1 sender") || line.contains(" datagrams, ") else { return nil }
+                return Int(line.prefix { $0.isNumber })
+            }.first ?? 0
+            XCTAssertGreaterThan(counted, 350, err)
+            XCTAssertTrue(err.range(of: #"udp: display fell behind: \d+ lines not shown"#, options: .regularExpression) != nil, err)
+        }
+    }
+
+    private func waitForPort(_ handle: StalledStdout, prefix: String) throws -> Int {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
+               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                return port
+            }
+            usleep(10_000)
+        }
+        XCTFail("did not start: \(handle.stderr)")
+        throw XCTSkip("did not start")
+    }
+
     func testListenStopsWhenItsReaderGoesAway() throws {
         let listener = try Run.start(["listen", "127.0.0.1:0", "--show-port", "--raw"])
         let port = try Peer.listenPort(of: listener)

@@ -300,3 +300,60 @@ final class TerminalSession {
         return false
     }
 }
+
+/// A `udp` command whose stdout is a pipe that nobody reads (a stalled consumer), with stderr in a file.
+final class StalledStdout {
+    let process = Process()
+    let pipe = Pipe()
+    let errURL: URL
+
+    init(_ arguments: [String]) throws {
+        errURL = FileManager.default.temporaryDirectory.appendingPathComponent("udp-stalled-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Run.udpPath)
+        process.arguments = arguments
+        process.standardOutput = pipe
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: errURL)
+    }
+
+    var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and returns the seconds until the process ended (nil if it had not after `limit` seconds,
+    /// when it is killed).
+    func secondsToExit(after signal: Int32, limit: Double) -> Double? {
+        let start = Date()
+        kill(process.processIdentifier, signal)
+        while process.isRunning && Date().timeIntervalSince(start) < limit { usleep(2_000) }
+        let elapsed = Date().timeIntervalSince(start)
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        process.waitUntilExit()
+        return elapsed
+    }
+}
+
+/// Sends `count` datagrams of `size` bytes to 127.0.0.1:`port` from python3, at about `rate` per second (in bursts
+/// of 5, small enough for a default receive buffer), so that even a debug build keeps up; prints "sent N" when done.
+let burstSender = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+port, count, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+rate = float(sys.argv[4]) if len(sys.argv) > 4 else 20000
+payload = b'x' * size
+start = time.time()
+for i in range(count):
+    s.sendto(payload, ('127.0.0.1', port))
+    if i % 5 == 4:
+        time.sleep(max(0, start + (i + 1) / rate - time.time()))
+print('sent', count, flush=True)
+"""

@@ -17,7 +17,9 @@ public enum JSONText {
     }
 
     /// A JSON string literal for `text`: quotes, backslashes and all control characters (U+0000-001F, U+007F-009F,
-    /// U+2028, U+2029) are escaped, so the result is safe on one line and on a terminal.
+    /// U+2028, U+2029) are escaped, and so are the Unicode bidi controls (U+061C, U+200E, U+200F, U+202A-202E,
+    /// U+2066-2069, as `\u202e` and so on), so the result is safe on one line and on a terminal, and a value cannot
+    /// reorder what is shown after it. The escapes decode to the same text in any JSON parser.
     public static func quote(_ text: String) -> String {
         var out = "\""
         out.reserveCapacity(text.utf8.count + 2)
@@ -32,7 +34,7 @@ public enum JSONText {
             case "\u{0C}": out += "\\f"
             default:
                 let v = scalar.value
-                if v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 {
+                if v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 || isBidiControl(v) {
                     let hex = String(v, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
@@ -42,6 +44,13 @@ public enum JSONText {
         }
         out += "\""
         return out
+    }
+
+    private static func isBidiControl(_ value: UInt32) -> Bool {
+        switch value {
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
     }
 
     /// One JSON object on one line, fields in the given order.

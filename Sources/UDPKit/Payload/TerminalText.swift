@@ -10,6 +10,8 @@ public enum TerminalText {
     /// - C1 controls U+0080-009F: `\u{NN}` (lower-case hex, e.g. `\u{9b}`);
     /// - Unicode bidi controls U+061C, U+200E, U+200F, U+202A-202E and U+2066-2069: `\u{NNNN}` (lower-case hex, e.g.
     ///   `\u{202e}`), so they cannot reorder the rest of the line;
+    /// - the line and paragraph separators U+2028 and U+2029: `\u{2028}`, `\u{2029}`, so text stays on one line
+    ///   (some terminals and most viewers break the line there);
     /// - backslash: `\\`, so the output is unambiguous (a literal `\n` in the input renders as `\\n`).
     ///
     /// Everything else (all other printable Unicode, CJK, emoji, combining marks) is kept as is. The escapes use the
@@ -85,7 +87,7 @@ public enum TerminalText {
             return escapeBackslash
         case 0x00...0x1F, 0x7F, 0x80...0x9F:
             return true
-        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069:
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069, 0x2028, 0x2029:
             return true
         default:
             return false
