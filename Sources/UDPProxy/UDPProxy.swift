@@ -42,6 +42,10 @@ public final class UDPProxy: Sendable {
         public var idleTimeout: Duration = .seconds(60)
         /// Clients served at once; datagrams from further clients are dropped and counted.
         public var maximumClients = 1024
+        /// Bytes that all clients' queues (rate, delay, reorder, both directions) may hold together; a datagram
+        /// that would go over is dropped and counted as overflowed. Each direction of each client is bounded too,
+        /// by `ImpairmentSettings.queueLimit` and `datagramLimit`.
+        public var totalQueueLimit = 64 << 20
 
         /// A transparent proxy to `upstream` (no impairments, a random seed).
         public init(upstream: UDPAddress) {
@@ -93,6 +97,7 @@ public final class UDPProxy: Sendable {
 
     private let listener: UDPSocket
     private let state = NIOLockedValueBox(State())
+    private let budget: QueueBudget
 
     private struct State {
         var mappings: [UDPAddress: Mapping] = [:]
@@ -109,6 +114,7 @@ public final class UDPProxy: Sendable {
         self.listener = listener
         self.localAddress = listener.localAddress
         self.configuration = configuration
+        self.budget = QueueBudget(limit: configuration.totalQueueLimit)
     }
 
     /// Binds the client-facing socket. Call `run` to start relaying.
@@ -128,6 +134,9 @@ public final class UDPProxy: Sendable {
         options.sendBufferSize = 4 << 20
         return options
     }
+
+    /// Bytes waiting in the queues of all clients now (at most `Configuration.totalQueueLimit`).
+    public var queuedBytes: Int { budget.held }
 
     /// The counters now.
     public var counters: Counters {
@@ -215,8 +224,8 @@ public final class UDPProxy: Sendable {
         let seed = configuration.seed
         let mapping = Mapping(
             client: client, socket: socket,
-            upLane: configuration.up.isNone ? nil : Lane(settings: configuration.up, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index))),
-            downLane: configuration.down.isNone ? nil : Lane(settings: configuration.down, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index + 1)))
+            upLane: configuration.up.isNone ? nil : Lane(settings: configuration.up, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index)), budget: budget),
+            downLane: configuration.down.isNone ? nil : Lane(settings: configuration.down, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index + 1)), budget: budget)
         )
         state.withLockedValue { $0.mappings[client] = mapping }
         if let lane = mapping.upLane {

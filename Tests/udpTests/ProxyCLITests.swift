@@ -153,4 +153,31 @@ final class ProxyCLITests: XCTestCase {
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("already in use"), result.stderr)
     }
+
+    /// `--queue-limit` bounds the delay line too; datagrams still delayed when the proxy stops are reported as
+    /// discarded, not as forwarded.
+    func testDelayQueueIsBoundedAndLeftoversAreDiscarded() throws {
+        let (echo, echoPort) = try startEcho()
+        defer { _ = echo.finish(signal: SIGTERM) }
+        let (proxy, proxyPort) = try startProxy(to: echoPort, ["--up-delay", "30s", "--queue-limit", "3000", "--json"])
+        let sender = """
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(10):
+            s.sendto(b"x" * 1000, ("127.0.0.1", int(sys.argv[1])))
+        """
+        guard let python = Run.which("python3") else { throw XCTSkip("python3 is not installed") }
+        let sent = try Run.Handle(python, ["-c", sender, String(proxyPort)], stdinData: Data()).finish(timeout: 10)
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        Thread.sleep(forTimeInterval: 0.5)
+        let done = proxy.finish(signal: SIGTERM)
+        XCTAssertEqual(done.status, 0, done.stderr)
+        let summaryLine = try XCTUnwrap(done.stderr.split(separator: "\n").last(where: { $0.hasPrefix("{") }), done.stderr)
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(summaryLine.utf8)) as? [String: Any])
+        let up = try XCTUnwrap(summary["up"] as? [String: Any])
+        XCTAssertEqual(up["received"] as? Int, 10, done.stderr)
+        XCTAssertEqual(up["overflowed"] as? Int, 7, done.stderr)
+        XCTAssertEqual(up["discarded"] as? Int, 3, done.stderr)
+        XCTAssertEqual(up["forwarded"] as? Int, 0, done.stderr)
+    }
 }
