@@ -1,0 +1,181 @@
+#if os(Linux)
+import Glibc
+import NIOConcurrencyHelpers
+import NIOCore
+import UDPKit
+
+/// The upstream sockets of all client mappings, read by one thread (`poll`) into one shared buffer.
+///
+/// A socket per client (so the upstream sees one source port per client) is what makes a proxy NAT-like, but a
+/// SwiftNIO channel per socket keeps receive buffers of the largest datagram size per channel, which cost about
+/// 2 MiB per client. Here a mapping costs its descriptor and a table entry; the only receive buffer is the one
+/// of the reading thread, and each datagram is copied out of it at its own size.
+///
+/// Every use of a descriptor (send, receive, close) happens under `lock`, so a descriptor closed by expiry and
+/// reused by a new mapping is never read or written on behalf of the old one.
+final class UpstreamSockets: @unchecked Sendable {
+    // @unchecked: `wakeRead` and `wakeWrite` are set once in init and only closed in deinit; `table`, `version` and
+    // `stopping` are only touched under `lock`; `buffer` only by the reading thread (`run`, called once).
+    private let wakeRead: CInt
+    private let wakeWrite: CInt
+    private let lock = NIOLock()
+    private var table: [CInt: Mapping] = [:]
+    /// Changes whenever `table` gains a socket, so that the reading thread polls it too.
+    private var version = 0
+    private var stopping = false
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    private let upstream: UDPAddress
+
+    /// Datagrams read from one mapping's socket.
+    typealias Delivery = (mapping: Mapping, payloads: [ByteBuffer])
+
+    init(upstream: UDPAddress) throws(UDPError) {
+        self.upstream = upstream
+        var ends: [CInt] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw .system(operation: "pipe", errno: errno) }
+        for end in ends {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = ends[0]
+        wakeWrite = ends[1]
+    }
+
+    deinit {
+        for fd in table.keys { Glibc.close(fd) }
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
+        buffer.deallocate()
+    }
+
+    /// Makes the reading thread look at the table again.
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = Glibc.write(wakeWrite, &byte, 1)
+    }
+
+    /// A non-blocking socket connected to the upstream, registered for reading; `make` builds the mapping that
+    /// owns it.
+    /// - Throws: `UDPError.system` with the errno of `socket` or `connect` (EMFILE when out of descriptors).
+    func open(_ make: (CInt) -> Mapping) throws(UDPError) -> Mapping {
+        let family = upstream.family == .ipv6 ? AF_INET6 : AF_INET
+        let fd = socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
+        let connected: CInt
+        switch upstream.socketAddress {
+        case .v4(let address):
+            var raw = address.address
+            connected = withUnsafePointer(to: &raw) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        case .v6(let address):
+            var raw = address.address
+            connected = withUnsafePointer(to: &raw) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        case .unixDomainSocket:
+            Glibc.close(fd)
+            throw .system(operation: "connect (the proxy relays to IP addresses)", errno: EAFNOSUPPORT)
+        }
+        guard connected == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw .system(operation: "connect", errno: code)
+        }
+        let mapping = make(fd)
+        lock.withLock {
+            table[fd] = mapping
+            version += 1
+        }
+        wake()
+        return mapping
+    }
+
+    /// Closes a mapping's socket; later sends on it fail quietly.
+    func close(_ mapping: Mapping) {
+        lock.withLock {
+            let fd = mapping.descriptor
+            guard table[fd] === mapping else { return }
+            table[fd] = nil
+            // The reading thread may still poll this number; it finds no mapping for it (or a new one's socket).
+            Glibc.close(fd)
+        }
+    }
+
+    /// Closes every socket.
+    func closeAll() {
+        lock.withLock {
+            for fd in table.keys { Glibc.close(fd) }
+            table.removeAll()
+        }
+    }
+
+    /// Sends datagrams to the upstream on `mapping`'s socket; returns how many failed (socket buffer full, an
+    /// ICMP error pending, the mapping closed).
+    func send(_ payloads: [ByteBuffer], on mapping: Mapping) -> Int {
+        lock.withLock {
+            let fd = mapping.descriptor
+            guard table[fd] === mapping else { return payloads.count }
+            var failed = 0
+            for payload in payloads {
+                let sent = payload.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+                if sent < 0 { failed += 1 }
+            }
+            return failed
+        }
+    }
+
+    /// Reads until `stop()`, handing each socket's datagrams to `deliver` (on this thread).
+    func run(deliver: (Delivery) -> Void) {
+        var polled: [pollfd] = []
+        var seen = -1
+        var drain: UInt8 = 0
+        while true {
+            let (current, stop) = lock.withLock { (version, stopping) }
+            if stop { return }
+            if current != seen {
+                seen = current
+                polled = lock.withLock { table.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) } }
+                polled.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
+            }
+            // The timeout only bounds how long a closed socket stays in the set.
+            let count = poll(&polled, nfds_t(polled.count), 1_000)
+            if count < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if polled[polled.count - 1].revents != 0 {
+                while Glibc.read(wakeRead, &drain, 1) > 0 {}
+            }
+            for index in 0..<(polled.count - 1) where polled[index].revents & Int16(POLLIN | POLLERR) != 0 {
+                if let delivery = read(polled[index].fd) { deliver(delivery) }
+            }
+        }
+    }
+
+    /// Ends `run`.
+    func stop() {
+        lock.withLock { stopping = true }
+        wake()
+    }
+
+    /// Up to 64 datagrams waiting on `fd`, each copied out of the shared buffer at its own size.
+    private func read(_ fd: CInt) -> Delivery? {
+        lock.withLock {
+            guard let mapping = table[fd] else { return nil }
+            var payloads: [ByteBuffer] = []
+            for _ in 0..<64 {
+                let received = recv(fd, buffer.baseAddress, buffer.count, 0)
+                if received < 0 {
+                    // ECONNREFUSED: nothing listens upstream (yet); the client finds out by the silence, as
+                    // without a proxy. EAGAIN: all read.
+                    if errno == ECONNREFUSED { continue }
+                    break
+                }
+                payloads.append(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<received])))
+            }
+            return payloads.isEmpty ? nil : (mapping, payloads)
+        }
+    }
+}
+#endif
