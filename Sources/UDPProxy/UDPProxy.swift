@@ -104,6 +104,12 @@ public final class UDPProxy: Sendable {
     private let upstreams: UpstreamSockets
     private let state = NIOLockedValueBox(State())
     private let budget: QueueBudget
+    /// Bytes of replies read from upstream sockets and not yet relayed (payloads plus `datagramOverhead` each).
+    private let pendingReplies = NIOLockedValueBox(0)
+    /// What replies may hold while they wait to be relayed: 8 MiB, a few milliseconds of a busy upstream.
+    static let pendingRepliesLimit = 8 << 20
+    /// What a datagram costs in memory beyond its payload (buffer header, allocator rounding), for the bounds.
+    static let datagramOverhead = 64
 
     private struct State {
         var mappings: [UDPAddress: Mapping] = [:]
@@ -178,14 +184,23 @@ public final class UDPProxy: Sendable {
 
     private func relay(onEvent: (@Sendable (Event) -> Void)?) async throws {
         // Replies from the upstream, handed over from the reading thread; when they come faster than they can be
-        // relayed, the newest are dropped (and counted) rather than queued without bound.
-        let (replies, deliver) = AsyncStream.makeStream(of: UpstreamSockets.Delivery.self, bufferingPolicy: .bufferingOldest(4096))
+        // relayed, the newest are dropped (and counted as overflowed) rather than queued without bound.
+        let (replies, deliver) = AsyncStream.makeStream(of: UpstreamSockets.Delivery.self, bufferingPolicy: .unbounded)
         let reader = NIOThreadPool(numberOfThreads: 1)
         reader.start()
         let upstreams = self.upstreams
+        let pending = self.pendingReplies
         let reading = reader.runIfActive(eventLoop: listener.channel.eventLoop) {
             upstreams.run { delivery in
-                if case .dropped = deliver.yield(delivery) {
+                let bytes = delivery.payloads.reduce(0) { $0 + $1.readableBytes + Self.datagramOverhead }
+                let admitted = pending.withLockedValue { pending in
+                    guard pending + bytes <= Self.pendingRepliesLimit else { return false }
+                    pending += bytes
+                    return true
+                }
+                if admitted {
+                    deliver.yield(delivery)
+                } else {
                     self.state.withLockedValue { $0.down.received += delivery.payloads.count; $0.down.overflowed += delivery.payloads.count }
                 }
             }
@@ -279,6 +294,8 @@ public final class UDPProxy: Sendable {
     private func relayDown(_ replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?) async {
         let upstream = configuration.upstream
         for await (mapping, payloads) in replies {
+            let bytes = payloads.reduce(0) { $0 + $1.readableBytes + Self.datagramOverhead }
+            defer { pendingReplies.withLockedValue { $0 -= bytes } }
             if Task.isCancelled { return }
             mapping.touch()
             if let onEvent {
