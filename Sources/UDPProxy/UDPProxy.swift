@@ -132,15 +132,40 @@ public final class UDPProxy: Sendable {
 
     /// Binds the client-facing socket. Call `run` to start relaying.
     /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
+    /// - Throws: `UDPProxyError.upstreamIsItself` when the upstream is the address just bound.
     public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration) async throws -> UDPProxy {
         let upstreams = try UpstreamSockets(upstream: configuration.upstream)
-        return UDPProxy(listener: try await UDPSocket.bind(to: endpoint, family: family, options: socketOptions), upstreams: upstreams, configuration: configuration)
+        return try await checked(UDPProxy(listener: try await UDPSocket.bind(to: endpoint, family: family, options: socketOptions), upstreams: upstreams, configuration: configuration))
     }
 
     /// Binds the client-facing socket to a resolved address. See `bind(to:family:configuration:)`.
     public static func bind(to address: UDPAddress, configuration: Configuration) async throws -> UDPProxy {
         let upstreams = try UpstreamSockets(upstream: configuration.upstream)
-        return UDPProxy(listener: try await UDPSocket.bind(to: address, options: socketOptions), upstreams: upstreams, configuration: configuration)
+        return try await checked(UDPProxy(listener: try await UDPSocket.bind(to: address, options: socketOptions), upstreams: upstreams, configuration: configuration))
+    }
+
+    /// Refuses a proxy whose upstream is its own listening socket: each datagram would come back as a new client,
+    /// and the proxy would open upstream sockets until none were left.
+    private static func checked(_ proxy: UDPProxy) async throws -> UDPProxy {
+        let upstream = proxy.configuration.upstream
+        if isOwnAddress(upstream, listening: proxy.localAddress) {
+            await proxy.listener.close()
+            throw UDPProxyError.upstreamIsItself(upstream: upstream.description, listening: proxy.localAddress.description)
+        }
+        return proxy
+    }
+
+    /// Whether a datagram sent to `upstream` would reach a socket bound to `local`.
+    static func isOwnAddress(_ upstream: UDPAddress, listening local: UDPAddress) -> Bool {
+        guard let port = local.port, upstream.port == port, let ip = upstream.ip else { return false }
+        // Sent to 0.0.0.0 or ::, a datagram goes to this host.
+        if upstream.isAny { return true }
+        if !local.isAny { return upstream.ip == local.ip }
+        // A dual-stack :: socket also receives IPv4; an IPv4 wildcard receives no IPv6.
+        if local.family == .ipv4 && upstream.family == .ipv6 { return false }
+        if ip.hasPrefix("127.") || ip == "::1" { return true }
+        let own = (try? NetworkInterface.all())?.flatMap { $0.addresses.map(\.address) } ?? []
+        return own.contains(ip)
     }
 
     private static var socketOptions: UDPSocketOptions {
@@ -374,6 +399,19 @@ public final class UDPProxy: Sendable {
         upstreams.closeAll()
     }
 }
+/// What `UDPProxy` refuses to do.
+public enum UDPProxyError: Error, Equatable, CustomStringConvertible {
+    /// The upstream is the proxy's own listening address (or reaches it): the proxy would relay to itself.
+    case upstreamIsItself(upstream: String, listening: String)
+
+    public var description: String {
+        switch self {
+        case let .upstreamIsItself(upstream, listening):
+            return "the server address \(upstream) is the proxy's own (listening on \(listening)): it would relay to itself; give the server's address"
+        }
+    }
+}
+
 /// One client's upstream socket and lanes.
 final class Mapping: Sendable {
     let client: UDPAddress

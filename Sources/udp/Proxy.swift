@@ -83,7 +83,12 @@ struct Proxy: AsyncParsableCommand {
         configuration.maximumClients = maxClients
         configuration.totalQueueLimit = totalQueueLimit
 
-        let proxy = try await UDPProxy.bind(to: listenEndpoint, family: try network.family(), configuration: configuration)
+        let proxy: UDPProxy
+        do {
+            proxy = try await UDPProxy.bind(to: listenEndpoint, family: try network.family(), configuration: configuration)
+        } catch let error as UDPProxyError {
+            throw CLIFailure.usage(error.description)
+        }
         if showPort || Terminal.stderrIsTTY {
             Terminal.writeStderr("proxy on \(proxy.localAddress) to \(configuration.upstream)\n")
         }

@@ -233,4 +233,30 @@ final class ProxyCLITests: XCTestCase {
         XCTAssertEqual(done.status, 0, done.stderr)
         XCTAssertTrue(done.stderr.contains("\(count) clients, \(count) expired"), done.stderr)
     }
+
+    /// A proxy whose server address is its own listening address would relay every datagram back to itself as a new
+    /// client until no descriptor is left: it is refused as bad usage, also when it listens on a wildcard address
+    /// and the server address is loopback.
+    func testRelayingToItselfIsRefused() throws {
+        let port = String(try freePort())
+        let cases: [[String]] = [
+            ["127.0.0.1:\(port)", "127.0.0.1", port],
+            ["--listen", "0.0.0.0:\(port)", "--to", "127.0.0.1:\(port)"],
+            ["--listen", "0.0.0.0:\(port)", "--to", "127.0.0.2:\(port)"],
+            ["--listen", "127.0.0.1:\(port)", "--to", "0.0.0.0:\(port)"],
+            ["--listen", "[::]:\(port)", "--to", "127.0.0.1:\(port)"],
+        ]
+        for words in cases {
+            let result = try Run.udp(["proxy"] + words, timeout: 5)
+            // A host without IPv6 cannot bind [::] at all (exit 1): nothing to refuse there.
+            if words.contains("[::]:\(port)") && result.status == 1 { continue }
+            XCTAssertEqual(result.status, 64, "\(words): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("udp: ") && result.stderr.contains("relay to itself"), "\(words): \(result.stderr)")
+        }
+        // Another port on the same host is a different server.
+        let other = try Run.Handle(Run.udpPath, ["proxy", "--listen", "127.0.0.1:\(port)", "--to", "127.0.0.1:\(try freePort())"], stdinData: Data())
+        Thread.sleep(forTimeInterval: 0.5)
+        let done = other.finish(signal: SIGTERM)
+        XCTAssertEqual(done.status, 0, done.stderr)
+    }
 }
