@@ -1,5 +1,8 @@
-#if os(Linux)
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
@@ -42,16 +45,16 @@ final class UpstreamSockets: @unchecked Sendable {
     }
 
     deinit {
-        for fd in table.keys { Glibc.close(fd) }
-        Glibc.close(wakeRead)
-        Glibc.close(wakeWrite)
+        for fd in table.keys { System.close(fd) }
+        System.close(wakeRead)
+        System.close(wakeWrite)
         buffer.deallocate()
     }
 
     /// Makes the reading thread look at the table again.
     private func wake() {
         var byte: UInt8 = 1
-        _ = Glibc.write(wakeWrite, &byte, 1)
+        _ = System.write(wakeWrite, &byte, 1)
     }
 
     /// A non-blocking socket connected to the upstream, registered for reading; `make` builds the mapping that
@@ -59,8 +62,15 @@ final class UpstreamSockets: @unchecked Sendable {
     /// - Throws: `UDPError.system` with the errno of `socket` or `connect` (EMFILE when out of descriptors).
     func open(_ make: (CInt) -> Mapping) throws(UDPError) -> Mapping {
         let family = upstream.family == .ipv6 ? AF_INET6 : AF_INET
+        #if canImport(Glibc)
         let fd = socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
+        #else
+        let fd = socket(family, SOCK_DGRAM, 0)
+        guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        #endif
         let connected: CInt
         switch upstream.socketAddress {
         case .v4(let address):
@@ -74,12 +84,12 @@ final class UpstreamSockets: @unchecked Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
             }
         case .unixDomainSocket:
-            Glibc.close(fd)
+            System.close(fd)
             throw .system(operation: "connect (the proxy relays to IP addresses)", errno: EAFNOSUPPORT)
         }
         guard connected == 0 else {
             let code = errno
-            Glibc.close(fd)
+            System.close(fd)
             throw .system(operation: "connect", errno: code)
         }
         let mapping = make(fd)
@@ -98,14 +108,14 @@ final class UpstreamSockets: @unchecked Sendable {
             guard table[fd] === mapping else { return }
             table[fd] = nil
             // The reading thread may still poll this number; it finds no mapping for it (or a new one's socket).
-            Glibc.close(fd)
+            System.close(fd)
         }
     }
 
     /// Closes every socket.
     func closeAll() {
         lock.withLock {
-            for fd in table.keys { Glibc.close(fd) }
+            for fd in table.keys { System.close(fd) }
             table.removeAll()
         }
     }
@@ -118,7 +128,7 @@ final class UpstreamSockets: @unchecked Sendable {
             guard table[fd] === mapping else { return payloads.count }
             var failed = 0
             for payload in payloads {
-                let sent = payload.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+                let sent = payload.withUnsafeReadableBytes { System.send(fd, $0.baseAddress, $0.count, 0) }
                 if sent < 0 { failed += 1 }
             }
             return failed
@@ -145,7 +155,7 @@ final class UpstreamSockets: @unchecked Sendable {
                 return
             }
             if polled[polled.count - 1].revents != 0 {
-                while Glibc.read(wakeRead, &drain, 1) > 0 {}
+                while System.read(wakeRead, &drain, 1) > 0 {}
             }
             for index in 0..<(polled.count - 1) where polled[index].revents & Int16(POLLIN | POLLERR) != 0 {
                 if let delivery = read(polled[index].fd) { deliver(delivery) }
@@ -178,4 +188,23 @@ final class UpstreamSockets: @unchecked Sendable {
         }
     }
 }
+
+/// The C library's calls whose names the methods above reuse.
+private enum System {
+    static func close(_ fd: CInt) { _ = systemClose(fd) }
+    static func write(_ fd: CInt, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { systemWrite(fd, bytes, count) }
+    static func read(_ fd: CInt, _ bytes: UnsafeMutableRawPointer, _ count: Int) -> Int { systemRead(fd, bytes, count) }
+    static func send(_ fd: CInt, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: CInt) -> Int { systemSend(fd, bytes, count, flags) }
+}
+
+#if canImport(Glibc)
+private let systemClose = Glibc.close
+private let systemWrite = Glibc.write
+private let systemRead = Glibc.read
+private let systemSend = Glibc.send
+#elseif canImport(Darwin)
+private let systemClose = Darwin.close
+private let systemWrite = Darwin.write
+private let systemRead = Darwin.read
+private let systemSend = Darwin.send
 #endif
