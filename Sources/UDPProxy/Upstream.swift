@@ -23,7 +23,8 @@ final class UpstreamSockets: @unchecked Sendable {
     private let wakeWrite: CInt
     private let lock = NIOLock()
     private var table: [CInt: Mapping] = [:]
-    /// Changes whenever `table` gains a socket, so that the reading thread polls it too.
+    /// Changes whenever `table` changes, so that the reading thread polls the sockets it has now (a closed
+    /// descriptor left in the set would make `poll` return at once, again and again).
     private var version = 0
     private var stopping = false
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
@@ -103,13 +104,17 @@ final class UpstreamSockets: @unchecked Sendable {
 
     /// Closes a mapping's socket; later sends on it fail quietly.
     func close(_ mapping: Mapping) {
-        lock.withLock {
+        let closed = lock.withLock { () -> Bool in
             let fd = mapping.descriptor
-            guard table[fd] === mapping else { return }
+            guard table[fd] === mapping else { return false }
             table[fd] = nil
-            // The reading thread may still poll this number; it finds no mapping for it (or a new one's socket).
+            version += 1
+            // Until it rebuilds its set, the reading thread may still poll this number; it finds no mapping for it
+            // (or a new mapping's socket, which it then reads for that mapping).
             System.close(fd)
+            return true
         }
+        if closed { wake() }
     }
 
     /// Closes every socket.
@@ -117,7 +122,9 @@ final class UpstreamSockets: @unchecked Sendable {
         lock.withLock {
             for fd in table.keys { System.close(fd) }
             table.removeAll()
+            version += 1
         }
+        wake()
     }
 
     /// Sends datagrams to the upstream on `mapping`'s socket; returns how many failed (socket buffer full, an
