@@ -103,6 +103,11 @@ final class Lane: Sendable {
         waker.yield()
     }
 
+    /// Whether nothing waits to be sent.
+    var isEmpty: Bool {
+        state.withLockedValue { $0.head == $0.queue.count && $0.pipeline.nextDeadline == nil }
+    }
+
     /// What the pipeline did so far; after `finish`, with the datagrams it left queued as `discarded`.
     var counters: ImpairmentCounters {
         let now = MonotonicClock.nanoseconds

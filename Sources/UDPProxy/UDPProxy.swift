@@ -361,7 +361,10 @@ public final class UDPProxy: Sendable {
             try? await Task.sleep(nanoseconds: interval)
             let now = MonotonicClock.nanoseconds
             let idle = state.withLockedValue { state in
-                let idle = state.mappings.values.filter { now - min(now, $0.lastActive) >= timeout }
+                // A mapping with datagrams still waiting to be sent (a delay longer than the timeout) is not idle.
+                let idle = state.mappings.values.filter {
+                    now - min(now, $0.lastActive) >= timeout && $0.upLane?.isEmpty != false && $0.downLane?.isEmpty != false
+                }
                 for mapping in idle {
                     state.mappings[mapping.client] = nil
                     state.expired += 1

@@ -260,5 +260,23 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(proxy.queuedBytes, 0)
         await first.close(); await second.close(); await receiver.close()
     }
+
+    /// A delay longer than the idle timeout: the mapping is not idle while its datagram waits, so the datagram is
+    /// delivered rather than discarded with an expired mapping.
+    func testMappingWithQueuedDatagramsIsNotExpired() async throws {
+        let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
+        let (proxy, task) = try await startProxy({
+            $0.up.delay = .milliseconds(600)
+            $0.idleTimeout = .milliseconds(100)
+        }, upstream: receiver.localAddress)
+        let client = try await UDPSocket.client(for: proxy.localAddress)
+        try await client.send([OutgoingDatagram(bytes: Array("late".utf8), to: proxy.localAddress)])
+        let arrived = try await receiver.receive(timeout: .seconds(5))
+        XCTAssertEqual(arrived.map { String(buffer: $0.payload) }, "late")
+        XCTAssertEqual(proxy.counters.up.discarded, 0)
+        task.cancel()
+        try await task.value
+        await client.close(); await receiver.close()
+    }
 }
 
