@@ -43,6 +43,7 @@ let package = Package(
             name: "UDPProxy",
             dependencies: [
                 "UDPKit",
+                "CUDPSys",
                 "Impairment",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CUDPSys
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -7,7 +8,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 
-/// The upstream sockets of all client mappings, read by one thread (`poll`) into one shared buffer.
+/// The upstream sockets of all client mappings, read by one thread (`poll`, then `recvmmsg`) into one shared
+/// buffer.
 ///
 /// A socket per client (so the upstream sees one source port per client) is what makes a proxy NAT-like, but a
 /// SwiftNIO channel per socket keeps receive buffers of the largest datagram size per channel, which cost about
@@ -27,7 +29,17 @@ final class UpstreamSockets: @unchecked Sendable {
     /// descriptor left in the set would make `poll` return at once, again and again).
     private var version = 0
     private var stopping = false
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    /// The reading thread's receive slots: `batch` datagrams of up to 64 KiB, shared by all sockets.
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: UpstreamSockets.batch * UpstreamSockets.slot, alignment: 16)
+    private static let batch = 16
+    private static let slot = 65_536
+    #if canImport(Glibc)
+    private let receiveMessages = UnsafeMutablePointer<cudp_mmsghdr>.allocate(capacity: UpstreamSockets.batch)
+    private let receiveVectors = UnsafeMutablePointer<iovec>.allocate(capacity: UpstreamSockets.batch)
+    /// For `sendmmsg`, used under `lock`.
+    private let sendMessages = UnsafeMutablePointer<cudp_mmsghdr>.allocate(capacity: UpstreamSockets.batch)
+    private let sendVectors = UnsafeMutablePointer<iovec>.allocate(capacity: UpstreamSockets.batch)
+    #endif
     private let upstream: UDPAddress
 
     /// Datagrams read from one mapping's socket.
@@ -50,6 +62,12 @@ final class UpstreamSockets: @unchecked Sendable {
         System.close(wakeRead)
         System.close(wakeWrite)
         buffer.deallocate()
+        #if canImport(Glibc)
+        receiveMessages.deallocate()
+        receiveVectors.deallocate()
+        sendMessages.deallocate()
+        sendVectors.deallocate()
+        #endif
     }
 
     /// Makes the reading thread look at the table again.
@@ -133,14 +151,52 @@ final class UpstreamSockets: @unchecked Sendable {
         lock.withLock {
             let fd = mapping.descriptor
             guard table[fd] === mapping else { return payloads.count }
+            #if canImport(Glibc)
+            return withExtendedLifetime(payloads) { sendBatches(payloads, fd: fd) }
+            #else
             var failed = 0
             for payload in payloads {
                 let sent = payload.withUnsafeReadableBytes { System.send(fd, $0.baseAddress, $0.count, 0) }
                 if sent < 0 { failed += 1 }
             }
             return failed
+            #endif
         }
     }
+
+    #if canImport(Glibc)
+    /// `sendmmsg` in batches; a datagram the system refuses is skipped (and counted), the others still go. The
+    /// caller holds `lock` and keeps `payloads` alive.
+    private func sendBatches(_ payloads: [ByteBuffer], fd: CInt) -> Int {
+        var failed = 0
+        var next = 0
+        while next < payloads.count {
+            let count = min(Self.batch, payloads.count - next)
+            for index in 0..<count {
+                // The pointer outlives the closure: the caller keeps the buffers alive and unmodified.
+                payloads[next + index].withUnsafeReadableBytes { bytes in
+                    sendVectors[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+                }
+                sendMessages[index] = cudp_mmsghdr()
+                sendMessages[index].msg_hdr.msg_iov = sendVectors + index
+                sendMessages[index].msg_hdr.msg_iovlen = 1
+            }
+            let sent = cudp_sendmmsg(fd, sendMessages, UInt32(count), 0)
+            if sent > 0 {
+                next += Int(sent)
+            } else if errno == EINTR {
+                continue
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                // The socket's buffer is full: the rest are dropped rather than waited for.
+                return failed + payloads.count - next
+            } else {
+                failed += 1
+                next += 1
+            }
+        }
+        return failed
+    }
+    #endif
 
     /// Reads until `stop()`, handing each socket's datagrams to `deliver` (on this thread).
     func run(deliver: (Delivery) -> Void) {
@@ -181,6 +237,28 @@ final class UpstreamSockets: @unchecked Sendable {
         lock.withLock {
             guard let mapping = table[fd] else { return nil }
             var payloads: [ByteBuffer] = []
+            #if canImport(Glibc)
+            for _ in 0..<4 {
+                for index in 0..<Self.batch {
+                    receiveVectors[index] = iovec(iov_base: buffer.baseAddress! + index * Self.slot, iov_len: Self.slot)
+                    receiveMessages[index] = cudp_mmsghdr()
+                    receiveMessages[index].msg_hdr.msg_iov = receiveVectors + index
+                    receiveMessages[index].msg_hdr.msg_iovlen = 1
+                }
+                let count = cudp_recvmmsg(fd, receiveMessages, UInt32(Self.batch), 0)
+                if count < 0 {
+                    // ECONNREFUSED: nothing listens upstream (yet); the client finds out by the silence, as
+                    // without a proxy. EAGAIN: all read.
+                    if errno == ECONNREFUSED || errno == EINTR { continue }
+                    break
+                }
+                for index in 0..<Int(count) {
+                    let length = min(Int(receiveMessages[index].msg_len), Self.slot)
+                    payloads.append(ByteBuffer(bytes: UnsafeRawBufferPointer(start: buffer.baseAddress! + index * Self.slot, count: length)))
+                }
+                if count < Self.batch { break }
+            }
+            #else
             for _ in 0..<64 {
                 let received = recv(fd, buffer.baseAddress, buffer.count, 0)
                 if received < 0 {
@@ -191,6 +269,7 @@ final class UpstreamSockets: @unchecked Sendable {
                 }
                 payloads.append(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<received])))
             }
+            #endif
             return payloads.isEmpty ? nil : (mapping, payloads)
         }
     }

@@ -278,5 +278,24 @@ final class ProxyTests: XCTestCase {
         try await task.value
         await client.close(); await receiver.close()
     }
+
+    /// Empty and largest datagrams go through whole both ways (the upstream sockets share one receive buffer of
+    /// 64 KiB slots, and each datagram is copied out at its own size).
+    func testEmptyAndLargestDatagramsPassWholeBothWays() async throws {
+        let (echo, echoTask) = try await startEcho()
+        let (proxy, task) = try await startProxy({ _ in }, upstream: echo.localAddress)
+        let client = try await UDPSocket.client(for: proxy.localAddress)
+        for size in [0, 1, 1_472, 65_507] {
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 % 251) }
+            try await client.send([OutgoingDatagram(bytes: payload, to: proxy.localAddress)])
+            let reply = try await client.receive(timeout: .seconds(3))
+            XCTAssertEqual(reply.map { Array($0.payload.readableBytesView) }, payload, "size \(size)")
+            XCTAssertEqual(reply?.truncated, false)
+        }
+        task.cancel()
+        try await task.value
+        echoTask.cancel()
+        await client.close(); await echo.close()
+    }
 }
 
