@@ -19,8 +19,9 @@ import UDPKit
 /// Every use of a descriptor (send, receive, close) happens under `lock`, so a descriptor closed by expiry and
 /// reused by a new mapping is never read or written on behalf of the old one.
 final class UpstreamSockets: @unchecked Sendable {
-    // @unchecked: `wakeRead` and `wakeWrite` are set once in init and only closed in deinit; `table`, `version` and
-    // `stopping` are only touched under `lock`; `buffer` only by the reading thread (`run`, called once).
+    // @unchecked: `wakeRead` and `wakeWrite` are set once in init and only closed in deinit; every other mutable
+    // state (`table`, `version`, `stopping`, and the memory behind `buffer` and the message and vector arrays) is
+    // only touched under `lock`.
     private let wakeRead: CInt
     private let wakeWrite: CInt
     private let lock = NIOLock()
@@ -184,9 +185,9 @@ final class UpstreamSockets: @unchecked Sendable {
             let sent = cudp_sendmmsg(fd, sendMessages, UInt32(count), 0)
             if sent > 0 {
                 next += Int(sent)
-            } else if errno == EINTR {
+            } else if sent < 0 && errno == EINTR {
                 continue
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 // The socket's buffer is full: the rest are dropped rather than waited for.
                 return failed + payloads.count - next
             } else {
