@@ -45,8 +45,10 @@ let package = Package(
             name: "UDPProxy",
             dependencies: [
                 "UDPKit",
+                "CUDPSys",
                 "Impairment",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),

@@ -1,7 +1,9 @@
 /// What an ``ImpairmentPipeline`` has done so far, as returned by ``ImpairmentPipeline/counters(at:)``.
 ///
 /// Every received datagram ends up in exactly one place, so at all times
-/// `received == dropped + overflowed + held + (forwarded - duplicated)`.
+/// `received == dropped + overflowed + held + (forwarded + discarded - duplicated)`.
+/// (A pipeline never discards; a relay that stops with datagrams still queued moves them from
+/// `forwarded` and `held` to `discarded`.)
 public struct ImpairmentCounters: Sendable, Equatable {
     /// Datagrams submitted.
     public var received = 0
@@ -9,8 +11,11 @@ public struct ImpairmentCounters: Sendable, Equatable {
     public var forwarded = 0
     /// Datagrams discarded by the loss setting.
     public var dropped = 0
-    /// Datagrams discarded because the rate-limited queue was full.
+    /// Datagrams discarded because a queue (rate-limited link, delay line and reorder hold, or the
+    /// datagram count) was full.
     public var overflowed = 0
+    /// Copies (duplicates included) still queued or held when the relay stopped, so never sent.
+    public var discarded = 0
     /// Extra copies handed out by the duplicate setting.
     public var duplicated = 0
     /// Datagrams released after at least one later datagram; counted when released.
@@ -40,6 +45,7 @@ public struct ImpairmentCounters: Sendable, Equatable {
         forwarded += other.forwarded
         dropped += other.dropped
         overflowed += other.overflowed
+        discarded += other.discarded
         duplicated += other.duplicated
         reordered += other.reordered
         corrupted += other.corrupted

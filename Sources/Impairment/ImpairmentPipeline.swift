@@ -26,9 +26,12 @@ public struct ScheduledDatagram: Sendable, Equatable {
 ///
 /// Each datagram goes through these steps in order:
 /// 1. **loss**: discarded with probability ``ImpairmentSettings/loss``;
-/// 2. **rate**: if the link's backlog plus this datagram exceeds the queue limit, discarded as
-///    overflow; otherwise it is sent once the link has finished earlier datagrams, taking
-///    `bytes × 8 / rate` seconds (rounded up to a nanosecond);
+/// 2. **queues**: discarded as overflow if it does not fit every queue it would wait in: the
+///    rate-limited link's backlog (``ImpairmentSettings/effectiveQueueLimit`` bytes), the delay
+///    line and reorder hold together (``ImpairmentSettings/effectiveDelayLimit`` bytes), and the
+///    datagrams waiting in all of them (``ImpairmentSettings/effectiveDatagramLimit``, and the
+///    `room` the caller passes to ``submit(_:at:room:)``). With a rate it is then sent once the link
+///    has finished earlier datagrams, taking `bytes × 8 / rate` seconds (rounded up to a nanosecond);
 /// 3. **corrupt**: one uniformly chosen bit is flipped; empty datagrams are left alone;
 /// 4. **duplicate**: a second, identical copy follows ``tieBreakSpacing`` after the first;
 /// 5. **delay and jitter**: `delay + uniform(-jitter...+jitter)` nanoseconds are added, floored at
@@ -55,6 +58,46 @@ public struct ImpairmentPipeline: Sendable, Equatable {
     private var linkBusyUntil: UInt64 = 0
     private var lastRelease: UInt64 = 0
     private var latestTime: UInt64 = 0
+    /// Copies handed out whose release time has not come yet, in release order: what the caller still holds.
+    private var scheduled = Backlog()
+    /// Datagrams on the rate-limited link that it has not finished sending (by the time the link is done
+    /// with each), counted with their copies: the part of `scheduled` and `held` that is not in the delay line.
+    private var onLink = Backlog()
+    private var heldBytes = 0
+
+    /// Sizes of datagrams in order of a non-decreasing time, with their sum.
+    private struct Backlog: Sendable, Equatable {
+        private var entries: [(time: UInt64, bytes: Int, copies: Int)] = []
+        private var head = 0
+        private(set) var bytes = 0
+        private(set) var copies = 0
+
+        static func == (a: Backlog, b: Backlog) -> Bool {
+            a.bytes == b.bytes && a.copies == b.copies && a.entries.count - a.head == b.entries.count - b.head
+        }
+
+        mutating func append(time: UInt64, bytes: Int, copies: Int) {
+            entries.append((time, bytes, copies))
+            self.bytes += bytes * copies
+            self.copies += copies
+        }
+
+        /// Forgets the entries whose time is at or before `now`.
+        mutating func removeDue(at now: UInt64) {
+            while head < entries.count, entries[head].time <= now {
+                bytes -= entries[head].bytes * entries[head].copies
+                copies -= entries[head].copies
+                head += 1
+            }
+            if head == entries.count {
+                entries.removeAll(keepingCapacity: entries.count < 1024)
+                head = 0
+            } else if head > 1024, head * 2 > entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+        }
+    }
 
     private struct HeldDatagram: Sendable, Equatable {
         var bytes: [UInt8]
@@ -96,15 +139,37 @@ public struct ImpairmentPipeline: Sendable, Equatable {
         return snapshot
     }
 
+    /// Bytes of the datagrams that wait at `now`: on the link, in the delay line, held for reordering
+    /// (duplicate copies counted), as the caller holds them if it sends each at its release time.
+    public mutating func waitingBytes(at now: UInt64) -> Int {
+        let now = advanceClock(to: now)
+        scheduled.removeDue(at: now)
+        onLink.removeDue(at: now)
+        return scheduled.bytes + heldBytes
+    }
+
+    /// How many datagrams (copies) wait at `now`; see ``waitingBytes(at:)``.
+    public mutating func waitingDatagrams(at now: UInt64) -> Int {
+        let now = advanceClock(to: now)
+        scheduled.removeDue(at: now)
+        return scheduled.copies + held.count
+    }
+
     /// Decides the fate of a datagram arriving at `now` and returns what to send, and when.
     ///
     /// The result holds zero, one or two copies of this datagram, preceded by any held datagrams
     /// whose deadline has passed and followed by any held datagrams it has just overtaken. A datagram
     /// chosen for reordering is not in the result; it comes out of a later call.
-    public mutating func submit(_ datagram: [UInt8], at now: UInt64) -> [ScheduledDatagram] {
+    ///
+    /// - Parameter room: bytes the caller can still hold beyond what this pipeline already has waiting
+    ///   (for a bound shared by several pipelines); a datagram (with its duplicate) larger than this is
+    ///   discarded as overflow.
+    public mutating func submit(_ datagram: [UInt8], at now: UInt64, room: Int = .max) -> [ScheduledDatagram] {
         let now = advanceClock(to: now)
         // Expiring first makes the outcome independent of how promptly the caller's timer fired.
         var output = releaseDue(at: now)
+        scheduled.removeDue(at: now)
+        onLink.removeDue(at: now)
         totals.received += 1
         let lossDraw = generator.next().unitInterval
         let corruptDraw = generator.next().unitInterval
@@ -117,15 +182,29 @@ public struct ImpairmentPipeline: Sendable, Equatable {
             totals.dropped += 1
             return output
         }
+        let duplicated = duplicateDraw < settings.duplicate
+        let copies = duplicated ? 2 : 1
+        // Both copies wait in the delay line and the caller's queue; the link carries the datagram once.
+        let size = datagram.count
+        let inDelayLine = max(0, scheduled.bytes + heldBytes - onLink.bytes)
+        let delayLimit = settings.effectiveDelayLimit
+        guard size <= delayLimit / copies, inDelayLine <= delayLimit - size * copies,
+              scheduled.copies + held.count + copies <= settings.effectiveDatagramLimit,
+              size <= room / copies
+        else {
+            totals.overflowed += 1
+            return output
+        }
         var sent = now
         if let rate = settings.rate {
             let limit = settings.effectiveQueueLimit
-            guard datagram.count <= limit, queuedBytes(at: now) <= limit - datagram.count else {
+            guard size <= limit, queuedBytes(at: now) <= limit - size else {
                 totals.overflowed += 1
                 return output
             }
-            linkBusyUntil = max(now, linkBusyUntil).addingSaturated(transmissionTime(of: datagram.count, at: rate))
+            linkBusyUntil = max(now, linkBusyUntil).addingSaturated(transmissionTime(of: size, at: rate))
             sent = linkBusyUntil
+            if sent > now { onLink.append(time: sent, bytes: size, copies: copies) }
         }
         var bytes = datagram
         if !bytes.isEmpty, corruptDraw < settings.corrupt {
@@ -133,11 +212,11 @@ public struct ImpairmentPipeline: Sendable, Equatable {
             bytes[Int(bit / 8)] ^= UInt8(1) << (bit % 8)
             totals.corrupted += 1
         }
-        let duplicated = duplicateDraw < settings.duplicate
         let natural = sent.addingSaturated(addedDelay(jitterDraw))
 
         if reorderDraw < settings.reorder {
             let hold = settings.reorderHold
+            heldBytes += bytes.count * copies
             held.append(HeldDatagram(
                 bytes: bytes, duplicated: duplicated, arrival: now, natural: natural,
                 deadline: natural.addingSaturated(hold.timeout.clampedNanoseconds),
@@ -153,6 +232,7 @@ public struct ImpairmentPipeline: Sendable, Equatable {
             if entry.remaining > 0 {
                 stillHeld.append(entry)
             } else {
+                heldBytes -= entry.bytes.count * (entry.duplicated ? 2 : 1)
                 release(entry, notBefore: entry.natural, into: &output)
             }
         }
@@ -172,6 +252,7 @@ public struct ImpairmentPipeline: Sendable, Equatable {
         guard !due.isEmpty else { return output }
         held.removeAll { $0.deadline <= now }
         for (_, entry) in due {
+            heldBytes -= entry.bytes.count * (entry.duplicated ? 2 : 1)
             release(entry, notBefore: entry.deadline, into: &output)
         }
         return output
@@ -205,6 +286,7 @@ public struct ImpairmentPipeline: Sendable, Equatable {
 
     private mutating func record(_ bytes: [UInt8], at time: UInt64, arrival: UInt64, into output: inout [ScheduledDatagram]) {
         output.append(ScheduledDatagram(bytes: bytes, releaseTime: time))
+        if time > latestTime { scheduled.append(time: time, bytes: bytes.count, copies: 1) }
         totals.forwarded += 1
         let added = time - arrival
         totals.addedDelayTotalNanoseconds = totals.addedDelayTotalNanoseconds.addingSaturated(added)

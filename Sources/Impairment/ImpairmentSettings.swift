@@ -21,9 +21,15 @@ public struct ImpairmentSettings: Sendable, Equatable {
     public var jitter: Duration
     /// Link speed; `nil` means unlimited. Only the datagram payload counts, not IP or UDP headers.
     public var rate: BitRate?
-    /// Bytes that may wait for the rate-limited link before further datagrams are dropped;
-    /// `nil` selects ``defaultQueueLimit(for:)``. Ignored without a ``rate``.
+    /// Bytes that may wait in each queue of this direction before further datagrams are dropped
+    /// (counted as overflowed): the rate-limited link's backlog, and the delay line with the reorder
+    /// hold. `nil` selects ``defaultQueueLimit(for:)`` for the link and ``defaultDelayLimit`` for the
+    /// delay line.
     public var queueLimit: Int?
+    /// Datagrams (duplicate copies included) that may wait in this direction's queues together;
+    /// `nil` selects ``defaultDatagramLimit``. Bounds the memory of many tiny datagrams, which a byte
+    /// limit alone does not.
+    public var datagramLimit: Int?
     /// How a reordered datagram is held back. Ignored when ``reorder`` is 0.
     public var reorderHold: ReorderHold
 
@@ -36,8 +42,10 @@ public struct ImpairmentSettings: Sendable, Equatable {
         jitter: Duration = .zero,
         rate: BitRate? = nil,
         queueLimit: Int? = nil,
+        datagramLimit: Int? = nil,
         reorderHold: ReorderHold = ReorderHold()
     ) {
+        self.datagramLimit = datagramLimit
         self.loss = loss
         self.duplicate = duplicate
         self.reorder = reorder
@@ -53,8 +61,8 @@ public struct ImpairmentSettings: Sendable, Equatable {
     public static let none = ImpairmentSettings()
 
     /// True when no setting would change, delay or drop any datagram, so a relay may skip the
-    /// pipeline entirely. ``queueLimit`` and ``reorderHold`` alone do not count, since they only
-    /// refine ``rate`` and ``reorder``.
+    /// pipeline entirely. ``queueLimit``, ``datagramLimit`` and ``reorderHold`` alone do not count,
+    /// since nothing waits without a rate, a delay or reordering.
     public var isNone: Bool {
         !(loss > 0) && !(duplicate > 0) && !(reorder > 0) && !(corrupt > 0)
             && delay <= .zero && jitter <= .zero && rate == nil
@@ -64,6 +72,19 @@ public struct ImpairmentSettings: Sendable, Equatable {
     public var effectiveQueueLimit: Int {
         queueLimit ?? rate.map(Self.defaultQueueLimit(for:)) ?? Int.max
     }
+
+    /// The bound on bytes in the delay line and reorder hold: ``queueLimit`` if set, otherwise
+    /// ``defaultDelayLimit``.
+    public var effectiveDelayLimit: Int { queueLimit ?? Self.defaultDelayLimit }
+
+    /// The bound on datagrams waiting: ``datagramLimit`` if set, otherwise ``defaultDatagramLimit``.
+    public var effectiveDatagramLimit: Int { datagramLimit ?? Self.defaultDatagramLimit }
+
+    /// 8 MiB: a second of 64 Mbit/s, or 20 ms of 50,000 datagrams per second of 1,400 bytes each.
+    public static let defaultDelayLimit = 8 << 20
+
+    /// 16,384 datagrams: about 1.3 MiB of bookkeeping and array headers when they are empty.
+    public static let defaultDatagramLimit = 16_384
 
     /// A queue holding a quarter of a second of traffic at `rate`, like a modest router buffer,
     /// but never less than 64 KiB so that one maximum-size UDP datagram always fits an empty queue.

@@ -6,6 +6,7 @@ import Darwin
 import Impairment
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import UDPKit
 
 /// A UDP relay between clients and one upstream address that can lose, delay, jitter, duplicate,
@@ -15,6 +16,10 @@ import UDPKit
 /// the upstream sees one source port per client and its replies find their way back; a mapping with
 /// no traffic either way for `idleTimeout` is closed, and the next datagram from that client opens a
 /// new one (with a new source port).
+///
+/// Memory is bounded: an unimpaired mapping costs a few KiB (its socket is read by one shared thread
+/// into one shared buffer), at most `maximumClients` are open, and the impairment queues of all clients
+/// hold at most `totalQueueLimit` bytes. The upstream must be an IP address.
 ///
 /// Every random decision comes from `Configuration.seed`: client mappings are numbered in order of
 /// their first datagram, and mapping `k` draws from streams `2k` (up) and `2k + 1` (down), so a run
@@ -42,6 +47,10 @@ public final class UDPProxy: Sendable {
         public var idleTimeout: Duration = .seconds(60)
         /// Clients served at once; datagrams from further clients are dropped and counted.
         public var maximumClients = 1024
+        /// Bytes that all clients' queues (rate, delay, reorder, both directions) may hold together; a datagram
+        /// that would go over is dropped and counted as overflowed. Each direction of each client is bounded too,
+        /// by `ImpairmentSettings.queueLimit` and `datagramLimit`.
+        public var totalQueueLimit = 64 << 20
 
         /// A transparent proxy to `upstream` (no impairments, a random seed).
         public init(upstream: UDPAddress) {
@@ -92,7 +101,15 @@ public final class UDPProxy: Sendable {
     public let configuration: Configuration
 
     private let listener: UDPSocket
+    private let upstreams: UpstreamSockets
     private let state = NIOLockedValueBox(State())
+    private let budget: QueueBudget
+    /// Bytes of replies read from upstream sockets and not yet relayed (payloads plus `datagramOverhead` each).
+    private let pendingReplies = NIOLockedValueBox(0)
+    /// What replies may hold while they wait to be relayed: 8 MiB, a few milliseconds of a busy upstream.
+    static let pendingRepliesLimit = 8 << 20
+    /// What a datagram costs in memory beyond its payload (buffer header, allocator rounding), for the bounds.
+    static let datagramOverhead = 64
 
     private struct State {
         var mappings: [UDPAddress: Mapping] = [:]
@@ -105,21 +122,50 @@ public final class UDPProxy: Sendable {
         var down = ImpairmentCounters()
     }
 
-    private init(listener: UDPSocket, configuration: Configuration) {
+    private init(listener: UDPSocket, upstreams: UpstreamSockets, configuration: Configuration) {
         self.listener = listener
+        self.upstreams = upstreams
         self.localAddress = listener.localAddress
         self.configuration = configuration
+        self.budget = QueueBudget(limit: configuration.totalQueueLimit)
     }
 
     /// Binds the client-facing socket. Call `run` to start relaying.
     /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
+    /// - Throws: `UDPProxyError.upstreamIsItself` when the upstream is the address just bound.
     public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration) async throws -> UDPProxy {
-        UDPProxy(listener: try await UDPSocket.bind(to: endpoint, family: family, options: socketOptions), configuration: configuration)
+        let upstreams = try UpstreamSockets(upstream: configuration.upstream)
+        return try await checked(UDPProxy(listener: try await UDPSocket.bind(to: endpoint, family: family, options: socketOptions), upstreams: upstreams, configuration: configuration))
     }
 
     /// Binds the client-facing socket to a resolved address. See `bind(to:family:configuration:)`.
     public static func bind(to address: UDPAddress, configuration: Configuration) async throws -> UDPProxy {
-        UDPProxy(listener: try await UDPSocket.bind(to: address, options: socketOptions), configuration: configuration)
+        let upstreams = try UpstreamSockets(upstream: configuration.upstream)
+        return try await checked(UDPProxy(listener: try await UDPSocket.bind(to: address, options: socketOptions), upstreams: upstreams, configuration: configuration))
+    }
+
+    /// Refuses a proxy whose upstream is its own listening socket: each datagram would come back as a new client,
+    /// and the proxy would open upstream sockets until none were left.
+    private static func checked(_ proxy: UDPProxy) async throws -> UDPProxy {
+        let upstream = proxy.configuration.upstream
+        if isOwnAddress(upstream, listening: proxy.localAddress) {
+            await proxy.listener.close()
+            throw UDPProxyError.upstreamIsItself(upstream: upstream.description, listening: proxy.localAddress.description)
+        }
+        return proxy
+    }
+
+    /// Whether a datagram sent to `upstream` would reach a socket bound to `local`.
+    static func isOwnAddress(_ upstream: UDPAddress, listening local: UDPAddress) -> Bool {
+        guard let port = local.port, upstream.port == port, let ip = upstream.ip else { return false }
+        // Sent to 0.0.0.0 or ::, a datagram goes to this host.
+        if upstream.isAny { return true }
+        if !local.isAny { return upstream.ip == local.ip }
+        // A dual-stack :: socket also receives IPv4; an IPv4 wildcard receives no IPv6.
+        if local.family == .ipv4 && upstream.family == .ipv6 { return false }
+        if ip.hasPrefix("127.") || ip == "::1" { return true }
+        let own = (try? NetworkInterface.all())?.flatMap { $0.addresses.map(\.address) } ?? []
+        return own.contains(ip)
     }
 
     private static var socketOptions: UDPSocketOptions {
@@ -128,6 +174,9 @@ public final class UDPProxy: Sendable {
         options.sendBufferSize = 4 << 20
         return options
     }
+
+    /// Bytes waiting in the queues of all clients now (at most `Configuration.totalQueueLimit`).
+    public var queuedBytes: Int { budget.held }
 
     /// The counters now.
     public var counters: Counters {
@@ -159,8 +208,36 @@ public final class UDPProxy: Sendable {
     }
 
     private func relay(onEvent: (@Sendable (Event) -> Void)?) async throws {
+        // Replies from the upstream, handed over from the reading thread; when they come faster than they can be
+        // relayed, the newest are dropped (and counted as overflowed) rather than queued without bound.
+        let (replies, deliver) = AsyncStream.makeStream(of: UpstreamSockets.Delivery.self, bufferingPolicy: .unbounded)
+        let reader = NIOThreadPool(numberOfThreads: 1)
+        reader.start()
+        let upstreams = self.upstreams
+        let pending = self.pendingReplies
+        let reading = reader.runIfActive(eventLoop: listener.channel.eventLoop) {
+            upstreams.run { delivery in
+                let bytes = delivery.payloads.reduce(0) { $0 + $1.readableBytes + Self.datagramOverhead }
+                let admitted = pending.withLockedValue { pending in
+                    guard pending + bytes <= Self.pendingRepliesLimit else { return false }
+                    pending += bytes
+                    return true
+                }
+                if admitted {
+                    deliver.yield(delivery)
+                } else {
+                    self.state.withLockedValue { $0.down.received += delivery.payloads.count; $0.down.overflowed += delivery.payloads.count }
+                }
+            }
+            deliver.finish()
+        }
+        defer {
+            upstreams.stop()
+            Task { _ = try? await reading.get(); try? await reader.shutdownGracefully() }
+        }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await self.expireIdleMappings() }
+            group.addTask { await self.relayDown(replies, onEvent: onEvent) }
             defer {
                 group.cancelAll()
                 closeAll()
@@ -184,7 +261,7 @@ public final class UDPProxy: Sendable {
                             lane.submit(datagrams.map(\.payload))
                         } else {
                             state.withLockedValue { $0.up.received += datagrams.count; $0.up.forwarded += datagrams.count }
-                            await send(datagrams.map { OutgoingDatagram(payload: $0.payload, to: configuration.upstream) }, on: mapping.socket)
+                            sendUp(datagrams.map(\.payload), on: mapping)
                         }
                     }
                 }
@@ -204,26 +281,28 @@ public final class UDPProxy: Sendable {
             return state.opened - 1
         }
         guard let index else { return nil }
-        let socket: UDPSocket
+        let seed = configuration.seed
+        let mapping: Mapping
         do {
-            socket = try await UDPSocket.connect(to: configuration.upstream)
+            mapping = try upstreams.open { fd in
+                Mapping(
+                    client: client, descriptor: fd,
+                    upLane: configuration.up.isNone ? nil : Lane(settings: configuration.up, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index)), budget: budget),
+                    downLane: configuration.down.isNone ? nil : Lane(settings: configuration.down, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index + 1)), budget: budget)
+                )
+            }
         } catch UDPError.system(_, let code) where [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code) {
             // Out of descriptors or memory: this client's datagrams are refused; the clients served go on.
             state.withLockedValue { $0.opened -= 1 }
             return nil
+        } catch {
+            state.withLockedValue { $0.opened -= 1 }
+            throw error
         }
-        let seed = configuration.seed
-        let mapping = Mapping(
-            client: client, socket: socket,
-            upLane: configuration.up.isNone ? nil : Lane(settings: configuration.up, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index))),
-            downLane: configuration.down.isNone ? nil : Lane(settings: configuration.down, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index + 1)))
-        )
         state.withLockedValue { $0.mappings[client] = mapping }
         if let lane = mapping.upLane {
             group.addTask {
-                await lane.run { payloads in
-                    await self.send(payloads.map { OutgoingDatagram(payload: $0, to: self.configuration.upstream) }, on: socket)
-                }
+                await lane.run { payloads in self.sendUp(payloads, on: mapping) }
             }
         }
         if let lane = mapping.downLane {
@@ -233,33 +312,36 @@ public final class UDPProxy: Sendable {
                 }
             }
         }
-        group.addTask { await self.relayDown(mapping, onEvent: onEvent) }
         return mapping
     }
 
-    /// Upstream to client for one mapping, until its socket closes.
-    private func relayDown(_ mapping: Mapping, onEvent: (@Sendable (Event) -> Void)?) async {
-        while !Task.isCancelled {
-            let batch: [Datagram]
-            do {
-                batch = try await mapping.socket.receiveBatch()
-            } catch UDPError.connectionRefused {
-                // Nothing listens upstream (yet): the client will find out by the silence, as without a proxy.
-                continue
-            } catch {
-                return
-            }
+    /// Upstream to clients, for every mapping, until the reading thread stops or the task is cancelled.
+    private func relayDown(_ replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?) async {
+        let upstream = configuration.upstream
+        for await (mapping, payloads) in replies {
+            let bytes = payloads.reduce(0) { $0 + $1.readableBytes + Self.datagramOverhead }
+            defer { pendingReplies.withLockedValue { $0 -= bytes } }
+            if Task.isCancelled { return }
             mapping.touch()
             if let onEvent {
-                for datagram in batch { onEvent(Event(direction: .down, client: mapping.client, datagram: datagram)) }
+                for payload in payloads {
+                    onEvent(Event(direction: .down, client: mapping.client, datagram: Datagram(payload: payload, sender: upstream)))
+                }
             }
             if let lane = mapping.downLane {
-                lane.submit(batch.map(\.payload))
+                lane.submit(payloads)
             } else {
-                state.withLockedValue { $0.down.received += batch.count; $0.down.forwarded += batch.count }
-                await send(batch.map { OutgoingDatagram(payload: $0.payload, to: mapping.client) }, on: listener)
+                state.withLockedValue { $0.down.received += payloads.count; $0.down.forwarded += payloads.count }
+                await send(payloads.map { OutgoingDatagram(payload: $0, to: mapping.client) }, on: listener)
             }
         }
+    }
+
+    /// Client to upstream on the mapping's own socket; a datagram the socket does not take at once (its buffer
+    /// full) is counted as a send error rather than waited for.
+    private func sendUp(_ payloads: [ByteBuffer], on mapping: Mapping) {
+        let failed = upstreams.send(payloads, on: mapping)
+        if failed > 0 { state.withLockedValue { $0.sendErrors += failed } }
     }
 
     private func send(_ datagrams: [OutgoingDatagram], on socket: UDPSocket) async {
@@ -279,7 +361,10 @@ public final class UDPProxy: Sendable {
             try? await Task.sleep(nanoseconds: interval)
             let now = MonotonicClock.nanoseconds
             let idle = state.withLockedValue { state in
-                let idle = state.mappings.values.filter { now - min(now, $0.lastActive) >= timeout }
+                // A mapping with datagrams still waiting to be sent (a delay longer than the timeout) is not idle.
+                let idle = state.mappings.values.filter {
+                    now - min(now, $0.lastActive) >= timeout && $0.upLane?.isEmpty != false && $0.downLane?.isEmpty != false
+                }
                 for mapping in idle {
                     state.mappings[mapping.client] = nil
                     state.expired += 1
@@ -288,7 +373,7 @@ public final class UDPProxy: Sendable {
             }
             for mapping in idle {
                 retire(mapping)
-                await mapping.socket.close()
+                upstreams.close(mapping)
             }
         }
     }
@@ -313,21 +398,35 @@ public final class UDPProxy: Sendable {
         }
         for mapping in all {
             retire(mapping)
-            Task { await mapping.socket.close() }
+        }
+        upstreams.closeAll()
+    }
+}
+/// What `UDPProxy` refuses to do.
+public enum UDPProxyError: Error, Equatable, CustomStringConvertible {
+    /// The upstream is the proxy's own listening address (or reaches it): the proxy would relay to itself.
+    case upstreamIsItself(upstream: String, listening: String)
+
+    public var description: String {
+        switch self {
+        case let .upstreamIsItself(upstream, listening):
+            return "the server address \(upstream) is the proxy's own (listening on \(listening)): it would relay to itself; give the server's address"
         }
     }
 }
+
 /// One client's upstream socket and lanes.
 final class Mapping: Sendable {
     let client: UDPAddress
-    let socket: UDPSocket
+    /// The upstream socket, owned by `UpstreamSockets` (which closes it).
+    let descriptor: CInt
     let upLane: Lane?
     let downLane: Lane?
     private let active = NIOLockedValueBox(MonotonicClock.nanoseconds)
 
-    init(client: UDPAddress, socket: UDPSocket, upLane: Lane?, downLane: Lane?) {
+    init(client: UDPAddress, descriptor: CInt, upLane: Lane?, downLane: Lane?) {
         self.client = client
-        self.socket = socket
+        self.descriptor = descriptor
         self.upLane = upLane
         self.downLane = downLane
     }

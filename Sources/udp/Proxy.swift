@@ -33,8 +33,11 @@ struct Proxy: AsyncParsableCommand {
     @OptionGroup(title: "Client to server only") var up: UpOnly
     @OptionGroup(title: "Server to client only") var down: DownOnly
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes the --rate queue holds before dropping (default: a quarter second at the rate, at least 64 KiB).", valueName: "bytes"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes each queue of a client's direction holds before dropping: the --rate queue (default: a quarter second at the rate, at least 64 KiB), and the --delay line with --reorder's hold (default: 8 MiB).", valueName: "bytes"))
     var queueLimit: Int?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes all clients' queues hold together before dropping.", valueName: "bytes"))
+    var totalQueueLimit: Int = 64 << 20
 
     @Option(parsing: .unconditional, help: "Seed of every random decision (default: random, shown in the summary).")
     var seed: UInt64?
@@ -62,6 +65,7 @@ struct Proxy: AsyncParsableCommand {
 
     func validate() throws {
         if let queueLimit, queueLimit < 1 { throw ValidationError("--queue-limit must be at least 1") }
+        guard totalQueueLimit >= 1 else { throw ValidationError("--total-queue-limit must be at least 1") }
         guard idleTimeout.seconds > 0 else { throw ValidationError("--idle-timeout must be more than 0") }
         guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1") }
     }
@@ -78,8 +82,14 @@ struct Proxy: AsyncParsableCommand {
         if let seed { configuration.seed = seed }
         configuration.idleTimeout = idleTimeout.duration
         configuration.maximumClients = maxClients
+        configuration.totalQueueLimit = totalQueueLimit
 
-        let proxy = try await UDPProxy.bind(to: listenEndpoint, family: try network.family(), configuration: configuration)
+        let proxy: UDPProxy
+        do {
+            proxy = try await UDPProxy.bind(to: listenEndpoint, family: try network.family(), configuration: configuration)
+        } catch let error as UDPProxyError {
+            throw CLIFailure.usage(error.description)
+        }
         if showPort || Terminal.stderrIsTTY {
             Terminal.writeStderr("proxy on \(proxy.localAddress) to \(configuration.upstream)\n")
         }
@@ -89,7 +99,7 @@ struct Proxy: AsyncParsableCommand {
         try await withSignalCancellation {
             try await live.while { try await proxy.run(onEvent: onEvent) }
         }
-        Terminal.flushStdout()
+        Terminal.finish()
         if !quiet {
             let counters = proxy.counters
             Terminal.writeStderr((json ? Self.json(counters, seed: configuration.seed) : Self.summary(counters, seed: configuration.seed)) + "\n")
@@ -100,10 +110,10 @@ struct Proxy: AsyncParsableCommand {
         { event in
             if formatter.style == .json {
                 let extra: [(key: String, value: JSONText.Value)] = [("direction", .string(event.direction.rawValue)), ("client", .string(event.client.description))]
-                Terminal.writeStdout(formatter.render(event.datagram, extra: extra))
+                Terminal.display(formatter.render(event.datagram, extra: extra))
             } else {
                 let route = event.direction == .up ? "\(event.client) -> upstream" : "upstream -> \(event.client)"
-                Terminal.writeStdout("[\(route)] " + formatter.render(event.datagram))
+                Terminal.display("[\(route)] " + formatter.render(event.datagram))
             }
         }
     }
@@ -149,11 +159,12 @@ struct Proxy: AsyncParsableCommand {
     static func summary(_ c: UDPProxy.Counters, seed: UInt64?) -> String {
         func line(_ name: String, _ d: ImpairmentCounters) -> String {
             var parts = ["\(d.received) received", "\(d.forwarded) forwarded"]
-            for (count, label) in [(d.dropped, "lost"), (d.overflowed, "over the rate queue"), (d.duplicated, "duplicated"),
+            for (count, label) in [(d.dropped, "lost"), (d.overflowed, "over a queue limit"), (d.duplicated, "duplicated"),
                                    (d.reordered, "reordered"), (d.corrupted, "corrupted"), (d.held + d.queuedBytes > 0 ? d.held : 0, "held")] where count > 0 {
                 parts.append("\(count) \(label)")
             }
             if d.queuedBytes > 0 { parts.append("\(d.queuedBytes) bytes queued") }
+            if d.discarded > 0 { parts.append("\(d.discarded) still queued at exit, discarded") }
             return "\(name) \(parts.joined(separator: ", "))"
         }
         var text = "\(line("up:", c.up)); \(line("down:", c.down)); \(c.mappings) client\(c.mappings == 1 ? "" : "s")"
@@ -169,7 +180,7 @@ struct Proxy: AsyncParsableCommand {
             .raw(JSONText.object([
                 ("received", .int(d.received)), ("forwarded", .int(d.forwarded)), ("lost", .int(d.dropped)),
                 ("overflowed", .int(d.overflowed)), ("duplicated", .int(d.duplicated)), ("reordered", .int(d.reordered)),
-                ("corrupted", .int(d.corrupted)), ("held", .int(d.held)), ("queued_bytes", .int(d.queuedBytes)),
+                ("corrupted", .int(d.corrupted)), ("held", .int(d.held)), ("queued_bytes", .int(d.queuedBytes)), ("discarded", .int(d.discarded)),
             ]))
         }
         return JSONText.object([

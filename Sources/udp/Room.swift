@@ -98,13 +98,13 @@ struct RoomServe: AsyncParsableCommand {
         try await withSignalCancellation {
             try await live.while { try await server.run(onActivity: log) }
         }
-        Terminal.flushStdout()
+        Terminal.finish()
         Terminal.writeStderr(Self.summary(server.counters) + "\n")
     }
 
     @Sendable static func log(_ activity: RoomServer.Activity) {
-        Terminal.writeStdout(DatagramFormatter.clockTime(Date()) + "  " + describe(activity) + "\n")
-        Terminal.flushStdout()
+        // Queued, never waited for: a stalled stdout must not hold up the room.
+        Terminal.display(DatagramFormatter.clockTime(Date()) + "  " + describe(activity) + "\n")
     }
 
     static func describe(_ activity: RoomServer.Activity) -> String {

@@ -356,3 +356,58 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(pipeline.submit([2], at: 5 * millisecond).map(\.releaseTime), [11 * millisecond])
     }
 }
+
+/// The delay line and the reorder hold are bounded like the rate queue.
+final class QueueBoundTests: XCTestCase {
+    func testDelayLineHoldsAtMostTheQueueLimit() {
+        let settings = ImpairmentSettings(delay: .seconds(20), queueLimit: 10_000)
+        var pipeline = ImpairmentPipeline(settings: settings, generator: SeededGenerator(seed: 1))
+        var accepted = 0
+        for number in 0..<100 {
+            accepted += pipeline.submit(datagram(number, size: 1_000), at: UInt64(number) * millisecond).count
+        }
+        XCTAssertEqual(accepted, 10)
+        XCTAssertEqual(pipeline.counters(at: 0).overflowed, 90)
+        XCTAssertEqual(pipeline.waitingBytes(at: 100 * millisecond), 10_000)
+        // Once the first ones are released there is room again.
+        XCTAssertEqual(pipeline.waitingBytes(at: 20 * second + 5 * millisecond), 4_000)
+        XCTAssertEqual(pipeline.submit(datagram(100, size: 6_000), at: 20 * second + 5 * millisecond).count, 1)
+        XCTAssertEqual(pipeline.submit(datagram(101, size: 1), at: 20 * second + 5 * millisecond).count, 0)
+    }
+
+    func testReorderHoldCountsTowardTheLimit() {
+        // Everything is held (nothing ever overtakes), so only 3,000 bytes fit.
+        let settings = ImpairmentSettings(reorder: 1, queueLimit: 3_000, reorderHold: ReorderHold(distance: 1, timeout: .seconds(10)))
+        var pipeline = ImpairmentPipeline(settings: settings, generator: SeededGenerator(seed: 1))
+        for number in 0..<10 { _ = pipeline.submit(datagram(number, size: 1_000), at: 0) }
+        let counters = pipeline.counters(at: 0)
+        XCTAssertEqual(counters.held, 3)
+        XCTAssertEqual(counters.overflowed, 7)
+        XCTAssertEqual(pipeline.waitingBytes(at: 0), 3_000)
+    }
+
+    func testDatagramCountIsBoundedForTinyDatagrams() {
+        let settings = ImpairmentSettings(delay: .seconds(1), datagramLimit: 50)
+        var pipeline = ImpairmentPipeline(settings: settings, generator: SeededGenerator(seed: 1))
+        for _ in 0..<1_000 { _ = pipeline.submit([], at: 0) }
+        XCTAssertEqual(pipeline.counters(at: 0).forwarded, 50)
+        XCTAssertEqual(pipeline.counters(at: 0).overflowed, 950)
+        XCTAssertEqual(pipeline.waitingDatagrams(at: 0), 50)
+        XCTAssertEqual(pipeline.waitingDatagrams(at: second), 0)
+    }
+
+    func testRoomSharedWithOtherPipelinesLimitsToo() {
+        var pipeline = ImpairmentPipeline(settings: ImpairmentSettings(delay: .seconds(1)), generator: SeededGenerator(seed: 1))
+        XCTAssertEqual(pipeline.submit(datagram(0, size: 500), at: 0, room: 499), [])
+        XCTAssertEqual(pipeline.submit(datagram(1, size: 500), at: 0, room: 500).count, 1)
+        XCTAssertEqual(pipeline.counters(at: 0).overflowed, 1)
+    }
+
+    func testDefaultDelayLimitBoundsALongDelayUnderLoad() {
+        // 20 s of delay at 1,000 datagrams of 1,400 bytes per second would hold 28 MB; the default holds 8 MiB.
+        var pipeline = ImpairmentPipeline(settings: ImpairmentSettings(delay: .seconds(20)), generator: SeededGenerator(seed: 1))
+        for number in 0..<20_000 { _ = pipeline.submit(datagram(number, size: 1_400), at: UInt64(number) * millisecond) }
+        XCTAssertLessThanOrEqual(pipeline.waitingBytes(at: 20 * second), ImpairmentSettings.defaultDelayLimit)
+        XCTAssertEqual(pipeline.counters(at: 0).forwarded, ImpairmentSettings.defaultDelayLimit / 1_400)
+    }
+}

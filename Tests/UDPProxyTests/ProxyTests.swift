@@ -223,5 +223,79 @@ final class ProxyTests: XCTestCase {
         try await task.value
         await client.close(); await receiver.close()
     }
+
+    /// A long delay holds datagrams in memory: the delay line keeps at most `queueLimit` bytes per client and
+    /// direction, the proxy at most `totalQueueLimit` over all clients; at the end, what is still queued is
+    /// counted as discarded, not forwarded.
+    func testDelayQueueIsBoundedAndDiscardedAtExit() async throws {
+        let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
+        let (proxy, task) = try await startProxy({
+            $0.up.delay = .seconds(30)
+            $0.up.queueLimit = 5_000
+            $0.totalQueueLimit = 8_000
+        }, upstream: receiver.localAddress)
+        let first = try await UDPSocket.client(for: proxy.localAddress)
+        let second = try await UDPSocket.client(for: proxy.localAddress)
+        for (index, client) in [first, second].enumerated() {
+            try await client.send((0..<20).map { _ in OutgoingDatagram(payload: ByteBuffer(repeating: 7, count: 1_000), to: proxy.localAddress) })
+            // The second client's datagrams arrive after the first's are queued.
+            for _ in 0..<300 where proxy.counters.up.received < 20 * (index + 1) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        var counters = proxy.counters.up
+        XCTAssertEqual(counters.received, 40)
+        // 5 of the first client's (its own limit), 3 of the second's (what is left of the total).
+        XCTAssertEqual(counters.forwarded, 8)
+        XCTAssertEqual(counters.overflowed, 32)
+        XCTAssertEqual(proxy.queuedBytes, 8_000)
+        let early = try await receiver.receive(timeout: .milliseconds(100))
+        XCTAssertNil(early)
+        task.cancel()
+        try await task.value
+        counters = proxy.counters.up
+        XCTAssertEqual(counters.forwarded, 0)
+        XCTAssertEqual(counters.discarded, 8)
+        XCTAssertEqual(counters.overflowed, 32)
+        XCTAssertEqual(proxy.queuedBytes, 0)
+        await first.close(); await second.close(); await receiver.close()
+    }
+
+    /// A delay longer than the idle timeout: the mapping is not idle while its datagram waits, so the datagram is
+    /// delivered rather than discarded with an expired mapping.
+    func testMappingWithQueuedDatagramsIsNotExpired() async throws {
+        let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
+        let (proxy, task) = try await startProxy({
+            $0.up.delay = .milliseconds(600)
+            $0.idleTimeout = .milliseconds(100)
+        }, upstream: receiver.localAddress)
+        let client = try await UDPSocket.client(for: proxy.localAddress)
+        try await client.send([OutgoingDatagram(bytes: Array("late".utf8), to: proxy.localAddress)])
+        let arrived = try await receiver.receive(timeout: .seconds(5))
+        XCTAssertEqual(arrived.map { String(buffer: $0.payload) }, "late")
+        XCTAssertEqual(proxy.counters.up.discarded, 0)
+        task.cancel()
+        try await task.value
+        await client.close(); await receiver.close()
+    }
+
+    /// Empty and largest datagrams go through whole both ways (the upstream sockets share one receive buffer of
+    /// 64 KiB slots, and each datagram is copied out at its own size).
+    func testEmptyAndLargestDatagramsPassWholeBothWays() async throws {
+        let (echo, echoTask) = try await startEcho()
+        let (proxy, task) = try await startProxy({ _ in }, upstream: echo.localAddress)
+        let client = try await UDPSocket.client(for: proxy.localAddress)
+        for size in [0, 1, 1_472, 65_507] {
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 % 251) }
+            try await client.send([OutgoingDatagram(bytes: payload, to: proxy.localAddress)])
+            let reply = try await client.receive(timeout: .seconds(3))
+            XCTAssertEqual(reply.map { Array($0.payload.readableBytesView) }, payload, "size \(size)")
+            XCTAssertEqual(reply?.truncated, false)
+        }
+        task.cancel()
+        try await task.value
+        echoTask.cancel()
+        await client.close(); await echo.close()
+    }
 }
 
