@@ -59,6 +59,16 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The debugging assistant's engine: listeners, history, counters, sending, rules, saved packets (no UI).
+        .target(
+            name: "UDPStudio",
+            dependencies: [
+                "UDPKit",
+                "UDPServers",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "udp",
             dependencies: [
@@ -93,5 +103,6 @@ let package = Package(
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
+        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPKit"]),
     ]
 )
