@@ -13,7 +13,7 @@ struct UDPCommand: AsyncParsableCommand {
         Exit codes: 0 success, 64 bad usage, 65 bad input data, 69 unreachable or refused, 75 timed out, 1 anything else.
         """,
         version: UDPKitVersion.current,
-        subcommands: [Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Room.self, Broadcast.self, Interfaces.self, Bench.self, Proxy.self, Demo.self]
+        subcommands: [Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Room.self, Broadcast.self, Interfaces.self, Bench.self, Proxy.self, Demo.self, StudioCommand.self, Packets.self]
     )
 
     static func main() async {
