@@ -3,7 +3,7 @@
 
 import { toHex, hexToBytes, parseHex, escapeText, decode, encodeText, hexDump } from "./bytes.js";
 import { TrafficLog, remoteText, marksText } from "./log.js";
-import { RateChart, formatRate } from "./chart.js";
+import { RateChart, formatRate, drawHistogram } from "./chart.js";
 
 const token = new URLSearchParams(location.search).get("token") || "";
 const $ = (id) => document.getElementById(id);
@@ -56,8 +56,16 @@ $("detail-reply").addEventListener("click", () => {
   $("send-text").focus();
 });
 
+const roundTrips = [];
+
 function receive(records) {
   if (!records.length) return;
+  let answered = false;
+  for (const r of records) {
+    if (r.roundTrip != null) { roundTrips.push(r.roundTrip); answered = true; }
+  }
+  if (roundTrips.length > 10000) roundTrips.splice(0, roundTrips.length - 10000);
+  if (answered) drawHistogram($("rtt"), roundTrips);
   lastID = Math.max(lastID, records[records.length - 1].id);
   if (paused) {
     held.push(...records);
@@ -339,6 +347,7 @@ $("saved-search").addEventListener("input", renderSaved);
 // ---- state, stats and the live stream ----------------------------------------------------------------------------
 
 const chart = new RateChart($("chart"));
+drawHistogram($("rtt"), roundTrips);
 
 function showStats(snapshot) {
   listeners = snapshot.listeners;

@@ -74,3 +74,39 @@ export function formatRate(v) {
   if (v >= 1e3) return (v / 1e3).toFixed(1) + "k";
   return v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1);
 }
+
+// Round-trip times of replies (seconds), counted into logarithmic buckets and drawn as bars.
+const edges = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1];
+const names = ["<0.1", "<0.3", "<1", "<3", "<10", "<30", "<100", "<300", "<1000", "≥1000"];
+
+export function drawHistogram(canvas, seconds) {
+  const counts = new Array(edges.length + 1).fill(0);
+  for (const s of seconds) {
+    let i = 0;
+    while (i < edges.length && s >= edges[i]) i++;
+    counts[i]++;
+  }
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
+  if (canvas.width !== w * ratio) { canvas.width = w * ratio; canvas.height = h * ratio; }
+  const g = canvas.getContext("2d");
+  g.setTransform(ratio, 0, 0, ratio, 0, 0);
+  g.clearRect(0, 0, w, h);
+  g.font = "10px system-ui, sans-serif";
+  g.fillStyle = "#677384";
+  const max = Math.max(1, ...counts);
+  const bottom = h - 28, bar = (w - 8) / counts.length;
+  counts.forEach((n, i) => {
+    const height = (bottom - 12) * (n / max);
+    g.fillStyle = "#2463c9";
+    g.fillRect(4 + i * bar + 2, bottom - height, bar - 4, height);
+    g.fillStyle = "#677384";
+    if (n) g.fillText(String(n), 4 + i * bar + 2, bottom - height - 2);
+    g.save();
+    g.translate(4 + i * bar + bar / 2 - 3, h - 2);
+    g.rotate(-Math.PI / 2);
+    g.fillText(names[i], 0, 0);
+    g.restore();
+  });
+  g.fillText(`round trips (ms), ${seconds.length}`, 4, 10);
+}

@@ -195,6 +195,17 @@ def main():
         driver.find_element(By.ID, "send-button").click()
         data, _ = receiver.recvfrom(65535)
         check(data == b"\x00\x01\xfe\xff\r\n", "a hex datagram from the form arrives byte-exact")
+        # A reply from the address a datagram went to shows its round-trip time.
+        echo = udp_socket()
+        set_value(driver, "send-to", "127.0.0.1:%d" % echo.getsockname()[1])
+        for i in range(3):
+            set_value(driver, "send-text", "are you there? %d" % i)
+            driver.find_element(By.ID, "send-button").click()
+            data, addr = echo.recvfrom(65535)
+            echo.sendto(b"yes: " + data, addr)
+        wait(driver, lambda d: sum(1 for r in rows(d) if r["text"].startswith("yes: ") and "rtt" in r["marks"]) == 3,
+             "replies to what the page sent show their round-trip time")
+        set_value(driver, "send-to", "127.0.0.1:%d" % rport)
         set_value(driver, "send-hex", "0g")
         driver.find_element(By.ID, "send-button").click()
         wait(driver, lambda d: "hex" in text_of(d, "send-status"), "bad hex is an inline message")
