@@ -254,7 +254,8 @@ def main():
             driver.save_screenshot(SCREENSHOT)
             print("ok: screenshot saved to", SCREENSHOT, flush=True)
         check(studio.stop() == 0, "SIGTERM stops the studio cleanly (exit 0)")
-        studio = Studio(config)
+        studio = Studio(config, ["--udp", "127.0.0.1:0"])
+        flood_port = studio.listener_port()
         driver.get(studio.url)
         wait(driver, lambda d: "greet" in text_of(d, "saved-list"), "the saved packet is there after a restart")
         receiver.settimeout(5)
@@ -262,6 +263,29 @@ def main():
             .querySelector('button').click();""")
         data, _ = receiver.recvfrom(65535)
         check(data == b"saved hello", "one click sends the saved packet")
+
+        # --- many datagrams: the DOM stays bounded and the page answers --------------------------------------------
+        wait(driver, lambda d: text_of(d, "connection") == "live", "the page is live again")
+        for i in range(20000):
+            peer.sendto(b"flood %d" % i, ("127.0.0.1", flood_port))
+            if i % 500 == 499:
+                time.sleep(0.005)
+        def counted():
+            status, body = request(studio, "GET", "/api/listeners", {"Authorization": "Bearer " + studio.token})
+            listener = json.loads(body)[0]
+            return listener["counters"]["received"] + (listener["kernelDrops"] or 0)
+        deadline = time.time() + 20
+        while counted() < 20000 and time.time() < deadline:
+            time.sleep(0.1)
+        check(counted() == 20000, "every datagram is counted or reported as dropped by the kernel")
+        shown = lambda d: int(re.sub(r"\D", "", text_of(d, "log-count").split(" shown")[0]) or "0")
+        wait(driver, lambda d: shown(d) >= 500, "the rows reach the page (sampled when faster than it can show)", timeout=20)
+        dom_rows = driver.execute_script("return document.querySelectorAll('.log-row').length")
+        check(dom_rows < 200, "the DOM holds only the rows in view (%d elements for %s)" % (dom_rows, text_of(driver, "log-count")))
+        started = time.time()
+        driver.execute_script("const l = document.getElementById('log'); l.scrollTop = 0; l.scrollTop = l.scrollHeight / 2;")
+        driver.execute_script("return document.querySelectorAll('.log-row').length")
+        check(time.time() - started < 2, "scrolling through them answers at once (%.3f s)" % (time.time() - started))
     finally:
         driver.quit()
         try:
