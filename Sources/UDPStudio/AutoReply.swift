@@ -58,7 +58,10 @@ public struct StudioRules: ReplyRuleSet {
     private let compiled: [Compiled]
 
     private struct Compiled: @unchecked Sendable {
-        // `Regex<AnyRegexOutput>` is not declared Sendable; it is immutable after compilation and only read here.
+        // Sendable although `Regex<AnyRegexOutput>` is not declared so: the value is never mutated after `init`, and
+        // the only state a Regex changes on use is its lowered matching program, which the standard library
+        // initialises once with an atomic compare-and-store (Regex.Program.loweredProgram); AnyRegexOutput, the
+        // reason for the missing conformance, is a match's result, created per call and never stored here.
         let rule: AutoReplyRule
         let regex: Regex<AnyRegexOutput>?
         let prefix: [UInt8]
