@@ -96,6 +96,11 @@ function applyFilter() {
   updateCount();
 }
 $("filter").addEventListener("input", applyFilter);
+$("show-encoding").addEventListener("change", () => {
+  const encoding = $("show-encoding").value;
+  log.textOf = encoding === "utf8" ? (r) => r.text : (r) => escapeText(decode(hexToBytes(r.hex), encoding));
+  log.redraw();
+});
 $("filter-regex").addEventListener("change", applyFilter);
 
 $("pause").addEventListener("click", () => {

@@ -35,6 +35,8 @@ export class TrafficLog {
     this.pool = [];
     this.follow = true;
     this.pending = false;
+    // How a record's payload becomes the text column (the server's escaped UTF-8 unless another encoding is chosen).
+    this.textOf = (r) => r.text;
     view.addEventListener("scroll", () => {
       this.follow = view.scrollTop + view.clientHeight >= view.scrollHeight - ROW * 2;
       this.schedule();
@@ -62,6 +64,11 @@ export class TrafficLog {
     this.records = [];
     this.shown = [];
     this.selected = null;
+    this.schedule();
+  }
+
+  redraw() {
+    for (const row of this.pool) row.id = null;
     this.schedule();
   }
 
@@ -132,7 +139,7 @@ export class TrafficLog {
     c.local.textContent = String(r.localPort);
     c.remote.textContent = remoteText(r);
     c.len.textContent = String(r.length);
-    c.text.textContent = r.text;
+    c.text.textContent = this.textOf(r);
     c.hex.textContent = toHex(r.hex.match(/../g)?.map((h) => parseInt(h, 16)) || []);
     c.marks.textContent = marksText(r);
     row.el.title = r.text.length > 60 ? r.text.slice(0, 400) : "";

@@ -169,6 +169,11 @@ def main():
               "a row shows the length and the hex")
         b = [r for r in rows(driver) if r["len"] == "9"][0]
         check(b["text"] == "\\0\\x01binary\\xff" and b["hex"] == "00 01 62 69 6e 61 72 79 ff", "binary shows escaped, with exact hex")
+        peer.sendto("你好，世界".encode("gbk"), ("127.0.0.1", listen_port))
+        wait(driver, lambda d: any(r["hex"] == "c4 e3 ba c3 a3 ac ca c0 bd e7" for r in rows(d)), "a GBK datagram arrives")
+        driver.execute_script("const s = document.getElementById('show-encoding'); s.value = 'gbk'; s.dispatchEvent(new Event('change'));")
+        wait(driver, lambda d: any(r["text"] == "你好，世界" for r in rows(d)), "the log shows text in the chosen encoding (GBK)")
+        driver.execute_script("const s = document.getElementById('show-encoding'); s.value = 'utf8'; s.dispatchEvent(new Event('change'));")
         check(not driver.find_elements(By.CSS_SELECTOR, "#log img"), "the XSS payload made no element")
         try:
             driver.switch_to.alert
