@@ -20,7 +20,7 @@ struct StudioCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: ArgumentHelp("Where the page is served: HOST:PORT (default 127.0.0.1:8425; port 0: any free port).", valueName: "address"))
+    @Option(help: ArgumentHelp("Where the page is served: HOST:PORT (port 0: any free port).", valueName: "address"))
     var http: String = "127.0.0.1:8425"
 
     @Option(name: .customLong("udp"), help: ArgumentHelp("Listen for UDP on [HOST:]PORT from the start (repeatable).", valueName: "address"))
