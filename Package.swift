@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // recvmmsg/sendmmsg for UDPKit's batched answering loop (Linux).
@@ -74,6 +76,32 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The debugging assistant's engine: listeners, history, counters, sending, rules, saved packets (no UI).
+        .target(
+            name: "UDPStudio",
+            dependencies: [
+                "UDPKit",
+                "UDPServers",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The studio's web page, JSON API and live stream over UDPStudio; the page's files are compiled in.
+        .target(
+            name: "UDPStudioWeb",
+            dependencies: [
+                "UDPStudio",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [
+                .embedInCode("Page/index.html"), .embedInCode("Page/style.css"), .embedInCode("Page/app.js"),
+                .embedInCode("Page/log.js"), .embedInCode("Page/chart.js"), .embedInCode("Page/bytes.js"),
+            ]
+        ),
         .executableTarget(
             name: "udp",
             dependencies: [
@@ -86,6 +114,8 @@ let package = Package(
                 "RoomProtocol",
                 "IPMsg",
                 "Capture",
+                "UDPStudio",
+                "UDPStudioWeb",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -112,5 +142,6 @@ let package = Package(
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
+        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPKit", "udp"], exclude: ["Browser"]),
     ]
 )

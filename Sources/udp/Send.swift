@@ -54,6 +54,7 @@ struct Send: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if words.first?.hasPrefix("@") == true { return try await sendSaved(words) }
         let (endpoint, message) = try parseTarget(words)
         try outgoing.check(message: message)
         let family = try network.family()

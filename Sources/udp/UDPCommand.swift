@@ -17,7 +17,7 @@ struct UDPCommand: AsyncParsableCommand {
         Exit codes: 0 success, 64 bad usage, 65 bad input data, 69 unreachable or refused, 75 timed out, 1 anything else.
         """,
         version: UDPKitVersion.current,
-        subcommands: [Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Room.self, Broadcast.self, IPMsgCLI.self, Interfaces.self, Bench.self, Proxy.self, PipeCommand.self, Replay.self, Demo.self]
+        subcommands: [Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Room.self, Broadcast.self, IPMsgCLI.self, Interfaces.self, Bench.self, Proxy.self, PipeCommand.self, Replay.self, StudioCommand.self, Packets.self, Demo.self]
     )
 
     static func main() async {

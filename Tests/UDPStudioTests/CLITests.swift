@@ -1,0 +1,93 @@
+import Foundation
+import UDPStudio
+import XCTest
+
+/// `udp studio`, `udp packets` and `udp send @NAME` as a user runs them.
+final class StudioCLITests: XCTestCase {
+    private func udp(_ arguments: [String], config: URL, timeout: Double = 10) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: udpBinaryPath)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": config.path]) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning {
+            process.terminate()
+            XCTFail("udp \(arguments) did not finish")
+        }
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+                String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    private func configDirectory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("udp-studio-cli-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    func testPrintsTheURLAndStopsCleanlyOnSIGTERM() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: udpBinaryPath)
+        process.arguments = ["studio", "--http", "127.0.0.1:0", "--no-browser"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": configDirectory().path]) { $1 }
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        var line = Data()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data([0x0a]) { break }
+            line.append(byte)
+        }
+        let url = String(decoding: line, as: UTF8.self)
+        XCTAssertNotNil(url.range(of: #"^http://127\.0\.0\.1:[0-9]+/\?token=[0-9a-f]{64}$"#, options: .regularExpression), url)
+        // A second studio on the same port is a clear error.
+        let port = url.split(separator: ":")[2].split(separator: "/")[0]
+        let busy = try udp(["studio", "--http", "127.0.0.1:\(port)", "--no-browser"], config: configDirectory())
+        XCTAssertEqual(busy.status, 1)
+        XCTAssertTrue(busy.stderr.hasPrefix("udp: TCP port \(port) on 127.0.0.1 is already in use"), busy.stderr)
+        kill(process.processIdentifier, SIGTERM)
+        let stop = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < stop { usleep(10_000) }
+        XCTAssertFalse(process.isRunning)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+    }
+
+    func testNonLoopbackNeedsAllowRemote() throws {
+        let result = try udp(["studio", "--http", "0.0.0.0:0", "--no-browser"], config: configDirectory())
+        XCTAssertEqual(result.status, 64)
+        XCTAssertTrue(result.stderr.contains("--allow-remote"), result.stderr)
+        XCTAssertEqual(result.stdout, "")
+    }
+
+    func testSavedPacketsFromTheCommandLine() throws {
+        let config = configDirectory()
+        var library = PacketLibrary()
+        let receiver = try PythonPeer(pythonReceiver, ["3", "2"])
+        let port = receiver.firstLine()
+        try library.put(SavedPacket(name: "hello", to: "127.0.0.1:\(port)", text: "hi\\x00\\n", escapes: true))
+        try library.put(SavedPacket(name: "bin", to: "127.0.0.1:\(port)", hex: "de ad be ef", count: 2, interval: 10))
+        try library.save(to: config.appendingPathComponent("udp/packets.json"))
+
+        let list = try udp(["packets"], config: config)
+        XCTAssertEqual(list.status, 0)
+        XCTAssertTrue(list.stdout.contains("hello") && list.stdout.contains("127.0.0.1:\(port)") && list.stdout.contains("hex de ad be ef"), list.stdout)
+        let json = try udp(["packets", "--json"], config: config)
+        XCTAssertEqual(json.stdout.split(separator: "\n").count, 2)
+
+        XCTAssertEqual(try udp(["send", "@hello"], config: config).status, 0)
+        XCTAssertEqual(try udp(["send", "@bin"], config: config).status, 0)
+        let missing = try udp(["send", "@nope"], config: config)
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertTrue(missing.stderr.hasPrefix("udp: no saved packet named 'nope'"), missing.stderr)
+        let lines = receiver.finish().split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+        XCTAssertEqual(lines, ["6869000a", "deadbeef", "deadbeef"])
+    }
+}
