@@ -8,7 +8,7 @@ struct Echo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Echo server; with --reply, the seeds' greeting server. Protected against abuse by default.",
         discussion: """
-        Replaces the seeds' echo and greeting servers. Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: no reply to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second; --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM).
+        Replaces the seeds' echo and greeting servers. Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: only datagrams sent to one of this host's own addresses are answered, never those sent to a broadcast address or a multicast group (--allow-broadcast answers them too, under --rate); no reply to a broadcast or multicast "sender", to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a source that keeps sending back the reply it was just sent (another server answering us) is a loop and stops getting replies; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second and at most three times the bytes it sent. --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM), with the datagrams the kernel dropped because the receive buffer was full.
 
         Template placeholders: {text} (the request's bytes), {hex}, {from}, {port}, {time}, {count}, {length}; {{ and }} are literal braces.
 
@@ -44,13 +44,16 @@ struct Echo: AsyncParsableCommand {
     @Flag(help: "Allow replies larger than requests without a rate limit.")
     var allowAmplification = false
 
+    @Flag(help: "Also answer datagrams sent to a broadcast address or a multicast group (under --rate).")
+    var allowBroadcast = false
+
     @Flag(help: "Print the bound address on stderr.")
     var showPort = false
 
     @Flag(name: .shortAndLong, help: "No line per datagram.")
     var quiet = false
 
-    @Flag(help: "One JSON object per datagram.")
+    @Flag(help: "One JSON object per datagram; the summary on exit is a JSON object on stderr.")
     var json = false
 
     @OptionGroup var payload: PayloadOptions
@@ -73,33 +76,41 @@ struct Echo: AsyncParsableCommand {
         config.repliesPerSecond = rate
         config.burst = max(1, rate * 2)
         config.allowAmplification = allowAmplification
+        config.allowBroadcast = allowBroadcast
         if allowLoopPorts { config.blockedSourcePorts = [0] }
 
         var options = UDPSocketOptions()
         // Room for a burst from many clients before the kernel drops (the default is about 200 KiB).
         options.receiveBufferSize = 1 << 20
-        let socket = try await UDPSocket.bind(to: try UDPEndpoint.parse(address, defaultHost: .any), family: try network.family(), options: options)
+        // Where each datagram was sent: broadcast and multicast datagrams get no reply by default.
+        let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
+        if case .ip = endpoint.kind { options.receivePacketInfo = true }
+        let socket = try await UDPSocket.bind(to: endpoint, family: try network.family(), options: options)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(socket.localAddress)\n") }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
+        let server = EchoServer(socket: socket, configuration: config)
         if interactive {
-            try await runInteractive(socket, formatter: formatter, encoding: encoding)
+            try await runInteractive(socket, screen: server, formatter: formatter, encoding: encoding)
             return
         }
-        let server = EchoServer(socket: socket, configuration: config)
         let live = LiveLine {
             let c = server.counters
             return "\(c.received) received, \(c.replied) replied, \(c.droppedTotal) not answered"
         }
         let log = quiet ? nil : Self.logger(formatter)
-        try await closing(socket) { try await withSignalCancellation {
-            try await live.while {
-                do {
-                    try await server.run(onEvent: log)
-                } catch is CancellationError {}
+        let drops = try await closing(socket) {
+            try await withSignalCancellation {
+                try await live.while {
+                    do {
+                        try await server.run(onEvent: log)
+                    } catch is CancellationError {}
+                }
             }
-        } }
+            // Read before the socket closes: the count belongs to the socket.
+            return socket.kernelDrops
+        }
         Terminal.flushStdout()
-        Terminal.writeStderr(Self.summary(server.counters) + "\n")
+        Terminal.writeStderr((json ? Self.jsonSummary(server.counters, kernelDrops: drops) : Self.summary(server.counters, kernelDrops: drops)) + "\n")
     }
 
     static func logger(_ formatter: DatagramFormatter) -> @Sendable (EchoServer.Event) -> Void {
@@ -110,21 +121,38 @@ struct Echo: AsyncParsableCommand {
         }
     }
 
-    static func summary(_ c: EchoServer.Counters) -> String {
+    static func summary(_ c: EchoServer.Counters, kernelDrops: Int? = nil) -> String {
         var text = "\(c.received) received (\(c.receivedBytes) bytes) from \(c.senders) sender\(c.senders == 1 ? "" : "s"), \(c.replied) replied (\(c.repliedBytes) bytes)"
         if c.droppedTotal > 0 {
             let reasons = EchoServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
             text += ", \(c.droppedTotal) not answered (\(reasons.joined(separator: ", ")))"
         }
+        if let kernelDrops, kernelDrops > 0 { text += ", \(kernelDrops) dropped by the kernel (receive buffer full)" }
         return text
     }
 
-    private func runInteractive(_ socket: UDPSocket, formatter: DatagramFormatter, encoding: TextEncoding) async throws {
+    /// The summary for scripts: counts, each drop reason (0 when none), and the kernel's drops (null when unknown).
+    static func jsonSummary(_ c: EchoServer.Counters, kernelDrops: Int?) -> String {
+        JSONText.object([
+            ("received", .int(c.received)), ("received_bytes", .int(c.receivedBytes)), ("senders", .int(c.senders)),
+            ("replied", .int(c.replied)), ("replied_bytes", .int(c.repliedBytes)), ("not_answered", .int(c.droppedTotal)),
+            ("dropped", .raw(JSONText.object(EchoServer.DropReason.allCases.map { (key: $0.rawValue, value: JSONText.Value.int(c.dropped[$0] ?? 0)) }))),
+            ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
+        ])
+    }
+
+    private func runInteractive(_ socket: UDPSocket, screen: EchoServer, formatter: DatagramFormatter, encoding: TextEncoding) async throws {
         let payload = self.payload
         try await closing(socket) { try await withSignalCancellation {
             var lines = StandardInput.lines().makeAsyncIterator()
             do {
                 for try await datagram in socket.datagrams {
+                    // The same screening as the automatic server: nothing that could make a reply a broadcast.
+                    if let refused = screen.refusal(for: datagram) {
+                        // Shown, but no reply can reach it.
+                        if refused == .unboundSender { Terminal.writeStdout(formatter.render(datagram)) }
+                        continue
+                    }
                     Terminal.writeStdout(formatter.render(datagram))
                     Terminal.writeStdout("reply> ")
                     Terminal.flushStdout()
