@@ -9,7 +9,7 @@ struct BenchSink: AsyncParsableCommand {
         commandName: "sink",
         abstract: "Receive a one-way flood and report rate, loss, reordering, duplicates and jitter.",
         discussion: """
-        The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report. A flood with a new stream id (another run of `udp bench flood`) closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
+        The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report, with the datagrams the kernel dropped because the receive buffer was full. A flood with a new stream id (another run of `udp bench flood`) closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
 
         Examples:
           udp bench sink 9000
@@ -51,16 +51,26 @@ struct BenchSink: AsyncParsableCommand {
             return "received \(r.flow.sequences.unique)  \(RateFormat.count(r.flow.datagramsPerSecond()))/s  lost \(r.flow.sequences.lost)"
         }
         let json = self.json
+        // The kernel counts drops for the socket's life; each report gets those since the one before.
+        let dropsReported = NIOLockedValueBox(socket.kernelDrops ?? 0)
         let emit: @Sendable (SinkReport) -> Void = { report in
+            var report = report
+            if let drops = socket.kernelDrops {
+                report.kernelDrops = drops - dropsReported.withLockedValue { reported in
+                    defer { reported = drops }
+                    return reported
+                }
+            }
             Terminal.writeStdout(json ? report.json + "\n" : report.table)
             Terminal.flushStdout()
         }
-        let (last, _) = try await closing(socket) {
-            try await withSignalCancellation {
+        try await closing(socket) {
+            let (last, _) = try await withSignalCancellation {
                 try await live.while { try await SinkRun(socket: socket, count: count, idle: timeout?.duration, current: current, onFinished: emit).run() }
             }
+            // Reported before the socket closes: the kernel's drop count belongs to the socket.
+            if last.flow.datagrams > 0 || last.notProbes > 0 || !last.hasReportedBefore { emit(last) }
         }
-        if last.flow.datagrams > 0 || last.notProbes > 0 || !last.hasReportedBefore { emit(last) }
     }
 }
 
@@ -71,6 +81,8 @@ struct SinkReport: Sendable {
     var notProbes = 0
     /// Set once an earlier flood was reported, so an empty trailing report is not printed.
     var hasReportedBefore = false
+    /// Datagrams the kernel dropped for the socket during this flood (receive buffer full); nil when unknown.
+    var kernelDrops: Int?
 
     var table: String {
         let s = flow.sequences
@@ -78,6 +90,7 @@ struct SinkReport: Sendable {
         var text = "received  \(s.unique) datagrams (\(flow.bytes) bytes) in \(seconds)  \(RateFormat.count(flow.datagramsPerSecond()))/s  \(RateFormat.bits(perSecond: flow.bitsPerSecond()))\n"
         text += "lost      \(s.lost) (\(percent(s.lost, s.expected))), \(s.duplicates) duplicate, \(s.reordered) reordered, jitter \(RateFormat.duration(nanos: flow.jitter.jitterNanos))"
         if notProbes > 0 { text += ", \(notProbes) not bench probes" }
+        if let kernelDrops, kernelDrops > 0 { text += "\nkernel    \(kernelDrops) dropped on this host (receive buffer full)" }
         return text + "\n"
     }
 
@@ -88,7 +101,7 @@ struct SinkReport: Sendable {
             ("received_per_s", .double(flow.datagramsPerSecond())), ("bits_per_s", .double(flow.bitsPerSecond())),
             ("lost", .int(s.lost)), ("loss_ratio", .double(s.lossRatio)), ("duplicates", .int(s.duplicates)),
             ("reordered", .int(s.reordered)), ("jitter_ms", .double(flow.jitter.jitterNanos / 1e6)),
-            ("not_probes", .int(notProbes)),
+            ("not_probes", .int(notProbes)), ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
         ])
     }
 }

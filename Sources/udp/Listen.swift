@@ -7,7 +7,7 @@ struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print every datagram that arrives: time, sender, length, and the text or a hex dump.",
         discussion: """
-        Replaces the seed receiver (bind + recvfrom(1024)), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr.
+        Replaces the seed receiver (bind + recvfrom(1024)), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr (with --json, as one JSON object), counting the datagrams the kernel dropped because the receive buffer was full.
 
         A datagram sent as a broadcast or to a multicast group is marked so, with the address it was sent to and the interface it came in on (--json: the fields to, cast and interface, for every datagram). --join receives a multicast group: on --interface (needed for IPv4 on a host without a default route), and with --source only from that sender (source-specific multicast). Listeners that join share their port, so several on one host all receive.
 
@@ -130,10 +130,12 @@ struct Listen: AsyncParsableCommand {
             } catch UDPError.closed {
             }
             summary.interrupted = interrupted
+            // Read before the socket closes: the count belongs to the socket.
+            summary.kernelDrops = socket.kernelDrops
             return summary
         } }
         Terminal.flushStdout()
-        if !quiet { Terminal.writeStderr(summary.line + "\n") }
+        if !quiet { Terminal.writeStderr((json ? summary.json : summary.line) + "\n") }
         if summary.datagrams == 0, !summary.interrupted, let timeout {
             throw UDPError.timedOut(seconds: timeout.seconds)
         }
@@ -200,6 +202,8 @@ struct TrafficSummary: Sendable {
     var truncated = 0
     var senders = Set<UDPAddress>()
     var interrupted = false
+    /// Datagrams the kernel dropped for the socket (receive buffer full); nil when the system does not say.
+    var kernelDrops: Int?
 
     mutating func record(_ datagram: Datagram) {
         datagrams += 1
@@ -211,6 +215,15 @@ struct TrafficSummary: Sendable {
     var line: String {
         var text = "\(datagrams) datagram\(datagrams == 1 ? "" : "s"), \(bytes) byte\(bytes == 1 ? "" : "s") from \(senders.count) sender\(senders.count == 1 ? "" : "s")"
         if truncated > 0 { text += ", \(truncated) truncated" }
+        if let kernelDrops, kernelDrops > 0 { text += ", \(kernelDrops) dropped by the kernel (receive buffer full)" }
         return text
+    }
+
+    /// The summary with --json (on stderr, so that standard output holds only datagrams).
+    var json: String {
+        JSONText.object([
+            ("datagrams", .int(datagrams)), ("bytes", .int(bytes)), ("senders", .int(senders.count)),
+            ("truncated", .int(truncated)), ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
+        ])
     }
 }
