@@ -69,8 +69,8 @@ public final class EchoServer: Sendable {
         /// When false (the default), datagrams sent to a broadcast or multicast address get no reply; when true
         /// they do, under the rate limit of `repliesPerSecond` per source.
         public var allowBroadcast = false
-        /// How many times in a row a source may send back the reply it was sent less than a second before, until
-        /// it is treated as a loop and gets no reply (until it sends something else, or a second passes). Default 8.
+        /// How many times in a row a source may send back the reply it was sent less than half a second before,
+        /// until the next such datagram is treated as a loop and gets no reply (which ends a loop). Default 8.
         public var loopLimit = 8
 
         /// The defaults: echo, all protections on.
@@ -246,12 +246,12 @@ public final class EchoServer: Sendable {
 ///
 /// Two echo servers that each answer the other bounce one spoofed datagram forever, whatever their ports. What
 /// marks the bounce: the datagram from a source is the reply this server sent to that source (same length and
-/// fingerprint) and it comes within a second of it. After `limit` such returns in a row, the source
+/// fingerprint) and it comes within half a second of it. After `limit` such returns in a row, the source
 /// gets no reply; the loop ends at once, the other side having nothing left to answer. A client repeating the
-/// same request gets `limit` replies in a row, and more once it pauses for a second or sends something else.
+/// same request faster than twice a second loses one reply in `limit + 1`.
 ///
-/// Memory: one entry per source (address and port) answered in the last second, at most `capacity`; when full,
-/// entries older than a second (which can no longer count) are forgotten first.
+/// Memory: one entry per source (address and port) answered recently, at most `capacity`; when full, entries
+/// older than the window (which can no longer count) are forgotten first.
 struct LoopGuard {
     /// Enough of a payload to tell a returning reply from other traffic: its length and a hash of its first and
     /// last 256 bytes (all of it, up to 512 bytes), so counters and timestamps anywhere in a header tell requests
@@ -295,7 +295,9 @@ struct LoopGuard {
 
     let limit: Int
     let capacity = 16_384
-    static let window: Duration = .seconds(1)
+    /// How soon a returning reply counts: a loop's round trip, which is far shorter on any network where a loop
+    /// matters; a client repeating itself every half second or slower is never taken for one.
+    static let window: Duration = .milliseconds(500)
     private var entries: [UDPAddress: Entry] = [:]
     /// The source being handled, and its entry: held outside the table while its datagrams come in a row.
     private var current: UDPAddress?
@@ -321,8 +323,15 @@ struct LoopGuard {
         } else {
             entry.streak = 0
         }
+        guard entry.streak > limit else {
+            self.entry = entry
+            return false
+        }
+        // One reply withheld ends a loop: the other side only ever answered us. A client that simply repeats
+        // itself goes on sending and is answered again, losing one datagram in `limit + 1`.
+        entry.streak = 0
         self.entry = entry
-        return entry.streak > limit
+        return true
     }
 
     /// Notes the reply sent to the selected source.
