@@ -139,15 +139,18 @@ final class EchoCLITests: XCTestCase {
         XCTAssertEqual(dropped(result, "loop"), 3)
     }
 
-    /// Sends COUNT datagrams of SIZE bytes to PORT on 127.0.0.1 as fast as it can and never reads; prints "sent N".
+    /// Sends COUNT datagrams of SIZE bytes to PORT on 127.0.0.1 and never reads; prints "sent N". A pause every
+    /// 100 datagrams lets loopback's input queue (1,000 packets) drain, so that only the receiving socket drops.
     static let burst = """
-    import socket, sys
+    import socket, sys, time
     port, count, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sent = 0
     for i in range(count):
         s.sendto(i.to_bytes(4, 'big') * (size // 4), ('127.0.0.1', port))
         sent += 1
+        if sent % 100 == 0:
+            time.sleep(0.001)
     print('sent', sent, flush=True)
     """
 
@@ -158,7 +161,7 @@ final class EchoCLITests: XCTestCase {
         let burst = try Run.python(Self.burst, [String(port), "4000", "1400"]).finish()
         kill(server.process.processIdentifier, SIGCONT)
         XCTAssertEqual(burst.text, "sent 4000\n", burst.stderr)
-        usleep(500_000)
+        usleep(1_500_000)
         let result = server.finish(signal: SIGTERM)
         let json = try summary(result)
         let received = try XCTUnwrap(json["received"] as? Int)
@@ -167,7 +170,7 @@ final class EchoCLITests: XCTestCase {
         XCTAssertEqual(received + drops, 4000, "\(json)")
     }
 
-    func testUnboundAndAbstractUnixSendersAreShownNotAnsweredAndDoNotEndTheServer() throws {
+    func testUnixSendersWithoutAPathOrGoneAreNotAnsweredAndDoNotEndTheServer() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("udp-echo-\(getpid()).sock").path
         defer { unlink(path) }
         let server = try Run.start(["echo", "unix:\(path)", "--json"])
@@ -181,6 +184,11 @@ final class EchoCLITests: XCTestCase {
         abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         abstract.bind('\\0udp-test-abstract-%d' % os.getpid())
         abstract.sendto(b'from the abstract namespace', path)
+        gone = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        gone.bind(path + '.gone')
+        gone.sendto(b'gone before the reply', path)
+        gone.close()
+        os.unlink(path + '.gone')
         named = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         mine = path + '.client'
         named.bind(mine)
@@ -193,13 +201,14 @@ final class EchoCLITests: XCTestCase {
         let result = server.finish(signal: SIGTERM)
         XCTAssertEqual(result.status, 0, result.stderr)
         let lines = result.text.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.count, 3, result.text)
+        XCTAssertEqual(lines.count, 4, result.text)
         XCTAssertTrue(lines[0].contains("\"from\":\"(unbound)\""), lines[0])
         XCTAssertTrue(lines[1].contains("\"from\":\"@udp-test-abstract-"), lines[1])
         let json = try summary(result)
-        XCTAssertEqual(json["received"] as? Int, 3)
-        XCTAssertEqual(json["replied"] as? Int, 1)
+        XCTAssertEqual(json["received"] as? Int, 4)
         XCTAssertEqual(dropped(json, "unbound-sender"), 2)
+        // The sender that vanished got its reply only if it was quick enough to still be there.
+        XCTAssertEqual((json["replied"] as? Int ?? 0) + dropped(json, "send-failed"), 2, "\(json)")
     }
 
     func testAReplyTheKernelRefusesIsCountedAsFailedNotReplied() throws {

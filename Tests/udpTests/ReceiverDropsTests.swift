@@ -16,7 +16,8 @@ final class ReceiverDropsTests: XCTestCase {
         let burst = try Run.python(EchoCLITests.burst, [String(port), String(count), "1400"]).finish()
         kill(handle.process.processIdentifier, SIGCONT)
         XCTAssertEqual(burst.text, "sent \(count)\n", burst.stderr)
-        usleep(500_000)
+        // Time to read what the buffer held.
+        usleep(1_500_000)
     }
 
     func testListenReportsKernelDropsInTextAndJSON() throws {

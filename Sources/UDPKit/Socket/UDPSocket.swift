@@ -31,7 +31,7 @@ import NIOPosix
 /// Oversized sends are refused before any system call. Errors are `UDPError`s.
 ///
 /// On Linux an IP socket holds two descriptors (one for SwiftNIO, one for sending straight from tasks), three while
-/// `respond` runs.
+/// `respond` runs; a Unix-domain socket three (the third for the thread that receives it).
 public final class UDPSocket: Sendable {
     /// The SwiftNIO channel underneath, for interoperating with SwiftNIO code.
     public let channel: any Channel
@@ -261,6 +261,10 @@ public final class UDPSocket: Sendable {
                     Glibc.close(fd)
                     throw error
                 }
+                // Sends go straight out too: a reply to a sender whose path is gone fails alone, where a failed
+                // SwiftNIO write would close the socket.
+                let sending = dup(fd)
+                if sending >= 0 { direct = DirectSender(fd: sending) }
                 channel = try await bootstrap.channelOption(.autoRead, value: false).withBoundSocket(fd).get()
                 #else
                 channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
@@ -439,14 +443,14 @@ public final class UDPSocket: Sendable {
     /// `connect(to:)` for such a destination). A server answering a spoofed "sender" of 10.1.1.255 thus fails
     /// instead of reaching a whole subnet.
     ///
-    /// On Linux, IP datagrams go out with one `sendmmsg` straight from the calling task, and a run of datagrams of
+    /// On Linux, datagrams (IP and Unix-domain) go out with one `sendmmsg` straight from the calling task, and a run of IP datagrams of
     /// one size to one address as a single UDP GSO send (the receiver still gets separate datagrams; where a route
     /// refuses that, the socket sends one by one from then on); when the send buffer is full, the rest wait in
     /// SwiftNIO's queue. A datagram the system refuses (unreachable, too large for the path,
     /// permission denied for a broadcast address) is skipped, the others are still sent, and the first refusal is
     /// thrown; the socket stays open.
     ///
-    /// Elsewhere (and for Unix-domain sockets and segmentation offload) the datagrams go with one hop to the event
+    /// Elsewhere (and for segmentation offload) the datagrams go with one hop to the event
     /// loop and one flush. There, a datagram too large for the path, or to an unreachable host, fails that send
     /// only; other system errors (permission denied for a broadcast address, network unreachable, no buffer space)
     /// close the socket, as SwiftNIO does; the error thrown says which.
@@ -788,6 +792,7 @@ public final class UDPSocket: Sendable {
     /// never shown, were dropped here rather than on the way.
     public var kernelDrops: Int? {
         #if os(Linux)
+        guard localAddress.family != .unix else { return nil }
         return direct?.withDescriptor { fd in
             var drops: CUnsignedInt = 0
             return cudp_socket_drops(fd, &drops) == 0 ? Int(drops) : nil
