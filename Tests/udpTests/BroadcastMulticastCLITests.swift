@@ -169,8 +169,9 @@ final class BroadcastMulticastCLITests: XCTestCase {
         XCTAssertEqual(shown.components(separatedBy: "reply> ").count - 1, 1, "one prompt, for the unicast datagram: \(shown)")
     }
 
-    /// Servers on A get one datagram whose source B forged as the subnet's broadcast address 10.77.1.255 (raw
-    /// socket; A's reverse-path filter off, as on many hosts). Whatever they would answer must not reach the subnet.
+    /// Servers on A (echo, interactive echo, proxy, room) get one datagram whose source B forged as the subnet's
+    /// broadcast address 10.77.1.255 (raw socket; A's reverse-path filter off, as on many hosts). Whatever they
+    /// would answer must not reach the subnet.
     func testNoServerAnswersASpoofedBroadcastSender() throws {
         let lan = try lan()
         guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
@@ -184,13 +185,16 @@ final class BroadcastMulticastCLITests: XCTestCase {
                                          stdinData: Data("leak\n".utf8))
         let upstream = try lan.udp(.a, ["echo", "127.0.0.1:7304", "--quiet", "--show-port"])
         let proxy = try lan.udp(.a, ["proxy", "7303", "127.0.0.1", "7304"])
+        let room = try lan.udp(.a, ["room", "serve", "--port", "7305"])
         defer {
-            for handle in [interactive, upstream, proxy] { _ = handle.finish(timeout: 5, signal: SIGTERM) }
+            for handle in [interactive, upstream, proxy, room] { _ = handle.finish(timeout: 5, signal: SIGTERM) }
         }
         for server in [echo, interactive, upstream] { XCTAssertTrue(server.waitForOutput("echo server on"), server.stderr) }
         usleep(300_000)
-        for port in [7301, 7302, 7303] {
-            let spoof = try lan.python(.b, EchoCLITests.rawSender, ["10.77.1.255", "7399", TestLAN.Host.a.address, String(port), "spoofed \(port)"]).finish()
+        // A room JOIN (nonce 42, nick "spoof") would be answered with a WELCOME.
+        let join = "hex:55520101000000000000002a000573706f6f66"
+        for (port, payload) in [(7301, "spoofed"), (7302, "spoofed"), (7303, "spoofed"), (7305, join)] {
+            let spoof = try lan.python(.b, EchoCLITests.rawSender, ["10.77.1.255", "7399", TestLAN.Host.a.address, String(port), payload]).finish()
             XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
         }
         for host in [TestLAN.Host.b, .c] {
@@ -218,7 +222,8 @@ final class BroadcastMulticastCLITests: XCTestCase {
 
     func testDirectedAndLimitedBroadcast() throws {
         let lan = try lan()
-        let peers = try receivers(lan, [.b, .d], port: 7002, count: 2, idle: 1)
+        // A generous idle time: each `udp` run below starts a process, which takes a while on a loaded machine.
+        let peers = try receivers(lan, [.b, .d], port: 7002, count: 2, idle: 4)
         let directed = try run(lan, .a, ["send", "10.77.1.255", "7002", "directed"])
         XCTAssertEqual(directed.status, 0, "a directed address needs no --broadcast: \(directed.stderr)")
 

@@ -83,11 +83,12 @@ final class EchoCLITests: XCTestCase {
         (summary["dropped"] as? [String: Any])?[reason] as? Int ?? -1
     }
 
-    /// Writes one UDP datagram with a chosen source port through a raw socket (root only): what an attacker who
-    /// spoofs the source does.
+    /// Writes one UDP datagram with a chosen source address and port through a raw socket (root only): what an
+    /// attacker who spoofs the source does. The payload is text, or hex after "hex:".
     static let rawSender = """
     import socket, struct, sys
-    src, sport, dst, dport, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5].encode()
+    src, sport, dst, dport, text = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    payload = bytes.fromhex(text[4:]) if text.startswith('hex:') else text.encode()
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
     ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0x4242, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
