@@ -15,8 +15,8 @@ import UDPKit
 ///   (`UDPSocketOptions.receivePacketInfo`), or every datagram counts as addressed to this host alone;
 /// - no reply to a "sender" that is a broadcast or multicast address (a spoofed source), to source port 0, nor
 ///   to the classic UDP loop partners (echo 7, daytime 13, qotd 17, chargen 19, time 37);
-/// - loops with other servers on ordinary ports are stopped: a source that keeps sending back exactly the reply
-///   it was just sent gets no further reply after `loopLimit` such round trips (see `DropReason.loop`);
+/// - loops with other servers on ordinary ports are stopped: after `loopLimit` round trips in which a source sent
+///   back exactly the reply it was just sent, the next such datagram gets no reply (see `DropReason.loop`);
 /// - a reply is never larger than its request (no amplification) unless a template makes it so, and then
 ///   each source address gets at most `repliesPerSecond` such replies (token bucket with `burst`), and at most
 ///   three times the bytes it sent, counted with IP and UDP headers;
