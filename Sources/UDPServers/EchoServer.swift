@@ -167,7 +167,7 @@ public final class EchoServer: Sendable {
                             (reply, reason) = answer(datagram, count: state.engine.count, now: now, limiter: &state.engine.limiter)
                         }
                         if let made = reply {
-                            state.engine.loops.replied(made, now: now)
+                            state.engine.loops.replied(made, echoed: configuration.template == nil, now: now)
                             outgoing.append(OutgoingDatagram(payload: made, to: datagram.sender))
                             state.counters.replied += 1
                             state.counters.repliedBytes += made.readableBytes
@@ -302,6 +302,8 @@ struct LoopGuard {
     /// The source being handled, and its entry: held outside the table while its datagrams come in a row.
     private var current: UDPAddress?
     private var entry: Entry?
+    /// The fingerprint of the datagram `isLoop` looked at last, when it took one.
+    private var incoming: Fingerprint?
 
     init(limit: Int) {
         self.limit = max(1, limit)
@@ -317,8 +319,15 @@ struct LoopGuard {
 
     /// Whether `payload`, from the selected source, continues a loop (and must get no reply).
     mutating func isLoop(_ payload: ByteBuffer, now: ContinuousClock.Instant) -> Bool {
+        incoming = nil
         guard var entry else { return false }
-        if now - entry.at < Self.window && entry.reply == Fingerprint(payload) {
+        var returned = false
+        if now - entry.at < Self.window && entry.reply.length == payload.readableBytes {
+            let fingerprint = Fingerprint(payload)
+            incoming = fingerprint
+            returned = entry.reply == fingerprint
+        }
+        if returned {
             entry.streak += 1
         } else {
             entry.streak = 0
@@ -334,10 +343,11 @@ struct LoopGuard {
         return true
     }
 
-    /// Notes the reply sent to the selected source.
-    mutating func replied(_ reply: ByteBuffer, now: ContinuousClock.Instant) {
+    /// Notes the reply sent to the selected source; `echoed` when it is the request itself, whose fingerprint
+    /// `isLoop` may already have taken.
+    mutating func replied(_ reply: ByteBuffer, echoed: Bool, now: ContinuousClock.Instant) {
         guard current != nil else { return }
-        let fingerprint = Fingerprint(reply)
+        let fingerprint = echoed ? (incoming ?? Fingerprint(reply)) : Fingerprint(reply)
         if var entry {
             entry.reply = fingerprint
             entry.at = now

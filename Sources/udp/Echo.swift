@@ -82,9 +82,10 @@ struct Echo: AsyncParsableCommand {
         var options = UDPSocketOptions()
         // Room for a burst from many clients before the kernel drops (the default is about 200 KiB).
         options.receiveBufferSize = 1 << 20
-        // Where each datagram was sent: broadcast and multicast datagrams get no reply by default.
+        // Where each datagram was sent: broadcast and multicast datagrams get no reply by default. A socket bound
+        // to one unicast address never receives them, so it is spared the cost of packet information.
         let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
-        if case .ip = endpoint.kind { options.receivePacketInfo = true }
+        if case .ip = endpoint.kind, !Self.receivesOnlyUnicast(endpoint) { options.receivePacketInfo = true }
         let socket = try await UDPSocket.bind(to: endpoint, family: try network.family(), options: options)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(socket.localAddress)\n") }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
@@ -111,6 +112,13 @@ struct Echo: AsyncParsableCommand {
         }
         Terminal.flushStdout()
         Terminal.writeStderr((json ? Self.jsonSummary(server.counters, kernelDrops: drops) : Self.summary(server.counters, kernelDrops: drops)) + "\n")
+    }
+
+    /// True for a numeric unicast address: the system hands a socket bound there only datagrams sent to that
+    /// address (broadcast and multicast go to wildcard-bound sockets, and to those bound to that very address).
+    static func receivesOnlyUnicast(_ endpoint: UDPEndpoint) -> Bool {
+        guard case .ip(.name(let text), _) = endpoint.kind, let address = try? UDPAddress(ip: text, port: 0) else { return false }
+        return !address.isAny && !address.isBroadcastOrMulticast
     }
 
     static func logger(_ formatter: DatagramFormatter) -> @Sendable (EchoServer.Event) -> Void {

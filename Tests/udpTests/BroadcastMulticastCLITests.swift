@@ -148,6 +148,14 @@ final class BroadcastMulticastCLITests: XCTestCase {
             XCTAssertEqual(v6["replied"] as? Int, 0, "\(v6)")
         }
 
+        // Bound to its unicast address, a server (which then skips packet information) never even receives them.
+        let bound = try lan.udp(.a, ["echo", "10.77.1.1:7206", "--quiet", "--json", "--show-port"])
+        XCTAssertTrue(bound.waitForOutput("echo server on"), bound.stderr)
+        let direct = try lan.python(.b, Self.castProber, ["7206"] + Self.casts.filter { !$0.contains(":") } + ["10.77.1.1"]).finish(timeout: 10)
+        XCTAssertEqual(direct.text, "replies 10.77.1.1\n", direct.stderr)
+        let unicastOnly = try summary(bound.finish(timeout: 5, signal: SIGTERM))
+        XCTAssertEqual(unicastOnly["received"] as? Int, 1, "\(unicastOnly)")
+
         let allowed = try echoPair(lan, port: 7203, ["--quiet", "--allow-broadcast"])
         let probe = try lan.python(.b, Self.castProber, ["7203"] + Self.casts + ["10.77.1.1"]).finish(timeout: 10)
         XCTAssertEqual(probe.text, "replies " + (Self.casts + ["10.77.1.1"]).sorted().joined(separator: " ") + "\n", probe.stderr)
