@@ -141,6 +141,8 @@ public final class EchoServer: Sendable {
                 outgoing.reserveCapacity(batch.count)
                 var events: [Event] = []
                 let now = ContinuousClock.now
+                // Plain nanoseconds for the per-datagram loop check: cheaper to compare than instants.
+                let nanos = MonotonicClock.nanoseconds
                 state.withLockedValue { state in
                     for datagram in batch {
                         state.engine.count += 1
@@ -161,13 +163,13 @@ public final class EchoServer: Sendable {
                             reason = refused
                         } else if let refused = screen(arrival: datagram.arrival, sender: datagram.sender, now: now, limiter: &state.engine.limiter) {
                             reason = refused
-                        } else if state.engine.loops.isLoop(datagram.payload, now: now) {
+                        } else if state.engine.loops.isLoop(datagram.payload, now: nanos) {
                             reason = .loop
                         } else {
                             (reply, reason) = answer(datagram, count: state.engine.count, now: now, limiter: &state.engine.limiter)
                         }
                         if let made = reply {
-                            state.engine.loops.replied(made, echoed: configuration.template == nil, now: now)
+                            state.engine.loops.replied(made, echoed: configuration.template == nil, now: nanos)
                             outgoing.append(OutgoingDatagram(payload: made, to: datagram.sender))
                             state.counters.replied += 1
                             state.counters.repliedBytes += made.readableBytes
@@ -289,15 +291,16 @@ struct LoopGuard {
 
     struct Entry {
         var reply: Fingerprint
-        var at: ContinuousClock.Instant
+        /// When the reply was sent (`MonotonicClock` nanoseconds).
+        var at: UInt64
         var streak = 0
     }
 
     let limit: Int
     let capacity = 16_384
     /// How soon a returning reply counts: a loop's round trip, which is far shorter on any network where a loop
-    /// matters; a client repeating itself every half second or slower is never taken for one.
-    static let window: Duration = .milliseconds(500)
+    /// matters; a client repeating itself every half second or slower is never taken for one. In nanoseconds.
+    static let window: UInt64 = 500_000_000
     private var entries: [UDPAddress: Entry] = [:]
     /// The source being handled, and its entry: held outside the table while its datagrams come in a row.
     private var current: UDPAddress?
@@ -318,11 +321,11 @@ struct LoopGuard {
     }
 
     /// Whether `payload`, from the selected source, continues a loop (and must get no reply).
-    mutating func isLoop(_ payload: ByteBuffer, now: ContinuousClock.Instant) -> Bool {
+    mutating func isLoop(_ payload: ByteBuffer, now: UInt64) -> Bool {
         incoming = nil
         guard var entry else { return false }
         var returned = false
-        if now - entry.at < Self.window && entry.reply.length == payload.readableBytes {
+        if now &- entry.at < Self.window && entry.reply.length == payload.readableBytes {
             let fingerprint = Fingerprint(payload)
             incoming = fingerprint
             returned = entry.reply == fingerprint
@@ -345,7 +348,7 @@ struct LoopGuard {
 
     /// Notes the reply sent to the selected source; `echoed` when it is the request itself, whose fingerprint
     /// `isLoop` may already have taken.
-    mutating func replied(_ reply: ByteBuffer, echoed: Bool, now: ContinuousClock.Instant) {
+    mutating func replied(_ reply: ByteBuffer, echoed: Bool, now: UInt64) {
         guard current != nil else { return }
         let fingerprint = echoed ? (incoming ?? Fingerprint(reply)) : Fingerprint(reply)
         if var entry {
@@ -360,8 +363,8 @@ struct LoopGuard {
     private mutating func store() {
         guard let current, let entry else { return }
         if entries.count >= capacity && entries[current] == nil {
-            let now = ContinuousClock.now
-            entries = entries.filter { now - $0.value.at < Self.window }
+            let now = MonotonicClock.nanoseconds
+            entries = entries.filter { now &- $0.value.at < Self.window }
             if entries.count >= capacity { entries.removeAll() }
         }
         entries[current] = entry
