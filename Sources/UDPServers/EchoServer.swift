@@ -161,7 +161,7 @@ public final class EchoServer: Sendable {
                         var reason: DropReason?
                         if let refused = state.engine.lastSenderRefusal {
                             reason = refused
-                        } else if let refused = screen(arrival: datagram.arrival, sender: datagram.sender, now: now, limiter: &state.engine.limiter) {
+                        } else if let refused = screen(kind: datagram.arrival?.kind, sender: datagram.sender, now: now, limiter: &state.engine.limiter) {
                             reason = refused
                         } else if state.engine.loops.isLoop(datagram.payload, now: nanos) {
                             reason = .loop
@@ -222,9 +222,9 @@ public final class EchoServer: Sendable {
     }
 
     /// Why a datagram from an acceptable sender gets no reply because of where it was sent, or nil.
-    private func screen(arrival: Datagram.Arrival?, sender: UDPAddress, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> DropReason? {
-        guard let arrival, arrival.kind != .unicast else { return nil }
-        guard configuration.allowBroadcast else { return arrival.kind == .broadcast ? .toBroadcast : .toMulticast }
+    private func screen(kind: Datagram.Arrival.Kind?, sender: UDPAddress, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> DropReason? {
+        guard let kind, kind != .unicast else { return nil }
+        guard configuration.allowBroadcast else { return kind == .broadcast ? .toBroadcast : .toMulticast }
         return limiter.allow(sender, now: now) ? nil : .rateLimited
     }
 

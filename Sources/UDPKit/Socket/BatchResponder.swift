@@ -204,6 +204,8 @@ private struct Loop {
     var lastTargetLength: socklen_t = 0
     /// The last packet information read and its arrival: a batch mostly goes to one address on one interface.
     var lastInfo = sockaddr_storage()
+    /// Where each datagram's packet information is read into (kept, so it is not cleared for every datagram).
+    var info = sockaddr_storage()
     var lastInterface: CInt = -1
     var lastArrival: Datagram.Arrival?
     /// For each datagram in the send vector, its index in the replies (to report the refused ones).
@@ -315,13 +317,14 @@ private struct Loop {
     /// Where received message `i` was addressed and how it came in, from its packet information; the previous
     /// arrival is reused when the address and the interface are the same.
     private mutating func arrival(_ i: Int) -> Datagram.Arrival? {
-        var destination = sockaddr_storage()
         var interface: CInt = 0
-        guard cudp_packet_info(&receiveMessages[i].msg_hdr, &destination, &interface) == 1 else { return nil }
-        let length = CInt(destination.ss_family) == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
-        if let lastArrival, interface == lastInterface, memcmp(&destination, &lastInfo, length) == 0 {
+        guard cudp_packet_info(&receiveMessages[i].msg_hdr, &info, &interface) == 1 else { return nil }
+        let length = CInt(info.ss_family) == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        // Compared in place: neither the address nor the last arrival is copied unless it changed.
+        if lastArrival != nil, interface == lastInterface, memcmp(&info, &lastInfo, length) == 0 {
             return lastArrival
         }
+        var destination = info
         let address: SocketAddress
         switch CInt(destination.ss_family) {
         case AF_INET:
