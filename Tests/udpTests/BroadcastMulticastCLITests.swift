@@ -139,8 +139,9 @@ final class BroadcastMulticastCLITests: XCTestCase {
             let servers = try echoPair(lan, port: port, ["--quiet", "--json"] + extra)
             let probe = try lan.python(.b, Self.castProber, [String(port)] + Self.casts + ["10.77.1.1"]).finish(timeout: 10)
             XCTAssertEqual(probe.text, "replies \(reply)10.77.1.1\n", "\(extra): \(probe.stderr)")
-            let v4 = try summary(servers[0].finish(timeout: 5, signal: SIGTERM))
-            let v6 = try summary(servers[1].finish(timeout: 5, signal: SIGTERM))
+            let ended = servers.map { $0.finish(timeout: 5, signal: SIGTERM) }
+            let v4 = try summary(ended[0])
+            let v6 = try summary(ended[1])
             XCTAssertEqual((v4["dropped"] as? [String: Int])?["to-broadcast"], 2, "\(v4)")
             XCTAssertEqual((v4["dropped"] as? [String: Int])?["to-multicast"], 1, "\(v4)")
             XCTAssertEqual(v4["replied"] as? Int, 1, "\(v4)")
@@ -189,6 +190,7 @@ final class BroadcastMulticastCLITests: XCTestCase {
         XCTAssertEqual(sysctl.status, 0, sysctl.stderr)
         let peers = try receivers(lan, [.b, .c], port: 7399, count: 3, idle: 2)
         let echo = try lan.udp(.a, ["echo", "7301", "--quiet", "--json", "--show-port"])
+        defer { if echo.process.isRunning { _ = echo.finish(timeout: 5, signal: SIGTERM) } }
         let interactive = try Run.Handle(lan.ip, ["netns", "exec", lan.namespace(.a), Run.udpPath, "echo", "7302", "--interactive", "--show-port"],
                                          stdinData: Data("leak\n".utf8))
         let upstream = try lan.udp(.a, ["echo", "127.0.0.1:7304", "--quiet", "--show-port"])

@@ -100,6 +100,9 @@ final class EchoCLITests: XCTestCase {
         guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
         let (a, portA) = try startEcho(["--quiet", "--json"])
         let (b, portB) = try startEcho(["--quiet", "--json"])
+        defer {
+            for server in [a, b] where server.process.isRunning { _ = server.finish(signal: SIGKILL) }
+        }
         // "From" A to B: B answers A, A answers B, and so on.
         let spoof = try Run.python(Self.rawSender, ["127.0.0.1", String(portA), "127.0.0.1", String(portB), "ping-pong"]).finish()
         XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
@@ -109,8 +112,10 @@ final class EchoCLITests: XCTestCase {
             let client = try Run.python(greetingClient, [String(port), "real"]).finish()
             XCTAssertEqual(client.text, "real\n", "port \(port): \(client.stderr)")
         }
-        let first = try summary(a.finish(signal: SIGTERM))
-        let second = try summary(b.finish(signal: SIGTERM))
+        // Both end before either summary is read, so a failure leaves no server behind.
+        let (endedA, endedB) = (a.finish(signal: SIGTERM), b.finish(signal: SIGTERM))
+        let first = try summary(endedA)
+        let second = try summary(endedB)
         let received = (first["received"] as? Int ?? 0) + (second["received"] as? Int ?? 0)
         // Without loop detection this is tens of thousands after a second; 8 round trips are allowed, then the
         // next return is dropped.
