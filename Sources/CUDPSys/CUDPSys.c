@@ -8,6 +8,8 @@
 
 #if defined(__linux__)
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <linux/sock_diag.h>
 
 _Static_assert(sizeof(cudp_mmsghdr) == sizeof(struct mmsghdr), "cudp_mmsghdr must match struct mmsghdr");
 
@@ -47,7 +49,90 @@ unsigned long cudp_segment_control(void *buffer, unsigned short size)
     memcpy(CMSG_DATA(control), &value, sizeof value);
     return CMSG_SPACE(sizeof(uint16_t));
 }
+
+unsigned long cudp_packet_info_control_space(void)
+{
+    /* Both kinds fit, and a few more messages (SO_RXQ_OVFL, timestamps) the socket may also carry. */
+    return CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + 64;
+}
+
+int cudp_enable_packet_info(int fd, int ipv6)
+{
+    int one = 1;
+    /* On an IPv6 socket IP_PKTINFO still reports IPv4 datagrams (dual stack); it may be refused when
+     * the socket is IPv6-only, which is harmless. */
+    int v4 = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    if (!ipv6) return v4;
+    return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+}
+
+int cudp_packet_info(const struct msghdr *message, struct sockaddr_storage *destination, int *interface_index)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)message); c != NULL; c = CMSG_NXTHDR((struct msghdr *)message, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            struct sockaddr_in *out = (struct sockaddr_in *)destination;
+            memset(out, 0, sizeof *out);
+            out->sin_family = AF_INET;
+            out->sin_addr = info.ipi_addr;
+            *interface_index = info.ipi_ifindex;
+            return 1;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            struct sockaddr_in6 *out = (struct sockaddr_in6 *)destination;
+            memset(out, 0, sizeof *out);
+            out->sin6_family = AF_INET6;
+            out->sin6_addr = info.ipi6_addr;
+            *interface_index = (int)info.ipi6_ifindex;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+int cudp_socket_drops(int fd, unsigned int *drops)
+{
+    uint32_t info[SK_MEMINFO_VARS];
+    socklen_t length = sizeof info;
+    memset(info, 0, sizeof info);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &length) != 0) return -1;
+    if (length <= SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+        errno = ENOPROTOOPT;
+        return -1;
+    }
+    *drops = info[SK_MEMINFO_DROPS];
+    return 0;
+}
 #else
+unsigned long cudp_packet_info_control_space(void) { return 0; }
+
+int cudp_enable_packet_info(int fd, int ipv6)
+{
+    (void)fd; (void)ipv6;
+    errno = ENOSYS;
+    return -1;
+}
+
+int cudp_packet_info(const struct msghdr *message, struct sockaddr_storage *destination, int *interface_index)
+{
+    (void)message; (void)destination; (void)interface_index;
+    return 0;
+}
+
+int cudp_socket_drops(int fd, unsigned int *drops)
+{
+    (void)fd; (void)drops;
+    errno = ENOSYS;
+    return -1;
+}
+
 int cudp_recvmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags)
 {
     (void)fd; (void)messages; (void)count; (void)flags;

@@ -252,6 +252,12 @@ public final class UDPProxy: Sendable {
                         byClient[datagram.sender, default: []].append(datagram)
                     }
                     for (client, datagrams) in byClient {
+                        // A broadcast or multicast "client" is a spoofed source: the upstream's replies would go to a
+                        // whole subnet or group. Refused before any mapping exists.
+                        if client.isBroadcastOrMulticast {
+                            state.withLockedValue { $0.refused += datagrams.count }
+                            continue
+                        }
                         guard let mapping = try await mapping(for: client, group: &group, onEvent: onEvent) else {
                             state.withLockedValue { $0.refused += datagrams.count }
                             continue

@@ -166,7 +166,9 @@ public final class RoomServer: Sendable {
                 let batch = try await socket.receiveBatch(timeout: .nanoseconds(Int64(wait)))
                 let arrival = RoomClock.now()
                 let millis = RoomClock.unixMillis()
-                for datagram in batch {
+                // A broadcast or multicast "sender" is a spoofed source: any answer (WELCOME, ENDED, REFUSED) would
+                // go to a whole subnet or group.
+                for datagram in batch where !datagram.sender.isBroadcastOrMulticast {
                     core.receive(datagram.payload.readableBytesView, truncated: datagram.truncated, from: datagram.sender, now: arrival, unixMillis: millis)
                 }
                 core.tick(now: RoomClock.now())

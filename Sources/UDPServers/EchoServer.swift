@@ -10,10 +10,16 @@ import UDPKit
 /// An echo server (or, with a `ReplyTemplate`, the seeds' greeting server) that is safe to leave running.
 ///
 /// Abuse protection, on by default:
-/// - no reply to source port 0, nor to the classic UDP loop partners (echo 7, daytime 13, qotd 17,
-///   chargen 19, time 37): two such services answering each other loop forever;
+/// - no reply to a datagram sent to a broadcast or multicast address (the "fraggle" reflector), unless
+///   `allowBroadcast`, and then under the rate limit; the socket must report arrivals
+///   (`UDPSocketOptions.receivePacketInfo`), or every datagram counts as addressed to this host alone;
+/// - no reply to a "sender" that is a broadcast or multicast address (a spoofed source), to source port 0, nor
+///   to the classic UDP loop partners (echo 7, daytime 13, qotd 17, chargen 19, time 37);
+/// - loops with other servers on ordinary ports are stopped: after `loopLimit` round trips in which a source sent
+///   back exactly the reply it was just sent, the next such datagram gets no reply (see `DropReason.loop`);
 /// - a reply is never larger than its request (no amplification) unless a template makes it so, and then
-///   each source address gets at most `repliesPerSecond` such replies (token bucket with `burst`);
+///   each source address gets at most `repliesPerSecond` such replies (token bucket with `burst`), and at most
+///   three times the bytes it sent, counted with IP and UDP headers;
 /// - `access` allow/deny lists.
 /// Every datagram not answered is counted by reason in `EchoServer.Counters`.
 public final class EchoServer: Sendable {
@@ -27,7 +33,8 @@ public final class EchoServer: Sendable {
         case accessDenied = "access-denied"
         /// The sender exceeded its reply rate.
         case rateLimited = "rate-limited"
-        /// The reply would have been larger than the request and amplification is not allowed.
+        /// The reply would have been larger than the request and amplification is not allowed: it would have taken
+        /// the bytes sent to the source above three times the bytes received from it (or past the largest datagram).
         case amplification = "amplification"
         /// No `--rule` matched and there is no fallback `--reply`.
         case noRule = "no-rule"
@@ -41,6 +48,19 @@ public final class EchoServer: Sendable {
         case execEmpty = "exec-empty"
         /// `--exec`: the command printed more than one datagram can carry (refused, not cut).
         case execOversize = "exec-oversize"
+        /// The datagram was sent to a broadcast address (255.255.255.255 or a subnet's), and `allowBroadcast` is off.
+        case toBroadcast = "to-broadcast"
+        /// The datagram was sent to a multicast group, and `allowBroadcast` is off.
+        case toMulticast = "to-multicast"
+        /// The sender's address is a broadcast or multicast address: a spoofed source; a reply would reach a subnet.
+        case broadcastSender = "broadcast-sender"
+        /// The source keeps sending back the very reply it was just sent: another server answering us (a loop).
+        case loop = "loop"
+        /// The reply was made but the system refused to send it (or it could not be queued).
+        case sendFailed = "send-failed"
+        /// A Unix-domain sender without a path (an unbound socket, or one in the abstract namespace): no reply
+        /// can reach it.
+        case unboundSender = "unbound-sender"
     }
 
     /// Settings.
@@ -64,6 +84,12 @@ public final class EchoServer: Sendable {
         public var append: Checksum?
         /// Answer each datagram with a command's output instead (rules and template then do not apply).
         public var exec: ExecSettings?
+        /// When false (the default), datagrams sent to a broadcast or multicast address get no reply; when true
+        /// they do, under the rate limit of `repliesPerSecond` per source.
+        public var allowBroadcast = false
+        /// How many times in a row a source may send back the reply it was sent less than half a second before,
+        /// until the next such datagram is treated as a loop and gets no reply (which ends a loop). Default 8.
+        public var loopLimit = 8
 
         /// The defaults: echo, all protections on.
         public init() {}
@@ -92,7 +118,7 @@ public final class EchoServer: Sendable {
     public struct Event: Sendable {
         /// The request.
         public var datagram: Datagram
-        /// The reply sent, or nil.
+        /// The reply made, or nil. A reply the system then refused is counted as `DropReason.sendFailed`.
         public var reply: [UInt8]?
         /// Why there was no reply, or nil.
         public var dropped: DropReason?
@@ -110,7 +136,7 @@ public final class EchoServer: Sendable {
         self.socket = socket
         self.configuration = configuration
         let limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
-        self.state = NIOLockedValueBox((Counters(), Engine(limiter: limiter)))
+        self.state = NIOLockedValueBox((Counters(), Engine(limiter: limiter, loops: LoopGuard(limit: configuration.loopLimit))))
         self.runner = configuration.exec.map { CommandRunner(settings: $0, localPort: socket.localAddress.port ?? 0) }
     }
 
@@ -122,10 +148,21 @@ public final class EchoServer: Sendable {
     public func run(onEvent: (@Sendable (Event) -> Void)? = nil) async throws {
         do {
             // `respond` hands over one batch at a time; the lock only orders this against readers of `counters`.
-            try await socket.respond { [self] batch in
+            try await socket.respond(refused: { [self] failed in
+                state.withLockedValue { state in
+                    for reply in failed {
+                        state.counters.replied -= 1
+                        state.counters.repliedBytes -= reply.payload.readableBytes
+                        state.counters.dropped[.sendFailed, default: 0] += 1
+                    }
+                }
+            }) { [self] batch in
                 var outgoing: [OutgoingDatagram] = []
                 outgoing.reserveCapacity(batch.count)
                 var events: [Event] = []
+                let now = ContinuousClock.now
+                // Plain nanoseconds for the per-datagram loop check: cheaper to compare than instants.
+                let nanos = MonotonicClock.nanoseconds
                 state.withLockedValue { state in
                     for datagram in batch {
                         state.engine.count += 1
@@ -135,16 +172,29 @@ public final class EchoServer: Sendable {
                         if datagram.sender != state.engine.lastSender {
                             state.engine.lastSender = datagram.sender
                             state.engine.lastSenderRefusal = refusal(for: datagram.sender)
+                            state.engine.loops.select(datagram.sender)
                             if state.engine.senders.count < 100_000, state.engine.senders.insert(datagram.sender).inserted {
                                 state.counters.senders += 1
                             }
                         }
-                        let (reply, reason) = state.engine.lastSenderRefusal.map { (nil, $0) }
-                            ?? answer(datagram, count: state.engine.count, limiter: &state.engine.limiter)
-                        if let reply {
-                            outgoing.append(OutgoingDatagram(payload: reply, to: datagram.sender))
+                        var reply: ByteBuffer?
+                        var reason: DropReason?
+                        if let refused = state.engine.lastSenderRefusal {
+                            reason = refused
+                        } else if let refused = screen(kind: datagram.arrival?.kind, sender: datagram.sender, now: now, limiter: &state.engine.limiter) {
+                            reason = refused
+                        } else if state.engine.loops.isLoop(datagram.payload, now: nanos) {
+                            reason = .loop
+                        } else {
+                            (reply, reason) = answer(datagram, count: state.engine.count, now: now, limiter: &state.engine.limiter)
+                        }
+                        if let made = reply {
+                            // Only a plain echo sends the payload back as it came (no template, rules or checksum).
+                            let echoed = configuration.template == nil && configuration.rules == nil && configuration.append == nil
+                            state.engine.loops.replied(made, echoed: echoed, now: nanos)
+                            outgoing.append(OutgoingDatagram(payload: made, to: datagram.sender))
                             state.counters.replied += 1
-                            state.counters.repliedBytes += reply.readableBytes
+                            state.counters.repliedBytes += made.readableBytes
                         } else if let reason {
                             state.counters.dropped[reason, default: 0] += 1
                         }
@@ -165,7 +215,7 @@ public final class EchoServer: Sendable {
             var result: (ByteBuffer?, DropReason?)
             switch outcome {
             case .dropped(let reason): result = (nil, reason)
-            case .reply(let bytes): result = check(configuration.append?.appended(to: bytes) ?? bytes, for: datagram, limiter: &state.engine.limiter)
+            case .reply(let bytes): result = check(configuration.append?.appended(to: bytes) ?? bytes, for: datagram, now: ContinuousClock.now, limiter: &state.engine.limiter)
             }
             if let reply = result.0 {
                 state.counters.replied += 1
@@ -184,23 +234,46 @@ public final class EchoServer: Sendable {
     /// What the server remembers between datagrams.
     private struct Engine {
         var limiter: RateLimiter
+        var loops: LoopGuard
         var senders = Set<UDPAddress>()
         var lastSender: UDPAddress?
         var lastSenderRefusal: DropReason?
         var count = 0
     }
 
+    /// Why `datagram` gets no reply whatever it holds, or nil: the checks on its sender and on where it was sent,
+    /// without loop detection and without changing any count (for a server that answers by other means, such as
+    /// a person typing the replies). With `allowBroadcast`, a datagram sent to a broadcast or multicast address is
+    /// let through here; the caller applies its own rate limit.
+    public func refusal(for datagram: Datagram) -> DropReason? {
+        if let refused = refusal(for: datagram.sender) { return refused }
+        switch datagram.arrival?.kind {
+        case .broadcast? where !configuration.allowBroadcast: return .toBroadcast
+        case .multicast? where !configuration.allowBroadcast: return .toMulticast
+        default: return nil
+        }
+    }
+
     /// Why `sender` gets no reply at all, or nil.
     private func refusal(for sender: UDPAddress) -> DropReason? {
+        if sender.isUnnamedUnix { return .unboundSender }
         let port = sender.port ?? -1
         if port == 0 { return .sourcePortZero }
         if configuration.blockedSourcePorts.contains(port) { return .loopPort }
+        if sender.isBroadcastOrMulticast { return .broadcastSender }
         if !configuration.access.permits(sender) { return .accessDenied }
         return nil
     }
 
-    /// The reply to a datagram from a sender that passed `refusal(for:)`.
-    private func answer(_ datagram: Datagram, count: Int, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
+    /// Why a datagram from an acceptable sender gets no reply because of where it was sent, or nil.
+    private func screen(kind: Datagram.Arrival.Kind?, sender: UDPAddress, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> DropReason? {
+        guard let kind, kind != .unicast else { return nil }
+        guard configuration.allowBroadcast else { return kind == .broadcast ? .toBroadcast : .toMulticast }
+        return limiter.allow(sender, now: now) ? nil : .rateLimited
+    }
+
+    /// The reply to a datagram that passed every other check.
+    private func answer(_ datagram: Datagram, count: Int, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
         if let runner {
             return runner.start(datagram, done: { [self] outcome in finish(outcome, for: datagram) }) ? (nil, nil) : (nil, .execBusy)
         }
@@ -210,24 +283,161 @@ public final class EchoServer: Sendable {
         case .none(let reason): return (nil, reason)
         case .bytes(let bytes): reply = bytes
         }
-        return check(reply, for: datagram, limiter: &limiter)
+        return check(reply, for: datagram, now: now, limiter: &limiter)
     }
 
-    /// The protections that depend on a reply's size: amplification under the rate limit, and what fits.
-    private func check(_ reply: [UInt8], for datagram: Datagram, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
-        if reply.count > datagram.payload.readableBytes && !configuration.allowAmplification {
-            if !limiter.allow(datagram.sender, now: ContinuousClock.now) { return (nil, .rateLimited) }
-        }
+    /// The protections that depend on a reply's size: what fits, and a reply larger than its request only under
+    /// the rate limit and the per-source budget of three times the bytes received.
+    private func check(_ reply: [UInt8], for datagram: Datagram, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
         if let limit = datagram.sender.maximumPayload, reply.count > limit { return (nil, .amplification) }
+        if reply.count > datagram.payload.readableBytes && !configuration.allowAmplification {
+            if !limiter.allow(datagram.sender, now: now) { return (nil, .rateLimited) }
+            let overhead = datagram.sender.family == .ipv6 ? 48 : 28
+            if !limiter.spend(datagram.sender, received: datagram.payload.readableBytes + overhead, sending: reply.count + overhead) {
+                return (nil, .amplification)
+            }
+        }
         return (ByteBuffer(bytes: reply), nil)
     }
 }
 
-/// Per-source token buckets with a bounded table.
+/// Finds loops with other servers: a source that sends back, again and again, exactly the reply it was just sent.
+///
+/// Two echo servers that each answer the other bounce one spoofed datagram forever, whatever their ports. What
+/// marks the bounce: the datagram from a source is the reply this server sent to that source (same length and
+/// fingerprint) and it comes within half a second of it. After `limit` such returns in a row, the source
+/// gets no reply; the loop ends at once, the other side having nothing left to answer. A client repeating the
+/// same request faster than twice a second loses one reply in `limit + 1`.
+///
+/// Memory: one entry per source (address and port) answered recently, at most `capacity`; when full, entries
+/// older than the window (which can no longer count) are forgotten first.
+struct LoopGuard {
+    /// Enough of a payload to tell a returning reply from other traffic: its length and a hash of its first and
+    /// last 256 bytes (all of it, up to 512 bytes), so counters and timestamps anywhere in a header tell requests
+    /// apart.
+    struct Fingerprint: Equatable {
+        var length: Int
+        var hash: UInt64
+
+        init(_ payload: ByteBuffer) {
+            length = payload.readableBytes
+            hash = payload.withUnsafeReadableBytes { bytes in
+                var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+                func mix(_ range: Range<Int>) {
+                    var offset = range.lowerBound
+                    while offset + 8 <= range.upperBound {
+                        hash = (hash ^ bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* 0x0000_0100_0000_01B3
+                        hash ^= hash >> 29
+                        offset += 8
+                    }
+                    while offset < range.upperBound {
+                        hash = (hash ^ UInt64(bytes[offset])) &* 0x0000_0100_0000_01B3
+                        offset += 1
+                    }
+                }
+                if bytes.count <= 512 {
+                    mix(0..<bytes.count)
+                } else {
+                    mix(0..<256)
+                    mix(bytes.count - 256..<bytes.count)
+                }
+                return hash
+            }
+        }
+    }
+
+    struct Entry {
+        var reply: Fingerprint
+        /// When the reply was sent (`MonotonicClock` nanoseconds).
+        var at: UInt64
+        var streak = 0
+    }
+
+    let limit: Int
+    let capacity = 16_384
+    /// How soon a returning reply counts: a loop's round trip, which is far shorter on any network where a loop
+    /// matters; a client repeating itself every half second or slower is never taken for one. In nanoseconds.
+    static let window: UInt64 = 500_000_000
+    private var entries: [UDPAddress: Entry] = [:]
+    /// The source being handled, and its entry: held outside the table while its datagrams come in a row.
+    private var current: UDPAddress?
+    private var entry: Entry?
+    /// The fingerprint of the datagram `isLoop` looked at last, when it took one.
+    private var incoming: Fingerprint?
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    /// Makes `source` the source of the next datagrams.
+    mutating func select(_ source: UDPAddress) {
+        guard source != current else { return }
+        store()
+        current = source
+        entry = entries[source]
+    }
+
+    /// Whether `payload`, from the selected source, continues a loop (and must get no reply).
+    mutating func isLoop(_ payload: ByteBuffer, now: UInt64) -> Bool {
+        incoming = nil
+        guard var entry else { return false }
+        var returned = false
+        if now &- entry.at < Self.window && entry.reply.length == payload.readableBytes {
+            let fingerprint = Fingerprint(payload)
+            incoming = fingerprint
+            returned = entry.reply == fingerprint
+        }
+        if returned {
+            entry.streak += 1
+        } else {
+            entry.streak = 0
+        }
+        guard entry.streak > limit else {
+            self.entry = entry
+            return false
+        }
+        // One reply withheld ends a loop: the other side only ever answered us. A client that simply repeats
+        // itself goes on sending and is answered again, losing one datagram in `limit + 1`.
+        entry.streak = 0
+        self.entry = entry
+        return true
+    }
+
+    /// Notes the reply sent to the selected source; `echoed` when it is the request itself, whose fingerprint
+    /// `isLoop` may already have taken.
+    mutating func replied(_ reply: ByteBuffer, echoed: Bool, now: UInt64) {
+        guard current != nil else { return }
+        let fingerprint = echoed ? (incoming ?? Fingerprint(reply)) : Fingerprint(reply)
+        if var entry {
+            entry.reply = fingerprint
+            entry.at = now
+            self.entry = entry
+        } else {
+            entry = Entry(reply: fingerprint, at: now)
+        }
+    }
+
+    private mutating func store() {
+        guard let current, let entry else { return }
+        if entries.count >= capacity && entries[current] == nil {
+            let now = MonotonicClock.nanoseconds
+            entries = entries.filter { now &- $0.value.at < Self.window }
+            if entries.count >= capacity { entries.removeAll() }
+        }
+        entries[current] = entry
+    }
+}
+
+/// Per-source token buckets and byte budgets with a bounded table.
 struct RateLimiter {
     let rate: Double
     let burst: Double
+    /// A source may be sent at most this many times the bytes it sent (QUIC's limit for an unproven address).
+    static let amplificationLimit = 3
+    /// Unspent budget is kept up to this many bytes, so a quiet source cannot save up for a burst.
+    static let budgetCap = 3 * 65_536
     private var buckets: [UDPAddress: (tokens: Double, at: ContinuousClock.Instant)] = [:]
+    private var budgets: [UDPAddress: Int] = [:]
 
     init(rate: Double, burst: Double) {
         self.rate = rate
@@ -250,6 +460,18 @@ struct RateLimiter {
             if buckets.count >= 65_536 { buckets.removeAll() }
         }
         buckets[key] = bucket
+        return allowed
+    }
+
+    /// Adds three times `received` bytes to the source's budget and takes `sending` bytes from it; false (and
+    /// nothing taken) when the budget does not cover them.
+    mutating func spend(_ source: UDPAddress, received: Int, sending: Int) -> Bool {
+        let key = source.withPort(0)
+        var budget = min(Self.budgetCap, (budgets[key] ?? 0) + Self.amplificationLimit * received)
+        let allowed = budget >= sending
+        if allowed { budget -= sending }
+        if budgets.count >= 65_536 && budgets[key] == nil { budgets.removeAll() }
+        budgets[key] = budget
         return allowed
     }
 }

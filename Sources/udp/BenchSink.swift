@@ -9,7 +9,7 @@ struct BenchSink: AsyncParsableCommand {
         commandName: "sink",
         abstract: "Receive a one-way flood and report rate, loss, reordering, duplicates and jitter.",
         discussion: """
-        The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report. The flood ends with a final report (repeated, in case one is lost) saying how many it sent: the sink then prints its report, with loss counted against what was sent, so a lost tail shows. Without that report (it was lost, or the flood was killed), loss is "at least" what the gaps in the sequence numbers show. A flood with a new stream id (another run of `udp bench flood`) also closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
+        The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report, with the datagrams the kernel dropped because the receive buffer was full. The flood ends with a final report (repeated, in case one is lost) saying how many it sent: the sink then prints its report, with loss counted against what was sent, so a lost tail shows. Without that report (it was lost, or the flood was killed), loss is "at least" what the gaps in the sequence numbers show. A flood with a new stream id (another run of `udp bench flood`) also closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
 
         Examples:
           udp bench sink 9000
@@ -55,16 +55,26 @@ struct BenchSink: AsyncParsableCommand {
             return "received \(r.flow.sequences.unique)  \(RateFormat.count(r.flow.datagramsPerSecond()))/s  lost \(r.flow.sequences.lost)"
         }
         let json = self.json
+        // The kernel counts drops for the socket's life; each report gets those since the one before.
+        let dropsReported = NIOLockedValueBox(socket.kernelDrops ?? 0)
         let emit: @Sendable (SinkReport) -> Void = { report in
             // Queued, never waited for: a slow reader of stdout must not make the sink lose datagrams.
+            var report = report
+            if let drops = socket.kernelDrops {
+                report.kernelDrops = drops - dropsReported.withLockedValue { reported in
+                    defer { reported = drops }
+                    return reported
+                }
+            }
             Terminal.writeStdout(json ? report.json + "\n" : report.table)
         }
-        let (last, _) = try await closing(socket) {
-            try await withSignalCancellation {
+        try await closing(socket) {
+            let (last, _) = try await withSignalCancellation {
                 try await live.while { try await SinkRun(socket: socket, count: count, idle: timeout?.duration, current: current, onFinished: emit).run() }
             }
+            // Reported before the socket closes: the kernel's drop count belongs to the socket.
+            if last.flow.datagrams > 0 || last.notProbes > 0 || !last.hasReportedBefore { emit(last) }
         }
-        if last.flow.datagrams > 0 || last.notProbes > 0 || !last.hasReportedBefore { emit(last) }
         Terminal.finish()
     }
 }
@@ -78,6 +88,8 @@ struct SinkReport: Sendable {
     var sent: Int?
     /// Set once an earlier flood was reported, so an empty trailing report is not printed.
     var hasReportedBefore = false
+    /// Datagrams the kernel dropped for the socket during this flood (receive buffer full); nil when unknown.
+    var kernelDrops: Int?
 
     /// Lost probes: against the count sent when the flood reported it, else the gaps up to the highest sequence
     /// number received (a lower bound: a lost tail cannot be seen).
@@ -94,6 +106,7 @@ struct SinkReport: Sendable {
         if let jitter = flow.jitterNanos { text += ", jitter \(RateFormat.duration(nanos: jitter))" }
         if notProbes > 0 { text += ", \(notProbes) not bench probes" }
         if sent == nil && s.unique > 0 { text += "\n          (no final report from the flood: loss after the last datagram received is not counted)" }
+        if let kernelDrops, kernelDrops > 0 { text += "\nkernel    \(kernelDrops) dropped on this host (receive buffer full)" }
         return text + "\n"
     }
 
@@ -108,7 +121,7 @@ struct SinkReport: Sendable {
             ("lost", .int(lost)), ("loss_ratio", .double(expected == 0 ? 0 : Double(lost) / Double(expected))),
             ("lost_is_lower_bound", .bool(sent == nil)), ("duplicates", .int(s.duplicates)),
             ("reordered", .int(s.reordered)), ("jitter_ms", jitter),
-            ("not_probes", .int(notProbes)),
+            ("not_probes", .int(notProbes)), ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
         ])
     }
 }

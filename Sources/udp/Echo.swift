@@ -9,7 +9,7 @@ struct Echo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Echo server; with --reply, a greeting server (\"Hello, NAME!\"). Protected against abuse by default.",
         discussion: """
-        Replaces the classic Python echo server and greeting server (a recvfrom/sendto loop). Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: no reply to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second; --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM).
+        Replaces the classic Python echo server and greeting server (a recvfrom/sendto loop). Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: only datagrams sent to one of this host's own addresses are answered, never those sent to a broadcast address or a multicast group (--allow-broadcast answers them too, under --rate); no reply to a broadcast or multicast "sender", to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a source that keeps sending back the reply it was just sent (another server answering us) is a loop, ended by withholding a reply; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second and at most three times the bytes it sent. --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM), with the datagrams the kernel dropped because the receive buffer was full.
 
         Template placeholders: {text} (the request's bytes), {hex}, {from}, {port}, {time}, {count}, {length}; {{ and }} are literal braces.
 
@@ -47,13 +47,16 @@ struct Echo: AsyncParsableCommand {
     @Flag(help: "Allow replies larger than requests without a rate limit.")
     var allowAmplification = false
 
+    @Flag(help: "Also answer datagrams sent to a broadcast address or a multicast group (under --rate).")
+    var allowBroadcast = false
+
     @Flag(help: "Print the bound address on stderr.")
     var showPort = false
 
     @Flag(name: .shortAndLong, help: "No line per datagram.")
     var quiet = false
 
-    @Flag(help: "One JSON object per datagram.")
+    @Flag(help: "One JSON object per datagram; the summary on exit is a JSON object on stderr.")
     var json = false
 
     @OptionGroup var payload: PayloadOptions
@@ -78,34 +81,50 @@ struct Echo: AsyncParsableCommand {
         config.repliesPerSecond = rate
         config.burst = max(1, rate * 2)
         config.allowAmplification = allowAmplification
+        config.allowBroadcast = allowBroadcast
         if allowLoopPorts { config.blockedSourcePorts = [0] }
         try replies.configure(&config, encoding: encoding, reply: reply)
 
         var options = UDPSocketOptions()
         // Room for a burst from many clients before the kernel drops (the default is about 200 KiB).
         options.receiveBufferSize = 1 << 20
-        let socket = try await UDPSocket.bind(to: try UDPEndpoint.parse(address, defaultHost: .any), family: try network.family(), options: options)
+        // Where each datagram was sent: broadcast and multicast datagrams get no reply by default. A socket bound
+        // to one unicast address never receives them, so it is spared the cost of packet information.
+        let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
+        if case .ip = endpoint.kind, !Self.receivesOnlyUnicast(endpoint) { options.receivePacketInfo = true }
+        let socket = try await UDPSocket.bind(to: endpoint, family: try network.family(), options: options)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(socket.localAddress)\n") }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
+        let server = EchoServer(socket: socket, configuration: config)
         if interactive {
-            try await runInteractive(socket, formatter: formatter, encoding: encoding)
+            try await runInteractive(socket, screen: server, formatter: formatter, encoding: encoding)
             return
         }
-        let server = EchoServer(socket: socket, configuration: config)
         let live = LiveLine {
             let c = server.counters
             return "\(c.received) received, \(c.replied) replied, \(c.droppedTotal) not answered"
         }
         let log = quiet ? nil : Self.logger(formatter)
-        try await closing(socket) { try await withSignalCancellation {
-            try await live.while {
-                do {
-                    try await server.run(onEvent: log)
-                } catch is CancellationError {}
+        let drops = try await closing(socket) {
+            try await withSignalCancellation {
+                try await live.while {
+                    do {
+                        try await server.run(onEvent: log)
+                    } catch is CancellationError {}
+                }
             }
-        } }
-        Terminal.writeStderr(Self.summary(server.counters) + "\n")
+            // Read before the socket closes: the count belongs to the socket.
+            return socket.kernelDrops
+        }
+        Terminal.writeStderr((json ? Self.jsonSummary(server.counters, kernelDrops: drops) : Self.summary(server.counters, kernelDrops: drops)) + "\n")
         Terminal.finish()
+    }
+
+    /// True for a numeric unicast address: the system hands a socket bound there only datagrams sent to that
+    /// address (broadcast and multicast go to wildcard-bound sockets, and to those bound to that very address).
+    static func receivesOnlyUnicast(_ endpoint: UDPEndpoint) -> Bool {
+        guard case .ip(.name(let text), _) = endpoint.kind, let address = try? UDPAddress(ip: text, port: 0) else { return false }
+        return !address.isAny && !address.isBroadcastOrMulticast
     }
 
     static func logger(_ formatter: DatagramFormatter) -> @Sendable (EchoServer.Event) -> Void {
@@ -117,22 +136,33 @@ struct Echo: AsyncParsableCommand {
         }
     }
 
-    static func summary(_ c: EchoServer.Counters) -> String {
+    static func summary(_ c: EchoServer.Counters, kernelDrops: Int? = nil) -> String {
         var text = "\(c.received) received (\(c.receivedBytes) bytes) from \(c.senders) sender\(c.senders == 1 ? "" : "s"), \(c.replied) replied (\(c.repliedBytes) bytes)"
         if c.droppedTotal > 0 {
             let reasons = EchoServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
             text += ", \(c.droppedTotal) not answered (\(reasons.joined(separator: ", ")))"
         }
+        if let kernelDrops, kernelDrops > 0 { text += ", \(kernelDrops) dropped by the kernel (receive buffer full)" }
         return text
+    }
+
+    /// The summary for scripts: counts, each drop reason (0 when none), and the kernel's drops (null when unknown).
+    static func jsonSummary(_ c: EchoServer.Counters, kernelDrops: Int?) -> String {
+        JSONText.object([
+            ("received", .int(c.received)), ("received_bytes", .int(c.receivedBytes)), ("senders", .int(c.senders)),
+            ("replied", .int(c.replied)), ("replied_bytes", .int(c.repliedBytes)), ("not_answered", .int(c.droppedTotal)),
+            ("dropped", .raw(JSONText.object(EchoServer.DropReason.allCases.map { (key: $0.rawValue, value: JSONText.Value.int(c.dropped[$0] ?? 0)) }))),
+            ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
+        ])
     }
 
     /// Shows each datagram and answers it with the next line of standard input. The prompt goes to stderr, and only
     /// when a person types (stdin is a terminal), so stdout stays the datagrams alone. A line that cannot be sent
     /// (bad hex, a bad escape, too large) is reported and the same datagram waits for another line. SIGINT, SIGTERM
     /// or the end of input (once no typed line is left) stop the server, with a summary on stderr.
-    private func runInteractive(_ socket: UDPSocket, formatter: DatagramFormatter, encoding: TextEncoding) async throws {
+    private func runInteractive(_ socket: UDPSocket, screen: EchoServer, formatter: DatagramFormatter, encoding: TextEncoding) async throws {
         let counters = NIOLockedValueBox(InteractiveCounters())
-        let session = InteractiveEcho(socket: socket, formatter: formatter, payload: payload, prompt: Terminal.stdinIsTTY, counters: counters)
+        let session = InteractiveEcho(socket: socket, screen: screen, formatter: formatter, payload: payload, prompt: Terminal.stdinIsTTY, counters: counters)
         try await closing(socket) { try await withSignalCancellation { try await session.run() } }
         Terminal.writeStderr(counters.withLockedValue { $0.line } + "\n")
         Terminal.finish()
@@ -144,6 +174,8 @@ struct Echo: AsyncParsableCommand {
 /// along, so its end is seen even while no datagram waits.
 struct InteractiveEcho: Sendable {
     let socket: UDPSocket
+    /// The automatic server's screening, so nothing a person types can become a broadcast.
+    let screen: EchoServer
     let formatter: DatagramFormatter
     let payload: PayloadOptions
     let prompt: Bool
@@ -196,6 +228,15 @@ struct InteractiveEcho: Sendable {
         for await event in events {
             switch event {
             case .datagram(let datagram):
+                if let refused = screen.refusal(for: datagram) {
+                    // Not for a person to answer; one from a Unix sender without a path is still shown.
+                    if refused == .unboundSender {
+                        counters.withLockedValue { $0.received(datagram) }
+                        Terminal.display(formatter.render(datagram))
+                    }
+                    permit.yield()
+                    continue
+                }
                 counters.withLockedValue { $0.received(datagram) }
                 Terminal.display(formatter.render(datagram))
                 current = datagram

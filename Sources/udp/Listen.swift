@@ -7,7 +7,7 @@ struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print every datagram that arrives: time, sender, length, and the text or a hex dump.",
         discussion: """
-        Replaces the classic Python receiver (bind + a recvfrom(1024) loop), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr; when --timeout passes with no datagram at all it says so and exits 75 (-q: no summary and no such line, only the exit code).
+        Replaces the classic Python receiver (bind + a recvfrom(1024) loop), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr (with --json, as one JSON object), counting the datagrams the kernel dropped because the receive buffer was full; when --timeout passes with no datagram at all it says so and exits 75 (-q: no summary and no such line, only the exit code).
 
         --json: one object per datagram with time, from, port, length, truncated, payload (base64), text (absent when the payload is not valid text in --encoding), to, cast (unicast, broadcast or multicast) and interface (to and interface are null when unknown, as on Unix sockets).
 
@@ -149,9 +149,11 @@ struct Listen: AsyncParsableCommand {
             } catch UDPError.closed {
             }
             summary.interrupted = interrupted
+            // Read before the socket closes: the count belongs to the socket.
+            summary.kernelDrops = socket.kernelDrops
             return summary
         } }
-        if !quiet { Terminal.writeStderr(summary.line + "\n") }
+        if !quiet { Terminal.writeStderr((json ? summary.json : summary.line) + "\n") }
         Terminal.finish()
         if summary.datagrams == 0, !summary.interrupted, let timeout {
             throw CLIFailure(message: quiet ? "" : "no datagram arrived within \(DurationArgument.format(seconds: timeout.seconds))", code: ExitCode32.timedOut)
@@ -219,6 +221,8 @@ struct TrafficSummary: Sendable {
     var truncated = 0
     var senders = Set<UDPAddress>()
     var interrupted = false
+    /// Datagrams the kernel dropped for the socket (receive buffer full); nil when the system does not say.
+    var kernelDrops: Int?
 
     mutating func record(_ datagram: Datagram) {
         datagrams += 1
@@ -230,6 +234,15 @@ struct TrafficSummary: Sendable {
     var line: String {
         var text = "\(datagrams) datagram\(datagrams == 1 ? "" : "s"), \(bytes) byte\(bytes == 1 ? "" : "s") from \(senders.count) sender\(senders.count == 1 ? "" : "s")"
         if truncated > 0 { text += ", \(truncated) truncated" }
+        if let kernelDrops, kernelDrops > 0 { text += ", \(kernelDrops) dropped by the kernel (receive buffer full)" }
         return text
+    }
+
+    /// The summary with --json (on stderr, so that standard output holds only datagrams).
+    var json: String {
+        JSONText.object([
+            ("datagrams", .int(datagrams)), ("bytes", .int(bytes)), ("senders", .int(senders.count)),
+            ("truncated", .int(truncated)), ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
+        ])
     }
 }

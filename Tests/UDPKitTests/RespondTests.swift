@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 import XCTest
@@ -219,8 +220,8 @@ final class RespondTests: XCTestCase {
         }
         let client = try await UDPSocket.client(for: server.localAddress)
         try await client.send(bytes: [7], to: server.localAddress)
-        let reply = try await receive(client)
-        XCTAssertEqual(reply.bytes, [7])
+        let echoed = try await receive(client)
+        XCTAssertEqual(echoed.bytes, [7])
         task.cancel()
         _ = try? await task.value
         // Once the first one ended, the socket can answer again.
@@ -251,4 +252,76 @@ final class RespondTests: XCTestCase {
         await client.close()
         await server.close()
     }
+
+    // MARK: - Packet information, refused replies
+
+    func testTheFastPathCarriesWhereEachDatagramWasSent() async throws {
+        var options = UDPSocketOptions()
+        options.receivePacketInfo = true
+        for (bind, target) in [("127.0.0.1", "127.0.0.1"), ("::", "127.0.0.1"), ("::", "::1")] {
+            let server = try await UDPSocket.bind(to: UDPAddress(ip: bind, port: 0), options: options)
+            let seen = NIOLockedValueBox<[Datagram.Arrival?]>([])
+            let reply: @Sendable ([Datagram]) -> [OutgoingDatagram] = { batch in
+                seen.withLockedValue { $0 += batch.map(\.arrival) }
+                return Self.echo(batch)
+            }
+            let task = Task { try await server.respond(reply) }
+            let destination = try UDPAddress(ip: target, port: server.localAddress.port!)
+            let client = try await UDPSocket.client(for: destination)
+            try await client.send(bytes: [1, 2, 3], to: destination)
+            _ = try await receive(client)
+            let arrival = try XCTUnwrap(seen.withLockedValue { $0.last } ?? nil, "bound to \(bind)")
+            XCTAssertEqual(arrival.kind, .unicast)
+            XCTAssertEqual(arrival.destination, destination)
+            XCTAssertEqual(arrival.interfaceName, try NetworkInterface.all().first { $0.flags.contains(.loopback) }?.name)
+            task.cancel()
+            await client.close()
+            await server.close()
+        }
+    }
+
+    func testRepliesThatCannotBeSentAreReported() async throws {
+        let server = try await UDPSocket.bind(to: loopback)
+        let refused = NIOLockedValueBox<[OutgoingDatagram]>([])
+        let v6 = try UDPAddress(ip: "::1", port: 9)
+        let onRefused: @Sendable ([OutgoingDatagram]) -> Void = { failed in refused.withLockedValue { $0 += failed } }
+        let reply: @Sendable ([Datagram]) -> [OutgoingDatagram] = { batch in
+            // An IPv4 socket cannot reach an IPv6 address; a 70,000-byte datagram fits no IPv4 packet.
+            [OutgoingDatagram(bytes: [1], to: v6), OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 70_000), to: batch[0].sender)]
+                + Self.echo(batch)
+        }
+        let task = Task { try await server.respond(refused: onRefused, reply) }
+        let client = try await UDPSocket.client(for: server.localAddress)
+        try await client.send(bytes: [7], to: server.localAddress)
+        let echoed = try await receive(client)
+        XCTAssertEqual(echoed.bytes, [7])
+        let deadline = Date().addingTimeInterval(2)
+        while refused.withLockedValue({ $0.count }) < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(refused.withLockedValue { $0.map(\.payload.readableBytes) }.sorted(), [1, 70_000])
+        task.cancel()
+        await client.close()
+        await server.close()
+    }
+
+    func testKernelDropsAreCountedForTheSocket() async throws {
+        var options = UDPSocketOptions()
+        options.receiveBufferSize = 4096
+        // The inbox holds almost nothing: reading pauses at once and the kernel's small buffer overflows.
+        options.receiveQueueLimit = 1
+        let server = try await UDPSocket.bind(to: loopback, options: options)
+        XCTAssertEqual(server.kernelDrops, 0)
+        let client = try await UDPSocket.client(for: server.localAddress)
+        for _ in 0..<10 {
+            try await client.send((0..<20).map { _ in OutgoingDatagram(bytes: [UInt8](repeating: 1, count: 1000), to: server.localAddress) })
+        }
+        var received = 0
+        while try await server.receive(timeout: .milliseconds(300)) != nil { received += 1 }
+        let drops = try XCTUnwrap(server.kernelDrops)
+        XCTAssertGreaterThan(drops, 0)
+        XCTAssertEqual(received + drops, 200)
+        await client.close()
+        await server.close()
+        XCTAssertNil(server.kernelDrops, "closed")
+    }
 }
+

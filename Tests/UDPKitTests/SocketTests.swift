@@ -109,6 +109,48 @@ final class SocketTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: clientPath))
     }
 
+    func testUnboundAndAbstractUnixSendersArriveAndTheSocketLivesOn() async throws {
+        let path = NSTemporaryDirectory() + "udpkit-\(UUID().uuidString.prefix(8)).sock"
+        let server = try await UDPSocket.bind(to: UDPEndpoint.parse("unix:" + path))
+        // An unbound sender (the address it leaves is empty), then one in the abstract namespace.
+        let unbound = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let abstract = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(unbound); close(abstract) }
+        func address(_ bytes: [UInt8]) -> (sockaddr_un, socklen_t) {
+            var name = sockaddr_un()
+            name.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &name.sun_path) { $0.copyBytes(from: bytes) }
+            return (name, socklen_t(MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count))
+        }
+        func call(_ name: (sockaddr_un, socklen_t), _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int) -> Int {
+            var copy = name.0
+            return withUnsafePointer(to: &copy) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, name.1) } }
+        }
+        let target = address(Array(path.utf8) + [0])
+        let abstractName = "udpkit-abstract-\(getpid())"
+        XCTAssertEqual(call(address([0] + Array(abstractName.utf8))) { Int(bind(abstract, $0, $1)) }, 0)
+        XCTAssertEqual(call(target) { sendto(unbound, "one", 3, 0, $0, $1) }, 3)
+        XCTAssertEqual(call(target) { sendto(abstract, "two", 3, 0, $0, $1) }, 3)
+        let first = try await receive(server)
+        XCTAssertEqual(first.bytes, Array("one".utf8))
+        XCTAssertTrue(first.sender.isUnnamedUnix)
+        XCTAssertEqual(first.sender.description, "(unbound)")
+        let second = try await receive(server)
+        XCTAssertEqual(second.bytes, Array("two".utf8))
+        XCTAssertTrue(second.sender.isUnnamedUnix)
+        XCTAssertEqual(second.sender.description, "@" + abstractName)
+        // Still open: a named client is received and answered.
+        let client = try await UDPSocket.client(for: server.localAddress)
+        try await client.send(bytes: Array("three".utf8), to: server.localAddress)
+        let third = try await receive(server)
+        try await server.send(ByteBuffer(string: "reply"), to: third.sender)
+        let reply = try await receive(client)
+        XCTAssertEqual(String(buffer: reply.payload), "reply")
+        await client.close()
+        await server.close()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+
     func testConnectedSocketReportsPortUnreachable() async throws {
         let probe = try await UDPSocket.bind(to: loopback)
         let deadAddress = probe.localAddress

@@ -120,4 +120,59 @@ final class EchoServerTests: XCTestCase {
             XCTAssertThrowsError(try AddressRange(bad), bad)
         }
     }
+
+    func testALoopBetweenTwoServersStopsAndBothStillAnswer() async throws {
+        let (first, firstTask) = try await start()
+        let (second, secondTask) = try await start()
+        // A datagram from the first server's own address to the second: what a spoofed source makes.
+        try await first.socket.send(bytes: Array("bounce".utf8), to: second.socket.localAddress)
+        try await Task.sleep(for: .milliseconds(500))
+        let bounced = first.counters.received + second.counters.received
+        try await Task.sleep(for: .milliseconds(500))
+        XCTAssertEqual(first.counters.received + second.counters.received, bounced, "still bouncing")
+        XCTAssertLessThanOrEqual(bounced, 2 * (EchoServer.Configuration().loopLimit + 1) + 1)
+        XCTAssertEqual((first.counters.dropped[.loop] ?? 0) + (second.counters.dropped[.loop] ?? 0), 1)
+        let client = try await UDPSocket.client(for: first.socket.localAddress)
+        for server in [first, second] {
+            try await client.send(bytes: Array("bounce".utf8), to: server.socket.localAddress)
+            let reply = try await client.receive(timeout: .seconds(1))
+            XCTAssertEqual(reply?.bytes, Array("bounce".utf8), "the same payload from a real client is answered")
+        }
+        firstTask.cancel()
+        secondTask.cancel()
+        for socket in [client, first.socket, second.socket] { await socket.close() }
+    }
+
+    func testTemplateRepliesStayWithinThreeTimesTheBytesReceived() async throws {
+        var config = EchoServer.Configuration()
+        // 200 bytes and more for 1 byte: 228 bytes on the wire against 29 received.
+        config.template = try ReplyTemplate(String(repeating: "x", count: 200) + "{text}")
+        let (server, task) = try await start(config)
+        let client = try await UDPSocket.client(for: server.socket.localAddress)
+        // Each request earns 3 x 29 = 87 bytes of budget; a reply costs 229: the 3rd, 6th and 9th of ten get one.
+        try await client.send((0..<10).map { _ in OutgoingDatagram(bytes: [0x41], to: server.socket.localAddress) })
+        var replies = 0
+        while try await client.receive(timeout: .milliseconds(300)) != nil { replies += 1 }
+        XCTAssertEqual(replies, 3)
+        XCTAssertEqual(server.counters.dropped[.amplification], 7)
+        XCTAssertLessThanOrEqual(server.counters.repliedBytes + 28 * server.counters.replied, 3 * (server.counters.receivedBytes + 28 * server.counters.received))
+        task.cancel()
+        await client.close()
+        await server.socket.close()
+    }
+
+    func testUnicastArrivalsAreAnsweredOnTheFastPath() async throws {
+        var options = UDPSocketOptions()
+        options.receivePacketInfo = true
+        let socket = try await UDPSocket.bind(to: UDPAddress(ip: "127.0.0.1", port: 0), options: options)
+        let server = EchoServer(socket: socket)
+        let task = Task { try await server.run() }
+        let client = try await UDPSocket.connect(to: socket.localAddress)
+        let reply = try await client.request(ByteBuffer(string: "unicast"), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
+        XCTAssertEqual(String(buffer: reply.datagram.payload), "unicast")
+        task.cancel()
+        await client.close()
+        await socket.close()
+    }
 }
+

@@ -84,6 +84,137 @@ final class BroadcastMulticastCLITests: XCTestCase {
         }
     }
 
+    // MARK: - Echo: no reflection through broadcast and multicast
+
+    /// On B: one datagram to each address given (its own text as payload), the IPv4 ones from one socket that may
+    /// broadcast on lan0, ff02::1 from an IPv6 socket on lan0; then every reply for a second, sorted.
+    private static let castProber = """
+    import socket, sys, time
+    port = int(sys.argv[1])
+    index = socket.if_nametoindex('lan0')
+    v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v4.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    v4.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lan0')
+    v4.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('10.77.1.2'))
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+    for name in sys.argv[2:]:
+        if ':' in name:
+            v6.sendto(name.encode(), (name, port, 0, index))
+        else:
+            v4.sendto(name.encode(), (name, port))
+        time.sleep(0.05)
+    got = []
+    deadline = time.time() + 1
+    for s in (v4, v6):
+        s.settimeout(0.05)
+    while time.time() < deadline:
+        for s in (v4, v6):
+            try:
+                got.append(s.recvfrom(100)[0].decode())
+            except socket.timeout:
+                pass
+    print('replies', ' '.join(sorted(got)), flush=True)
+    """
+
+    private static let casts = ["10.77.1.255", "255.255.255.255", "224.0.0.1", "ff02::1"]
+
+    private func summary(_ result: Run.Result) throws -> [String: Any] {
+        let last = try XCTUnwrap(result.stderr.split(separator: "\n").last, "no summary: \(result.stderr)")
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last))
+    }
+
+    /// `udp echo` on A for both families: IPv4 multicast reaches only IPv4 sockets (a dual-stack socket does not
+    /// get it), so an IPv4 server and an IPv6-only one share the port.
+    private func echoPair(_ lan: TestLAN, port: Int, _ extra: [String]) throws -> [Run.Handle] {
+        let servers = [try lan.udp(.a, ["echo", "0.0.0.0:\(port)", "--show-port"] + extra),
+                       try lan.udp(.a, ["echo", "*:\(port)", "-6", "--show-port"] + extra)]
+        for server in servers { XCTAssertTrue(server.waitForOutput("echo server on"), server.stderr) }
+        return servers
+    }
+
+    func testEchoAnswersOnlyUnicastUnlessBroadcastIsAllowed() throws {
+        let lan = try lan()
+        for (port, extra, reply) in [(7201, [String](), ""), (7202, ["--reply", "R:{text}"], "R:")] {
+            let servers = try echoPair(lan, port: port, ["--quiet", "--json"] + extra)
+            let probe = try lan.python(.b, Self.castProber, [String(port)] + Self.casts + ["10.77.1.1"]).finish(timeout: 10)
+            XCTAssertEqual(probe.text, "replies \(reply)10.77.1.1\n", "\(extra): \(probe.stderr)")
+            let ended = servers.map { $0.finish(timeout: 5, signal: SIGTERM) }
+            let v4 = try summary(ended[0])
+            let v6 = try summary(ended[1])
+            XCTAssertEqual((v4["dropped"] as? [String: Int])?["to-broadcast"], 2, "\(v4)")
+            XCTAssertEqual((v4["dropped"] as? [String: Int])?["to-multicast"], 1, "\(v4)")
+            XCTAssertEqual(v4["replied"] as? Int, 1, "\(v4)")
+            XCTAssertEqual((v6["dropped"] as? [String: Int])?["to-multicast"], 1, "\(v6)")
+            XCTAssertEqual(v6["replied"] as? Int, 0, "\(v6)")
+        }
+
+        // Bound to its unicast address, a server (which then skips packet information) never even receives them.
+        let bound = try lan.udp(.a, ["echo", "10.77.1.1:7206", "--quiet", "--json", "--show-port"])
+        XCTAssertTrue(bound.waitForOutput("echo server on"), bound.stderr)
+        let direct = try lan.python(.b, Self.castProber, ["7206"] + Self.casts.filter { !$0.contains(":") } + ["10.77.1.1"]).finish(timeout: 10)
+        XCTAssertEqual(direct.text, "replies 10.77.1.1\n", direct.stderr)
+        let unicastOnly = try summary(bound.finish(timeout: 5, signal: SIGTERM))
+        XCTAssertEqual(unicastOnly["received"] as? Int, 1, "\(unicastOnly)")
+
+        let allowed = try echoPair(lan, port: 7203, ["--quiet", "--allow-broadcast"])
+        let probe = try lan.python(.b, Self.castProber, ["7203"] + Self.casts + ["10.77.1.1"]).finish(timeout: 10)
+        XCTAssertEqual(probe.text, "replies " + (Self.casts + ["10.77.1.1"]).sorted().joined(separator: " ") + "\n", probe.stderr)
+        for server in allowed { _ = server.finish(timeout: 5, signal: SIGTERM) }
+    }
+
+    func testInteractiveEchoShowsOnlyUnicastDatagrams() throws {
+        let lan = try lan()
+        let server = try Run.Handle(lan.ip, ["netns", "exec", lan.namespace(.a), Run.udpPath, "echo", "0.0.0.0:7204", "--interactive", "--show-port"],
+                                    stdinData: Data("typed\n".utf8))
+        XCTAssertTrue(server.waitForOutput("echo server on"), server.stderr)
+        let probe = try lan.python(.b, Self.castProber, ["7204"] + Self.casts.filter { !$0.contains(":") } + ["10.77.1.1"]).finish(timeout: 10)
+        XCTAssertEqual(probe.text, "replies typed\n", probe.stderr)
+        let shown = server.finish(timeout: 5, signal: SIGTERM).text
+        XCTAssertTrue(shown.contains("10.77.1.1"), shown)
+        for cast in Self.casts {
+            XCTAssertFalse(shown.contains(cast), "the datagram to \(cast) was shown: \(shown)")
+        }
+        XCTAssertEqual(shown.components(separatedBy: "reply> ").count - 1, 1, "one prompt, for the unicast datagram: \(shown)")
+    }
+
+    /// Servers on A (echo, interactive echo, proxy, room) get one datagram whose source B forged as the subnet's
+    /// broadcast address 10.77.1.255 (raw socket; A's reverse-path filter off, as on many hosts). Whatever they
+    /// would answer must not reach the subnet.
+    func testNoServerAnswersASpoofedBroadcastSender() throws {
+        let lan = try lan()
+        guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
+        let sysctl = try Run.Handle(lan.ip, ["netns", "exec", lan.namespace(.a), "sysctl", "-q", "-w",
+                                             "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.lan0.rp_filter=0"],
+                                    stdinData: Data()).finish()
+        XCTAssertEqual(sysctl.status, 0, sysctl.stderr)
+        let peers = try receivers(lan, [.b, .c], port: 7399, count: 3, idle: 2)
+        let echo = try lan.udp(.a, ["echo", "7301", "--quiet", "--json", "--show-port"])
+        defer { if echo.process.isRunning { _ = echo.finish(timeout: 5, signal: SIGTERM) } }
+        let interactive = try Run.Handle(lan.ip, ["netns", "exec", lan.namespace(.a), Run.udpPath, "echo", "7302", "--interactive", "--show-port"],
+                                         stdinData: Data("leak\n".utf8))
+        let upstream = try lan.udp(.a, ["echo", "127.0.0.1:7304", "--quiet", "--show-port"])
+        let proxy = try lan.udp(.a, ["proxy", "7303", "127.0.0.1", "7304"])
+        let room = try lan.udp(.a, ["room", "serve", "--port", "7305"])
+        defer {
+            for handle in [interactive, upstream, proxy, room] { _ = handle.finish(timeout: 5, signal: SIGTERM) }
+        }
+        for server in [echo, interactive, upstream] { XCTAssertTrue(server.waitForOutput("echo server on"), server.stderr) }
+        usleep(300_000)
+        // A room JOIN (nonce 42, nick "spoof") would be answered with a WELCOME.
+        let join = "hex:55520101000000000000002a000573706f6f66"
+        for (port, payload) in [(7301, "spoofed"), (7302, "spoofed"), (7303, "spoofed"), (7305, join)] {
+            let spoof = try lan.python(.b, EchoCLITests.rawSender, ["10.77.1.255", "7399", TestLAN.Host.a.address, String(port), payload]).finish()
+            XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
+        }
+        for host in [TestLAN.Host.b, .c] {
+            XCTAssertEqual(LANPeer.received(peers[host]!).map(\.text), [], "a reply reached \(host) through the subnet's broadcast address")
+        }
+        let json = try summary(echo.finish(timeout: 5, signal: SIGTERM))
+        XCTAssertEqual((json["dropped"] as? [String: Int])?["broadcast-sender"], 1, "\(json)")
+        XCTAssertEqual(json["replied"] as? Int, 0, "\(json)")
+    }
+
     // MARK: - Broadcast
 
     func testBroadcastReachesEverySubnetHostAndNoOtherSubnet() throws {
@@ -101,7 +232,8 @@ final class BroadcastMulticastCLITests: XCTestCase {
 
     func testDirectedAndLimitedBroadcast() throws {
         let lan = try lan()
-        let peers = try receivers(lan, [.b, .d], port: 7002, count: 2, idle: 1)
+        // A generous idle time: each `udp` run below starts a process, which takes a while on a loaded machine.
+        let peers = try receivers(lan, [.b, .d], port: 7002, count: 2, idle: 4)
         let directed = try run(lan, .a, ["send", "10.77.1.255", "7002", "directed"])
         XCTAssertEqual(directed.status, 0, "a directed address needs no --broadcast: \(directed.stderr)")
 

@@ -27,6 +27,24 @@ unsigned long cudp_segment_control_space(void);
  * bytes; returns the msg_controllen to use. */
 unsigned long cudp_segment_control(void *buffer, unsigned short size);
 
+/* Room for the control messages a packet-information receive brings (IP_PKTINFO or IPV6_PKTINFO). */
+unsigned long cudp_packet_info_control_space(void);
+
+/* Asks the kernel to attach the destination address and arrival interface to every datagram: IP_PKTINFO,
+ * and IPV6_RECVPKTINFO too when `ipv6` (a dual-stack socket gets IPv4 datagrams with IP_PKTINFO).
+ * Returns 0, or -1 with errno. */
+int cudp_enable_packet_info(int fd, int ipv6);
+
+/* Reads a received message's IP_PKTINFO / IPV6_PKTINFO control message: the destination address
+ * (with port 0) into `destination` and the interface index into `interface_index`. Returns 1 when
+ * found, 0 when the message carries none. */
+int cudp_packet_info(const struct msghdr *message, struct sockaddr_storage *destination, int *interface_index);
+
+/* How many datagrams the kernel dropped for this socket since it was made (full receive buffer and
+ * the like): the counter SO_RXQ_OVFL reports with each datagram, read at once through SO_MEMINFO
+ * (Linux 4.6 and later). Returns 0 and sets `drops`, or -1 with errno. */
+int cudp_socket_drops(int fd, unsigned int *drops);
+
 /* A non-blocking, close-on-exec eventfd counting from 0 (Linux); -1 with ENOSYS elsewhere. */
 int cudp_eventfd(void);
 

@@ -61,6 +61,38 @@ public struct UDPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The sender of a Unix-domain datagram as `recvfrom` gave it: a path, an abstract name (`@name`), or nothing
+    /// at all (an unbound socket, shown as "(unbound)"). Only a path can be answered.
+    init(unixSender name: sockaddr_un, length: socklen_t) {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path) ?? 2
+        let pathLength = max(0, min(Int(length) - pathOffset, MemoryLayout.size(ofValue: address.sun_path) - 1))
+        if pathLength > 0 {
+            withUnsafeBytes(of: name.sun_path) { source in
+                withUnsafeMutableBytes(of: &address.sun_path) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<pathLength])) }
+            }
+        }
+        self.socketAddress = SocketAddress(address)
+    }
+
+    /// True for a Unix-domain sender that has no path: an unbound socket or one in the abstract namespace. Nothing
+    /// can be sent back to it (an abstract name is not kept whole), so servers count such datagrams as unanswerable.
+    public var isUnnamedUnix: Bool {
+        guard case .unixDomainSocket = socketAddress else { return false }
+        return path?.isEmpty ?? true
+    }
+
+    /// The abstract-namespace name of a Unix-domain sender (`@name`), or nil.
+    private var abstractName: String? {
+        guard case .unixDomainSocket(let unix) = socketAddress else { return nil }
+        return withUnsafeBytes(of: unix.address.sun_path) { bytes -> String? in
+            guard bytes.count > 1, bytes[0] == 0, bytes[1] != 0 else { return nil }
+            let name = bytes[1...].prefix { $0 != 0 }
+            return "@" + String(decoding: name, as: UTF8.self)
+        }
+    }
+
     /// The family of this address.
     public var family: Family {
         switch socketAddress {
@@ -129,7 +161,9 @@ public struct UDPAddress: Hashable, Sendable, CustomStringConvertible {
                 text += "%\(Self.interfaceName(a.address.sin6_scope_id))"
             }
             return "[\(text)]:\(port ?? 0)"
-        case .unixDomainSocket: return path ?? "?"
+        case .unixDomainSocket:
+            if let path, !path.isEmpty { return path }
+            return abstractName ?? "(unbound)"
         }
     }
 

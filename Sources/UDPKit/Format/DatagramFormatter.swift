@@ -55,7 +55,8 @@ public struct DatagramFormatter: Sendable {
             var fields: [(key: String, value: JSONText.Value)] = []
             if let event { fields.append(("event", .string(event))) }
             fields.append(("time", .string(Self.isoTime(datagram.receivedAt))))
-            fields.append(("from", .string(datagram.sender.ip ?? datagram.sender.path ?? "")))
+            // A Unix-domain sender: its path, "@name" (abstract) or "(unbound)".
+            fields.append(("from", .string(datagram.sender.ip ?? datagram.sender.description)))
             fields.append(("port", datagram.sender.port.map { .int($0) } ?? .null))
             fields.append(("length", .int(bytes.count)))
             fields.append(("truncated", .bool(datagram.truncated)))

@@ -33,7 +33,8 @@ extension Datagram {
     }
 }
 
-/// Turns packet information into an `Arrival`. Lives in the channel pipeline, so only its event loop touches it.
+/// Turns packet information into an `Arrival`. Lives in the channel pipeline, so only its event loop touches it, or
+/// in a `BatchResponder`'s loop, so only its thread does.
 ///
 /// Telling a directed broadcast (10.1.1.255) from unicast needs this host's subnets, so the classifier keeps a
 /// snapshot of the interfaces. It re-reads them when a datagram names something the snapshot does not know (an
@@ -50,7 +51,11 @@ final class ArrivalClassifier {
     }
 
     func arrival(_ info: NIOPacketInfo, port: Int) -> Datagram.Arrival {
-        let destination = UDPAddress(info.destinationAddress).withPort(port)
+        arrival(to: UDPAddress(info.destinationAddress).withPort(port), interfaceIndex: info.interfaceIndex)
+    }
+
+    /// The arrival of a datagram sent to `destination` (with the socket's port) that came in on `interfaceIndex`.
+    func arrival(to destination: UDPAddress, interfaceIndex: Int) -> Datagram.Arrival {
         var kind = Datagram.Arrival.Kind.unicast
         if destination.isMulticast {
             kind = .multicast
@@ -62,9 +67,9 @@ final class ArrivalClassifier {
                 if broadcastAddresses.contains(value) { kind = .broadcast }
             }
         }
-        if names[info.interfaceIndex] == nil { refreshIfStale() }
-        return Datagram.Arrival(destination: destination, interfaceIndex: info.interfaceIndex,
-                                interfaceName: names[info.interfaceIndex], kind: kind)
+        if names[interfaceIndex] == nil { refreshIfStale() }
+        return Datagram.Arrival(destination: destination, interfaceIndex: interfaceIndex,
+                                interfaceName: names[interfaceIndex], kind: kind)
     }
 
     private func refreshIfStale() {

@@ -33,6 +33,9 @@ final class BatchResponder: @unchecked Sendable {
     private let target: @Sendable (UDPAddress) -> SocketAddress?
     private let envelope: @Sendable (OutgoingDatagram) -> Envelope?
     private let handOver: @Sendable ([Envelope]) -> Void
+    private let packetInfo: Bool
+    private let localPort: Int
+    private let refused: (@Sendable ([OutgoingDatagram]) -> Void)?
     /// Set from other threads, read by the loop before each receive.
     private let stopRequested = Atomic<Bool>(false)
     /// Whether `finish()` closed the descriptors; the lock keeps `stop` from using them meanwhile.
@@ -48,6 +51,10 @@ final class BatchResponder: @unchecked Sendable {
     ///   - target: a destination as the socket addresses it; nil when the socket cannot reach it.
     ///   - envelope: checks a segmentation-offload reply and addresses it for SwiftNIO; nil skips it.
     ///   - handOver: sends replies the loop does not send itself (segmentation offload) through SwiftNIO.
+    ///   - packetInfo: whether datagrams carry their `Datagram.Arrival` (the socket must have packet information on).
+    ///   - localPort: the socket's port, for the arrivals' destination addresses.
+    ///   - refused: gets the replies that were not sent (refused by the system, too large, or dropped from a send
+    ///     buffer that stayed full), after each batch.
     /// - Throws: when no eventfd can be made (then `fd` is closed).
     init(
         fd: CInt,
@@ -56,7 +63,10 @@ final class BatchResponder: @unchecked Sendable {
         reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
         target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
         envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
-        handOver: @escaping @Sendable ([Envelope]) -> Void
+        handOver: @escaping @Sendable ([Envelope]) -> Void,
+        packetInfo: Bool = false,
+        localPort: Int = 0,
+        refused: (@Sendable ([OutgoingDatagram]) -> Void)? = nil
     ) throws(UDPError) {
         let wake = cudp_eventfd()
         guard wake >= 0 else {
@@ -71,6 +81,9 @@ final class BatchResponder: @unchecked Sendable {
         self.target = target
         self.envelope = envelope
         self.handOver = handOver
+        self.packetInfo = packetInfo
+        self.localPort = localPort
+        self.refused = refused
         finished = eventLoop.makePromise()
     }
 
@@ -103,7 +116,8 @@ final class BatchResponder: @unchecked Sendable {
     /// Answers until `stop` is called or the socket fails.
     func run() {
         // The loop's state is a local value: no run-time exclusivity checks on the way from receive to send.
-        var loop = Loop(fd: fd, maximumSize: maximumSize, reply: reply, target: target, envelope: envelope, handOver: handOver) { [self] in
+        var loop = Loop(fd: fd, maximumSize: maximumSize, reply: reply, target: target, envelope: envelope, handOver: handOver,
+                        classifier: packetInfo ? ArrivalClassifier() : nil, localPort: localPort, refused: refused) { [self] in
             waitUntilWritable()
         }
         defer { loop.deallocate() }
@@ -165,12 +179,19 @@ private struct Loop {
     let target: @Sendable (UDPAddress) -> SocketAddress?
     let envelope: @Sendable (OutgoingDatagram) -> Envelope?
     let handOver: @Sendable ([Envelope]) -> Void
+    /// Reads packet information into arrivals; nil when the socket does not ask for it.
+    let classifier: ArrivalClassifier?
+    let localPort: Int
+    let refused: (@Sendable ([OutgoingDatagram]) -> Void)?
     /// Waits for room in the send buffer; false when it stayed full.
     let waitUntilWritable: () -> Bool
     var buffer: ByteBuffer
     let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
     let receiveVectors: UnsafeMutablePointer<iovec>
     let receiveNames: UnsafeMutablePointer<sockaddr_storage>
+    /// Control message room per header (packet information); nil without a classifier.
+    let receiveControl: UnsafeMutableRawPointer?
+    let controlSpace: Int
     var send = SendVector()
     /// The receive memory the message headers point into, and how many headers the last receive filled.
     var preparedBase: UnsafeMutableRawPointer?
@@ -181,6 +202,14 @@ private struct Loop {
     var lastDestination: UDPAddress?
     var lastTarget = sockaddr_storage()
     var lastTargetLength: socklen_t = 0
+    /// The last packet information read and its arrival: a batch mostly goes to one address on one interface.
+    var lastInfo = sockaddr_storage()
+    /// Where each datagram's packet information is read into (kept, so it is not cleared for every datagram).
+    var info = sockaddr_storage()
+    var lastInterface: CInt = -1
+    var lastArrival: Datagram.Arrival?
+    /// For each datagram in the send vector, its index in the replies (to report the refused ones).
+    var sentIndex: [Int] = []
 
     init(
         fd: CInt,
@@ -189,6 +218,9 @@ private struct Loop {
         target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
         envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
         handOver: @escaping @Sendable ([Envelope]) -> Void,
+        classifier: ArrivalClassifier?,
+        localPort: Int,
+        refused: (@Sendable ([OutgoingDatagram]) -> Void)?,
         waitUntilWritable: @escaping () -> Bool
     ) {
         self.fd = fd
@@ -200,17 +232,28 @@ private struct Loop {
         self.target = target
         self.envelope = envelope
         self.handOver = handOver
+        self.classifier = classifier
+        self.localPort = localPort
+        self.refused = refused
         // 64 full-size slots are 4 MiB of address space; only the pages datagrams touch become resident.
         buffer = ByteBufferAllocator().buffer(capacity: BatchResponder.batchSize * slot)
         receiveMessages = .allocate(capacity: BatchResponder.batchSize)
         receiveVectors = .allocate(capacity: BatchResponder.batchSize)
         receiveNames = .allocate(capacity: BatchResponder.batchSize)
+        if classifier != nil {
+            controlSpace = Int(cudp_packet_info_control_space())
+            receiveControl = .allocate(byteCount: controlSpace * BatchResponder.batchSize, alignment: 16)
+        } else {
+            controlSpace = 0
+            receiveControl = nil
+        }
     }
 
     func deallocate() {
         receiveMessages.deallocate()
         receiveVectors.deallocate()
         receiveNames.deallocate()
+        receiveControl?.deallocate()
         send.deallocate()
     }
 
@@ -218,11 +261,15 @@ private struct Loop {
         buffer.clear()
         let (slot, messages, vectors, names) = (self.slot, receiveMessages, receiveVectors, receiveNames)
         let (fd, prepared, used) = (self.fd, preparedBase, usedMessages)
+        let (control, controlSpace) = (receiveControl, self.controlSpace)
         let result: (CInt, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes { memory in
             let base = memory.baseAddress!
             if base == prepared {
                 // Same memory as last time: only the address lengths the last call overwrote need resetting.
                 for i in 0..<used { messages[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size) }
+                if control != nil {
+                    for i in 0..<used { messages[i].msg_hdr.msg_controllen = controlSpace }
+                }
             } else {
                 for i in 0..<BatchResponder.batchSize {
                     vectors[i] = iovec(iov_base: base + i * slot, iov_len: slot)
@@ -232,8 +279,8 @@ private struct Loop {
                             msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
                             msg_iov: vectors + i,
                             msg_iovlen: 1,
-                            msg_control: nil,
-                            msg_controllen: 0,
+                            msg_control: control.map { $0 + i * controlSpace },
+                            msg_controllen: control == nil ? 0 : controlSpace,
                             msg_flags: 0
                         ),
                         msg_len: 0
@@ -258,12 +305,45 @@ private struct Loop {
             let truncated = length > maximumSize
             if truncated { length = maximumSize }
             let payload = buffer.getSlice(at: i * slot, length: length)!
-            batch.append(Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated))
+            let arrival = classifier == nil ? nil : arrival(i)
+            batch.append(Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated, arrival: arrival))
         }
         guard !batch.isEmpty else { return }
         let replies = reply(batch)
         batch = []
         transmit(replies)
+    }
+
+    /// Where received message `i` was addressed and how it came in, from its packet information; the previous
+    /// arrival is reused when the address and the interface are the same.
+    private mutating func arrival(_ i: Int) -> Datagram.Arrival? {
+        var interface: CInt = 0
+        guard cudp_packet_info(&receiveMessages[i].msg_hdr, &info, &interface) == 1 else { return nil }
+        let length = CInt(info.ss_family) == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        // Compared in place: neither the address nor the last arrival is copied unless it changed.
+        if lastArrival != nil, interface == lastInterface, memcmp(&info, &lastInfo, length) == 0 {
+            return lastArrival
+        }
+        var destination = info
+        let address: SocketAddress
+        switch CInt(destination.ss_family) {
+        case AF_INET:
+            var v4 = withUnsafeBytes(of: &destination) { $0.load(as: sockaddr_in.self) }
+            v4.sin_port = UInt16(truncatingIfNeeded: localPort).bigEndian
+            address = SocketAddress(v4)
+        case AF_INET6:
+            var v6 = withUnsafeBytes(of: &destination) { $0.load(as: sockaddr_in6.self) }
+            v6.sin6_port = UInt16(truncatingIfNeeded: localPort).bigEndian
+            address = SocketAddress(v6)
+        default:
+            return nil
+        }
+        guard let classifier else { return nil }
+        let arrival = classifier.arrival(to: UDPAddress(address), interfaceIndex: Int(interface))
+        lastInfo = destination
+        lastInterface = interface
+        lastArrival = arrival
+        return arrival
     }
 
     /// The sender of received message `i`; the previous one's address is reused when the bytes are the same
@@ -297,16 +377,25 @@ private struct Loop {
         guard !replies.isEmpty else { return }
         send.reset(reserving: replies.count)
         var offloaded: [Envelope] = []
-        for reply in replies {
+        let tracking = refused != nil
+        var failed: [OutgoingDatagram] = []
+        if tracking { sentIndex.removeAll(keepingCapacity: true) }
+        for (index, reply) in replies.enumerated() {
             if reply.segmentSize != nil {
-                if let envelope = envelope(reply) { offloaded.append(envelope) }
+                if let envelope = envelope(reply) { offloaded.append(envelope) } else if tracking { failed.append(reply) }
                 continue
             }
             let destination = reply.destination
-            if let limit = destination.maximumPayload, reply.payload.readableBytes > limit { continue }
+            if let limit = destination.maximumPayload, reply.payload.readableBytes > limit {
+                if tracking { failed.append(reply) }
+                continue
+            }
             if destination != lastDestination {
                 // Replies mostly go to the sender of the datagram before: the address is converted once per run.
-                guard let target = target(destination) else { continue }
+                guard let target = target(destination) else {
+                    if tracking { failed.append(reply) }
+                    continue
+                }
                 lastTargetLength = target.withSockAddr { address, length in
                     withUnsafeMutableBytes(of: &lastTarget) { $0.baseAddress!.copyMemory(from: address, byteCount: length) }
                     return socklen_t(length)
@@ -314,16 +403,24 @@ private struct Loop {
                 lastDestination = destination
             }
             withUnsafeBytes(of: &lastTarget) { send.append(reply.payload, name: $0.baseAddress!, nameLength: lastTargetLength) }
+            if tracking { sentIndex.append(index) }
         }
         if !offloaded.isEmpty { handOver(offloaded) }
         // The payloads stay alive, unmodified, in `replies` until the sends return. When the send buffer stays
         // full for `sendWaitMilliseconds`, the rest of the batch is dropped, as the kernel drops what it cannot queue.
+        let sentIndex = self.sentIndex
         withExtendedLifetime(replies) {
             var next = 0
             repeat {
-                next = send.transmit(fd: fd, from: next) { _, _ in }
+                next = send.transmit(fd: fd, from: next) { payload, _ in
+                    if tracking { failed.append(replies[sentIndex[payload]]) }
+                }
             } while next < send.payloadCount && waitUntilWritable()
+            if tracking && next < send.payloadCount {
+                for payload in next..<send.payloadCount { failed.append(replies[sentIndex[payload]]) }
+            }
         }
+        if let refused, !failed.isEmpty { refused(failed) }
     }
 }
 #endif

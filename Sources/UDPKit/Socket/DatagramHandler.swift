@@ -69,7 +69,8 @@ final class DatagramHandler: ChannelDuplexHandler {
 
     /// When set, each read cycle's datagrams go to this closure (on the event loop) instead of the inbox, and the
     /// replies it returns leave with one flush. See `UDPSocket.respond(_:)`.
-    var responder: (@Sendable ([Datagram]) -> [AddressedEnvelope<ByteBuffer>])?
+    /// Each reply may come with a promise, completed when the write succeeds or fails.
+    var responder: (@Sendable ([Datagram]) -> [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)])?
 
     private func flushPending(context: ChannelHandlerContext) {
         guard !pending.isEmpty else { return }
@@ -80,7 +81,7 @@ final class DatagramHandler: ChannelDuplexHandler {
             let replies = responder(pending)
             pending.removeAll(keepingCapacity: true)
             pendingBytes = 0
-            for reply in replies { context.write(wrapOutboundOut(reply), promise: nil) }
+            for (reply, promise) in replies { context.write(wrapOutboundOut(reply), promise: promise) }
             if !replies.isEmpty { context.flush() }
             return
         }

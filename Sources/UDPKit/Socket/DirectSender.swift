@@ -38,6 +38,11 @@ final class DirectSender: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with the descriptor while it is open (nil once closed); the lock keeps it from closing meanwhile.
+    func withDescriptor<T>(_ body: (CInt) -> T) -> T? {
+        state.withLockedValue { state in state.fd >= 0 ? body(state.fd) : nil }
+    }
+
     /// Marks the start and the end of a write through SwiftNIO.
     func queuedThroughNIO(_ change: Int) {
         state.withLockedValue { $0.queuedThroughNIO += change }

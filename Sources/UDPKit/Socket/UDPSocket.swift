@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CUDPSys
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -30,7 +31,7 @@ import NIOPosix
 /// Oversized sends are refused before any system call. Errors are `UDPError`s.
 ///
 /// On Linux an IP socket holds two descriptors (one for SwiftNIO, one for sending straight from tasks), three while
-/// `respond` runs.
+/// `respond` runs; a Unix-domain socket three (the third for the thread that receives it).
 public final class UDPSocket: Sendable {
     /// The SwiftNIO channel underneath, for interoperating with SwiftNIO code.
     public let channel: any Channel
@@ -44,13 +45,15 @@ public final class UDPSocket: Sendable {
     private let inbox: Inbox
     private let isIPv6Socket: Bool
     private let ownedSocketFile: UnixSocketFile?
-    private let broadcastPermission: BroadcastPermission
     /// SwiftNIO's descriptor for the socket, when UDPKit created it (IP sockets on Linux). Only used on the event
     /// loop while the channel is open, where it cannot be closed underneath.
     private let descriptor: CInt?
     #if os(Linux)
     /// Sends from the calling task where it can (IP sockets).
     private let direct: DirectSender?
+    /// Receives Unix-domain sockets, which SwiftNIO cannot read when a sender is unbound; and its thread's end.
+    private let unixReader: UnixReader?
+    private let unixReaderDone: EventLoopFuture<Void>?
     #endif
     /// Whether a `respond` runs, and how.
     private let responding = NIOLockedValueBox(Responding.idle)
@@ -64,18 +67,25 @@ public final class UDPSocket: Sendable {
     }
 
     private init(
-        channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?, direct: DirectSender?
+        channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?, direct: DirectSender?,
+        unixReader: UnixReaderHandle? = nil
     ) throws {
         self.channel = channel
         self.descriptor = descriptor
         #if os(Linux)
         self.direct = direct
         if let direct { channel.closeFuture.whenComplete { _ in direct.close() } }
+        self.unixReader = unixReader
+        if let unixReader {
+            unixReaderDone = unixReader.start(on: channel.eventLoop)
+            channel.closeFuture.whenComplete { _ in unixReader.stop() }
+        } else {
+            unixReaderDone = nil
+        }
         #endif
         self.inbox = inbox
         self.options = options
         self.ownedSocketFile = ownedSocketPath.flatMap(UnixSocketFile.init(path:))
-        self.broadcastPermission = BroadcastPermission(enabled: options.broadcast)
         guard let local = channel.localAddress else { throw UDPError.closed }
         self.localAddress = UDPAddress(local)
         if case .v6 = local { isIPv6Socket = true } else { isIPv6Socket = false }
@@ -135,11 +145,18 @@ public final class UDPSocket: Sendable {
         options: UDPSocketOptions = .init(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> UDPSocket {
-        try await open(bind: local ?? ephemeralAddress(for: peer), connect: peer, options: options, group: group)
+        var options = options
+        // Broadcast permission for the destination the caller named (never for addresses learnt from the network).
+        if peer.isLimitedBroadcast || BroadcastAddresses.shared.isBroadcast(peer) { options.broadcast = true }
+        return try await open(bind: local ?? ephemeralAddress(for: peer), connect: peer, options: options, group: group)
     }
 
     /// Opens an unconnected socket suitable for talking to `peer`: bound to `local`, or to a free port on the
     /// wildcard address of `peer`'s family (for a Unix-domain peer, a temporary path removed on close).
+    ///
+    /// When `peer` is 255.255.255.255 or the broadcast address of one of this host's subnets, the socket gets
+    /// broadcast permission (SO_BROADCAST): the caller named that destination. Other broadcast addresses need
+    /// `options.broadcast`.
     public static func client(
         for peer: UDPAddress,
         from local: UDPAddress? = nil,
@@ -147,7 +164,7 @@ public final class UDPSocket: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> UDPSocket {
         var options = options
-        if peer.isLimitedBroadcast { options.broadcast = true }
+        if peer.isLimitedBroadcast || BroadcastAddresses.shared.isBroadcast(peer) { options.broadcast = true }
         return try await open(bind: local ?? ephemeralAddress(for: peer), connect: nil, options: options, group: group)
     }
 
@@ -215,6 +232,7 @@ public final class UDPSocket: Sendable {
         var ownedPath: String?
         var descriptor: CInt?
         var direct: DirectSender?
+        var unixReader: UnixReaderHandle?
         do {
             if ownSocket {
                 let fd = try makeBoundSocket(local, options: options)
@@ -227,15 +245,40 @@ public final class UDPSocket: Sendable {
                 channel = try await bootstrap.withBoundSocket(fd).get()
             } else if let path = local.path {
                 if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
+                #if os(Linux)
+                // Made here so that its datagrams are read by a `UnixReader`, never by SwiftNIO.
+                let fd = try makeBoundUnixSocket(path, removeExisting: options.removeExistingSocketFile)
+                ownedPath = path
+                let copy = dup(fd)
+                guard copy >= 0 else {
+                    let code = errno
+                    Glibc.close(fd)
+                    throw UDPError.system(operation: "receive (dup)", errno: code)
+                }
+                do {
+                    unixReader = try UnixReader(fd: copy, inbox: inbox, maximumSize: options.maximumDatagramSize)
+                } catch {
+                    Glibc.close(fd)
+                    throw error
+                }
+                // Sends go straight out too: a reply to a sender whose path is gone fails alone, where a failed
+                // SwiftNIO write would close the socket.
+                let sending = dup(fd)
+                if sending >= 0 { direct = DirectSender(fd: sending) }
+                channel = try await bootstrap.channelOption(.autoRead, value: false).withBoundSocket(fd).get()
+                #else
                 channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
                 ownedPath = path
+                #endif
             } else {
                 channel = try await bootstrap.bind(to: local.socketAddress).get()
             }
         } catch {
             #if os(Linux)
             direct?.close()
+            unixReader?.discard()
             #endif
+            if let ownedPath { unlink(ownedPath) }
             throw UDPError.from(error, address: local.description, operation: "bind")
         }
         do {
@@ -251,9 +294,16 @@ public final class UDPSocket: Sendable {
                     throw UDPError.from(error, address: peer.description, operation: "connect")
                 }
             }
-            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor, direct: direct)
-            // The pipeline (and with it this closure) is torn down when the channel closes.
-            inbox.setResume { channel.read() }
+            let socket = try UDPSocket(
+                channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor, direct: direct,
+                unixReader: unixReader
+            )
+            if let unixReader {
+                inbox.setResume { unixReader.resume() }
+            } else {
+                // The pipeline (and with it this closure) is torn down when the channel closes.
+                inbox.setResume { channel.read() }
+            }
             return socket
         } catch {
             try? await channel.close()
@@ -263,6 +313,37 @@ public final class UDPSocket: Sendable {
             if let ownedPath { unlink(ownedPath) }
             throw error
         }
+    }
+
+    /// A non-blocking Unix-domain datagram socket bound to `path` (Linux); a stale socket file there is removed
+    /// first when `removeExisting` (the caller checked that no program is bound to it).
+    private static func makeBoundUnixSocket(_ path: String, removeExisting: Bool) throws(UDPError) -> CInt {
+        #if os(Linux)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw .invalidAddress(path, reason: "a Unix socket path must be shorter than \(MemoryLayout.size(ofValue: address.sun_path)) bytes")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        if removeExisting {
+            var info = stat()
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+        }
+        let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .from(errno: errno, address: path, operation: "socket") }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else {
+            let error = UDPError.from(errno: errno, address: path, operation: "bind")
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+        #else
+        throw .system(operation: "socket", errno: ENOTSUP)
+        #endif
     }
 
     /// A non-blocking IP socket bound to `local`, with the options that must be set before binding (Linux).
@@ -283,6 +364,9 @@ public final class UDPSocket: Sendable {
         if options.reuseAddress { try enable(SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR") }
         if options.reusePort { try enable(SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT") }
         if local.family == .ipv6 && options.ipv6Only { try enable(CInt(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY") }
+        if options.receivePacketInfo && cudp_enable_packet_info(fd, local.family == .ipv6 ? 1 : 0) != 0 {
+            throw fail("setting packet information (IP_PKTINFO)")
+        }
         let bound = local.socketAddress.withSockAddr { address, length in Glibc.bind(fd, address, socklen_t(length)) }
         guard bound == 0 else { throw fail("bind") }
         return fd
@@ -331,7 +415,8 @@ public final class UDPSocket: Sendable {
     /// Sends one datagram to `destination` and waits until the system accepted it.
     ///
     /// - Throws: `UDPError.messageTooLarge` before any system call when the payload exceeds
-    ///   `destination.maximumPayload`; otherwise the system's error as a `UDPError`.
+    ///   `destination.maximumPayload`; `UDPError.permissionDenied` for a broadcast address when the socket has no
+    ///   broadcast permission (`UDPSocketOptions.broadcast`); otherwise the system's error as a `UDPError`.
     public func send(_ payload: ByteBuffer, to destination: UDPAddress) async throws {
         try await send(CollectionOfOne(OutgoingDatagram(payload: payload, to: destination)))
     }
@@ -351,16 +436,21 @@ public final class UDPSocket: Sendable {
     }
 
     /// Sends several datagrams at once and returns when the system accepted them. Every datagram is checked for
-    /// size before anything is sent.
+    /// size, and for broadcast permission, before anything is sent.
     ///
-    /// On Linux, IP datagrams go out with one `sendmmsg` straight from the calling task, and a run of datagrams of
+    /// Broadcast permission is never turned on here: a socket sends to 255.255.255.255 or to a broadcast address of
+    /// this host's subnets only when it was opened with `UDPSocketOptions.broadcast` (or by `client(for:)` or
+    /// `connect(to:)` for such a destination). A server answering a spoofed "sender" of 10.1.1.255 thus fails
+    /// instead of reaching a whole subnet.
+    ///
+    /// On Linux, datagrams (IP and Unix-domain) go out with one `sendmmsg` straight from the calling task, and a run of IP datagrams of
     /// one size to one address as a single UDP GSO send (the receiver still gets separate datagrams; where a route
     /// refuses that, the socket sends one by one from then on); when the send buffer is full, the rest wait in
     /// SwiftNIO's queue. A datagram the system refuses (unreachable, too large for the path,
     /// permission denied for a broadcast address) is skipped, the others are still sent, and the first refusal is
     /// thrown; the socket stays open.
     ///
-    /// Elsewhere (and for Unix-domain sockets and segmentation offload) the datagrams go with one hop to the event
+    /// Elsewhere (and for segmentation offload) the datagrams go with one hop to the event
     /// loop and one flush. There, a datagram too large for the path, or to an unreachable host, fails that send
     /// only; other system errors (permission denied for a broadcast address, network unreachable, no buffer space)
     /// close the socket, as SwiftNIO does; the error thrown says which.
@@ -368,8 +458,9 @@ public final class UDPSocket: Sendable {
         let outgoing = Array(datagrams)
         let envelopes = try outgoing.map { try envelope(for: $0) }
         guard !envelopes.isEmpty else { return }
-        if localAddress.family != .unix, broadcastPermission.isNeeded(for: outgoing.lazy.map(\.destination)) {
-            try await enableBroadcast()
+        if localAddress.family != .unix, !options.broadcast,
+           let refused = outgoing.first(where: { BroadcastAddresses.shared.isBroadcast($0.destination) }) {
+            throw UDPError.from(errno: EACCES, address: refused.destination.description, operation: "send")
         }
         #if os(Linux)
         // A connected socket sends only to its peer: anything else is SwiftNIO's to refuse.
@@ -395,16 +486,6 @@ public final class UDPSocket: Sendable {
             return
         }
         try await write(envelopes)
-    }
-
-    /// Turns SO_BROADCAST on for a send to one of this host's broadcast addresses (see `BroadcastPermission`).
-    private func enableBroadcast() async throws {
-        do {
-            try await channel.setOption(.socketOption(.so_broadcast), value: 1).get()
-        } catch {
-            throw UDPError.from(error, address: "broadcast", operation: "enabling broadcast (SO_BROADCAST)")
-        }
-        broadcastPermission.markEnabled()
     }
 
     /// Writes through SwiftNIO; `counted` when the direct sender already counted this write as queued.
@@ -487,17 +568,26 @@ public final class UDPSocket: Sendable {
     ///
     /// On Linux, IP sockets are answered by a thread of their own: one `recvmmsg` takes up to 64 datagrams, one
     /// `sendmmsg` sends the replies (runs of one size to one address as single UDP GSO sends, as with `send`), and
-    /// a reply the system refuses (unreachable, too large) is skipped. Elsewhere,
-    /// and with `receivePacketInfo` or `receiveOffload`, `reply` runs on the socket's event loop for each read cycle
-    /// (send errors other than "too large" and "host unreachable" then close the socket, as with `send`).
+    /// a reply the system refuses (unreachable, too large) is skipped. With `receivePacketInfo`, each datagram carries its `arrival` there too.
+    /// Elsewhere, and with `receiveOffload`, `reply` runs on the socket's event loop for each read cycle (send errors
+    /// other than "too large" and "host unreachable" then close the socket, as with `send`).
     /// Either way `reply` is called for one batch at a time, never concurrently.
     ///
     /// While this runs, `receive` and the async sequences get nothing.
     ///
+    /// - Parameters:
+    ///   - refused: when given, gets the replies that were not sent: refused by the system (unreachable, a
+    ///     broadcast address without permission), too large for their destination, or dropped when the send buffer
+    ///     stayed full. A server counts these as failed rather than answered. Called after the batch's sends, on
+    ///     the thread or event loop that runs `reply`, or (for a reply SwiftNIO sent) on the event loop.
+    ///   - reply: the replies to a batch of datagrams.
     /// - Returns: when the socket closes.
     /// - Throws: `CancellationError` when the calling task is cancelled (the socket stays open and queues
     ///   datagrams again); `UDPError` when the socket is already answering through another `respond`.
-    public func respond(_ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]) async throws {
+    public func respond(
+        refused: (@Sendable ([OutgoingDatagram]) -> Void)? = nil,
+        _ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]
+    ) async throws {
         let claimed = responding.withLockedValue { state -> Bool in
             guard case .idle = state else { return false }
             state = .onEventLoop
@@ -506,22 +596,49 @@ public final class UDPSocket: Sendable {
         guard claimed else { throw UDPError.system(operation: "respond (this socket is already answering)", errno: EBUSY) }
         defer { responding.withLockedValue { $0 = .idle } }
         #if os(Linux)
-        if let descriptor, !options.receivePacketInfo, !options.receiveOffload {
-            try await respondInBatches(reply, descriptor: descriptor)
+        if let descriptor, !options.receiveOffload {
+            try await respondInBatches(reply, refused: refused, descriptor: descriptor)
             return
+        }
+        if unixReader != nil {
+            // SwiftNIO does not read this socket: answer what the reader queues, a batch at a time.
+            while true {
+                let batch: [Datagram]
+                do { batch = try await receiveBatch() } catch UDPError.closed { return }
+                try await answer(batch, reply, refused: refused)
+            }
         }
         #endif
         let channel = self.channel
-        let convert: @Sendable ([Datagram]) -> [AddressedEnvelope<ByteBuffer>] = { [self] batch in
-            // A reply the socket cannot carry (too large, wrong family) is skipped, as a failed send would be.
-            reply(batch).compactMap { try? self.envelope(for: $0) }
+        let convert: @Sendable ([Datagram]) -> [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = { [self] batch in
+            var failed: [OutgoingDatagram] = []
+            var envelopes: [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = []
+            for outgoing in reply(batch) {
+                // A reply the socket cannot carry (too large, wrong family, a broadcast address without permission)
+                // is skipped, as a failed send would be.
+                guard let envelope = try? self.envelope(for: outgoing),
+                      options.broadcast || localAddress.family == .unix || !BroadcastAddresses.shared.isBroadcast(outgoing.destination)
+                else {
+                    failed.append(outgoing)
+                    continue
+                }
+                var promise: EventLoopPromise<Void>?
+                if let refused {
+                    let written = channel.eventLoop.makePromise(of: Void.self)
+                    written.futureResult.whenFailure { _ in refused([outgoing]) }
+                    promise = written
+                }
+                envelopes.append((envelope, promise))
+            }
+            if let refused, !failed.isEmpty { refused(failed) }
+            return envelopes
         }
         let stopped = channel.eventLoop.makePromise(of: Void.self)
         channel.closeFuture.whenComplete { _ in stopped.succeed() }
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).responder = convert
         }.get()
-        try await answerQueued(reply)
+        try await answerQueued(reply, refused: refused)
         try await withTaskCancellationHandler {
             try await stopped.futureResult.get()
         } onCancel: {
@@ -534,16 +651,36 @@ public final class UDPSocket: Sendable {
     }
 
     /// Answers what the inbox already holds.
-    private func answerQueued(_ reply: @Sendable ([Datagram]) -> [OutgoingDatagram]) async throws {
+    private func answerQueued(_ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?) async throws {
         while case let queued = try await receiveBatch(timeout: .zero), !queued.isEmpty {
-            try await send(reply(queued))
+            try await answer(queued, reply, refused: refused)
+        }
+    }
+
+    /// Sends the replies to `batch` from the calling task.
+    private func answer(
+        _ batch: [Datagram], _ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?
+    ) async throws {
+        let replies = reply(batch)
+        guard !replies.isEmpty else { return }
+        do {
+            try await send(replies)
+        } catch let error as UDPError where error != .closed {
+            // Which ones the system refused is not known here: try each alone, so only those count as failed.
+            for outgoing in replies {
+                do { try await send(CollectionOfOne(outgoing)) } catch { refused?([outgoing]) }
+            }
         }
     }
 
     #if os(Linux)
     /// `respond` on a `BatchResponder` thread: SwiftNIO's reads pause, the responder reads a duplicate of the
     /// descriptor until the socket closes or the task is cancelled, then SwiftNIO reads again.
-    private func respondInBatches(_ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram], descriptor: CInt) async throws {
+    private func respondInBatches(
+        _ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
+        refused: (@Sendable ([OutgoingDatagram]) -> Void)?,
+        descriptor: CInt
+    ) async throws {
         let channel = self.channel
         // On the event loop the channel cannot close underneath: the descriptor is still SwiftNIO's open socket.
         let duplicate: CInt = try await channel.eventLoop.submit {
@@ -574,7 +711,10 @@ public final class UDPSocket: Sendable {
                         for envelope in envelopes { channel.write(envelope, promise: nil) }
                         channel.flush()
                     }
-                }
+                },
+                packetInfo: options.receivePacketInfo,
+                localPort: localAddress.port ?? 0,
+                refused: refused
             )
         } catch {
             await resumeReading(after: nil)
@@ -583,7 +723,7 @@ public final class UDPSocket: Sendable {
         responding.withLockedValue { $0 = .thread(responder) }
         channel.closeFuture.whenComplete { [weak responder] _ in responder?.stop() }
         do {
-            try await answerQueued(reply)
+            try await answerQueued(reply, refused: refused)
             let thread = NIOThreadPool(numberOfThreads: 1)
             thread.start()
             await withTaskCancellationHandler {
@@ -639,6 +779,29 @@ public final class UDPSocket: Sendable {
     /// Every datagram, a read cycle's worth at a time, until the socket closes. The fastest way to receive.
     public var batches: Batches { Batches(socket: self) }
 
+    // MARK: - Kernel drops
+
+    /// How many datagrams the system dropped for this socket since it was opened, before this program could read
+    /// them (above all: the receive buffer was full); nil where the system does not say (before Linux 4.6, not
+    /// Linux) or once the socket is closed.
+    ///
+    /// Nil for Unix-domain sockets too: there a full receive buffer makes the sender wait instead of dropping.
+    ///
+    /// This is the counter Linux reports with each datagram under SO_RXQ_OVFL, read at once with SO_MEMINFO. A
+    /// receiver that reports it makes loss on its own host visible: datagrams a sender counted as sent, yet
+    /// never shown, were dropped here rather than on the way.
+    public var kernelDrops: Int? {
+        #if os(Linux)
+        guard localAddress.family != .unix else { return nil }
+        return direct?.withDescriptor { fd in
+            var drops: CUnsignedInt = 0
+            return cudp_socket_drops(fd, &drops) == 0 ? Int(drops) : nil
+        } ?? nil
+        #else
+        return nil
+        #endif
+    }
+
     // MARK: - Closing
 
     /// Closes the socket. Receivers waiting get the datagrams already queued, then the sequences end.
@@ -647,6 +810,8 @@ public final class UDPSocket: Sendable {
         try? await channel.close()
         #if os(Linux)
         direct?.close()
+        unixReader?.stop()
+        try? await unixReaderDone?.get()
         // A responder thread holds the socket until its loop has stopped.
         if case .thread(let responder) = responding.withLockedValue({ $0 }) {
             try? await responder.finished.futureResult.get()

@@ -22,8 +22,10 @@ public struct UDPSocketOptions: Sendable {
     /// How many bytes of received datagrams may wait for the reader before the socket stops reading and lets
     /// the kernel buffer (and then drop) further datagrams. Default 4 MiB.
     public var receiveQueueLimit: Int = 4 << 20
-    /// SO_BROADCAST: allow sending to broadcast addresses. Off by default, and turned on by itself before the first
-    /// send to 255.255.255.255 or to the broadcast address of one of this host's subnets.
+    /// SO_BROADCAST: allow sending to broadcast addresses. Off by default: without it, a send to 255.255.255.255
+    /// or to the broadcast address of one of this host's subnets is refused (`UDPError.permissionDenied`).
+    /// `UDPSocket.client(for:)` and `UDPSocket.connect(to:)` turn it on when the destination they are given is
+    /// such an address; a send never does, so a reply to a spoofed broadcast "sender" cannot reach a subnet.
     public var broadcast = false
     /// SO_REUSEADDR: allow binding while an old socket on the port lingers; with multicast and broadcast, lets
     /// several sockets bind one port and each receive every datagram.
