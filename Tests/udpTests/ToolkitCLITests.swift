@@ -192,6 +192,52 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertEqual(listener.finish(signal: SIGTERM).text, "from a;from b;")
     }
 
+    private func jsonSummary(_ result: Run.Result) throws -> [String: Any] {
+        let last = try XCTUnwrap(result.stderr.split(separator: "\n").last, "no summary: \(result.stderr)")
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last))
+    }
+
+    private func dropped(_ summary: [String: Any], _ reason: String) -> Int {
+        (summary["dropped"] as? [String: Any])?[reason] as? Int ?? 0
+    }
+
+    func testExecRepliesBouncingBetweenTwoServersAreStopped() throws {
+        guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
+        let (a, portA) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        let (b, portB) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        defer {
+            for server in [a, b] where server.process.isRunning { _ = server.finish(signal: SIGKILL) }
+        }
+        // "From" A to B: each command answers with the bytes it was given, so the two would bounce them forever.
+        let spoof = try Run.python(EchoCLITests.rawSender, ["127.0.0.1", String(portA), "127.0.0.1", String(portB), "ping-pong"]).finish()
+        XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
+        usleep(2_000_000)
+        for port in [portA, portB] {
+            let reply = try Run.udp(["request", "127.0.0.1", String(port), "real", "--raw"])
+            XCTAssertEqual(reply.text, "real", "port \(port): \(reply.stderr)")
+        }
+        let (endedA, endedB) = (a.finish(signal: SIGTERM), b.finish(signal: SIGTERM))
+        let first = try jsonSummary(endedA)
+        let second = try jsonSummary(endedB)
+        let received = (first["received"] as? Int ?? 0) + (second["received"] as? Int ?? 0)
+        // 8 round trips are allowed, then the next return gets no reply; a real request each on top.
+        XCTAssertLessThanOrEqual(received, 2 * (8 + 2) + 2, "first \(first), second \(second)")
+        XCTAssertEqual(dropped(first, "loop") + dropped(second, "loop"), 1, "first \(first), second \(second)")
+    }
+
+    func testExecReplyTheKernelRefusesIsCountedAsFailedNotReplied() throws {
+        guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
+        let (server, port) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        // 127.255.255.255 is loopback's broadcast route: the kernel refuses the command's reply there.
+        let spoof = try Run.python(EchoCLITests.rawSender, ["127.255.255.255", "5555", "127.0.0.1", String(port), "refuse me"]).finish()
+        XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
+        usleep(700_000)
+        let json = try jsonSummary(server.finish(signal: SIGTERM))
+        XCTAssertEqual(json["received"] as? Int, 1, "\(json)")
+        XCTAssertEqual(json["replied"] as? Int, 0, "\(json)")
+        XCTAssertEqual(dropped(json, "send-failed"), 1, "\(json)")
+    }
+
     // MARK: - echo --rule
 
     func testRulesAnswerAndCountNoRule() throws {
