@@ -259,6 +259,31 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("no-rule 1"), result.stderr)
     }
 
+    func testRuleRepliesKeepEchoProtections() throws {
+        // A rule's reply larger than its request is rate limited like a template's; port 7 is never answered.
+        let (server, port) = try startEcho(["--rule", "x => a reply longer than the request", "--rate", "1"])
+        let script = """
+        import socket, sys, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+        p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); p.bind(('127.0.0.1', 7))
+        p.sendto(b'x', ('127.0.0.1', int(sys.argv[1])))
+        for _ in range(6):
+            s.sendto(b'x', ('127.0.0.1', int(sys.argv[1]))); time.sleep(0.05)
+        n = 0
+        while True:
+            try: s.recvfrom(100); n += 1
+            except socket.timeout: break
+        p.settimeout(0.1)
+        try: p.recvfrom(100); print(n, 'port 7 answered')
+        except socket.timeout: print(n)
+        """
+        let replies = try Run.python(script, [String(port)]).finish()
+        let result = server.finish(signal: SIGTERM)
+        XCTAssertEqual(replies.text, "2\n", "a burst of 2 at --rate 1: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("loop-port 1"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("rate-limited 4"), result.stderr)
+    }
+
     func testRulesWithFallbackReply() throws {
         let (server, port) = try startEcho(["--rule", "ping => pong", "--reply", "?{text}"])
         XCTAssertEqual(try Run.udp(["request", "127.0.0.1", String(port), "x", "--raw"]).text, "?x")
