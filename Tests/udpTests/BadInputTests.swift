@@ -89,6 +89,8 @@ final class BadInputTests: XCTestCase {
         for expected in ["Hello, UDP!", "0 bytes", "refused", "(truncated)", "你好，世界", "\\e[31mgotcha"] {
             XCTAssertTrue(result.text.contains(expected), "demo transcript lacks \(expected)")
         }
+        // It speaks to people who never saw the original example programs.
+        XCTAssertFalse(result.text.contains("seeds"), result.text)
     }
 
     // MARK: - What a new user trips over
