@@ -295,9 +295,10 @@ final class BroadcastMulticastCLITests: XCTestCase {
 
     // MARK: - Who is out there?
 
-    /// `udp request --all` from A to the subnet's broadcast address (named as <broadcast> or directly) and to the
-    /// all-hosts group: the echo servers on B and C answer from their own addresses, and both are heard. D, on
-    /// another subnet, is not reached by the broadcast (and has no route back for the group).
+    /// `udp request --all` from A to the subnet's broadcast address (named as <broadcast> or directly), to
+    /// 255.255.255.255 and to the all-hosts group: the echo servers on B and C answer from their own addresses,
+    /// and both are heard. D, on another subnet, is not reached by the directed broadcast, and has no route back
+    /// for the others.
     func testRequestAllHearsEveryHostOfTheSubnet() throws {
         let lan = try lan()
         var servers: [Run.Handle] = []
@@ -308,7 +309,8 @@ final class BroadcastMulticastCLITests: XCTestCase {
             servers.append(server)
         }
         let expected: Set<String> = [TestLAN.Host.b.address, TestLAN.Host.c.address]
-        for target in [["<broadcast>", "--interface", "lan0"], ["<broadcast>"], ["10.77.1.255"], ["224.0.0.1", "--interface", "lan0"]] {
+        for target in [["<broadcast>", "--interface", "lan0"], ["<broadcast>"], ["10.77.1.255"], ["255.255.255.255", "--interface", "lan0"],
+                       ["224.0.0.1", "--interface", "lan0"]] {
             let result = try run(lan, .a, ["request", target[0], "7301", "who is there", "--all", "--json", "--timeout", "1s"] + target.dropFirst())
             XCTAssertEqual(result.status, 0, "\(target): \(result.stderr)")
             let replies = try json(result)
