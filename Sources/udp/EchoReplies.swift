@@ -46,7 +46,10 @@ struct EchoReplyOptions: ParsableArguments {
             var list = try ReplyRules(parsing: rule, encoding: encoding)
             if let rules {
                 guard let data = FileManager.default.contents(atPath: rules) else { throw CLIFailure.usage("cannot read rules file '\(rules)': \(unreadableReason(rules))") }
-                list.rules += try ReplyRules(json: Array(data), file: rules, encoding: encoding).rules
+                let loaded = try ReplyRules(json: Array(data), file: rules, encoding: encoding).rules
+                // An empty file would quietly leave a plain echo answering everything.
+                if loaded.isEmpty { throw CLIFailure.usage("\(rules): the rules file holds no rules") }
+                list.rules += loaded
             }
             if !list.rules.isEmpty { config.rules = list }
         } catch let error as RuleError {

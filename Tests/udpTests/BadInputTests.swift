@@ -115,6 +115,14 @@ final class BadInputTests: XCTestCase {
         try assertFails(["echo", "127.0.0.1:0", "--exec-timeout", "1s"], code: 64, mentions: "apply with --exec")
         try assertFails(["echo", "127.0.0.1:0", "--exec", " "], code: 64, mentions: "--exec needs a command")
         try assertFails(["pipe", "127.0.0.1", "9", "--size", "0"], code: 64, mentions: "--size must be from 1 to 65507")
+        // An empty rules file would leave a plain echo answering everything.
+        let emptyRules = notCapture + ".json"
+        try "[]".write(toFile: emptyRules, atomically: true, encoding: .utf8)
+        defer { unlink(emptyRules) }
+        try assertFails(["echo", "127.0.0.1:0", "--rules", emptyRules], code: 64, mentions: "the rules file holds no rules")
+        // Listening and nobody came within --timeout: a timeout, as for udp listen, not a success.
+        try assertFails(["pipe", "--listen", "127.0.0.1:0", "--timeout", "200ms"], code: 75, mentions: "no datagram arrived within 200 ms")
+        try assertFails(["pipe", "--listen", "127.0.0.1:0", "--timeout", "0s"], code: 64, mentions: "--timeout must be more than 0")
         // A port nobody listens on: the refusal is an error, with the exit status for it.
         let closed = try Run.python("""
         import socket

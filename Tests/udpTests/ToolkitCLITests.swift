@@ -168,6 +168,15 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("rate-limited 4"), result.stderr)
     }
 
+    func testPipeListenEndsAfterIdleTimeoutWithSuccessOnceSomeoneCame() throws {
+        let listener = try Run.start(["pipe", "--listen", "127.0.0.1:0", "--show-port", "--timeout", "500ms"], stdin: Data())
+        let port = try Peer.listenPort(of: listener)
+        XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "hi"]).status, 0)
+        let result = listener.finish(timeout: 5)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.text, "hi")
+    }
+
     func testPipeListenFirstKeepsTheFirstSender() throws {
         let listener = try Run.start(["pipe", "--listen", "127.0.0.1:0", "--show-port", "--first"], stdin: nil)
         let port = try Peer.listenPort(of: listener)
