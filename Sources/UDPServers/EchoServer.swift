@@ -209,7 +209,9 @@ public final class EchoServer: Sendable {
         } catch UDPError.closed {}
     }
 
-    /// Counts and sends a command's reply (`exec`), made after its batch, under the same size and rate checks.
+    /// Counts and sends a command's reply (`exec`), made after its batch, under the same size and rate checks,
+    /// and noted by the loop guard like any other reply: two servers whose commands answer each other with the
+    /// same bytes are a loop too. A reply the system refuses is counted as `DropReason.sendFailed`.
     private func finish(_ outcome: CommandRunner.Outcome, for datagram: Datagram) {
         let reply: ByteBuffer? = state.withLockedValue { state in
             var result: (ByteBuffer?, DropReason?)
@@ -218,6 +220,7 @@ public final class EchoServer: Sendable {
             case .reply(let bytes): result = check(configuration.append?.appended(to: bytes) ?? bytes, for: datagram, now: ContinuousClock.now, limiter: &state.engine.limiter)
             }
             if let reply = result.0 {
+                state.engine.loops.replied(reply, to: datagram.sender, now: MonotonicClock.nanoseconds)
                 state.counters.replied += 1
                 state.counters.repliedBytes += reply.readableBytes
             } else if let reason = result.1 {
@@ -225,9 +228,19 @@ public final class EchoServer: Sendable {
             }
             return result.0
         }
-        if let reply {
-            let socket = self.socket
-            Task { try? await socket.send(reply, to: datagram.sender) }
+        guard let reply else { return }
+        let socket = self.socket
+        let size = reply.readableBytes
+        Task { [state] in
+            do {
+                try await socket.send(reply, to: datagram.sender)
+            } catch {
+                state.withLockedValue { state in
+                    state.counters.replied -= 1
+                    state.counters.repliedBytes -= size
+                    state.counters.dropped[.sendFailed, default: 0] += 1
+                }
+            }
         }
     }
 
@@ -415,6 +428,30 @@ struct LoopGuard {
         } else {
             entry = Entry(reply: fingerprint, at: now)
         }
+    }
+
+    /// Notes a reply sent to `source` outside the batch being handled (a command's reply, made later), without
+    /// changing which source is selected.
+    mutating func replied(_ reply: ByteBuffer, to source: UDPAddress, now: UInt64) {
+        let fingerprint = Fingerprint(reply)
+        if source == current {
+            if var entry {
+                entry.reply = fingerprint
+                entry.at = now
+                self.entry = entry
+            } else {
+                entry = Entry(reply: fingerprint, at: now)
+            }
+            return
+        }
+        var stored = entries[source] ?? Entry(reply: fingerprint, at: now)
+        stored.reply = fingerprint
+        stored.at = now
+        if entries.count >= capacity && entries[source] == nil {
+            entries = entries.filter { now &- $0.value.at < Self.window }
+            if entries.count >= capacity { entries.removeAll() }
+        }
+        entries[source] = stored
     }
 
     private mutating func store() {

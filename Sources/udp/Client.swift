@@ -9,6 +9,10 @@ struct Client: AsyncParsableCommand {
         discussion: """
         Replaces the classic Python input() loop client (send a line, wait for the reply). A lost reply prints a timeout line and the loop goes on; a reply that arrives late is shown, marked late. Works with piped input for scripts. Ends at end of input (Ctrl-D).
 
+        Late replies: a reply that comes after its request gave up is printed when it arrives, as 'late-reply from ADDRESS ... line=N' (with --json, "event":"late-reply" and "line"), N being the input line it answers when its bytes match that request (as an echo's do). After the last line the client waits a little (at most 5 s) for the late replies still owed.
+
+        Exit status: 0 when every request was answered; 75 when some timed out (a message on stderr names the lines, and how many late replies were shown); 69 when the server refused (nothing listens there: ICMP port unreachable), which wins over 75; 65 when every request was answered but some lines could not be made into a datagram (bad --hex or escapes, too large).
+
         Examples:
           udp client 127.0.0.1 9999
           printf 'Tom\\nJerry\\n' | udp client 127.0.0.1 9999 --timeout 300ms --retries 0

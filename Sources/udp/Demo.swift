@@ -20,11 +20,11 @@ struct Demo: AsyncParsableCommand {
         let out = DemoTranscript()
         let loopback4 = try UDPAddress(ip: "127.0.0.1", port: 0)
 
-        out.step("1. A receiver binds a free port (the seeds' bind + recvfrom)")
+        out.step("1. A receiver binds a free port (a Python receiver's bind + recvfrom)")
         let receiver = try await UDPSocket.bind(to: loopback4)
         out.say("receiver listening on \(receiver.localAddress)")
 
-        out.step("2. A sender sends one datagram (the seeds' sendto)")
+        out.step("2. A sender sends one datagram (a Python sender's sendto)")
         let sender = try await UDPSocket.client(for: receiver.localAddress)
         try await sender.send(bytes: Array("Hello, UDP!".utf8), to: receiver.localAddress)
         let first = try await mustReceive(receiver)
@@ -64,7 +64,7 @@ struct Demo: AsyncParsableCommand {
         out.show(try await mustReceive(tiny))
         await tiny.close()
 
-        out.step("7. Encodings: the seeds' chat speaks GB2312; we speak GB18030, GBK, Shift-JIS, Latin-1")
+        out.step("7. Encodings: classic Python chat scripts speak GB2312; we speak GB18030, GBK, Shift-JIS, Latin-1")
         let chinese = "你好，世界"
         let encoded = try TextEncoding.gb18030.encode(chinese)
         try await sender.send(bytes: encoded, to: receiver.localAddress)

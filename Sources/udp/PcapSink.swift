@@ -30,7 +30,16 @@ final class PcapSink: Sendable {
         } else {
             ownsStdout = false
             descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else { throw CLIFailure(message: "cannot write '\(path)': \(String(cString: strerror(errno)))", code: ExitCode32.other) }
+            guard descriptor >= 0 else {
+                let reason: String
+                switch errno {
+                case EISDIR: reason = "it is a directory; give a file name such as capture.pcap"
+                case ENOENT: reason = "no such directory '\((path as NSString).deletingLastPathComponent)'"
+                case EACCES: reason = "permission denied"
+                default: reason = String(cString: strerror(errno))
+                }
+                throw CLIFailure(message: "cannot write the capture to '\(path)': \(reason)", code: ExitCode32.other)
+            }
         }
         let writer = PcapWriter()
         self.writer = NIOLockedValueBox(writer)

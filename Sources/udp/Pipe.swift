@@ -16,7 +16,7 @@ struct PipeCommand: AsyncParsableCommand {
         discussion: """
         Replaces nc -u HOST PORT and socat - UDP:HOST:PORT. Each read of standard input (up to --size bytes, default 1,472: one Ethernet frame's worth) is sent as one datagram; the payload of every datagram that comes back is written to standard output as it is, in order, with nothing added. After standard input ends, replies are still received for --linger (default 1 s). Truncation, refusals and other errors go to stderr, never into the data. On a terminal, control characters are shown escaped.
 
-        With --listen it is nc -u -l: it receives from anyone, writes the payloads to stdout, and sends standard input to the last sender (--first: to the first one), waiting for a sender before sending anything. It runs until interrupted, or until nothing arrives for --timeout.
+        With --listen it is nc -u -l: it receives from anyone, writes the payloads to stdout, and sends standard input to the last sender (--first: to the first one), waiting for a sender before sending anything. It runs until interrupted, or until nothing arrives for --timeout (exit 75 if nothing arrived at all, as udp listen --timeout).
 
         Examples:
           printf 'ping' | udp pipe 127.0.0.1 9999                one datagram, prints the reply
@@ -60,6 +60,7 @@ struct PipeCommand: AsyncParsableCommand {
         guard (1...65_507).contains(size) else { throw ValidationError("--size must be from 1 to 65507") }
         if first && !listen { throw ValidationError("--first applies to --listen") }
         if timeout != nil && !listen { throw ValidationError("--timeout applies to --listen (use --linger for how long to wait after stdin ends)") }
+        if let timeout, timeout.seconds <= 0 { throw ValidationError("--timeout must be more than 0") }
         if listen && from != nil { throw ValidationError("--from applies to HOST PORT; with --listen, give the address to bind") }
     }
 
@@ -156,7 +157,15 @@ final class PipeSession: Sendable {
             } catch UDPError.closed {
                 return
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty {
+                // Listening, and nobody ever came: as for udp listen --timeout, that is a timeout, not a success.
+                if !connected, let idle, peer.withLockedValue({ $0 == nil }) {
+                    let seconds = Double(idle.components.seconds) + Double(idle.components.attoseconds) / 1e18
+                    Terminal.writeStderr("udp: no datagram arrived within \(DurationArgument.format(seconds: seconds))\n")
+                    errors.withLockedValue { $0 = $0 ?? UDPError.timedOut(seconds: seconds) }
+                }
+                return
+            }
             for datagram in batch {
                 if !connected {
                     peer.withLockedValue { if $0 == nil || !first { $0 = datagram.sender } }

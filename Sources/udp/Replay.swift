@@ -57,7 +57,8 @@ struct Replay: AsyncParsableCommand {
         let (endpoint, rest) = try parseTarget(Array(words.dropFirst()))
         guard rest.isEmpty else { throw CLIFailure.usage("unexpected '\(rest[0])' after HOST PORT") }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CLIFailure.data("cannot read '\(path)': \(FileManager.default.fileExists(atPath: path) ? "permission denied or a directory" : "no such file")")
+            let reason = unreadableReason(path)
+            throw CLIFailure.data("cannot read '\(path)': \(reason)\(reason == "it is a directory" ? "; give a capture file (.pcap or .pcapng)" : "")")
         }
         var reader: CaptureReader
         do { reader = try CaptureReader(Array(data)) } catch { throw CLIFailure.data("\(path): \(error.message)") }

@@ -63,12 +63,17 @@ struct Request: AsyncParsableCommand {
         discussion: """
         Replaces the classic Python client that sends and then blocks in recvfrom forever. Waits --timeout for a reply (default 1s), resends up to --retries times (default 3), doubling the wait each time. Exit 0 with a reply, 75 when none came, 69 when the peer reports nothing listens there. With no MESSAGE an empty datagram (0 bytes) is the request, as some services expect.
 
+        --all asks everyone: <broadcast> (each subnet's broadcast address, or --interface's only), a directed broadcast address such as 10.1.1.255, 255.255.255.255 or a multicast group (with --interface) get the request once, and every reply from any host is printed until --timeout.
+
         Examples:
           udp request 127.0.0.1 9999 hello
           udp request [::1]:9999 ping --timeout 200ms --retries 5
           udp request 127.0.0.1 9999 --hex '01 02 0a ff'
           udp request 127.0.0.1 9999 status --json
           udp request 127.0.0.1 9999                an empty datagram
+          udp request '<broadcast>' 9999 hi --all --interface eth0
+                                        who is out there? every reply, from each host
+          udp request 239.1.2.3 9999 hi --all --interface eth0 --timeout 2s
         """
     )
 
@@ -83,6 +88,9 @@ struct Request: AsyncParsableCommand {
     @Flag(help: "Send once and print every reply, from any address, until --timeout (a broadcast or multicast \"who is there?\"); exit 0 if any came, 75 if none.")
     var all = false
 
+    @Option(help: ArgumentHelp("With --all: the interface for <broadcast> (its subnet only), 255.255.255.255 or a multicast group.", valueName: "name"))
+    var interface: String?
+
     func validate() throws {
         try request.validate()
         // With --json the reply's text is decoded, so --encoding still means something there.
@@ -94,8 +102,12 @@ struct Request: AsyncParsableCommand {
         let text = try payload.bytes(from: message.joined(separator: " "))
         let bytes = try shaping.shaper(for: text, encoding: try payload.textEncoding(), hex: payload.hex).bytes(counter: 1)
         let formatter = DatagramFormatter(style: request.json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
-        let candidates = try await endpoint.resolve(family: try network.family())
-        if all { return try await requestAll(bytes, to: candidates[0], formatter: formatter) }
+        let family = try network.family()
+        if all { return try await requestAll(bytes, plan: try await allPlan(endpoint, family: family), formatter: formatter) }
+        if interface != nil { throw CLIFailure.usage("--interface applies with --all, to <broadcast>, 255.255.255.255 and multicast groups") }
+        let candidates = try await endpoint.resolve(family: family)
+        if case .ip(.broadcast, _) = endpoint.kind { throw Self.needsAll }
+        if candidates.contains(where: { $0.isBroadcastOrMulticast || $0.isLimitedBroadcast }) { throw Self.needsAll }
         var lastError: any Error = UDPError.closed
         // A name may resolve to IPv6 and IPv4: when one refuses, try the next.
         for destination in candidates {

@@ -89,6 +89,50 @@ final class BadInputTests: XCTestCase {
         for expected in ["Hello, UDP!", "0 bytes", "refused", "(truncated)", "你好，世界", "\\e[31mgotcha"] {
             XCTAssertTrue(result.text.contains(expected), "demo transcript lacks \(expected)")
         }
+        // It speaks to people who never saw the original example programs.
+        XCTAssertFalse(result.text.contains("seeds"), result.text)
+    }
+
+    // MARK: - The toolkit, used as netcat or socat would be
+
+    func testToolkitBadInputSaysWhatIsWrong() throws {
+        let directory = FileManager.default.temporaryDirectory.path
+        let notCapture = FileManager.default.temporaryDirectory.appendingPathComponent("udp-bad-\(getpid()).txt").path
+        try "hello".write(toFile: notCapture, atomically: true, encoding: .utf8)
+        defer { unlink(notCapture) }
+        try assertFails(["replay", "/nonexistent-\(getpid()).pcap", "127.0.0.1", "9"], code: 65, mentions: "no such file")
+        try assertFails(["replay", directory, "127.0.0.1", "9"], code: 65, mentions: "it is a directory; give a capture file")
+        try assertFails(["replay", notCapture, "127.0.0.1", "9"], code: 65, mentions: "not a pcap or pcapng capture")
+        try assertFails(["listen", "127.0.0.1:0", "--pcap", directory, "--timeout", "1s"], code: 1,
+                        mentions: "cannot write the capture to '\(directory)': it is a directory")
+        try assertFails(["listen", "127.0.0.1:0", "--pcap", "/nonexistent-\(getpid())/x.pcap", "--timeout", "1s"], code: 1,
+                        mentions: "no such directory '/nonexistent-\(getpid())'")
+        try assertFails(["echo", "127.0.0.1:0", "--rules", directory], code: 64, mentions: "cannot read rules file '\(directory)': it is a directory")
+        try assertFails(["echo", "127.0.0.1:0", "--rules", "/nonexistent-\(getpid()).json"], code: 64, mentions: "no such file")
+        try assertFails(["echo", "127.0.0.1:0", "--exec", "cat", "--exec-limit", "0"], code: 64, mentions: "--exec-limit must be from 1 to 256")
+        // Without --exec these changed nothing, silently.
+        try assertFails(["echo", "127.0.0.1:0", "--exec-limit", "3"], code: 64, mentions: "apply with --exec")
+        try assertFails(["echo", "127.0.0.1:0", "--exec-timeout", "1s"], code: 64, mentions: "apply with --exec")
+        try assertFails(["echo", "127.0.0.1:0", "--exec", " "], code: 64, mentions: "--exec needs a command")
+        try assertFails(["pipe", "127.0.0.1", "9", "--size", "0"], code: 64, mentions: "--size must be from 1 to 65507")
+        // An empty rules file would leave a plain echo answering everything.
+        let emptyRules = notCapture + ".json"
+        try "[]".write(toFile: emptyRules, atomically: true, encoding: .utf8)
+        defer { unlink(emptyRules) }
+        try assertFails(["echo", "127.0.0.1:0", "--rules", emptyRules], code: 64, mentions: "the rules file holds no rules")
+        // Listening and nobody came within --timeout: a timeout, as for udp listen, not a success.
+        try assertFails(["pipe", "--listen", "127.0.0.1:0", "--timeout", "200ms"], code: 75, mentions: "no datagram arrived within 200 ms")
+        try assertFails(["pipe", "--listen", "127.0.0.1:0", "--timeout", "0s"], code: 64, mentions: "--timeout must be more than 0")
+        // A port nobody listens on: the refusal is an error, with the exit status for it.
+        let closed = try Run.python("""
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()
+        """).finish()
+        let port = try XCTUnwrap(Int(closed.text.trimmingCharacters(in: .whitespacesAndNewlines)), closed.stderr)
+        let piped = try Run.udp(["pipe", "127.0.0.1", String(port), "--linger", "300ms"], stdin: Data("hi\n".utf8))
+        XCTAssertEqual(piped.status, 69, piped.stderr)
+        XCTAssertTrue(piped.stderr.hasPrefix("udp: 127.0.0.1:\(port) refused the datagram"), piped.stderr)
+        XCTAssertTrue(piped.stdout.isEmpty)
     }
 
     // MARK: - What a new user trips over

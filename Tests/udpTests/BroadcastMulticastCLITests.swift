@@ -293,6 +293,44 @@ final class BroadcastMulticastCLITests: XCTestCase {
         XCTAssertTrue(line.hasSuffix("11 bytes  broadcast to 10.77.1.255 on lan0  to everyone\n"), line)
     }
 
+    // MARK: - Who is out there?
+
+    /// `udp request --all` from A to the subnet's broadcast address (named as <broadcast> or directly), to
+    /// 255.255.255.255 and to the all-hosts group: the echo servers on B and C answer from their own addresses,
+    /// and both are heard. D, on another subnet, is not reached by the directed broadcast, and has no route back
+    /// for the others.
+    func testRequestAllHearsEveryHostOfTheSubnet() throws {
+        let lan = try lan()
+        var servers: [Run.Handle] = []
+        defer { for server in servers where server.process.isRunning { _ = server.finish(timeout: 5, signal: SIGKILL) } }
+        for host in [TestLAN.Host.b, .c, .d] {
+            let server = try lan.udp(host, ["echo", "0.0.0.0:7301", "--allow-broadcast", "--quiet", "--show-port"])
+            XCTAssertTrue(server.waitForOutput("echo server on"), "\(host): \(server.stderr)")
+            servers.append(server)
+        }
+        let expected: Set<String> = [TestLAN.Host.b.address, TestLAN.Host.c.address]
+        for target in [["<broadcast>", "--interface", "lan0"], ["<broadcast>"], ["10.77.1.255"], ["255.255.255.255", "--interface", "lan0"],
+                       ["224.0.0.1", "--interface", "lan0"]] {
+            let result = try run(lan, .a, ["request", target[0], "7301", "who is there", "--all", "--json", "--timeout", "1s"] + target.dropFirst())
+            XCTAssertEqual(result.status, 0, "\(target): \(result.stderr)")
+            let replies = try json(result)
+            XCTAssertEqual(Set(replies.compactMap { $0["from"] as? String }), expected, "\(target): \(result.text)")
+            XCTAssertTrue(replies.allSatisfy { $0["text"] as? String == "who is there" }, result.text)
+        }
+        // A group has no route here but by an interface; and without --all nothing could be heard.
+        let noRoute = try run(lan, .a, ["request", "224.0.0.1", "7301", "hi", "--all", "--timeout", "200ms"])
+        XCTAssertEqual(noRoute.status, 69, noRoute.stderr)
+        XCTAssertTrue(noRoute.stderr.contains("name an interface (--interface)"), noRoute.stderr)
+        for target in ["<broadcast>", "10.77.1.255", "224.0.0.1"] {
+            let withoutAll = try run(lan, .a, ["request", target, "7301", "hi", "--timeout", "200ms"])
+            XCTAssertEqual(withoutAll.status, 64, "\(target): \(withoutAll.stderr)")
+            XCTAssertTrue(withoutAll.stderr.contains("add --all"), withoutAll.stderr)
+        }
+        let outsideAll = try run(lan, .a, ["request", "10.77.1.2", "7301", "hi", "--interface", "lan0"])
+        XCTAssertEqual(outsideAll.status, 64, outsideAll.stderr)
+        for server in servers { _ = server.finish(timeout: 5, signal: SIGTERM) }
+    }
+
     // MARK: - Multicast
 
     func testJoinedListenersReceiveAndOthersDoNot() throws {

@@ -133,4 +133,22 @@ final class RequestClientTests: XCTestCase {
         XCTAssertEqual(result.text.split(separator: "\n").filter { $0.contains("reply from") }.count, 3, result.text)
         XCTAssertEqual(result.stderr, "")
     }
+
+    /// The help says what each exit status means and what a late-reply line is; the 65 it promises is what a
+    /// session with an unsendable line (bad hex) and every other line answered ends with.
+    func testClientHelpExplainsExitCodesAndLateReplies() throws {
+        let help = try Run.udp(["client", "--help"]).text.replacingOccurrences(of: "\n", with: " ")
+            .split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        for promise in ["0 when every request was answered", "75 when some timed out", "69 when the server refused",
+                        "65 when every request was answered but some lines could not be made into a datagram",
+                        "'late-reply from ADDRESS ... line=N'"] {
+            XCTAssertTrue(help.contains(promise), "help lacks \(promise): \(help)")
+        }
+        let (server, port) = try echoServer()
+        defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
+        let result = try Run.udp(["client", "127.0.0.1", String(port), "--hex", "--timeout", "500ms"], stdin: Data("61\nzz\n62\n".utf8))
+        XCTAssertEqual(result.status, 65, result.stderr)
+        XCTAssertEqual(result.text.split(separator: "\n").filter { $0.contains("reply from") }.count, 2, result.text)
+        XCTAssertTrue(result.stderr.contains("line 2 could not be sent"), result.stderr)
+    }
 }

@@ -168,6 +168,15 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("rate-limited 4"), result.stderr)
     }
 
+    func testPipeListenEndsAfterIdleTimeoutWithSuccessOnceSomeoneCame() throws {
+        let listener = try Run.start(["pipe", "--listen", "127.0.0.1:0", "--show-port", "--timeout", "500ms"], stdin: Data())
+        let port = try Peer.listenPort(of: listener)
+        XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "hi"]).status, 0)
+        let result = listener.finish(timeout: 5)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.text, "hi")
+    }
+
     func testPipeListenFirstKeepsTheFirstSender() throws {
         let listener = try Run.start(["pipe", "--listen", "127.0.0.1:0", "--show-port", "--first"], stdin: nil)
         let port = try Peer.listenPort(of: listener)
@@ -192,6 +201,52 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertEqual(listener.finish(signal: SIGTERM).text, "from a;from b;")
     }
 
+    private func jsonSummary(_ result: Run.Result) throws -> [String: Any] {
+        let last = try XCTUnwrap(result.stderr.split(separator: "\n").last, "no summary: \(result.stderr)")
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last))
+    }
+
+    private func dropped(_ summary: [String: Any], _ reason: String) -> Int {
+        (summary["dropped"] as? [String: Any])?[reason] as? Int ?? 0
+    }
+
+    func testExecRepliesBouncingBetweenTwoServersAreStopped() throws {
+        guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
+        let (a, portA) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        let (b, portB) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        defer {
+            for server in [a, b] where server.process.isRunning { _ = server.finish(signal: SIGKILL) }
+        }
+        // "From" A to B: each command answers with the bytes it was given, so the two would bounce them forever.
+        let spoof = try Run.python(EchoCLITests.rawSender, ["127.0.0.1", String(portA), "127.0.0.1", String(portB), "ping-pong"]).finish()
+        XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
+        usleep(2_000_000)
+        for port in [portA, portB] {
+            let reply = try Run.udp(["request", "127.0.0.1", String(port), "real", "--raw"])
+            XCTAssertEqual(reply.text, "real", "port \(port): \(reply.stderr)")
+        }
+        let (endedA, endedB) = (a.finish(signal: SIGTERM), b.finish(signal: SIGTERM))
+        let first = try jsonSummary(endedA)
+        let second = try jsonSummary(endedB)
+        let received = (first["received"] as? Int ?? 0) + (second["received"] as? Int ?? 0)
+        // 8 round trips are allowed, then the next return gets no reply; a real request each on top.
+        XCTAssertLessThanOrEqual(received, 2 * (8 + 2) + 2, "first \(first), second \(second)")
+        XCTAssertEqual(dropped(first, "loop") + dropped(second, "loop"), 1, "first \(first), second \(second)")
+    }
+
+    func testExecReplyTheKernelRefusesIsCountedAsFailedNotReplied() throws {
+        guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
+        let (server, port) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        // 127.255.255.255 is loopback's broadcast route: the kernel refuses the command's reply there.
+        let spoof = try Run.python(EchoCLITests.rawSender, ["127.255.255.255", "5555", "127.0.0.1", String(port), "refuse me"]).finish()
+        XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
+        usleep(700_000)
+        let json = try jsonSummary(server.finish(signal: SIGTERM))
+        XCTAssertEqual(json["received"] as? Int, 1, "\(json)")
+        XCTAssertEqual(json["replied"] as? Int, 0, "\(json)")
+        XCTAssertEqual(dropped(json, "send-failed"), 1, "\(json)")
+    }
+
     // MARK: - echo --rule
 
     func testRulesAnswerAndCountNoRule() throws {
@@ -211,6 +266,31 @@ final class ToolkitCLITests: XCTestCase {
         XCTAssertEqual(out.text, "pong\nVALUE speed\n21C\n(none)\n", out.stderr)
         let result = server.finish(signal: SIGTERM)
         XCTAssertTrue(result.stderr.contains("no-rule 1"), result.stderr)
+    }
+
+    func testRuleRepliesKeepEchoProtections() throws {
+        // A rule's reply larger than its request is rate limited like a template's; port 7 is never answered.
+        let (server, port) = try startEcho(["--rule", "x => a reply longer than the request", "--rate", "1"])
+        let script = """
+        import socket, sys, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+        p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); p.bind(('127.0.0.1', 7))
+        p.sendto(b'x', ('127.0.0.1', int(sys.argv[1])))
+        for _ in range(6):
+            s.sendto(b'x', ('127.0.0.1', int(sys.argv[1]))); time.sleep(0.05)
+        n = 0
+        while True:
+            try: s.recvfrom(100); n += 1
+            except socket.timeout: break
+        p.settimeout(0.1)
+        try: p.recvfrom(100); print(n, 'port 7 answered')
+        except socket.timeout: print(n)
+        """
+        let replies = try Run.python(script, [String(port)]).finish()
+        let result = server.finish(signal: SIGTERM)
+        XCTAssertEqual(replies.text, "2\n", "a burst of 2 at --rate 1: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("loop-port 1"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("rate-limited 4"), result.stderr)
     }
 
     func testRulesWithFallbackReply() throws {
