@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import UDPKit
+import UDPServers
 @testable import UDPStudio
 import XCTest
 
@@ -66,6 +67,34 @@ final class RuleTests: XCTestCase {
         binary = ByteBuffer(bytes: [2, 1])
         XCTAssertNil(rules.reply(to: Datagram(payload: binary, sender: d.sender), count: 1))
         XCTAssertNil(rules.reply(to: try datagram("nothing"), count: 1))
+    }
+
+    func testStudioRulesAnswerLikeEchoRules() throws {
+        // Each kind the page offers, next to the `udp echo --rule` it stands for: both must give the same replies.
+        let studio: [AutoReplyRule] = [
+            AutoReplyRule(match: .exact, pattern: "ping", reply: "pong {count}"),
+            AutoReplyRule(match: .prefix, pattern: "GET ", reply: "get {length}"),
+            AutoReplyRule(match: .contains, pattern: "temp", reply: "21"),
+            AutoReplyRule(match: .regex, pattern: "^set (\\w+)=(\\d+)$", reply: "{1} is {2}"),
+            AutoReplyRule(match: .hexPrefix, pattern: "ff 01", reply: "ACK {hex}"),
+        ]
+        let echo = try ReplyRules(parsing: studio.map(\.ruleText))
+        let rules = try StudioRules(studio)
+        let payloads: [[UInt8]] = [Array("ping".utf8), Array("ping!".utf8), Array("GET /x".utf8), Array("xGET ".utf8),
+                                   Array("the temp".utf8), Array("set a=12".utf8), [0xff, 0x01, 0x02], [0x01, 0xff], []]
+        var answered = 0
+        for payload in payloads {
+            let d = Datagram(payload: ByteBuffer(bytes: payload), sender: try UDPAddress(ip: "127.0.0.1", port: 40000))
+            let expected = echo.reply(to: d, count: 3)?.reply
+            XCTAssertEqual(rules.reply(to: d, count: 3), expected, "\(payload)")
+            if expected != nil { answered += 1 }
+        }
+        XCTAssertEqual(answered, 5)
+        XCTAssertEqual(rules.reply(to: try datagram("GET /index"), count: 1).map { String(decoding: $0, as: UTF8.self) }, "get 10")
+        // A kind chosen on the page is never re-read from the pattern: an exact "regex:a" is the text "regex:a".
+        let literal = try StudioRules([AutoReplyRule(match: .exact, pattern: "regex:a", reply: "lit")])
+        XCTAssertNotNil(literal.reply(to: try datagram("regex:a"), count: 1))
+        XCTAssertNil(literal.reply(to: try datagram("a"), count: 1))
     }
 
     func testCapturesStayLiteral() throws {
