@@ -147,7 +147,8 @@ function renderListeners() {
     const li = el("li");
     li.dataset.id = l.id;
     const info = el("div", undefined, "grow");
-    info.appendChild(el("span", `#${l.id} ${l.address}${l.group ? " + " + l.group : ""}`));
+    const group = l.group ? ` + ${l.group}${l.source ? " from " + l.source : ""}${l.interface ? " on " + l.interface : ""}` : "";
+    info.appendChild(el("span", `#${l.id} ${l.address}${group}`));
     const c = l.counters;
     const drops = l.kernelDrops ? ` · kernel drops ${l.kernelDrops.toLocaleString()}` : "";
     info.appendChild(el("small", `in ${c.received.toLocaleString()} (${c.receivedBytes.toLocaleString()} B) · out ${c.sent.toLocaleString()}${drops}` +
@@ -198,7 +199,10 @@ $("listener-form").addEventListener("submit", async (event) => {
   $("listener-error").textContent = "";
   try {
     const spec = { address: $("listener-address").value.trim() };
-    if ($("listener-group").value.trim()) spec.group = $("listener-group").value.trim();
+    for (const field of ["group", "interface", "source"]) {
+      const value = $(`listener-${field}`).value.trim();
+      if (value) spec[field] = value;
+    }
     await api("POST", "/api/listeners", spec);
     $("listener-address").value = "";
     await refresh();
@@ -273,6 +277,8 @@ function currentRequest() {
   const count = parseInt($("send-count").value, 10) || 1;
   if (count > 1) { request.count = count; request.interval = parseFloat($("send-interval").value) || 0; }
   if ($("send-from").value) request.from = parseInt($("send-from").value, 10);
+  if ($("send-interface").value.trim()) request.interface = $("send-interface").value.trim();
+  if ($("send-ttl").value !== "") request.ttl = parseInt($("send-ttl").value, 10);
   return request;
 }
 
