@@ -158,7 +158,8 @@ public final class Studio: Sendable {
         var nextSubscriber = 0
         var replyGuard: ReplyGuard
         var pendingReplies: [PeerKey: UInt64] = [:]
-        var sending: [Int: Task<SendResult, any Error>] = [:]
+        /// How to cancel each send and sequence in progress.
+        var sending: [Int: @Sendable () -> Void] = [:]
         var nextSend = 0
         var closed = false
         /// Ports of listeners with rules: a datagram from one of them is never answered automatically.
@@ -449,24 +450,29 @@ public final class Studio: Sendable {
         let (socket, listener) = multicast == nil
             ? try await sendingSocket(from: request.from, family: destinations[0].family)
             : (try await multicastSocket(multicast!, family: destinations[0].family), nil)
-        let task = Task<SendResult, any Error> {
-            // A socket opened for these multicast options is this send's own: closing it also ends its receiving.
-            defer { if multicast != nil { Task { await socket.close() } } }
-            return try await self.deliver(payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
-        }
-        let id = state.withLockedValue { state in
-            state.nextSend += 1
-            state.sending[state.nextSend] = task
-            return state.nextSend
-        }
-        defer { _ = state.withLockedValue { $0.sending.removeValue(forKey: id) } }
         do {
-            return try await task.value
+            return try await stoppable {
+                // A socket opened for these multicast options is this send's own: closing it also ends its receiving.
+                defer { if multicast != nil { Task { await socket.close() } } }
+                return try await self.deliver(payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
+            }
         } catch let error as SendError {
             throw error
         } catch {
             throw .failed("\(error)", sent: 0)
         }
+    }
+
+    /// Runs `work` as a task that `stopSending()` (and `shutdown()`) cancel.
+    private func stoppable<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await work() }
+        let id = state.withLockedValue { state in
+            state.nextSend += 1
+            state.sending[state.nextSend] = { task.cancel() }
+            return state.nextSend
+        }
+        defer { _ = state.withLockedValue { $0.sending.removeValue(forKey: id) } }
+        return try await task.value
     }
 
     /// Sends a saved packet.
@@ -477,27 +483,35 @@ public final class Studio: Sendable {
         return try await send(packet.request)
     }
 
-    /// Runs a saved sequence: each step's packet, then its delay.
-    /// - Throws: `StudioError.noSuchPacket`, `SendError`.
+    /// Runs a saved sequence: each step's packet, then its delay. `stopSending()` ends it, in a delay too.
+    /// - Throws: `StudioError.noSuchPacket`, `SendError` (`.stopped` with what was sent when stopped).
     @discardableResult
     public func runSequence(_ name: String) async throws -> Int {
         let library = self.library
         guard let sequence = library.sequences.first(where: { $0.name == name }) else { throw StudioError.noSuchPacket(name) }
-        var sent = 0
-        for step in sequence.steps {
-            guard let packet = library.packet(named: step.packet) else { throw StudioError.noSuchPacket(step.packet) }
-            sent += try await send(packet.request).sent
-            if step.delay > 0 {
-                do { try await Task.sleep(for: .milliseconds(step.delay)) } catch { throw SendError.stopped(sent: sent) }
+        return try await stoppable {
+            var sent = 0
+            for step in sequence.steps {
+                // A stop between two steps: the next step's send is a task of its own, which the stop did not reach.
+                if Task.isCancelled { throw SendError.stopped(sent: sent) }
+                guard let packet = library.packet(named: step.packet) else { throw StudioError.noSuchPacket(step.packet) }
+                do {
+                    sent += try await self.send(packet.request).sent
+                } catch SendError.stopped(let more) {
+                    throw SendError.stopped(sent: sent + more)
+                }
+                if step.delay > 0 {
+                    do { try await Task.sleep(for: .milliseconds(step.delay)) } catch { throw SendError.stopped(sent: sent) }
+                }
             }
+            return sent
         }
-        return sent
     }
 
     /// Stops every send in progress (repeats and sequences end after the datagram being sent).
     public func stopSending() {
-        let tasks = state.withLockedValue { Array($0.sending.values) }
-        for task in tasks { task.cancel() }
+        let cancels = state.withLockedValue { Array($0.sending.values) }
+        for cancel in cancels { cancel() }
     }
 
     private static func destinations(_ text: String) async throws(SendError) -> [UDPAddress] {
@@ -672,7 +686,7 @@ public final class Studio: Sendable {
             state.subscribers.removeAll()
             return (sockets, subscribers, Array(state.sending.values))
         }
-        for task in tasks { task.cancel() }
+        for cancel in tasks { cancel() }
         for socket in sockets { await socket.close() }
         for subscriber in subscribers { subscriber.finish() }
     }
