@@ -198,7 +198,7 @@ public final class Studio: Sendable {
         // Room for bursts while the studio is busy elsewhere (the kernel caps it at net.core.rmem_max).
         options.receiveBufferSize = 4 << 20
         let membership = spec.membership
-        if membership == nil, let given = spec.interface ?? spec.source, !given.trimmingCharacters(in: .whitespaces).isEmpty {
+        if membership == nil, [spec.interface, spec.source].contains(where: { !($0 ?? "").trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw StudioError.badListener("an interface or a source applies to a multicast group: give the group too")
         }
         // As `udp listen --join`: members of a group share their port, so other receivers on this host still get it.

@@ -140,6 +140,21 @@ final class StudioEngineTests: XCTestCase {
         return try Studio(configuration: configuration)
     }
 
+    func testAnInterfaceOrSourceWithoutAGroupIsRefused() async throws {
+        let studio = try makeStudio()
+        for spec in [ListenerSpec(address: "127.0.0.1:0", interface: "lo"),
+                     ListenerSpec(address: "127.0.0.1:0", group: " ", interface: "", source: "127.0.0.2")] {
+            do {
+                try await studio.addListener(spec)
+                XCTFail("\(spec) was accepted")
+            } catch let error as StudioError {
+                XCTAssertTrue(error.description.contains("give the group too"), error.description)
+            }
+        }
+        XCTAssertEqual(studio.listeners.count, 0)
+        await studio.shutdown()
+    }
+
     func testListenerCountsEveryDatagramExactlyAndRemovingFreesThePort() async throws {
         let studio = try makeStudio()
         let info = try await studio.addListener(ListenerSpec(address: "127.0.0.1:0"))
