@@ -142,6 +142,6 @@ let package = Package(
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
-        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPKit", "udp"], exclude: ["Browser"]),
+        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "udp"], exclude: ["Browser"]),
     ]
 )

@@ -37,6 +37,14 @@ public struct ReplyRule: Sendable {
     /// The rule as written, for messages.
     public let source: String
 
+    /// A rule from parts already checked, for front ends that take the match kind separately from its text (a web
+    /// form), so a pattern such as `regex:x` can still be matched literally.
+    public init(match: Match, template: ReplyTemplate, source: String) {
+        self.match = match
+        self.template = template
+        self.source = source
+    }
+
     /// Parses `MATCH => TEMPLATE`. `name` says which rule this is in errors ("rule 2", "rules.json rule 3").
     /// - Throws: `RuleError` naming the rule and saying what is wrong.
     public init(_ text: String, encoding: TextEncoding = .utf8, name: String = "rule") throws(RuleError) {
@@ -254,6 +262,13 @@ public struct RuleError: Error, Equatable, Sendable, CustomStringConvertible {
     public var source: String
     /// What is wrong.
     public var reason: String
+
+    /// An error for `rule` (its name), written as `source` (may be empty), with what is wrong.
+    public init(rule: String, source: String, reason: String) {
+        self.rule = rule
+        self.source = source
+        self.reason = reason
+    }
 
     /// One line: `rule 2 ('regex:( => x'): bad regex ...`.
     public var description: String {

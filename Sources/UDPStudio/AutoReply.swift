@@ -6,18 +6,21 @@ import Foundation
 import UDPKit
 import UDPServers
 
-/// One auto-reply rule of a listener: when an incoming payload matches, answer with the rendered template.
+/// One auto-reply rule of a listener, as the page and the API write it: a match kind, a pattern and a reply.
+/// It becomes a `ReplyRule`, the rule `udp echo --rule` uses, so both answer alike.
 public struct AutoReplyRule: Sendable, Codable, Equatable {
-    /// How `pattern` is compared with the payload.
+    /// How `pattern` is compared with the payload (the kinds of `udp echo --rule`).
     public enum Match: String, Sendable, Codable, CaseIterable {
-        /// The payload, as UTF-8 text, equals the pattern.
+        /// The payload equals the pattern's UTF-8 bytes (`udp echo --rule 'TEXT => ...'`).
         case exact
-        /// The payload, as UTF-8 text, contains the pattern.
+        /// The payload starts with the pattern's UTF-8 bytes (`prefix:`).
+        case prefix
+        /// The pattern's UTF-8 bytes occur anywhere in the payload (`contains:`).
         case contains
         /// The pattern is a regular expression found anywhere in the payload's UTF-8 text; `{1}`...`{9}` in the
-        /// reply insert its capture groups (`{0}` the whole match).
+        /// reply insert its capture groups (`regex:`).
         case regex
-        /// The payload's bytes start with the pattern's hex bytes.
+        /// The payload's bytes start with the pattern's hex bytes (`hex:`).
         case hexPrefix = "hex-prefix"
     }
 
@@ -35,6 +38,51 @@ public struct AutoReplyRule: Sendable, Codable, Equatable {
         self.pattern = pattern
         self.reply = reply
     }
+
+    /// The rule as `udp echo --rule` would be given it, for messages and logs.
+    public var ruleText: String {
+        switch match {
+        case .exact: "\(pattern) => \(reply)"
+        case .prefix: "prefix:\(pattern) => \(reply)"
+        case .contains: "contains:\(pattern) => \(reply)"
+        case .regex: "regex:\(pattern) => \(reply)"
+        case .hexPrefix: "hex:\(pattern) => \(reply)"
+        }
+    }
+
+    /// The `ReplyRule` that matches and answers like this rule. `name` says which rule this is in errors.
+    /// - Throws: `RuleError` with `name` and the problem: a bad regex, bad hex, an unknown placeholder, an empty
+    ///   pattern.
+    public func replyRule(name: String) throws(RuleError) -> ReplyRule {
+        func fail(_ reason: String) -> RuleError { RuleError(rule: name, source: "", reason: reason) }
+        guard !pattern.isEmpty || match == .exact else { throw fail("empty pattern") }
+        guard reply.utf8.count <= 65_507 else { throw fail("reply longer than a UDP datagram") }
+        let kind: ReplyRule.Match
+        var groups = 0
+        switch match {
+        case .exact: kind = .equals(Array(pattern.utf8))
+        case .prefix: kind = .prefix(Array(pattern.utf8))
+        case .contains: kind = .contains(Array(pattern.utf8))
+        case .hexPrefix:
+            do { kind = .prefix(try Hex.parse(pattern)) } catch { throw fail("\(error)") }
+        case .regex:
+            let compiled: RulePattern
+            do { compiled = try RulePattern(pattern, encoding: .utf8) } catch {
+                // RulePattern says "bad regex 'P': why"; keep only the why after the studio's own wording.
+                let why = error.reason.range(of: "': ").map { String(error.reason[$0.upperBound...]) }
+                throw fail("invalid regular expression '\(pattern)'" + (why.map { ": \($0)" } ?? ""))
+            }
+            groups = compiled.groupCount
+            kind = .regex(compiled)
+        }
+        let template: ReplyTemplate
+        do { template = try ReplyTemplate(reply, encoding: .utf8, groups: groups) } catch let error as TemplateError {
+            throw fail(error.message)
+        } catch {
+            throw fail("\(error)")
+        }
+        return ReplyRule(match: kind, template: template, source: ruleText)
+    }
 }
 
 /// What answers datagrams automatically. The studio asks it for a reply and applies its own protections (loop
@@ -44,120 +92,35 @@ public protocol ReplyRuleSet: Sendable {
     func reply(to datagram: Datagram, count: Int) -> [UInt8]?
 }
 
-/// A bad rule, found before it is installed.
-public struct RuleError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// What is wrong, in one line.
-    public var message: String
-    public var description: String { message }
-}
-
-/// An ordered list of `AutoReplyRule`s: the first that matches answers.
+/// A listener's rules: `AutoReplyRule`s compiled into the `ReplyRules` of `udp echo --rule`; the first that matches
+/// answers.
 public struct StudioRules: ReplyRuleSet {
-    /// The rules, in order.
+    /// The rules, in order, as given.
     public let rules: [AutoReplyRule]
-    private let compiled: [Compiled]
-
-    private struct Compiled: @unchecked Sendable {
-        // Sendable although `Regex<AnyRegexOutput>` is not declared so: the value is never mutated after `init`, and
-        // the only state a Regex changes on use is its lowered matching program, which the standard library
-        // initialises once with an atomic compare-and-store (Regex.Program.loweredProgram); AnyRegexOutput, the
-        // reason for the missing conformance, is a match's result, created per call and never stored here.
-        let rule: AutoReplyRule
-        let regex: Regex<AnyRegexOutput>?
-        let prefix: [UInt8]
-        let template: ReplyTemplate?
-    }
+    /// The same rules, compiled.
+    public let compiled: ReplyRules
 
     /// At most this many rules per listener: matching runs for every datagram.
     public static let maximumRules = 32
 
     /// Checks and compiles `rules`.
-    /// - Throws: `RuleError` naming the rule (from 1) and its problem: a bad regex, bad hex, an unknown
+    /// - Throws: `RuleError` naming the rule ("rule 2") and its problem: a bad regex, bad hex, an unknown
     ///   placeholder, an empty pattern.
     public init(_ rules: [AutoReplyRule]) throws(RuleError) {
-        guard rules.count <= Self.maximumRules else { throw RuleError(message: "at most \(Self.maximumRules) rules per listener") }
-        var compiled: [Compiled] = []
+        guard rules.count <= Self.maximumRules else {
+            throw RuleError(rule: "rules", source: "", reason: "at most \(Self.maximumRules) rules per listener")
+        }
+        var compiled: [ReplyRule] = []
         for (index, rule) in rules.enumerated() {
-            let name = "rule \(index + 1)"
-            guard !rule.pattern.isEmpty || rule.match == .exact else { throw RuleError(message: "\(name): empty pattern") }
-            guard rule.reply.utf8.count <= 65_507 else { throw RuleError(message: "\(name): reply longer than a UDP datagram") }
-            var regex: Regex<AnyRegexOutput>?
-            var prefix: [UInt8] = []
-            switch rule.match {
-            case .regex:
-                do { regex = try Regex(rule.pattern) } catch {
-                    throw RuleError(message: "\(name): invalid regular expression '\(rule.pattern)'")
-                }
-            case .hexPrefix:
-                do { prefix = try Hex.parse(rule.pattern) } catch {
-                    throw RuleError(message: "\(name): \(error)")
-                }
-            case .exact, .contains:
-                break
-            }
-            // Templates with capture placeholders are parsed per reply, once the captures are known.
-            var template: ReplyTemplate?
-            if rule.match != .regex {
-                do { template = try ReplyTemplate(rule.reply) } catch {
-                    throw RuleError(message: "\(name): \(error)")
-                }
-            } else {
-                do { _ = try ReplyTemplate(Self.substitute(rule.reply, captures: Array(repeating: "", count: 10))) } catch {
-                    throw RuleError(message: "\(name): \(error)")
-                }
-            }
-            compiled.append(Compiled(rule: rule, regex: regex, prefix: prefix, template: template))
+            compiled.append(try rule.replyRule(name: "rule \(index + 1)"))
         }
         self.rules = rules
-        self.compiled = compiled
+        self.compiled = ReplyRules(compiled)
     }
 
     /// The reply of the first rule that matches, or nil.
     public func reply(to datagram: Datagram, count: Int) -> [UInt8]? {
-        guard !compiled.isEmpty else { return nil }
-        let bytes = datagram.payload.readableBytesView
-        let text = String(decoding: bytes, as: UTF8.self)
-        for entry in compiled {
-            switch entry.rule.match {
-            case .exact:
-                if text == entry.rule.pattern, let template = entry.template { return template.render(datagram, count: count) }
-            case .contains:
-                if text.contains(entry.rule.pattern), let template = entry.template { return template.render(datagram, count: count) }
-            case .hexPrefix:
-                if bytes.starts(with: entry.prefix), let template = entry.template { return template.render(datagram, count: count) }
-            case .regex:
-                guard let regex = entry.regex, let found = try? regex.firstMatch(in: text) else { continue }
-                var captures: [String] = []
-                for index in 0..<min(found.output.count, 10) {
-                    captures.append(found.output[index].substring.map(String.init) ?? "")
-                }
-                guard let template = try? ReplyTemplate(Self.substitute(entry.rule.reply, captures: captures)) else { continue }
-                return template.render(datagram, count: count)
-            }
-        }
-        return nil
-    }
-
-    /// Replaces `{0}`...`{9}` with captures (braces in them doubled, so they stay literal); `{{` stays as it is.
-    static func substitute(_ template: String, captures: [String]) -> String {
-        var out = ""
-        var chars = Array(template)
-        var i = 0
-        while i < chars.count {
-            if chars[i] == "{", i + 1 < chars.count, chars[i + 1] == "{" {
-                out += "{{"; i += 2; continue
-            }
-            if chars[i] == "{", i + 2 < chars.count, let digit = chars[i + 1].wholeNumberValue, chars[i + 1].isASCII, chars[i + 2] == "}" {
-                let value = digit < captures.count ? captures[digit] : ""
-                out += value.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}")
-                i += 3
-                continue
-            }
-            out.append(chars[i])
-            i += 1
-        }
-        chars.removeAll()
-        return out
+        compiled.rules.isEmpty ? nil : compiled.reply(to: datagram, count: count)?.reply
     }
 }
 

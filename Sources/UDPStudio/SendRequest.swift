@@ -18,10 +18,14 @@ public struct SendRequest: Sendable, Codable, Equatable {
     public var count: Int?
     /// Milliseconds between sends: 0 to 60,000 (default 0).
     public var interval: Double?
+    /// For a multicast group: the interface it leaves by (needed for IPv4 on a host without a default route).
+    public var interface: String?
+    /// For a multicast group: how many routers it may cross, 0 to 255 (the system's default, 1, when absent).
+    public var ttl: Int?
 
     /// A request.
     public init(to: String, text: String? = nil, hex: String? = nil, escapes: Bool? = nil, encoding: String? = nil,
-                from: Int? = nil, count: Int? = nil, interval: Double? = nil) {
+                from: Int? = nil, count: Int? = nil, interval: Double? = nil, interface: String? = nil, ttl: Int? = nil) {
         self.to = to
         self.text = text
         self.hex = hex
@@ -30,6 +34,8 @@ public struct SendRequest: Sendable, Codable, Equatable {
         self.from = from
         self.count = count
         self.interval = interval
+        self.interface = interface
+        self.ttl = ttl
     }
 
     /// The most repeats one request may ask for.
@@ -54,6 +60,28 @@ public struct SendRequest: Sendable, Codable, Equatable {
                 throw .badInput("\(error)")
             }
         }
+    }
+
+    /// The socket options a send to a multicast group needs for its interface and TTL; nil when neither is given
+    /// (blank form fields count as not given), so the shared sending socket serves.
+    /// - Throws: `SendError.badInput` when they are given for something else than one multicast group, with a
+    ///   listener's socket (whose options are its own), or out of range.
+    func multicastOptions(for destinations: [UDPAddress]) throws(SendError) -> UDPSocketOptions? {
+        let name = interface?.trimmingCharacters(in: .whitespaces).nilIfEmpty
+        guard name != nil || ttl != nil else { return nil }
+        guard destinations.count == 1, destinations[0].isMulticast else {
+            throw .badInput("an interface and a TTL apply to a multicast group destination")
+        }
+        guard from == nil else { throw .badInput("a multicast interface or TTL needs a new socket: leave \"from\" empty") }
+        var options = UDPSocketOptions()
+        if let ttl {
+            guard (0...255).contains(ttl) else { throw .badInput("ttl must be from 0 to 255") }
+            options.multicastTimeToLive = ttl
+        }
+        if let name {
+            do { options.multicastInterface = try NetworkInterface.lookup(name) } catch { throw .badInput("\(error)") }
+        }
+        return options
     }
 
     /// Checks the repeat settings.
@@ -97,4 +125,8 @@ public struct SendResult: Sendable, Codable, Equatable {
     public var to: [String]
     /// The local address they left from.
     public var from: String
+}
+
+private extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
 }

@@ -40,6 +40,10 @@ public struct ListenerInfo: Sendable, Codable, Equatable {
     public var port: Int
     /// The multicast group it joined, if any.
     public var group: String?
+    /// The interface it joined the group on, if one was given.
+    public var interface: String?
+    /// The only sender it receives the group from (source-specific multicast), if one was given.
+    public var source: String?
     /// Its counters.
     public var counters: TrafficCounters
     /// Datagrams the kernel dropped at this socket because its receive buffer was full (Linux; nil where unknown).
@@ -55,17 +59,31 @@ public struct ListenerSpec: Sendable, Codable, Equatable {
     public var address: String
     /// A multicast group to join (224.0.0.0/4, ff00::/8).
     public var group: String?
-    /// The interface to join the group on.
+    /// The interface to join the group on (needed for IPv4 on a host without a default route).
     public var interface: String?
+    /// Receive the group only from this sender (source-specific multicast, RFC 4607; groups 232.0.0.0/8, ff3x::).
+    public var source: String?
     /// Auto-reply rules.
     public var rules: [AutoReplyRule]?
 
     /// A spec.
-    public init(address: String, group: String? = nil, interface: String? = nil, rules: [AutoReplyRule]? = nil) {
+    public init(address: String, group: String? = nil, interface: String? = nil, source: String? = nil,
+                rules: [AutoReplyRule]? = nil) {
         self.address = address
         self.group = group
         self.interface = interface
+        self.source = source
         self.rules = rules
+    }
+
+    /// The group, interface and source with empty strings (blank form fields) taken as absent.
+    var membership: (group: String, interface: String?, source: String?)? {
+        func given(_ text: String?) -> String? {
+            guard let text = text?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            return text
+        }
+        guard let group = given(group) else { return nil }
+        return (group, given(interface), given(source))
     }
 }
 
@@ -140,7 +158,8 @@ public final class Studio: Sendable {
         var nextSubscriber = 0
         var replyGuard: ReplyGuard
         var pendingReplies: [PeerKey: UInt64] = [:]
-        var sending: [Int: Task<SendResult, any Error>] = [:]
+        /// How to cancel each send and sequence in progress.
+        var sending: [Int: @Sendable () -> Void] = [:]
         var nextSend = 0
         var closed = false
         /// Ports of listeners with rules: a datagram from one of them is never answered automatically.
@@ -178,12 +197,21 @@ public final class Studio: Sendable {
         options.broadcast = true
         // Room for bursts while the studio is busy elsewhere (the kernel caps it at net.core.rmem_max).
         options.receiveBufferSize = 4 << 20
-        let socket = try await UDPSocket.bind(to: endpoint, options: options)
-        if let group = spec.group, !group.isEmpty {
+        let membership = spec.membership
+        if membership == nil, [spec.interface, spec.source].contains(where: { !($0 ?? "").trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw StudioError.badListener("an interface or a source applies to a multicast group: give the group too")
+        }
+        // As `udp listen --join`: members of a group share their port, so other receivers on this host still get it.
+        options.reuseAddress = membership != nil
+        options.reusePort = membership != nil
+        // A group is joined by a socket of its family: a bare port binds that family's wildcard, as `udp listen`.
+        let group = try membership.map { try UDPAddress(ip: $0.group, port: 0) }
+        let socket = try await UDPSocket.bind(to: endpoint, family: group?.family, options: options)
+        if let membership, let address = group {
             do {
-                let address = try UDPAddress(ip: group, port: 0)
-                let interface = try spec.interface.flatMap { $0.isEmpty ? nil : try NetworkInterface.lookup($0) }
-                try await socket.join(group: address, interface: interface)
+                let interface = try membership.interface.map(NetworkInterface.lookup)
+                let source = try membership.source.map { try UDPAddress(ip: $0, port: 0) }
+                try await socket.join(group: address, interface: interface, source: source)
             } catch {
                 await socket.close()
                 throw error
@@ -244,7 +272,9 @@ public final class Studio: Sendable {
 
     private static func info(_ s: ListenerState) -> ListenerInfo {
         ListenerInfo(id: s.listener.id, requested: s.listener.spec.address, address: s.listener.socket.localAddress.description,
-                     port: s.listener.socket.localAddress.port ?? 0, group: s.listener.spec.group, counters: s.counters,
+                     port: s.listener.socket.localAddress.port ?? 0, group: s.listener.spec.membership?.group,
+                     interface: s.listener.spec.membership?.interface, source: s.listener.spec.membership?.source,
+                     counters: s.counters,
                      kernelDrops: nil, rules: s.ruleList)
     }
 
@@ -416,23 +446,33 @@ public final class Studio: Sendable {
                 throw .badInput("\(payload.count) bytes do not fit in one datagram to \(destination) (at most \(limit))")
             }
         }
-        let (socket, listener) = try await sendingSocket(from: request.from, family: destinations[0].family)
-        let task = Task<SendResult, any Error> {
-            try await self.deliver(payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
-        }
-        let id = state.withLockedValue { state in
-            state.nextSend += 1
-            state.sending[state.nextSend] = task
-            return state.nextSend
-        }
-        defer { _ = state.withLockedValue { $0.sending.removeValue(forKey: id) } }
+        let multicast = try request.multicastOptions(for: destinations)
+        let (socket, listener) = multicast == nil
+            ? try await sendingSocket(from: request.from, family: destinations[0].family)
+            : (try await multicastSocket(multicast!, family: destinations[0].family), nil)
         do {
-            return try await task.value
+            return try await stoppable {
+                // A socket opened for these multicast options is this send's own: closing it also ends its receiving.
+                defer { if multicast != nil { Task { await socket.close() } } }
+                return try await self.deliver(payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
+            }
         } catch let error as SendError {
             throw error
         } catch {
             throw .failed("\(error)", sent: 0)
         }
+    }
+
+    /// Runs `work` as a task that `stopSending()` (and `shutdown()`) cancel.
+    private func stoppable<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await work() }
+        let id = state.withLockedValue { state in
+            state.nextSend += 1
+            state.sending[state.nextSend] = { task.cancel() }
+            return state.nextSend
+        }
+        defer { _ = state.withLockedValue { $0.sending.removeValue(forKey: id) } }
+        return try await task.value
     }
 
     /// Sends a saved packet.
@@ -443,27 +483,35 @@ public final class Studio: Sendable {
         return try await send(packet.request)
     }
 
-    /// Runs a saved sequence: each step's packet, then its delay.
-    /// - Throws: `StudioError.noSuchPacket`, `SendError`.
+    /// Runs a saved sequence: each step's packet, then its delay. `stopSending()` ends it, in a delay too.
+    /// - Throws: `StudioError.noSuchPacket`, `SendError` (`.stopped` with what was sent when stopped).
     @discardableResult
     public func runSequence(_ name: String) async throws -> Int {
         let library = self.library
         guard let sequence = library.sequences.first(where: { $0.name == name }) else { throw StudioError.noSuchPacket(name) }
-        var sent = 0
-        for step in sequence.steps {
-            guard let packet = library.packet(named: step.packet) else { throw StudioError.noSuchPacket(step.packet) }
-            sent += try await send(packet.request).sent
-            if step.delay > 0 {
-                do { try await Task.sleep(for: .milliseconds(step.delay)) } catch { throw SendError.stopped(sent: sent) }
+        return try await stoppable {
+            var sent = 0
+            for step in sequence.steps {
+                // A stop between two steps: the next step's send is a task of its own, which the stop did not reach.
+                if Task.isCancelled { throw SendError.stopped(sent: sent) }
+                guard let packet = library.packet(named: step.packet) else { throw StudioError.noSuchPacket(step.packet) }
+                do {
+                    sent += try await self.send(packet.request).sent
+                } catch SendError.stopped(let more) {
+                    throw SendError.stopped(sent: sent + more)
+                }
+                if step.delay > 0 {
+                    do { try await Task.sleep(for: .milliseconds(step.delay)) } catch { throw SendError.stopped(sent: sent) }
+                }
             }
+            return sent
         }
-        return sent
     }
 
     /// Stops every send in progress (repeats and sequences end after the datagram being sent).
     public func stopSending() {
-        let tasks = state.withLockedValue { Array($0.sending.values) }
-        for task in tasks { task.cancel() }
+        let cancels = state.withLockedValue { Array($0.sending.values) }
+        for cancel in cancels { cancel() }
     }
 
     private static func destinations(_ text: String) async throws(SendError) -> [UDPAddress] {
@@ -523,6 +571,20 @@ public final class Studio: Sendable {
             Task { await self.receive(on: socket, listener: nil) }
         }
         return (winner, nil)
+    }
+
+    /// A socket for one send to a multicast group with its own interface or TTL, receiving (and recording) replies
+    /// until the send ends.
+    private func multicastSocket(_ options: UDPSocketOptions, family: UDPAddress.Family) async throws(SendError) -> UDPSocket {
+        let socket: UDPSocket
+        do {
+            let wildcard = try UDPAddress(ip: family == .ipv6 ? "::" : "0.0.0.0", port: 0)
+            socket = try await UDPSocket.bind(to: wildcard, options: options)
+        } catch {
+            throw .badInput("\(error)")
+        }
+        Task { await self.receive(on: socket, listener: nil) }
+        return socket
     }
 
     private func deliver(_ payload: [UInt8], to destinations: [UDPAddress], count: Int, interval: Double,
@@ -624,7 +686,7 @@ public final class Studio: Sendable {
             state.subscribers.removeAll()
             return (sockets, subscribers, Array(state.sending.values))
         }
-        for task in tasks { task.cancel() }
+        for cancel in tasks { cancel() }
         for socket in sockets { await socket.close() }
         for subscriber in subscribers { subscriber.finish() }
     }
@@ -636,9 +698,12 @@ public enum StudioError: Error, Equatable, Sendable, CustomStringConvertible {
     case noSuchListener(Int)
     /// No saved packet or sequence with that name.
     case noSuchPacket(String)
+    /// A listener spec that does not make sense, with why.
+    case badListener(String)
 
     public var description: String {
         switch self {
+        case .badListener(let message): return message
         case .noSuchListener(let id): return "no listener \(id)"
         case .noSuchPacket(let name): return "no saved packet or sequence named '\(name)'"
         }

@@ -149,21 +149,21 @@ public struct StudioWebServer: Sendable {
             try Self.json(studio.library)
         }
         router.put("/api/packets/:name") { request, context in
-            guard let packet = try? await Self.decodeNamed(SavedPacket.self, request, name: context.parameters.get("name") ?? "") else {
+            guard let packet = try? await Self.decodeNamed(SavedPacket.self, request, name: Self.pathName(context.parameters.get("name")) ?? "") else {
                 return Self.problem(.badRequest, "the body must be JSON such as {\"to\":\"127.0.0.1:9000\",\"text\":\"hi\"}")
             }
             do { try studio.save(packet) } catch { return Self.problem(.badRequest, "\(error)") }
             return try Self.json(packet)
         }
         router.delete("/api/packets/:name") { _, context in
-            guard let name = context.parameters.get("name"), (try? studio.deleteSaved(name)) == true else {
+            guard let name = Self.pathName(context.parameters.get("name")), (try? studio.deleteSaved(name)) == true else {
                 return Self.problem(.notFound, "no such saved packet")
             }
             return try Self.json(OK())
         }
         router.post("/api/packets/:name/send") { _, context in
             do {
-                return try Self.json(try await studio.sendSaved(context.parameters.get("name") ?? ""))
+                return try Self.json(try await studio.sendSaved(Self.pathName(context.parameters.get("name")) ?? ""))
             } catch let error as StudioError {
                 return Self.problem(.notFound, error.description)
             } catch {
@@ -171,7 +171,7 @@ public struct StudioWebServer: Sendable {
             }
         }
         router.put("/api/sequences/:name") { request, context in
-            guard let sequence = try? await Self.decodeNamed(SavedSequence.self, request, name: context.parameters.get("name") ?? "") else {
+            guard let sequence = try? await Self.decodeNamed(SavedSequence.self, request, name: Self.pathName(context.parameters.get("name")) ?? "") else {
                 return Self.problem(.badRequest, "the body must be JSON such as {\"steps\":[{\"packet\":\"hello\",\"delay\":100}]}")
             }
             do { try studio.save(sequence) } catch { return Self.problem(.badRequest, "\(error)") }
@@ -179,7 +179,7 @@ public struct StudioWebServer: Sendable {
         }
         router.post("/api/sequences/:name/run") { _, context in
             do {
-                return try Self.json(Sent(sent: try await studio.runSequence(context.parameters.get("name") ?? "")))
+                return try Self.json(Sent(sent: try await studio.runSequence(Self.pathName(context.parameters.get("name")) ?? "")))
             } catch let error as StudioError {
                 return Self.problem(.notFound, error.description)
             } catch {
@@ -254,6 +254,11 @@ public struct StudioWebServer: Sendable {
         buffer.writeBytes(try JSONEncoder().encode(value))
         buffer.writeString("\n\n")
         return buffer
+    }
+
+    /// A saved packet's or sequence's name from the path, where the page percent-encodes it (names may hold spaces).
+    static func pathName(_ raw: String?) -> String? {
+        raw.map { $0.removingPercentEncoding ?? $0 }
     }
 
     /// Decodes a JSON object whose name comes from the path (a "name" in the body is overridden).

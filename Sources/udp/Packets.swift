@@ -79,7 +79,7 @@ extension Send {
         }
         options.timeToLive = ttl
         options.broadcast = options.broadcast || broadcast
-        let count = outgoing.count != 1 ? outgoing.count : max(1, packet.count ?? 1)
+        let count = outgoing.givenCount ?? max(1, packet.count ?? 1)
         let pause = outgoing.interval?.duration ?? packet.interval.map { Duration.nanoseconds(Int64($0 * 1e6)) }
         let socket = try await UDPSocket.client(for: destinations[0], options: options)
         if outgoing.showPort { Terminal.writeStderr("local address \(socket.localAddress)\n") }

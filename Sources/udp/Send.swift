@@ -13,6 +13,8 @@ struct Send: AsyncParsableCommand {
 
         Multicast: a group address (224.0.0.0/4, ff00::/8) is sent to on --interface, with --ttl hops (default 1: the local network) and --no-loop to keep this host's own members from receiving it.
 
+        Saved packets: @NAME in place of the destination and message sends the packet saved under NAME in udp studio (list them with 'udp packets'), to its saved destination, with its saved count and interval unless --count or --interval is given.
+
         Examples:
           udp send 127.0.0.1 9999 hello world       one datagram: "hello world"
           udp send [::1]:9999 --each Tom Jerry      two datagrams
@@ -25,10 +27,11 @@ struct Send: AsyncParsableCommand {
           udp send 239.1.2.3 5000 --interface eth0 --ttl 4 hello
           udp send ff02::1:3 5355 --interface eth0 hello
           udp send 127.0.0.1 9999 hi --from 127.0.0.1:5000   from a fixed port
+          udp send @hello --count 1                 the saved packet "hello", once
         """
     )
 
-    @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT, then the message words.", valueName: "target-and-message"))
+    @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT, then the message words; or @NAME, a saved packet.", valueName: "target-and-message"))
     var words: [String] = []
 
     @Flag(help: "Allow sending to a broadcast address (SO_BROADCAST); on by itself for this host's broadcast addresses.")
@@ -132,8 +135,13 @@ struct OutgoingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Send the whole file as one datagram ('-' for stdin).", valueName: "path"))
     var file: String?
 
-    @Option(parsing: .unconditional, help: "Send each datagram this many times (to each destination).")
-    var count: Int = 1
+    // Optional so that an explicit `--count 1` can be told from no --count (which lets `@NAME` use its saved count).
+    @Option(name: .customLong("count"), parsing: .unconditional,
+            help: "Send each datagram this many times (to each destination); default 1, or a saved packet's own count.")
+    var givenCount: Int?
+
+    /// How many times to send each datagram: `--count`, else 1.
+    var count: Int { givenCount ?? 1 }
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Pause between datagrams, e.g. 100ms, 1s.", valueName: "duration"))
     var interval: DurationArgument?

@@ -90,4 +90,25 @@ final class StudioCLITests: XCTestCase {
         let lines = receiver.finish().split(separator: "\n").map { String($0.split(separator: " ")[0]) }
         XCTAssertEqual(lines, ["6869000a", "deadbeef", "deadbeef"])
     }
+
+    func testAnExplicitCountOfOneOverridesTheSavedCount() throws {
+        let config = configDirectory()
+        var library = PacketLibrary()
+        let receiver = try PythonPeer(pythonReceiver, ["4", "1"])
+        let port = receiver.firstLine()
+        try library.put(SavedPacket(name: "bin", to: "127.0.0.1:\(port)", hex: "de ad be ef", count: 3, interval: 10))
+        try library.put(SavedPacket(name: "end", to: "127.0.0.1:\(port)", text: "end"))
+        try library.save(to: config.appendingPathComponent("udp/packets.json"))
+        XCTAssertEqual(try udp(["send", "@bin", "--count", "1"], config: config).status, 0)
+        XCTAssertEqual(try udp(["send", "@end"], config: config).status, 0)
+        let lines = receiver.finish().split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+        XCTAssertEqual(lines, ["deadbeef", "656e64"], "--count 1 sends the saved packet once, not its saved 3 times")
+    }
+
+    func testSendHelpMentionsSavedPackets() throws {
+        let help = try udp(["send", "--help"], config: configDirectory())
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("@NAME"), help.stdout)
+        XCTAssertTrue(help.stdout.contains("udp packets"), help.stdout)
+    }
 }

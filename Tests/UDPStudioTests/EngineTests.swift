@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import UDPKit
+import UDPServers
 @testable import UDPStudio
 import XCTest
 
@@ -68,6 +69,34 @@ final class RuleTests: XCTestCase {
         XCTAssertNil(rules.reply(to: try datagram("nothing"), count: 1))
     }
 
+    func testStudioRulesAnswerLikeEchoRules() throws {
+        // Each kind the page offers, next to the `udp echo --rule` it stands for: both must give the same replies.
+        let studio: [AutoReplyRule] = [
+            AutoReplyRule(match: .exact, pattern: "ping", reply: "pong {count}"),
+            AutoReplyRule(match: .prefix, pattern: "GET ", reply: "get {length}"),
+            AutoReplyRule(match: .contains, pattern: "temp", reply: "21"),
+            AutoReplyRule(match: .regex, pattern: "^set (\\w+)=(\\d+)$", reply: "{1} is {2}"),
+            AutoReplyRule(match: .hexPrefix, pattern: "ff 01", reply: "ACK {hex}"),
+        ]
+        let echo = try ReplyRules(parsing: studio.map(\.ruleText))
+        let rules = try StudioRules(studio)
+        let payloads: [[UInt8]] = [Array("ping".utf8), Array("ping!".utf8), Array("GET /x".utf8), Array("xGET ".utf8),
+                                   Array("the temp".utf8), Array("set a=12".utf8), [0xff, 0x01, 0x02], [0x01, 0xff], []]
+        var answered = 0
+        for payload in payloads {
+            let d = Datagram(payload: ByteBuffer(bytes: payload), sender: try UDPAddress(ip: "127.0.0.1", port: 40000))
+            let expected = echo.reply(to: d, count: 3)?.reply
+            XCTAssertEqual(rules.reply(to: d, count: 3), expected, "\(payload)")
+            if expected != nil { answered += 1 }
+        }
+        XCTAssertEqual(answered, 5)
+        XCTAssertEqual(rules.reply(to: try datagram("GET /index"), count: 1).map { String(decoding: $0, as: UTF8.self) }, "get 10")
+        // A kind chosen on the page is never re-read from the pattern: an exact "regex:a" is the text "regex:a".
+        let literal = try StudioRules([AutoReplyRule(match: .exact, pattern: "regex:a", reply: "lit")])
+        XCTAssertNotNil(literal.reply(to: try datagram("regex:a"), count: 1))
+        XCTAssertNil(literal.reply(to: try datagram("a"), count: 1))
+    }
+
     func testCapturesStayLiteral() throws {
         let rules = try StudioRules([AutoReplyRule(match: .regex, pattern: "name=(.*)", reply: "Hello, {1}!")])
         let reply = rules.reply(to: try datagram("name={text}}"), count: 1)
@@ -109,6 +138,21 @@ final class StudioEngineTests: XCTestCase {
         configuration.libraryLocation = library
         configuration.historyCapacity = 1000
         return try Studio(configuration: configuration)
+    }
+
+    func testAnInterfaceOrSourceWithoutAGroupIsRefused() async throws {
+        let studio = try makeStudio()
+        for spec in [ListenerSpec(address: "127.0.0.1:0", interface: "lo"),
+                     ListenerSpec(address: "127.0.0.1:0", group: " ", interface: "", source: "127.0.0.2")] {
+            do {
+                try await studio.addListener(spec)
+                XCTFail("\(spec) was accepted")
+            } catch let error as StudioError {
+                XCTAssertTrue(error.description.contains("give the group too"), error.description)
+            }
+        }
+        XCTAssertEqual(studio.listeners.count, 0)
+        await studio.shutdown()
     }
 
     func testListenerCountsEveryDatagramExactlyAndRemovingFreesThePort() async throws {

@@ -147,7 +147,8 @@ function renderListeners() {
     const li = el("li");
     li.dataset.id = l.id;
     const info = el("div", undefined, "grow");
-    info.appendChild(el("span", `#${l.id} ${l.address}${l.group ? " + " + l.group : ""}`));
+    const group = l.group ? ` + ${l.group}${l.source ? " from " + l.source : ""}${l.interface ? " on " + l.interface : ""}` : "";
+    info.appendChild(el("span", `#${l.id} ${l.address}${group}`));
     const c = l.counters;
     const drops = l.kernelDrops ? ` · kernel drops ${l.kernelDrops.toLocaleString()}` : "";
     info.appendChild(el("small", `in ${c.received.toLocaleString()} (${c.receivedBytes.toLocaleString()} B) · out ${c.sent.toLocaleString()}${drops}` +
@@ -198,7 +199,10 @@ $("listener-form").addEventListener("submit", async (event) => {
   $("listener-error").textContent = "";
   try {
     const spec = { address: $("listener-address").value.trim() };
-    if ($("listener-group").value.trim()) spec.group = $("listener-group").value.trim();
+    for (const field of ["group", "interface", "source"]) {
+      const value = $(`listener-${field}`).value.trim();
+      if (value) spec[field] = value;
+    }
     await api("POST", "/api/listeners", spec);
     $("listener-address").value = "";
     await refresh();
@@ -273,6 +277,8 @@ function currentRequest() {
   const count = parseInt($("send-count").value, 10) || 1;
   if (count > 1) { request.count = count; request.interval = parseFloat($("send-interval").value) || 0; }
   if ($("send-from").value) request.from = parseInt($("send-from").value, 10);
+  if ($("send-interface").value.trim()) request.interface = $("send-interface").value.trim();
+  if ($("send-ttl").value !== "") request.ttl = parseInt($("send-ttl").value, 10);
   return request;
 }
 
@@ -339,14 +345,61 @@ function renderSaved() {
   }
   for (const s of library.sequences.filter((s) => !needle || s.name.toLowerCase().includes(needle))) {
     const li = el("li");
-    li.appendChild(el("span", `▶ ${s.name} (${s.steps.length} steps)`, "grow"));
+    li.dataset.sequence = s.name;
+    const total = s.steps.reduce((sum, step) => sum + step.delay, 0);
+    const info = el("span", `▶ ${s.name} (${s.steps.length} step${s.steps.length === 1 ? "" : "s"}, ${total} ms)`, "grow");
+    info.title = s.steps.map((step) => `${step.packet} ${step.delay}`).join("\n");
+    li.appendChild(info);
     const run = el("button", "Run");
-    run.addEventListener("click", () => api("POST", `/api/sequences/${encodeURIComponent(s.name)}/run`)
-      .then((r) => status(`sequence “${s.name}”: sent ${r.sent}`)).catch((e) => status(e.message, true)));
+    run.addEventListener("click", () => {
+      status(`sequence “${s.name}” running…`);
+      api("POST", `/api/sequences/${encodeURIComponent(s.name)}/run`)
+        .then((r) => status(`sequence “${s.name}”: sent ${r.sent}`)).catch((e) => status(`sequence “${s.name}”: ${e.message}`, true));
+    });
     li.appendChild(run);
+    const change = el("button", "Edit");
+    change.title = "load into the sequence editor";
+    change.addEventListener("click", () => {
+      $("sequence-name").value = s.name;
+      $("sequence-steps").value = s.steps.map((step) => `${step.packet} ${step.delay}`).join("\n");
+    });
+    li.appendChild(change);
+    const remove = el("button", "✕");
+    remove.title = "delete";
+    remove.addEventListener("click", () => api("DELETE", `/api/packets/${encodeURIComponent(s.name)}`).then(refresh).catch(showError("sequence-error")));
+    li.appendChild(remove);
     list.appendChild(li);
   }
 }
+
+// A step a line: the saved packet's name (which may hold spaces), then the delay after it in ms (0 when left out).
+function parseSteps(text) {
+  const steps = [];
+  for (const [index, raw] of text.split("\n").entries()) {
+    const line = raw.trim();
+    if (!line) continue;
+    const match = /^(.*?)(?:\s+(\d+(?:\.\d+)?))?$/.exec(line);
+    if (!match[1]) throw new Error(`line ${index + 1}: name a saved packet`);
+    steps.push({ packet: match[1], delay: match[2] ? parseFloat(match[2]) : 0 });
+  }
+  if (!steps.length) throw new Error("give at least one step: a saved packet's name and a delay in ms");
+  return steps;
+}
+
+$("sequence-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("sequence-error").textContent = "";
+  const name = $("sequence-name").value.trim();
+  try {
+    if (!name) throw new Error("give the sequence a name");
+    await api("PUT", `/api/sequences/${encodeURIComponent(name)}`, { name, steps: parseSteps($("sequence-steps").value) });
+    status(`saved sequence “${name}”`);
+    await refresh();
+  } catch (e) {
+    $("sequence-error").textContent = e.message;
+  }
+});
+$("sequence-stop").addEventListener("click", () => api("POST", "/api/send/stop").catch(showError("sequence-error")));
 $("saved-search").addEventListener("input", renderSaved);
 
 // ---- state, stats and the live stream ----------------------------------------------------------------------------

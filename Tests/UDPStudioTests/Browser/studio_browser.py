@@ -269,6 +269,46 @@ def main():
         data, _ = receiver.recvfrom(65535)
         check(data == b"saved hello", "one click sends the saved packet")
 
+        # --- a sequence: created, run, edited, stopped from the page ------------------------------------------------
+        set_value(driver, "send-to", "127.0.0.1:%d" % rport)
+        set_value(driver, "send-text", "saved bye")
+        set_value(driver, "save-name", "bye")
+        driver.find_element(By.ID, "save-button").click()
+        wait(driver, lambda d: "bye" in text_of(d, "saved-list"), "a second packet is saved")
+        set_value(driver, "sequence-name", "hello then bye")
+        set_value(driver, "sequence-steps", "greet 300\nbye")
+        driver.find_element(By.CSS_SELECTOR, "#sequence-form button[type=submit]").click()
+        wait(driver, lambda d: "hello then bye (2 steps, 300 ms)" in text_of(d, "saved-list"), "the sequence made on the page is listed")
+        run_sequence = """[...document.querySelectorAll('#saved-list li')].find(li => li.dataset.sequence === 'hello then bye')
+            .querySelector('button').click();"""
+        driver.execute_script(run_sequence)
+        first, _ = receiver.recvfrom(65535)
+        started = time.time()
+        second, _ = receiver.recvfrom(65535)
+        gap = time.time() - started
+        check((first, second) == (b"saved hello", b"saved bye") and gap >= 0.25,
+              "running it sends its packets in order, with the step's delay between (%.3f s)" % gap)
+        wait(driver, lambda d: "sent 2" in text_of(d, "send-status"), "the page reports the run")
+        driver.execute_script("""[...document.querySelectorAll('#saved-list li')].find(li => li.dataset.sequence === 'hello then bye')
+            .querySelectorAll('button')[1].click();""")
+        check(driver.execute_script("return document.getElementById('sequence-steps').value") == "greet 300\nbye 0",
+              "Edit loads the sequence into the editor")
+        set_value(driver, "sequence-steps", "greet 20000\nbye 0")
+        driver.find_element(By.CSS_SELECTOR, "#sequence-form button[type=submit]").click()
+        wait(driver, lambda d: "(2 steps, 20000 ms)" in text_of(d, "saved-list"), "the edited sequence is saved")
+        driver.execute_script(run_sequence)
+        first, _ = receiver.recvfrom(65535)
+        check(first == b"saved hello", "the edited sequence runs its first step")
+        driver.find_element(By.ID, "sequence-stop").click()
+        wait(driver, lambda d: "stopped after 1 sent" in text_of(d, "send-status"), "Stop ends it in its 20 s delay")
+        receiver.settimeout(1)
+        try:
+            late, _ = receiver.recvfrom(65535)
+        except socket.timeout:
+            late = None
+        check(late is None, "nothing is sent after the stop (got %r)" % (late,))
+        receiver.settimeout(5)
+
         # --- many datagrams: the DOM stays bounded and the page answers --------------------------------------------
         wait(driver, lambda d: text_of(d, "connection") == "live", "the page is live again")
         for i in range(20000):
