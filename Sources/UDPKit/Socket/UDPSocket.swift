@@ -189,12 +189,7 @@ public final class UDPSocket: Sendable {
         let offload = options.receiveOffload && System.supportsUDPReceiveOffload && local.family != .unix
         // A coalesced read can be as large as the largest datagram, whatever the per-datagram maximum.
         let slot = offload ? max(options.maximumDatagramSize + 1, 65_536) : options.maximumDatagramSize + 1
-        #if UDPKIT_LINUX_FAST_PATH
-        // NIO's vector reads cannot carry the empty sender address of an unbound Unix-domain peer.
-        let batch = local.family != .unix ? options.receiveBatchSize : 1
-        #else
-        let batch = 1
-        #endif
+        let batch = readBatch(for: local, options: options)
         var bootstrap = DatagramBootstrap(group: group)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * batch))
             .channelOption(.maxMessagesPerRead, value: 4)
@@ -319,6 +314,17 @@ public final class UDPSocket: Sendable {
             if let ownedPath { unlink(ownedPath) }
             throw error
         }
+    }
+
+    /// Datagrams per read system call.
+    private static func readBatch(for local: UDPAddress, options: UDPSocketOptions) -> Int {
+        #if UDPKIT_LINUX_FAST_PATH
+        // SwiftNIO's vector reads (`recvmmsg`) cannot carry the empty sender address of an unbound Unix-domain peer.
+        return local.family != .unix ? options.receiveBatchSize : 1
+        #else
+        // SwiftNIO reads vectors on Linux only; the portable path reads what every system can, one at a time.
+        return 1
+        #endif
     }
 
     #if UDPKIT_LINUX_FAST_PATH
