@@ -30,8 +30,9 @@ import NIOPosix
 /// `UDPSocketOptions.maximumDatagramSize` is chosen, a longer datagram arrives flagged `truncated`.
 /// Oversized sends are refused before any system call. Errors are `UDPError`s.
 ///
-/// On Linux an IP socket holds two descriptors (one for SwiftNIO, one for sending straight from tasks), three while
-/// `respond` runs; a Unix-domain socket three (the third for the thread that receives it).
+/// On Linux (see `fastPathAvailable`) an IP socket holds two descriptors (one for SwiftNIO, one for sending
+/// straight from tasks), three while `respond` runs; a Unix-domain socket three (the third for the thread that
+/// receives it).
 public final class UDPSocket: Sendable {
     /// The SwiftNIO channel underneath, for interoperating with SwiftNIO code.
     public let channel: any Channel
