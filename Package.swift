@@ -1,6 +1,16 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// The Linux fast path (UDPKit's own descriptors, sendmmsg/recvmmsg, UDP GSO/GRO, the Unix-socket reader thread,
+// kernel drop counts) is compiled where `UDPKIT_LINUX_FAST_PATH` is defined: on Linux, unless the environment
+// says `UDPKIT_PORTABLE=1`. Then the Linux build compiles exactly the code every other system uses (SwiftNIO's
+// path), which is how that code is built and tested here (README, "Portable build"). This is the only place
+// that decides it; sources test `#if UDPKIT_LINUX_FAST_PATH`.
+let portable = Context.environment["UDPKIT_PORTABLE"] == "1"
+let fastPath: [SwiftSetting] = portable
+    ? [.define("UDPKIT_PORTABLE")]
+    : [.define("UDPKIT_LINUX_FAST_PATH", .when(platforms: [.linux]))]
+
 let package = Package(
     name: "swift-udp",
     platforms: [.macOS(.v13)],
@@ -29,7 +39,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: fastPath
         ),
         .target(
             name: "UDPServers",
@@ -52,7 +63,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: fastPath
         ),
         // The chat room's wire format and reliability state machines: pure value code, no I/O (docs/room-protocol.md).
         .target(name: "RoomProtocol"),

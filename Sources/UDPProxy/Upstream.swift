@@ -8,8 +8,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 
-/// The upstream sockets of all client mappings, read by one thread (`poll`, then `recvmmsg`) into one shared
-/// buffer.
+/// The upstream sockets of all client mappings, read by one thread (`poll`, then `recvmmsg` where the Linux fast
+/// path is built, else `recv`) into one shared buffer.
 ///
 /// A socket per client (so the upstream sees one source port per client) is what makes a proxy NAT-like, but a
 /// SwiftNIO channel per socket keeps receive buffers of the largest datagram size per channel, which cost about
@@ -34,7 +34,7 @@ final class UpstreamSockets: @unchecked Sendable {
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: UpstreamSockets.batch * UpstreamSockets.slot, alignment: 16)
     private static let batch = 16
     private static let slot = 65_536
-    #if canImport(Glibc)
+    #if UDPKIT_LINUX_FAST_PATH
     private let receiveMessages = UnsafeMutablePointer<cudp_mmsghdr>.allocate(capacity: UpstreamSockets.batch)
     private let receiveVectors = UnsafeMutablePointer<iovec>.allocate(capacity: UpstreamSockets.batch)
     /// For `sendmmsg`, used under `lock`.
@@ -63,7 +63,7 @@ final class UpstreamSockets: @unchecked Sendable {
         System.close(wakeRead)
         System.close(wakeWrite)
         buffer.deallocate()
-        #if canImport(Glibc)
+        #if UDPKIT_LINUX_FAST_PATH
         receiveMessages.deallocate()
         receiveVectors.deallocate()
         sendMessages.deallocate()
@@ -152,7 +152,7 @@ final class UpstreamSockets: @unchecked Sendable {
         lock.withLock {
             let fd = mapping.descriptor
             guard table[fd] === mapping else { return payloads.count }
-            #if canImport(Glibc)
+            #if UDPKIT_LINUX_FAST_PATH
             return withExtendedLifetime(payloads) { sendBatches(payloads, fd: fd) }
             #else
             var failed = 0
@@ -165,7 +165,7 @@ final class UpstreamSockets: @unchecked Sendable {
         }
     }
 
-    #if canImport(Glibc)
+    #if UDPKIT_LINUX_FAST_PATH
     /// `sendmmsg` in batches; a datagram the system refuses is skipped (and counted), the others still go. The
     /// caller holds `lock` and keeps `payloads` alive.
     private func sendBatches(_ payloads: [ByteBuffer], fd: CInt) -> Int {
@@ -238,7 +238,7 @@ final class UpstreamSockets: @unchecked Sendable {
         lock.withLock {
             guard let mapping = table[fd] else { return nil }
             var payloads: [ByteBuffer] = []
-            #if canImport(Glibc)
+            #if UDPKIT_LINUX_FAST_PATH
             for _ in 0..<4 {
                 for index in 0..<Self.batch {
                     receiveVectors[index] = iovec(iov_base: buffer.baseAddress! + index * Self.slot, iov_len: Self.slot)

@@ -110,6 +110,7 @@ final class SocketTests: XCTestCase {
     }
 
     func testUnboundAndAbstractUnixSendersArriveAndTheSocketLivesOn() async throws {
+        try skipWithoutFastPath("Receiving Unix-domain datagrams from unbound senders")
         let path = NSTemporaryDirectory() + "udpkit-\(UUID().uuidString.prefix(8)).sock"
         let server = try await UDPSocket.bind(to: UDPEndpoint.parse("unix:" + path))
         // An unbound sender (the address it leaves is empty), then one in the abstract namespace.
@@ -361,6 +362,8 @@ final class SocketTests: XCTestCase {
     }
 
     func testARefusedDatagramInABatchIsSkippedAndTheSocketStaysOpen() async throws {
+        // SwiftNIO closes the socket on such an error instead (README, "Portable build").
+        try skipWithoutFastPath("Skipping a refused datagram and keeping the socket open")
         let receiver = try await UDPSocket.bind(to: loopback)
         let sender = try await UDPSocket.client(for: receiver.localAddress)
         // Port 0 is refused by the system (EINVAL) without anything leaving the host.

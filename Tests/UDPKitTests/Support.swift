@@ -11,3 +11,9 @@ extension XCTestCase {
         return datagram
     }
 }
+
+/// Skips a test of something only UDPKit's Linux fast path does, in a build without it (other systems, or
+/// Linux built with `UDPKIT_PORTABLE=1`), saying what is missing.
+func skipWithoutFastPath(_ feature: String) throws {
+    try XCTSkipUnless(UDPSocket.fastPathAvailable, "\(feature) needs the Linux fast path, which this build leaves out")
+}

@@ -30,8 +30,9 @@ import NIOPosix
 /// `UDPSocketOptions.maximumDatagramSize` is chosen, a longer datagram arrives flagged `truncated`.
 /// Oversized sends are refused before any system call. Errors are `UDPError`s.
 ///
-/// On Linux an IP socket holds two descriptors (one for SwiftNIO, one for sending straight from tasks), three while
-/// `respond` runs; a Unix-domain socket three (the third for the thread that receives it).
+/// On Linux (see `fastPathAvailable`) an IP socket holds two descriptors (one for SwiftNIO, one for sending
+/// straight from tasks), three while `respond` runs; a Unix-domain socket three (the third for the thread that
+/// receives it).
 public final class UDPSocket: Sendable {
     /// The SwiftNIO channel underneath, for interoperating with SwiftNIO code.
     public let channel: any Channel
@@ -45,10 +46,10 @@ public final class UDPSocket: Sendable {
     private let inbox: Inbox
     private let isIPv6Socket: Bool
     private let ownedSocketFile: UnixSocketFile?
+    #if UDPKIT_LINUX_FAST_PATH
     /// SwiftNIO's descriptor for the socket, when UDPKit created it (IP sockets on Linux). Only used on the event
     /// loop while the channel is open, where it cannot be closed underneath.
     private let descriptor: CInt?
-    #if os(Linux)
     /// Sends from the calling task where it can (IP sockets).
     private let direct: DirectSender?
     /// Receives Unix-domain sockets, which SwiftNIO cannot read when a sender is unbound; and its thread's end.
@@ -61,19 +62,19 @@ public final class UDPSocket: Sendable {
     private enum Responding {
         case idle
         case onEventLoop
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         case thread(BatchResponder)
         #endif
     }
 
-    private init(
-        channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, descriptor: CInt?, direct: DirectSender?,
-        unixReader: UnixReaderHandle? = nil
-    ) throws {
+    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, fastPath: FastPathParts?) throws {
         self.channel = channel
-        self.descriptor = descriptor
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
+        let fastPath = fastPath ?? FastPathParts()
+        self.descriptor = fastPath.descriptor
+        let direct = fastPath.direct
         self.direct = direct
+        let unixReader = fastPath.unixReader
         if let direct { channel.closeFuture.whenComplete { _ in direct.close() } }
         self.unixReader = unixReader
         if let unixReader {
@@ -189,11 +190,7 @@ public final class UDPSocket: Sendable {
         let offload = options.receiveOffload && System.supportsUDPReceiveOffload && local.family != .unix
         // A coalesced read can be as large as the largest datagram, whatever the per-datagram maximum.
         let slot = offload ? max(options.maximumDatagramSize + 1, 65_536) : options.maximumDatagramSize + 1
-        var batch = 1
-        #if os(Linux)
-        // NIO's vector reads cannot carry the empty sender address of an unbound Unix-domain peer.
-        if local.family != .unix { batch = options.receiveBatchSize }
-        #endif
+        let batch = readBatch(for: local, options: options)
         var bootstrap = DatagramBootstrap(group: group)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * batch))
             .channelOption(.maxMessagesPerRead, value: 4)
@@ -213,7 +210,7 @@ public final class UDPSocket: Sendable {
             bootstrap = bootstrap.channelOption(.datagramReceiveOffload, value: true)
                 .channelOption(.datagramReceiveSegmentSize, value: true)
         }
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         // IP sockets are made and bound here and handed to SwiftNIO, so that `respond` can reach the descriptor.
         let ownSocket = local.family != .unix
         #else
@@ -230,22 +227,18 @@ public final class UDPSocket: Sendable {
 
         let channel: any Channel
         var ownedPath: String?
-        var descriptor: CInt?
-        var direct: DirectSender?
-        var unixReader: UnixReaderHandle?
+        #if UDPKIT_LINUX_FAST_PATH
+        var fastPath = FastPathParts()
         do {
             if ownSocket {
                 let fd = try makeBoundSocket(local, options: options)
-                descriptor = fd
-                #if os(Linux)
+                fastPath.descriptor = fd
                 // Without a second descriptor (none left) sends go through SwiftNIO.
                 let copy = dup(fd)
-                if copy >= 0 { direct = DirectSender(fd: copy) }
-                #endif
+                if copy >= 0 { fastPath.direct = DirectSender(fd: copy) }
                 channel = try await bootstrap.withBoundSocket(fd).get()
             } else if let path = local.path {
                 if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
-                #if os(Linux)
                 // Made here so that its datagrams are read by a `UnixReader`, never by SwiftNIO.
                 let fd = try makeBoundUnixSocket(path, removeExisting: options.removeExistingSocketFile)
                 ownedPath = path
@@ -256,7 +249,7 @@ public final class UDPSocket: Sendable {
                     throw UDPError.system(operation: "receive (dup)", errno: code)
                 }
                 do {
-                    unixReader = try UnixReader(fd: copy, inbox: inbox, maximumSize: options.maximumDatagramSize)
+                    fastPath.unixReader = try UnixReader(fd: copy, inbox: inbox, maximumSize: options.maximumDatagramSize)
                 } catch {
                     Glibc.close(fd)
                     throw error
@@ -264,23 +257,33 @@ public final class UDPSocket: Sendable {
                 // Sends go straight out too: a reply to a sender whose path is gone fails alone, where a failed
                 // SwiftNIO write would close the socket.
                 let sending = dup(fd)
-                if sending >= 0 { direct = DirectSender(fd: sending) }
+                if sending >= 0 { fastPath.direct = DirectSender(fd: sending) }
                 channel = try await bootstrap.channelOption(.autoRead, value: false).withBoundSocket(fd).get()
-                #else
-                channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
-                ownedPath = path
-                #endif
             } else {
                 channel = try await bootstrap.bind(to: local.socketAddress).get()
             }
         } catch {
-            #if os(Linux)
-            direct?.close()
-            unixReader?.discard()
-            #endif
+            fastPath.direct?.close()
+            fastPath.unixReader?.discard()
             if let ownedPath { unlink(ownedPath) }
             throw UDPError.from(error, address: local.description, operation: "bind")
         }
+        let unixReader = fastPath.unixReader
+        #else
+        let fastPath: FastPathParts? = nil
+        do {
+            if let path = local.path {
+                if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
+                channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
+                ownedPath = path
+            } else {
+                channel = try await bootstrap.bind(to: local.socketAddress).get()
+            }
+        } catch {
+            if let ownedPath { unlink(ownedPath) }
+            throw UDPError.from(error, address: local.description, operation: "bind")
+        }
+        #endif
         do {
             try await applyIPOptions(options, family: local.family, channel: channel)
             if let peer {
@@ -294,31 +297,54 @@ public final class UDPSocket: Sendable {
                     throw UDPError.from(error, address: peer.description, operation: "connect")
                 }
             }
-            let socket = try UDPSocket(
-                channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, descriptor: descriptor, direct: direct,
-                unixReader: unixReader
-            )
+            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, fastPath: fastPath)
+            #if UDPKIT_LINUX_FAST_PATH
             if let unixReader {
                 inbox.setResume { unixReader.resume() }
-            } else {
-                // The pipeline (and with it this closure) is torn down when the channel closes.
-                inbox.setResume { channel.read() }
+                return socket
             }
+            #endif
+            // The pipeline (and with it this closure) is torn down when the channel closes.
+            inbox.setResume { channel.read() }
             return socket
         } catch {
             try? await channel.close()
-            #if os(Linux)
-            direct?.close()
+            #if UDPKIT_LINUX_FAST_PATH
+            fastPath.direct?.close()
             #endif
             if let ownedPath { unlink(ownedPath) }
             throw error
         }
     }
 
+    /// Datagrams per read system call.
+    private static func readBatch(for local: UDPAddress, options: UDPSocketOptions) -> Int {
+        #if UDPKIT_LINUX_FAST_PATH
+        // SwiftNIO's vector reads (`recvmmsg`) cannot carry the empty sender address of an unbound Unix-domain peer.
+        return local.family != .unix ? options.receiveBatchSize : 1
+        #else
+        // SwiftNIO reads vectors on Linux only; the portable path reads what every system can, one at a time.
+        return 1
+        #endif
+    }
+
+    #if UDPKIT_LINUX_FAST_PATH
+    /// What the Linux fast path adds to a socket it opened: the descriptor UDPKit made (IP sockets), the sender
+    /// on a duplicate of it, and the reader thread of a Unix-domain socket.
+    private struct FastPathParts {
+        var descriptor: CInt?
+        var direct: DirectSender?
+        var unixReader: UnixReader?
+    }
+    #else
+    /// The portable path has no parts of its own: SwiftNIO owns the one descriptor.
+    private typealias FastPathParts = Never
+    #endif
+
+    #if UDPKIT_LINUX_FAST_PATH
     /// A non-blocking Unix-domain datagram socket bound to `path` (Linux); a stale socket file there is removed
     /// first when `removeExisting` (the caller checked that no program is bound to it).
     private static func makeBoundUnixSocket(_ path: String, removeExisting: Bool) throws(UDPError) -> CInt {
-        #if os(Linux)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -341,14 +367,10 @@ public final class UDPSocket: Sendable {
             throw error
         }
         return fd
-        #else
-        throw .system(operation: "socket", errno: ENOTSUP)
-        #endif
     }
 
     /// A non-blocking IP socket bound to `local`, with the options that must be set before binding (Linux).
     private static func makeBoundSocket(_ local: UDPAddress, options: UDPSocketOptions) throws(UDPError) -> CInt {
-        #if os(Linux)
         let family = local.family == .ipv6 ? AF_INET6 : AF_INET
         let fd = socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .from(errno: errno, address: local.description, operation: "socket") }
@@ -370,10 +392,8 @@ public final class UDPSocket: Sendable {
         let bound = local.socketAddress.withSockAddr { address, length in Glibc.bind(fd, address, socklen_t(length)) }
         guard bound == 0 else { throw fail("bind") }
         return fd
-        #else
-        throw .system(operation: "socket", errno: ENOTSUP)
-        #endif
     }
+    #endif
 
     private static func applyIPOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel) async throws {
         func set(_ option: ChannelOptions.Types.SocketOption, _ value: Int, _ name: String) async throws {
@@ -462,7 +482,7 @@ public final class UDPSocket: Sendable {
            let refused = outgoing.first(where: { BroadcastAddresses.shared.isBroadcast($0.destination) }) {
             throw UDPError.from(errno: EACCES, address: refused.destination.description, operation: "send")
         }
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         // A connected socket sends only to its peer: anything else is SwiftNIO's to refuse.
         if let direct, outgoing.allSatisfy({ $0.segmentSize == nil }),
            remoteAddress == nil || outgoing.allSatisfy({ $0.destination == remoteAddress }),
@@ -492,7 +512,7 @@ public final class UDPSocket: Sendable {
     private func write<C: Collection & Sendable>(_ envelopes: C, counted: Bool = false) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
         let channel = self.channel
         let loop = channel.eventLoop
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         if !counted { direct?.queuedThroughNIO(1) }
         defer { direct?.queuedThroughNIO(-1) }
         #endif
@@ -552,6 +572,20 @@ public final class UDPSocket: Sendable {
         }
     }
 
+    /// Whether this build sends and receives through UDPKit's Linux fast path: its own descriptors, `sendmmsg` and
+    /// `recvmmsg` straight from tasks and from `respond`'s thread, a reader thread for Unix-domain sockets (so
+    /// unbound senders are received), and `kernelDrops`.
+    ///
+    /// False on other systems, and on Linux in a build made with `UDPKIT_PORTABLE=1` in the environment, which
+    /// compiles the code the other systems run (SwiftNIO's path) so that it is built and tested on Linux too.
+    public static var fastPathAvailable: Bool {
+        #if UDPKIT_LINUX_FAST_PATH
+        return true
+        #else
+        return false
+        #endif
+    }
+
     /// Whether `OutgoingDatagram(segments:segmentSize:to:)` works here (Linux 4.18 and later).
     public static var supportsSegmentationOffload: Bool { System.supportsUDPSegmentationOffload }
 
@@ -595,7 +629,7 @@ public final class UDPSocket: Sendable {
         }
         guard claimed else { throw UDPError.system(operation: "respond (this socket is already answering)", errno: EBUSY) }
         defer { responding.withLockedValue { $0 = .idle } }
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         if let descriptor, !options.receiveOffload {
             try await respondInBatches(reply, refused: refused, descriptor: descriptor)
             return
@@ -673,7 +707,7 @@ public final class UDPSocket: Sendable {
         }
     }
 
-    #if os(Linux)
+    #if UDPKIT_LINUX_FAST_PATH
     /// `respond` on a `BatchResponder` thread: SwiftNIO's reads pause, the responder reads a duplicate of the
     /// descriptor until the socket closes or the task is cancelled, then SwiftNIO reads again.
     private func respondInBatches(
@@ -783,7 +817,7 @@ public final class UDPSocket: Sendable {
 
     /// How many datagrams the system dropped for this socket since it was opened, before this program could read
     /// them (above all: the receive buffer was full); nil where the system does not say (before Linux 4.6, not
-    /// Linux) or once the socket is closed.
+    /// Linux, or a build without the fast path: see `fastPathAvailable`) or once the socket is closed.
     ///
     /// Nil for Unix-domain sockets too: there a full receive buffer makes the sender wait instead of dropping.
     ///
@@ -791,7 +825,7 @@ public final class UDPSocket: Sendable {
     /// receiver that reports it makes loss on its own host visible: datagrams a sender counted as sent, yet
     /// never shown, were dropped here rather than on the way.
     public var kernelDrops: Int? {
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         guard localAddress.family != .unix else { return nil }
         return direct?.withDescriptor { fd in
             var drops: CUnsignedInt = 0
@@ -808,7 +842,7 @@ public final class UDPSocket: Sendable {
     /// A Unix-domain socket file this socket created is removed. Closing twice is harmless.
     public func close() async {
         try? await channel.close()
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         direct?.close()
         unixReader?.stop()
         try? await unixReaderDone?.get()

@@ -13,7 +13,7 @@ public struct UDPSocketOptions: Sendable {
     /// How many datagrams one system call may read (`recvmmsg` on Linux; ignored elsewhere). Default 16 on
     /// Linux, 1 elsewhere. Larger batches cost memory (`maximumDatagramSize + 1` bytes each, per read).
     public var receiveBatchSize: Int = {
-        #if os(Linux)
+        #if UDPKIT_LINUX_FAST_PATH
         return 16
         #else
         return 1

@@ -1,4 +1,4 @@
-#if os(Linux)
+#if UDPKIT_LINUX_FAST_PATH
 import CUDPSys
 import Glibc
 #if canImport(FoundationEssentials)
