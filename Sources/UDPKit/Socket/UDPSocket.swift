@@ -640,7 +640,9 @@ public final class UDPSocket: Sendable {
     ///   - reply: the replies to a batch of datagrams.
     /// - Returns: when the socket closes.
     /// - Throws: `CancellationError` when the calling task is cancelled (the socket stays open and queues
-    ///   datagrams again); `UDPError` when the socket is already answering through another `respond`.
+    ///   datagrams again); `UDPError` when the socket is already answering through another `respond`, and
+    ///   `UDPError.system` with the call and its errno when answering failed (the system refused to receive on
+    ///   the socket or to wait for it: the socket stays open and queues datagrams again).
     public func respond(
         refused: (@Sendable ([OutgoingDatagram]) -> Void)? = nil,
         _ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]
@@ -783,12 +785,19 @@ public final class UDPSocket: Sendable {
         }
         responding.withLockedValue { $0 = .thread(responder) }
         channel.closeFuture.whenComplete { [weak responder] _ in responder?.stop() }
+        let failure: SystemCallError?
         do {
             try await answerQueued(reply, refused: refused)
             let thread = NIOThreadPool(numberOfThreads: 1)
             thread.start()
-            await withTaskCancellationHandler {
-                try? await thread.runIfActive { try responder.run() }
+            failure = await withTaskCancellationHandler {
+                do {
+                    try await thread.runIfActive { try responder.run() }
+                    return nil
+                } catch {
+                    // The loop's own failure; the pool's (it was shut down) cannot happen while this waits.
+                    return error as? SystemCallError
+                }
             } onCancel: {
                 responder.stop()
             }
@@ -798,6 +807,7 @@ public final class UDPSocket: Sendable {
             throw error
         }
         await resumeReading(after: responder)
+        if let failure { throw UDPError.answeringFailed(failure) }
         try Task.checkCancellation()
     }
 
