@@ -176,7 +176,7 @@ final class UpstreamSockets: @unchecked Sendable {
                 let sent = payload.withUnsafeReadableBytes { bytes in
                     try? SystemCall.nonBlocking("send") { System.send(fd, bytes.baseAddress, bytes.count, 0) }
                 }
-                if sent == nil || sent! == nil { failed += 1 }
+                if sent == nil { failed += 1 }
             }
             return failed
             #endif
