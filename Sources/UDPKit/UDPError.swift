@@ -106,6 +106,11 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
         return .system(operation: "\(operation) (\(error))", errno: 0)
     }
 
+    /// The answering loop of `UDPSocket.respond` stopped because a system call failed.
+    static func answeringFailed(_ failure: SystemCallError) -> UDPError {
+        .system(operation: "answering datagrams (\(failure.call))", errno: failure.errno)
+    }
+
     static func from(errno code: Int32, address: String, operation: String) -> UDPError {
         switch code {
         case EADDRINUSE: return .addressInUse(address)

@@ -49,7 +49,11 @@ final class UpstreamSockets: @unchecked Sendable {
     init(upstream: UDPAddress) throws(UDPError) {
         self.upstream = upstream
         var ends: [CInt] = [-1, -1]
-        guard pipe(&ends) == 0 else { throw .system(operation: "pipe", errno: errno) }
+        do {
+            _ = try SystemCall.run("pipe") { pipe(&ends) }
+        } catch {
+            throw .system(operation: "pipe", errno: error.errno)
+        }
         for end in ends {
             _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
@@ -74,7 +78,8 @@ final class UpstreamSockets: @unchecked Sendable {
     /// Makes the reading thread look at the table again.
     private func wake() {
         var byte: UInt8 = 1
-        _ = System.write(wakeWrite, &byte, 1)
+        // Fails only when the pipe is full, and then a wake-up is already pending.
+        _ = try? SystemCall.nonBlocking("write") { System.write(wakeWrite, &byte, 1) }
     }
 
     /// A non-blocking socket connected to the upstream, registered for reading; `make` builds the mapping that
@@ -82,35 +87,45 @@ final class UpstreamSockets: @unchecked Sendable {
     /// - Throws: `UDPError.system` with the errno of `socket` or `connect` (EMFILE when out of descriptors).
     func open(_ make: (CInt) -> Mapping) throws(UDPError) -> Mapping {
         let family = upstream.family == .ipv6 ? AF_INET6 : AF_INET
-        #if canImport(Glibc)
-        let fd = socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
-        #else
-        let fd = socket(family, SOCK_DGRAM, 0)
-        guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        #endif
-        let connected: CInt
+        let fd: CInt
+        do {
+            #if canImport(Glibc)
+            fd = try SystemCall.run("socket") { socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0) }
+            #else
+            fd = try SystemCall.run("socket") { socket(family, SOCK_DGRAM, 0) }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            #endif
+        } catch {
+            throw .system(operation: "socket", errno: error.errno)
+        }
+        let connected: Result<CInt, SystemCallError>
         switch upstream.socketAddress {
         case .v4(let address):
             var raw = address.address
-            connected = withUnsafePointer(to: &raw) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            connected = withUnsafePointer(to: &raw) { pointer in
+                Result { () throws(SystemCallError) -> CInt in
+                    try SystemCall.run("connect") {
+                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                }
             }
         case .v6(let address):
             var raw = address.address
-            connected = withUnsafePointer(to: &raw) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            connected = withUnsafePointer(to: &raw) { pointer in
+                Result { () throws(SystemCallError) -> CInt in
+                    try SystemCall.run("connect") {
+                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                    }
+                }
             }
         case .unixDomainSocket:
             System.close(fd)
             throw .system(operation: "connect (the proxy relays to IP addresses)", errno: EAFNOSUPPORT)
         }
-        guard connected == 0 else {
-            let code = errno
+        if case .failure(let error) = connected {
             System.close(fd)
-            throw .system(operation: "connect", errno: code)
+            throw .system(operation: "connect", errno: error.errno)
         }
         let mapping = make(fd)
         lock.withLock {
@@ -157,8 +172,11 @@ final class UpstreamSockets: @unchecked Sendable {
             #else
             var failed = 0
             for payload in payloads {
-                let sent = payload.withUnsafeReadableBytes { System.send(fd, $0.baseAddress, $0.count, 0) }
-                if sent < 0 { failed += 1 }
+                // A full buffer (would block) or a refusal: the datagram is lost either way, as the kernel would drop it.
+                let sent = payload.withUnsafeReadableBytes { bytes in
+                    try? SystemCall.nonBlocking("send") { System.send(fd, bytes.baseAddress, bytes.count, 0) }
+                }
+                if sent == nil { failed += 1 }
             }
             return failed
             #endif
@@ -182,15 +200,20 @@ final class UpstreamSockets: @unchecked Sendable {
                 sendMessages[index].msg_hdr.msg_iov = sendVectors + index
                 sendMessages[index].msg_hdr.msg_iovlen = 1
             }
-            let sent = cudp_sendmmsg(fd, sendMessages, UInt32(count), 0)
-            if sent > 0 {
-                next += Int(sent)
-            } else if sent < 0 && errno == EINTR {
-                continue
-            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                // The socket's buffer is full: the rest are dropped rather than waited for.
-                return failed + payloads.count - next
-            } else {
+            let messages = sendMessages
+            do throws(SystemCallError) {
+                guard let sent = try SystemCall.nonBlocking("sendmmsg", { cudp_sendmmsg(fd, messages, UInt32(count), 0) }) else {
+                    // The socket's buffer is full: the rest are dropped rather than waited for.
+                    return failed + payloads.count - next
+                }
+                if sent > 0 {
+                    next += Int(sent)
+                } else {
+                    failed += 1
+                    next += 1
+                }
+            } catch {
+                // Refused (an ICMP error pending, for one): the first is skipped, the rest still go.
                 failed += 1
                 next += 1
             }
@@ -213,13 +236,9 @@ final class UpstreamSockets: @unchecked Sendable {
                 polled.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
             }
             // The timeout only bounds how long a closed socket stays in the set.
-            let count = poll(&polled, nfds_t(polled.count), 1_000)
-            if count < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            guard (try? SystemCall.run("poll", { poll(&polled, nfds_t(polled.count), 1_000) })) != nil else { return }
             if polled[polled.count - 1].revents != 0 {
-                while System.read(wakeRead, &drain, 1) > 0 {}
+                while let read = try? SystemCall.nonBlocking("read", { System.read(wakeRead, &drain, 1) }), read > 0 {}
             }
             for index in 0..<(polled.count - 1) where polled[index].revents & Int16(POLLIN | POLLERR) != 0 {
                 if let delivery = read(polled[index].fd) { deliver(delivery) }
@@ -246,11 +265,16 @@ final class UpstreamSockets: @unchecked Sendable {
                     receiveMessages[index].msg_hdr.msg_iov = receiveVectors + index
                     receiveMessages[index].msg_hdr.msg_iovlen = 1
                 }
-                let count = cudp_recvmmsg(fd, receiveMessages, UInt32(Self.batch), 0)
-                if count < 0 {
-                    // ECONNREFUSED: nothing listens upstream (yet); the client finds out by the silence, as
-                    // without a proxy. EAGAIN: all read.
-                    if errno == ECONNREFUSED || errno == EINTR { continue }
+                let messages = receiveMessages
+                let count: CInt
+                do throws(SystemCallError) {
+                    // EAGAIN: all read.
+                    guard let received = try SystemCall.nonBlocking("recvmmsg", { cudp_recvmmsg(fd, messages, UInt32(Self.batch), 0) }) else { break }
+                    count = received
+                } catch where error.errno == ECONNREFUSED {
+                    // Nothing listens upstream (yet); the client finds out by the silence, as without a proxy.
+                    continue
+                } catch {
                     break
                 }
                 for index in 0..<Int(count) {
@@ -261,11 +285,16 @@ final class UpstreamSockets: @unchecked Sendable {
             }
             #else
             for _ in 0..<64 {
-                let received = recv(fd, buffer.baseAddress, buffer.count, 0)
-                if received < 0 {
-                    // ECONNREFUSED: nothing listens upstream (yet); the client finds out by the silence, as
-                    // without a proxy. EAGAIN: all read.
-                    if errno == ECONNREFUSED { continue }
+                let (base, size) = (buffer.baseAddress, buffer.count)
+                let received: Int
+                do throws(SystemCallError) {
+                    // EAGAIN: all read. A signal during the call (EINTR) is retried by the wrapper.
+                    guard let count = try SystemCall.nonBlocking("recv", { recv(fd, base, size, 0) }) else { break }
+                    received = count
+                } catch where error.errno == ECONNREFUSED {
+                    // Nothing listens upstream (yet); the client finds out by the silence, as without a proxy.
+                    continue
+                } catch {
                     break
                 }
                 payloads.append(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<received])))

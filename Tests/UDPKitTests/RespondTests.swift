@@ -332,5 +332,68 @@ final class RespondTests: XCTestCase {
         await server.close()
         XCTAssertNil(server.kernelDrops, "closed")
     }
-}
 
+    /// A real failure of the answering loop: the descriptor it reads is replaced under it by one that is not a
+    /// socket (/dev/null), so its next `recvmmsg` fails with ENOTSOCK. `respond` must throw that, not return as if
+    /// the socket had closed.
+    func testAFailingAnsweringLoopIsThrownWithItsErrno() async throws {
+        try skipWithoutFastPath("The answering thread with its own descriptor")
+        #if os(Linux)
+        let server = try await UDPSocket.bind(to: loopback)
+        let port = try XCTUnwrap(server.localAddress.port)
+        let inode = try XCTUnwrap(Self.socketInode(port: port), "no 127.0.0.1:\(port) in /proc/net/udp")
+        let before = Self.descriptors(of: inode)
+        let task = try await responding(server, Self.echo)
+        // The answering loop's own duplicate of the socket: the one descriptor of it that respond added.
+        let added = Self.descriptors(of: inode).subtracting(before)
+        XCTAssertEqual(added.count, 1, "descriptors before \(before), now \(Self.descriptors(of: inode))")
+        let loopDescriptor = try XCTUnwrap(added.first)
+        let null = open("/dev/null", O_RDONLY)
+        XCTAssertGreaterThanOrEqual(null, 0)
+        XCTAssertEqual(dup2(null, loopDescriptor), loopDescriptor)
+        close(null)
+        // Wakes the loop: its wait sees the new descriptor readable, and the receive on it fails.
+        let client = try await UDPSocket.client(for: server.localAddress)
+        try await client.send(bytes: [1], to: server.localAddress)
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(5))
+            task.cancel()
+        }
+        do {
+            try await task.value
+            XCTFail("respond returned as if the socket had closed")
+        } catch let error as UDPError {
+            XCTAssertEqual(error, .system(operation: "answering datagrams (recvmmsg)", errno: ENOTSOCK))
+            XCTAssertTrue(error.description.hasPrefix("answering datagrams (recvmmsg) failed: "), error.description)
+        } catch {
+            XCTFail("respond ended with \(error), not the loop's failure")
+        }
+        watchdog.cancel()
+        await client.close()
+        await server.close()
+        #endif
+    }
+
+    #if os(Linux)
+    /// The inode of the UDP socket bound to 127.0.0.1:`port`, from /proc/net/udp.
+    private static func socketInode(port: Int) -> String? {
+        guard let table = try? String(contentsOfFile: "/proc/net/udp", encoding: .utf8) else { return nil }
+        let local = String(format: "0100007F:%04X", port)
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 9, fields[1] == local { return String(fields[9]) }
+        }
+        return nil
+    }
+
+    /// This process's descriptors that refer to the socket with `inode`.
+    private static func descriptors(of inode: String) -> Set<CInt> {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return Set(names.compactMap { name -> CInt? in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
+                  target == "socket:[\(inode)]" else { return nil }
+            return CInt(name)
+        })
+    }
+    #endif
+}

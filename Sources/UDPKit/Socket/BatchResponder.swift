@@ -68,11 +68,12 @@ final class BatchResponder: @unchecked Sendable {
         localPort: Int = 0,
         refused: (@Sendable ([OutgoingDatagram]) -> Void)? = nil
     ) throws(UDPError) {
-        let wake = cudp_eventfd()
-        guard wake >= 0 else {
-            let code = errno
+        let wake: CInt
+        do {
+            wake = try SystemCall.run("eventfd") { cudp_eventfd() }
+        } catch {
             close(fd)
-            throw .system(operation: "respond (eventfd)", errno: code)
+            throw .system(operation: "respond (eventfd)", errno: error.errno)
         }
         self.fd = fd
         self.wake = wake
@@ -95,7 +96,8 @@ final class BatchResponder: @unchecked Sendable {
         closed.withLockedValue { closed in
             guard !closed else { return }
             var one: UInt64 = 1
-            _ = write(wake, &one, MemoryLayout<UInt64>.size)
+            // Fails only when the counter is full, and then a wake-up is already pending.
+            _ = try? SystemCall.nonBlocking("write") { write(wake, &one, MemoryLayout<UInt64>.size) }
         }
     }
 
@@ -113,56 +115,56 @@ final class BatchResponder: @unchecked Sendable {
 
     // MARK: - The loop (its own thread)
 
-    /// Answers until `stop` is called or the socket fails.
-    func run() {
+    /// Answers until `stop` is called.
+    /// - Throws: the call that failed when the socket fails (any errno but a would-block or an ICMP error that a
+    ///   receive reports for an earlier reply).
+    func run() throws(SystemCallError) {
         // The loop's state is a local value: no run-time exclusivity checks on the way from receive to send.
         var loop = Loop(fd: fd, maximumSize: maximumSize, reply: reply, target: target, envelope: envelope, handOver: handOver,
-                        classifier: packetInfo ? ArrivalClassifier() : nil, localPort: localPort, refused: refused) { [self] in
-            waitUntilWritable()
+                        classifier: packetInfo ? ArrivalClassifier() : nil, localPort: localPort, refused: refused) { [self] () throws(SystemCallError) -> Bool in
+            try waitUntilWritable()
         }
         defer { loop.deallocate() }
         // A full batch means more is probably waiting: read again before polling.
         var mayHaveMore = false
         while !stopRequested.load(ordering: .acquiring) {
             if !mayHaveMore {
-                guard waitUntilReadable() else { return }
+                try waitUntilReadable()
                 mayHaveMore = true
                 continue
             }
-            let count = loop.receive()
-            if count < 0 {
-                switch errno {
-                case EAGAIN, EWOULDBLOCK: mayHaveMore = false
-                case EINTR, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH: break
-                default: return
+            let count: CInt
+            do throws(SystemCallError) {
+                guard let received = try loop.receive() else {
+                    mayHaveMore = false
+                    continue
                 }
+                count = received
+            } catch where [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errno) {
+                // An ICMP error for an earlier reply: the socket itself is fine.
                 continue
             }
-            if count > 0 { loop.answer(Int(count)) }
+            if count > 0 { try loop.answer(Int(count)) }
             mayHaveMore = count == Self.batchSize
         }
     }
 
-    /// Waits until a datagram is waiting or a stop is requested; false when waiting failed for good.
-    private func waitUntilReadable() -> Bool {
+    /// Waits until a datagram is waiting or a stop is requested.
+    private func waitUntilReadable() throws(SystemCallError) {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-        while true {
-            let n = poll(&fds, 2, -1)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return false }
-            if fds[1].revents != 0 {
-                var value: UInt64 = 0
-                _ = read(wake, &value, MemoryLayout<UInt64>.size)
-            }
-            // POLLERR (a pending ICMP error) also wakes: the receive reports and clears it.
-            return true
+        _ = try SystemCall.run("poll") { poll(&fds, 2, -1) }
+        if fds[1].revents != 0 {
+            var value: UInt64 = 0
+            _ = try SystemCall.nonBlocking("read") { read(wake, &value, MemoryLayout<UInt64>.size) }
         }
+        // POLLERR (a pending ICMP error) also wakes: the receive reports and clears it.
     }
 
     /// Waits up to `sendWaitMilliseconds` for room in the send buffer; false when it stayed full or a stop came.
-    private func waitUntilWritable() -> Bool {
+    /// A signal during the wait does not end it (the wait starts again).
+    private func waitUntilWritable() throws(SystemCallError) -> Bool {
         var fds = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-        let n = poll(&fds, 2, Self.sendWaitMilliseconds)
+        let n = try SystemCall.run("poll") { poll(&fds, 2, Self.sendWaitMilliseconds) }
         return n > 0 && fds[0].revents & Int16(POLLOUT) != 0 && !stopRequested.load(ordering: .acquiring)
     }
 }
@@ -184,7 +186,7 @@ private struct Loop {
     let localPort: Int
     let refused: (@Sendable ([OutgoingDatagram]) -> Void)?
     /// Waits for room in the send buffer; false when it stayed full.
-    let waitUntilWritable: () -> Bool
+    let waitUntilWritable: () throws(SystemCallError) -> Bool
     var buffer: ByteBuffer
     let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
     let receiveVectors: UnsafeMutablePointer<iovec>
@@ -221,7 +223,7 @@ private struct Loop {
         classifier: ArrivalClassifier?,
         localPort: Int,
         refused: (@Sendable ([OutgoingDatagram]) -> Void)?,
-        waitUntilWritable: @escaping () -> Bool
+        waitUntilWritable: @escaping () throws(SystemCallError) -> Bool
     ) {
         self.fd = fd
         self.maximumSize = maximumSize
@@ -257,12 +259,13 @@ private struct Loop {
         send.deallocate()
     }
 
-    mutating func receive() -> CInt {
+    /// Receives up to a batch; nil when nothing is waiting.
+    mutating func receive() throws(SystemCallError) -> CInt? {
         buffer.clear()
         let (slot, messages, vectors, names) = (self.slot, receiveMessages, receiveVectors, receiveNames)
         let (fd, prepared, used) = (self.fd, preparedBase, usedMessages)
         let (control, controlSpace) = (receiveControl, self.controlSpace)
-        let result: (CInt, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes { memory in
+        let result: (Result<CInt?, SystemCallError>, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes { memory in
             let base = memory.baseAddress!
             if base == prepared {
                 // Same memory as last time: only the address lengths the last call overwrote need resetting.
@@ -287,14 +290,17 @@ private struct Loop {
                     )
                 }
             }
-            return (cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), 0), base)
+            let received = Result { () throws(SystemCallError) -> CInt? in
+                try SystemCall.nonBlocking("recvmmsg") { cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), 0) }
+            }
+            return (received, base)
         }
         preparedBase = result.1
-        usedMessages = max(0, Int(result.0))
-        return result.0
+        usedMessages = Int((try? result.0.get()).flatMap { $0 } ?? 0)
+        return try result.0.get()
     }
 
-    mutating func answer(_ count: Int) {
+    mutating func answer(_ count: Int) throws(SystemCallError) {
         buffer.moveWriterIndex(to: count * slot)
         let now = Date()
         var batch: [Datagram] = []
@@ -311,7 +317,7 @@ private struct Loop {
         guard !batch.isEmpty else { return }
         let replies = reply(batch)
         batch = []
-        transmit(replies)
+        try transmit(replies)
     }
 
     /// Where received message `i` was addressed and how it came in, from its packet information; the previous
@@ -373,7 +379,8 @@ private struct Loop {
     /// Sends `replies` with as few `sendmmsg` calls as it takes. A reply the socket cannot carry (too large, a
     /// family it cannot reach) is left out, and one the system refuses (unreachable, a full send buffer past the
     /// send timeout) is skipped; the rest still go. Segmentation-offload replies go through SwiftNIO.
-    private mutating func transmit(_ replies: [OutgoingDatagram]) {
+    /// - Throws: when waiting for room in the send buffer failed (the rest of the batch is reported refused first).
+    private mutating func transmit(_ replies: [OutgoingDatagram]) throws(SystemCallError) {
         guard !replies.isEmpty else { return }
         send.reset(reserving: replies.count)
         var offloaded: [Envelope] = []
@@ -409,18 +416,27 @@ private struct Loop {
         // The payloads stay alive, unmodified, in `replies` until the sends return. When the send buffer stays
         // full for `sendWaitMilliseconds`, the rest of the batch is dropped, as the kernel drops what it cannot queue.
         let sentIndex = self.sentIndex
+        var failure: SystemCallError?
         withExtendedLifetime(replies) {
             var next = 0
-            repeat {
+            while true {
                 next = send.transmit(fd: fd, from: next) { payload, _ in
                     if tracking { failed.append(replies[sentIndex[payload]]) }
                 }
-            } while next < send.payloadCount && waitUntilWritable()
+                guard next < send.payloadCount else { break }
+                do throws(SystemCallError) {
+                    guard try waitUntilWritable() else { break }
+                } catch {
+                    failure = error
+                    break
+                }
+            }
             if tracking && next < send.payloadCount {
                 for payload in next..<send.payloadCount { failed.append(replies[sentIndex[payload]]) }
             }
         }
         if let refused, !failed.isEmpty { refused(failed) }
+        if let failure { throw failure }
     }
 }
 #endif

@@ -132,17 +132,18 @@ struct SendVector {
         }
         while done < messageCount {
             // sendmmsg takes at most 1,024 messages per call.
-            let sent = cudp_sendmmsg(fd, messages + done, CUnsignedInt(min(messageCount - done, 1024)), 0)
-            if sent >= 0 {
+            let code: CInt
+            do throws(SystemCallError) {
+                let (messages, count) = (self.messages + done, CUnsignedInt(min(messageCount - done, 1024)))
+                guard let sent = try SystemCall.nonBlocking("sendmmsg", { cudp_sendmmsg(fd, messages, count, 0) }) else {
+                    return firstPayload[done]
+                }
                 done += Int(sent)
                 continue
+            } catch {
+                code = error.errno
             }
-            let code = errno
             switch code {
-            case EINTR:
-                continue
-            case EAGAIN, EWOULDBLOCK:
-                return firstPayload[done]
             case EBADF, ENOTSOCK:
                 for i in firstPayload[done]..<payloadCount { refused(i, code) }
                 return payloadCount
@@ -176,11 +177,10 @@ struct SendVector {
         let end = firstPayload[index] + Int(messages[index].msg_hdr.msg_iovlen)
         while i < end {
             header.msg_iov = vectors + i
-            if sendmsg(fd, &header, 0) < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK { return i }
-                refused(i, code)
+            do throws(SystemCallError) {
+                guard try SystemCall.nonBlocking("sendmsg", { sendmsg(fd, &header, 0) }) != nil else { return i }
+            } catch {
+                refused(i, error.errno)
             }
             i += 1
         }

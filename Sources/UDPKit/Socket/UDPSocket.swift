@@ -234,19 +234,19 @@ public final class UDPSocket: Sendable {
                 let fd = try makeBoundSocket(local, options: options)
                 fastPath.descriptor = fd
                 // Without a second descriptor (none left) sends go through SwiftNIO.
-                let copy = dup(fd)
-                if copy >= 0 { fastPath.direct = DirectSender(fd: copy) }
+                if let copy = try? SystemCall.run("dup", { dup(fd) }) { fastPath.direct = DirectSender(fd: copy) }
                 channel = try await bootstrap.withBoundSocket(fd).get()
             } else if let path = local.path {
                 if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
                 // Made here so that its datagrams are read by a `UnixReader`, never by SwiftNIO.
                 let fd = try makeBoundUnixSocket(path, removeExisting: options.removeExistingSocketFile)
                 ownedPath = path
-                let copy = dup(fd)
-                guard copy >= 0 else {
-                    let code = errno
+                let copy: CInt
+                do {
+                    copy = try SystemCall.run("dup") { dup(fd) }
+                } catch {
                     Glibc.close(fd)
-                    throw UDPError.system(operation: "receive (dup)", errno: code)
+                    throw UDPError.system(operation: "receive (dup)", errno: error.errno)
                 }
                 do {
                     fastPath.unixReader = try UnixReader(fd: copy, inbox: inbox, maximumSize: options.maximumDatagramSize)
@@ -256,8 +256,7 @@ public final class UDPSocket: Sendable {
                 }
                 // Sends go straight out too: a reply to a sender whose path is gone fails alone, where a failed
                 // SwiftNIO write would close the socket.
-                let sending = dup(fd)
-                if sending >= 0 { fastPath.direct = DirectSender(fd: sending) }
+                if let sending = try? SystemCall.run("dup", { dup(fd) }) { fastPath.direct = DirectSender(fd: sending) }
                 channel = try await bootstrap.channelOption(.autoRead, value: false).withBoundSocket(fd).get()
             } else {
                 channel = try await bootstrap.bind(to: local.socketAddress).get()
@@ -356,15 +355,23 @@ public final class UDPSocket: Sendable {
             var info = stat()
             if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
         }
-        let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .from(errno: errno, address: path, operation: "socket") }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let fd: CInt
+        do {
+            fd = try SystemCall.run("socket") {
+                socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            }
+        } catch {
+            throw .from(errno: error.errno, address: path, operation: "socket")
         }
-        guard bound == 0 else {
-            let error = UDPError.from(errno: errno, address: path, operation: "bind")
+        do {
+            _ = try SystemCall.run("bind") {
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+            }
+        } catch {
             Glibc.close(fd)
-            throw error
+            throw .from(errno: error.errno, address: path, operation: "bind")
         }
         return fd
     }
@@ -372,25 +379,41 @@ public final class UDPSocket: Sendable {
     /// A non-blocking IP socket bound to `local`, with the options that must be set before binding (Linux).
     private static func makeBoundSocket(_ local: UDPAddress, options: UDPSocketOptions) throws(UDPError) -> CInt {
         let family = local.family == .ipv6 ? AF_INET6 : AF_INET
-        let fd = socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .from(errno: errno, address: local.description, operation: "socket") }
-        func fail(_ operation: String) -> UDPError {
-            let error = UDPError.from(errno: errno, address: local.description, operation: operation)
-            Glibc.close(fd)
-            return error
+        let fd: CInt
+        do {
+            fd = try SystemCall.run("socket") {
+                socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            }
+        } catch {
+            throw .from(errno: error.errno, address: local.description, operation: "socket")
+        }
+        // Each step's errno is the one its call left: the wrapper reads it before anything else runs.
+        func step(_ operation: String, _ call: () throws(SystemCallError) -> Void) throws(UDPError) {
+            do {
+                try call()
+            } catch {
+                Glibc.close(fd)
+                throw .from(errno: error.errno, address: local.description, operation: operation)
+            }
         }
         func enable(_ level: CInt, _ name: CInt, _ what: String) throws(UDPError) {
             var one: CInt = 1
-            guard setsockopt(fd, level, name, &one, socklen_t(MemoryLayout<CInt>.size)) == 0 else { throw fail("setting \(what)") }
+            try step("setting \(what)") { () throws(SystemCallError) in
+                _ = try SystemCall.run("setsockopt") { setsockopt(fd, level, name, &one, socklen_t(MemoryLayout<CInt>.size)) }
+            }
         }
         if options.reuseAddress { try enable(SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR") }
         if options.reusePort { try enable(SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT") }
         if local.family == .ipv6 && options.ipv6Only { try enable(CInt(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY") }
-        if options.receivePacketInfo && cudp_enable_packet_info(fd, local.family == .ipv6 ? 1 : 0) != 0 {
-            throw fail("setting packet information (IP_PKTINFO)")
+        if options.receivePacketInfo {
+            let ipv6: CInt = local.family == .ipv6 ? 1 : 0
+            try step("setting packet information (IP_PKTINFO)") { () throws(SystemCallError) in
+                _ = try SystemCall.run("setsockopt") { cudp_enable_packet_info(fd, ipv6) }
+            }
         }
-        let bound = local.socketAddress.withSockAddr { address, length in Glibc.bind(fd, address, socklen_t(length)) }
-        guard bound == 0 else { throw fail("bind") }
+        try step("bind") { () throws(SystemCallError) in
+            _ = try SystemCall.run("bind") { local.socketAddress.withSockAddr { address, length in Glibc.bind(fd, address, socklen_t(length)) } }
+        }
         return fd
     }
     #endif
@@ -617,7 +640,9 @@ public final class UDPSocket: Sendable {
     ///   - reply: the replies to a batch of datagrams.
     /// - Returns: when the socket closes.
     /// - Throws: `CancellationError` when the calling task is cancelled (the socket stays open and queues
-    ///   datagrams again); `UDPError` when the socket is already answering through another `respond`.
+    ///   datagrams again); `UDPError` when the socket is already answering through another `respond`, and
+    ///   `UDPError.system` with the call and its errno when answering failed (the system refused to receive on
+    ///   the socket or to wait for it: the socket stays open and queues datagrams again).
     public func respond(
         refused: (@Sendable ([OutgoingDatagram]) -> Void)? = nil,
         _ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]
@@ -720,8 +745,12 @@ public final class UDPSocket: Sendable {
         let duplicate: CInt = try await channel.eventLoop.submit {
             guard channel.isActive else { throw UDPError.closed }
             let handler = try channel.pipeline.syncOperations.handler(type: DatagramHandler.self)
-            let duplicate = dup(descriptor)
-            guard duplicate >= 0 else { throw UDPError.system(operation: "respond (dup)", errno: errno) }
+            let duplicate: CInt
+            do throws(SystemCallError) {
+                duplicate = try SystemCall.run("dup") { dup(descriptor) }
+            } catch {
+                throw UDPError.system(operation: "respond (dup)", errno: error.errno)
+            }
             do {
                 try channel.syncOptions?.setOption(.autoRead, value: false)
             } catch {
@@ -756,12 +785,19 @@ public final class UDPSocket: Sendable {
         }
         responding.withLockedValue { $0 = .thread(responder) }
         channel.closeFuture.whenComplete { [weak responder] _ in responder?.stop() }
+        let failure: SystemCallError?
         do {
             try await answerQueued(reply, refused: refused)
             let thread = NIOThreadPool(numberOfThreads: 1)
             thread.start()
-            await withTaskCancellationHandler {
-                try? await thread.runIfActive { responder.run() }
+            failure = await withTaskCancellationHandler {
+                do {
+                    try await thread.runIfActive { try responder.run() }
+                    return nil
+                } catch {
+                    // The loop's own failure; the pool's (it was shut down) cannot happen while this waits.
+                    return error as? SystemCallError
+                }
             } onCancel: {
                 responder.stop()
             }
@@ -771,6 +807,7 @@ public final class UDPSocket: Sendable {
             throw error
         }
         await resumeReading(after: responder)
+        if let failure { throw UDPError.answeringFailed(failure) }
         try Task.checkCancellation()
     }
 

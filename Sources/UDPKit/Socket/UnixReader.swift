@@ -39,11 +39,12 @@ final class UnixReader: @unchecked Sendable {
 
     /// Takes ownership of `fd`, a non-blocking duplicate of the socket's descriptor.
     init(fd: CInt, inbox: Inbox, maximumSize: Int) throws(UDPError) {
-        let wake = cudp_eventfd()
-        guard wake >= 0 else {
-            let code = errno
+        let wake: CInt
+        do {
+            wake = try SystemCall.run("eventfd") { cudp_eventfd() }
+        } catch {
             Glibc.close(fd)
-            throw .system(operation: "receive (eventfd)", errno: code)
+            throw .system(operation: "receive (eventfd)", errno: error.errno)
         }
         self.fd = fd
         self.wake = wake
@@ -77,7 +78,8 @@ final class UnixReader: @unchecked Sendable {
         closed.withLockedValue { closed in
             guard !closed else { return }
             var one: UInt64 = 1
-            _ = write(wake, &one, MemoryLayout<UInt64>.size)
+            // Fails only when the counter is full, and then a wake-up is already pending.
+            _ = try? SystemCall.nonBlocking("write") { write(wake, &one, MemoryLayout<UInt64>.size) }
         }
     }
 
@@ -106,23 +108,21 @@ final class UnixReader: @unchecked Sendable {
             while batch.count < Self.batchSize, !stopRequested.load(ordering: .acquiring) {
                 var name = sockaddr_un()
                 var nameLength = socklen_t(MemoryLayout<sockaddr_un>.size)
-                let count = memory.withUnsafeMutableBytes { bytes in
+                let received = memory.withUnsafeMutableBytes { bytes in
                     withUnsafeMutablePointer(to: &name) { pointer in
-                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            recvfrom(fd, bytes.baseAddress, slot, 0, $0, &nameLength)
+                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                            Result { () throws(SystemCallError) -> Int? in
+                                try SystemCall.nonBlocking("recvfrom") { recvfrom(fd, bytes.baseAddress, slot, 0, address, &nameLength) }
+                            }
                         }
                     }
                 }
-                if count < 0 {
-                    switch errno {
-                    case EINTR: continue
-                    case EAGAIN, EWOULDBLOCK: break
-                    default:
-                        if !batch.isEmpty { _ = inbox.push(batch) }
-                        return
-                    }
-                    break
+                guard case .success(let result) = received else {
+                    // The socket failed: what was read still goes to the inbox, and reading ends.
+                    if !batch.isEmpty { _ = inbox.push(batch) }
+                    return
                 }
+                guard let count = result else { break }
                 let length = min(count, maximumSize)
                 batch.append(Datagram(
                     payload: ByteBuffer(bytes: memory[0..<length]),
@@ -138,16 +138,12 @@ final class UnixReader: @unchecked Sendable {
     /// Waits until the socket is readable (when `socket`) or a wake-up came; false when waiting failed for good.
     private func wait(forSocket socket: Bool) -> Bool {
         var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0), pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
-        while true {
-            let n = poll(&fds, socket ? 2 : 1, -1)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return false }
-            if fds[0].revents != 0 {
-                var value: UInt64 = 0
-                _ = read(wake, &value, MemoryLayout<UInt64>.size)
-            }
-            return true
+        guard (try? SystemCall.run("poll", { poll(&fds, socket ? 2 : 1, -1) })) != nil else { return false }
+        if fds[0].revents != 0 {
+            var value: UInt64 = 0
+            _ = try? SystemCall.nonBlocking("read") { read(wake, &value, MemoryLayout<UInt64>.size) }
         }
+        return true
     }
 }
 typealias UnixReaderHandle = UnixReader
