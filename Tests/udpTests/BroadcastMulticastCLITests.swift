@@ -4,22 +4,7 @@ import XCTest
 /// `udp broadcast`, `udp send` to broadcast addresses and groups, `udp listen --join` and `udp interfaces` on a
 /// network of namespaces (see `TestLAN`), and `udp echo` across its links: nothing here touches the host's own
 /// interfaces.
-final class BroadcastMulticastCLITests: XCTestCase {
-    nonisolated(unsafe) private static var network: Result<TestLAN, TestLAN.Unavailable>?
-
-    override class func setUp() {
-        super.setUp()
-        network = Result { () throws(TestLAN.Unavailable) in try TestLAN() }
-    }
-
-    override class func tearDown() {
-        if case .success(let lan) = network { lan.remove() }
-        network = nil
-        super.tearDown()
-    }
-
-    private func lan() throws -> TestLAN { try TestLAN.shared(Self.network) }
-
+final class BroadcastMulticastCLITests: LANTestCase {
     /// Python receivers bound to 0.0.0.0:`port` on each host, ready to receive.
     private func receivers(_ lan: TestLAN, _ hosts: [TestLAN.Host], port: Int, count: Int, idle: Double) throws -> [TestLAN.Host: Run.Handle] {
         var started: [TestLAN.Host: Run.Handle] = [:]

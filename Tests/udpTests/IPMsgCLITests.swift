@@ -4,22 +4,7 @@ import XCTest
 /// `udp ipmsg` on a network of namespaces (see `TestLAN`), against real peers: iptux (under Xvfb) and Python
 /// peers speaking like FeiQ (GBK, FeiQ's version string) and like the seeds' tutorial (the bare packet). Every
 /// peer binds port 2425 on its own host; nothing leaves the namespaces.
-final class IPMsgCLITests: XCTestCase {
-    nonisolated(unsafe) private static var network: Result<TestLAN, TestLAN.Unavailable>?
-
-    override class func setUp() {
-        super.setUp()
-        network = Result { () throws(TestLAN.Unavailable) in try TestLAN() }
-    }
-
-    override class func tearDown() {
-        if case .success(let lan) = network { lan.remove() }
-        network = nil
-        super.tearDown()
-    }
-
-    private func lan() throws -> TestLAN { try TestLAN.shared(Self.network) }
-
+final class IPMsgCLITests: LANTestCase {
     /// A peer on port 2425 that answers BR_ENTRY with ANSENTRY (nick and group in its encoding), acknowledges
     /// SENDMSG with SENDCHECKOPT, and prints what it gets ("entry ADDR", "msg NUMBER HEX", "ack NUMBER", "exit").
     /// When the first BR_ENTRY arrives, it runs its actions towards the sender:

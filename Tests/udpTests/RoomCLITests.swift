@@ -205,20 +205,7 @@ extension RoomCLITests {
 
 /// `udp room serve` attacked the way UDP services are attacked on the internet, on the namespace network of
 /// `TestLAN` (nothing leaves it): the attacker on B forges C's address with a raw socket.
-final class RoomSpoofingCLITests: XCTestCase {
-    nonisolated(unsafe) private static var network: Result<TestLAN, TestLAN.Unavailable>?
-
-    override class func setUp() {
-        super.setUp()
-        network = Result { () throws(TestLAN.Unavailable) in try TestLAN() }
-    }
-
-    override class func tearDown() {
-        if case .success(let lan) = network { lan.remove() }
-        network = nil
-        super.tearDown()
-    }
-
+final class RoomSpoofingCLITests: LANTestCase {
     /// Joins SESSIONS members after one of them filled the history with 20 lines of 1,000 bytes, acknowledges
     /// nothing (so every member's history waits to be retransmitted), then sends ROUNDS heartbeats per member
     /// with the source address VICTIM_IP:VICTIM_PORT forged on a raw socket. Prints the UDP payload bytes
@@ -298,7 +285,7 @@ final class RoomSpoofingCLITests: XCTestCase {
     /// tokens of 20 members with a 20 KB unacknowledged history each. C gets path challenges only, at most three
     /// times the bytes forged in its name, and the members' streams stay at their own addresses.
     func testForgedTokensFromAVictimAreNotAmplified() throws {
-        let lan = try TestLAN.shared(Self.network)
+        let lan = try lan()
         let server = try lan.udp(.a, ["room", "serve", "--port", "9400", "--history", "20", "--show-port", "--quiet"])
         defer { _ = server.finish(timeout: 5, signal: SIGTERM) }
         XCTAssertTrue(server.waitForOutput("room server on"), server.stderr)

@@ -4,20 +4,7 @@ import XCTest
 /// `udp studio`'s multicast and broadcast on a network of namespaces (see `TestLAN`): the studio runs on host A,
 /// driven through its API over A's own loopback; Python peers on the other hosts send and receive. Nothing here
 /// touches the host's own interfaces.
-final class StudioLANTests: XCTestCase {
-    nonisolated(unsafe) private static var network: Result<TestLAN, TestLAN.Unavailable>?
-
-    override class func setUp() {
-        super.setUp()
-        network = Result { () throws(TestLAN.Unavailable) in try TestLAN() }
-    }
-
-    override class func tearDown() {
-        if case .success(let lan) = network { lan.remove() }
-        network = nil
-        super.tearDown()
-    }
-
+final class StudioLANTests: LANTestCase {
     /// One API call: URL TOKEN METHOD PATH [JSON BODY]; prints the HTTP status, a space and the response body.
     private static let client = """
     import sys, urllib.request, urllib.error
@@ -113,7 +100,7 @@ final class StudioLANTests: XCTestCase {
     }
 
     func testListenerJoinsAGroupAndASourceSpecificGroupOnAnInterface() throws {
-        let lan = try TestLAN.shared(Self.network)
+        let lan = try lan()
         let studio = try startStudio(lan)
         defer { _ = studio.handle.finish(signal: SIGTERM) }
         // Any-source group on lan0 (the hosts have no default route, so the interface is needed), and a
@@ -146,7 +133,7 @@ final class StudioLANTests: XCTestCase {
     }
 
     func testSendsToAGroupWithInterfaceAndTTLAndToBroadcast() throws {
-        let lan = try TestLAN.shared(Self.network)
+        let lan = try lan()
         let studio = try startStudio(lan)
         defer { _ = studio.handle.finish(signal: SIGTERM) }
         let member = try lan.python(.c, Self.multicastReceiver, ["239.7.7.8", TestLAN.Host.c.address, "5310", "1", "4"])

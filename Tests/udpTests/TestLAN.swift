@@ -171,3 +171,25 @@ enum LANPeer {
         }
     }
 }
+
+/// A test class whose tests run on a `TestLAN`: the network is built once before the class's tests and removed
+/// after them (also when a test fails); `lan()` hands it to a test, or skips it (fails with `CI=true`) where it could
+/// not be built.
+class LANTestCase: XCTestCase {
+    // Written only in the class-level setUp and tearDown, which XCTest runs on one thread, one class at a time.
+    nonisolated(unsafe) private static var network: Result<TestLAN, TestLAN.Unavailable>?
+
+    override class func setUp() {
+        super.setUp()
+        network = Result { () throws(TestLAN.Unavailable) in try TestLAN() }
+    }
+
+    override class func tearDown() {
+        if case .success(let lan) = network { lan.remove() }
+        network = nil
+        super.tearDown()
+    }
+
+    /// The network for this test.
+    func lan() throws -> TestLAN { try TestLAN.shared(Self.network) }
+}
