@@ -7,7 +7,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 
-/// An echo server (or, with a `ReplyTemplate`, the seeds' greeting server) that is safe to leave running.
+/// An echo server (or, with a `ReplyTemplate`, a greeting server like the classic Python one) that is safe to leave running.
 ///
 /// Abuse protection, on by default:
 /// - no reply to a datagram sent to a broadcast or multicast address (the "fraggle" reflector), unless

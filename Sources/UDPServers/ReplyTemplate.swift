@@ -5,7 +5,7 @@ import Foundation
 #endif
 import UDPKit
 
-/// A reply built from a template such as `Hello, {text}!` — the seeds' greeting server.
+/// A reply built from a template such as `Hello, {text}!` — the classic Python greeting server's reply.
 ///
 /// Placeholders: `{text}` the request's bytes as they are, `{hex}` the request in hex, `{from}` the sender's IP,
 /// `{port}` the sender's port, `{time}` the receive time (ISO 8601, UTC), `{count}` the number of this request

@@ -9,7 +9,7 @@ struct IPMsgCLI: AsyncParsableCommand {
         commandName: "ipmsg",
         abstract: "An IP Messenger / FeiQ / iptux client on the LAN (port 2425).",
         discussion: """
-        Grows from the seeds' broadcaster, whose packet 1:100:will:will-pc:32:will broadcast is an IP Messenger message. This client announces itself (BR_ENTRY to every subnet's broadcast address, no default route needed), answers others' announcements, acknowledges messages and resends its own until acknowledged. Text is UTF-8 for peers that accept it (iptux, CAPUTF8OPT) and --encoding (GBK by default, as FeiQ) for the others; bytes that do not decode are shown as \\xNN.
+        Grows from the classic Python broadcaster, whose packet 1:100:will:will-pc:32:will broadcast is an IP Messenger message. This client announces itself (BR_ENTRY to every subnet's broadcast address, no default route needed), answers others' announcements, acknowledges messages and resends its own until acknowledged. Text is UTF-8 for peers that accept it (iptux, CAPUTF8OPT) and --encoding (GBK by default, as FeiQ) for the others; bytes that do not decode are shown as \\xNN.
 
         Exit codes: 0 success; 75 a message was not acknowledged; 69 no such user answered; 64 bad usage.
 
