@@ -465,10 +465,13 @@ struct LoopGuard {
     }
 }
 
-/// Per-source token buckets and byte budgets with a bounded table.
-struct RateLimiter {
-    let rate: Double
-    let burst: Double
+/// Per-source token buckets and byte budgets with a bounded table: the allowance for replies larger than their
+/// request, shared by every server that answers automatically (`udp echo`, the studio's rules).
+public struct RateLimiter: Sendable {
+    /// Replies per second per source address, once the burst is spent.
+    public let rate: Double
+    /// Replies a source address may get at once.
+    public let burst: Double
     /// A source may be sent at most this many times the bytes it sent (QUIC's limit for an unproven address).
     static let amplificationLimit = 3
     /// Unspent budget is kept up to this many bytes, so a quiet source cannot save up for a burst.
@@ -476,12 +479,14 @@ struct RateLimiter {
     private var buckets: [UDPAddress: (tokens: Double, at: ContinuousClock.Instant)] = [:]
     private var budgets: [UDPAddress: Int] = [:]
 
-    init(rate: Double, burst: Double) {
+    /// A limiter of `rate` replies per second per source address, `burst` at once.
+    public init(rate: Double, burst: Double) {
         self.rate = rate
         self.burst = max(1, burst)
     }
 
-    mutating func allow(_ source: UDPAddress, now: ContinuousClock.Instant) -> Bool {
+    /// Whether `source` (its address; the port does not matter) may get one more reply now; takes it if so.
+    public mutating func allow(_ source: UDPAddress, now: ContinuousClock.Instant) -> Bool {
         // An address is keyed without its port: changing ports does not earn a new bucket.
         let key = source.withPort(0)
         var bucket = buckets[key] ?? (burst, now)
@@ -502,7 +507,7 @@ struct RateLimiter {
 
     /// Adds three times `received` bytes to the source's budget and takes `sending` bytes from it; false (and
     /// nothing taken) when the budget does not cover them.
-    mutating func spend(_ source: UDPAddress, received: Int, sending: Int) -> Bool {
+    public mutating func spend(_ source: UDPAddress, received: Int, sending: Int) -> Bool {
         let key = source.withPort(0)
         var budget = min(Self.budgetCap, (budgets[key] ?? 0) + Self.amplificationLimit * received)
         let allowed = budget >= sending

@@ -143,10 +143,11 @@ public struct ReplyGuard: Sendable {
     /// Source ports never answered.
     public var blockedSourcePorts: Set<Int> = [0, 7, 13, 17, 19, 37]
     /// Replies larger than their request, per second per source address.
-    public var repliesPerSecond: Double = 20
+    public var repliesPerSecond: Double = 20 { didSet { limiter = RateLimiter(rate: repliesPerSecond, burst: burst) } }
     /// How many such replies a source may get at once.
-    public var burst: Double = 40
-    private var buckets: [UDPAddress: (tokens: Double, at: ContinuousClock.Instant)] = [:]
+    public var burst: Double = 40 { didSet { limiter = RateLimiter(rate: repliesPerSecond, burst: burst) } }
+    /// `udp echo`'s limiter, so both answer a source at the same rate.
+    private var limiter = RateLimiter(rate: 20, burst: 40)
 
     /// The default protections.
     public init() {}
@@ -159,27 +160,12 @@ public struct ReplyGuard: Sendable {
         if datagram.sender.isMulticast || datagram.sender.isLimitedBroadcast { return .broadcast }
         if ownPorts.contains(port), Self.isLocal(datagram.sender) { return .ownSocket }
         if let limit = datagram.sender.maximumPayload, reply > limit { return .tooLarge }
-        if reply > datagram.payload.readableBytes && !allow(datagram.sender, now: now) { return .rateLimited }
+        if reply > datagram.payload.readableBytes && !limiter.allow(datagram.sender, now: now) { return .rateLimited }
         return nil
     }
 
     private static func isLocal(_ address: UDPAddress) -> Bool {
         guard let ip = address.ip else { return true }
         return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
-    }
-
-    private mutating func allow(_ source: UDPAddress, now: ContinuousClock.Instant) -> Bool {
-        // Keyed by address without port: changing ports does not earn a new allowance.
-        let key = source.withPort(0)
-        var bucket = buckets[key] ?? (burst, now)
-        let elapsed = now - bucket.at
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        bucket.tokens = min(burst, bucket.tokens + seconds * repliesPerSecond)
-        bucket.at = now
-        let allowed = bucket.tokens >= 1
-        if allowed { bucket.tokens -= 1 }
-        if buckets.count >= 16_384 && buckets[key] == nil { buckets.removeAll() }
-        buckets[key] = bucket
-        return allowed
     }
 }
