@@ -16,6 +16,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "UDPKit", targets: ["UDPKit"]),
+        .library(name: "UDPText", targets: ["UDPText"]),
         .library(name: "UDPProxy", targets: ["UDPProxy", "Impairment"]),
         .library(name: "UDPRoom", targets: ["UDPRoom", "RoomProtocol"]),
         .executable(name: "udp", targets: ["udp"]),
@@ -42,10 +43,17 @@ let package = Package(
             ],
             swiftSettings: fastPath
         ),
+        // Payloads and how they are shown: encodings, hex, escapes, send templates, checksums, terminal-safe text,
+        // JSON and the datagram formatter. The socket layer does not need it.
+        .target(
+            name: "UDPText",
+            dependencies: ["UDPKit", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(
             name: "UDPServers",
             dependencies: [
                 "UDPKit",
+                "UDPText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -72,6 +80,7 @@ let package = Package(
             name: "UDPRoom",
             dependencies: [
                 "UDPKit",
+                "UDPText",
                 "RoomProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -83,6 +92,7 @@ let package = Package(
             name: "IPMsg",
             dependencies: [
                 "UDPKit",
+                "UDPText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -93,6 +103,7 @@ let package = Package(
             name: "UDPStudio",
             dependencies: [
                 "UDPKit",
+                "UDPText",
                 "UDPServers",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -118,6 +129,7 @@ let package = Package(
             name: "udp",
             dependencies: [
                 "UDPKit",
+                "UDPText",
                 "UDPServers",
                 "UDPBench",
                 "UDPProxy",
@@ -145,15 +157,16 @@ let package = Package(
             path: "benchmarks/servers/EchoNIOAsyncChannel"
         ),
         .testTarget(name: "UDPKitTests", dependencies: ["UDPKit"]),
+        .testTarget(name: "UDPTextTests", dependencies: ["UDPText", "UDPKit"]),
         .testTarget(name: "UDPBenchTests", dependencies: ["UDPBench"]),
         .testTarget(name: "ImpairmentTests", dependencies: ["Impairment"]),
         .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
-        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
+        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit", "UDPText"]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture"]),
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
-        .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit"]),
+        .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit", "UDPText"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
-        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "udp"], exclude: ["Browser"]),
+        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "UDPText", "udp"], exclude: ["Browser"]),
     ]
 )

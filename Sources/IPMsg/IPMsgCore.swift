@@ -1,4 +1,5 @@
 import UDPKit
+import UDPText
 
 /// The messenger's protocol logic as a pure state machine: bytes and a clock in, packets to send and events out.
 ///

@@ -1,4 +1,5 @@
 import UDPKit
+import UDPText
 
 /// Who this client is on the LAN.
 public struct IPMsgIdentity: Sendable, Hashable {

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import RoomProtocol
 import UDPKit
+import UDPText
 
 /// Why a room client could not join, or could not take a command.
 public enum RoomClientError: Error, Sendable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import Foundation
 import RoomProtocol
 import UDPKit
+import UDPText
 
 /// Renders what a member hears as lines for a terminal, the way `udp room join` shows them:
 ///

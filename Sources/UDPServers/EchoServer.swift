@@ -6,6 +6,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
+import UDPText
 
 /// An echo server (or, with a `ReplyTemplate`, a greeting server like the classic Python one) that is safe to leave running.
 ///

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import UDPKit
+import UDPText
 
 /// A reply rule, "smart response" style: when a datagram matches, the reply is built from the rule's template.
 ///

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import UDPKit
+import UDPText
 
 /// A reply built from a template such as `Hello, {text}!` — the classic Python greeting server's reply.
 ///

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import UDPKit
+import UDPText
 import UDPServers
 
 /// One auto-reply rule of a listener, as the page and the API write it: a match kind, a pattern and a reply.

@@ -1,4 +1,5 @@
 import UDPKit
+import UDPText
 
 /// What the user asked the studio to send.
 public struct SendRequest: Sendable, Codable, Equatable {

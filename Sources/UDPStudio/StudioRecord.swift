@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import UDPKit
+import UDPText
 
 /// One datagram the studio saw arrive or sent, as the traffic log shows it.
 public struct StudioRecord: Sendable, Equatable {

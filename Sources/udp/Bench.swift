@@ -4,6 +4,7 @@ import Histogram
 import NIOCore
 import UDPBench
 import UDPKit
+import UDPText
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

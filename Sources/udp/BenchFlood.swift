@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import UDPBench
 import UDPKit
+import UDPText
 
 struct BenchFlood: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import UDPBench
 import UDPKit
+import UDPText
 
 struct BenchSink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

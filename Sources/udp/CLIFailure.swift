@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import UDPKit
+import UDPText
 import UDPServers
 
 /// Exit codes, as documented in `udp --help`.

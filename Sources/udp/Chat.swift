@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
+import UDPText
 
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

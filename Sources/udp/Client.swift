@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import UDPKit
+import UDPText
 
 struct Client: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import UDPKit
+import UDPText
 
 /// Turns the argument parser's generic messages into ones that say what is wrong, and finds which command's
 /// `--help` to point to.

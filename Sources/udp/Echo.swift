@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
+import UDPText
 import UDPServers
 
 struct Echo: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import UDPKit
+import UDPText
 import UDPServers
 
 /// `udp echo`'s other servers: replies by rule, a command per datagram, a checksum on every reply.

@@ -3,6 +3,7 @@ import Foundation
 import IPMsg
 import NIOConcurrencyHelpers
 import UDPKit
+import UDPText
 
 struct IPMsgCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import UDPKit
+import UDPText
 
 struct Interfaces: ParsableCommand {
     static let configuration = CommandConfiguration(

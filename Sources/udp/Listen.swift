@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import UDPKit
+import UDPText
 
 struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

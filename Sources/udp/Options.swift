@@ -7,6 +7,7 @@ import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
 import UDPKit
+import UDPText
 
 /// How message words and lines become bytes, and how received bytes are shown: what every payload option group
 /// shares. Each command takes the group whose help fits it: `PayloadOptions` (it sends and shows),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import UDPKit
+import UDPText
 import UDPStudio
 
 /// `udp packets`: the saved-packets library that `udp studio` edits, from the command line.

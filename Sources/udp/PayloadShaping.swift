@@ -7,6 +7,7 @@ import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
 import UDPKit
+import UDPText
 
 /// Payloads that change and check themselves: `--template` and `--append`, for `send`, `broadcast` and `request`.
 struct ShapingOptions: ParsableArguments {

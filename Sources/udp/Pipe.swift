@@ -8,6 +8,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
+import UDPText
 
 struct PipeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

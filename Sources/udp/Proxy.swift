@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Impairment
 import UDPKit
+import UDPText
 import UDPProxy
 
 struct Proxy: AsyncParsableCommand {

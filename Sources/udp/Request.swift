@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import UDPKit
+import UDPText
 
 /// Options shared by `request` and `client`.
 struct RequestOptions: ParsableArguments {

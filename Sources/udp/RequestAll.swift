@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import UDPKit
+import UDPText
 
 extension Request {
     /// A broadcast or multicast request answered by a connected socket would wait in vain: replies come from

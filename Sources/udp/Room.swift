@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RoomProtocol
 import UDPKit
+import UDPText
 import UDPRoom
 
 struct Room: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import IPMsg
 import UDPKit
+import UDPText
 import XCTest
 
 final class CoreTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import UDPKit
+import UDPText
 import UDPStudio
 import UDPStudioWeb
 import XCTest

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import UDPKit
+import UDPText
 import UDPServers
 @testable import UDPStudio
 import XCTest

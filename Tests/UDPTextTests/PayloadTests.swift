@@ -1,5 +1,6 @@
 import Foundation
 import UDPKit
+import UDPText
 import XCTest
 
 final class PayloadTests: XCTestCase {

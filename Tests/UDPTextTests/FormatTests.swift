@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import UDPKit
+import UDPText
 import XCTest
 
 final class FormatTests: XCTestCase {

@@ -9,6 +9,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import NIOCore
+import UDPKit
 
 /// Renders datagrams for people (one escaped line, or a hex dump) and for scripts (one JSON object per line).
 ///
