@@ -303,12 +303,8 @@ public final class EchoServer: Sendable {
     /// the rate limit and the per-source budget of three times the bytes received.
     private func check(_ reply: [UInt8], for datagram: Datagram, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
         if let limit = datagram.sender.maximumPayload, reply.count > limit { return (nil, .amplification) }
-        if reply.count > datagram.payload.readableBytes && !configuration.allowAmplification {
-            if !limiter.allow(datagram.sender, now: now) { return (nil, .rateLimited) }
-            let overhead = datagram.sender.family == .ipv6 ? 48 : 28
-            if !limiter.spend(datagram.sender, received: datagram.payload.readableBytes + overhead, sending: reply.count + overhead) {
-                return (nil, .amplification)
-            }
+        if !configuration.allowAmplification, let refused = limiter.admit(reply: reply.count, to: datagram, now: now) {
+            return (nil, refused == .rateLimited ? .rateLimited : .amplification)
         }
         return (ByteBuffer(bytes: reply), nil)
     }
@@ -503,6 +499,27 @@ public struct RateLimiter: Sendable {
         }
         buckets[key] = bucket
         return allowed
+    }
+
+    /// Why `admit` refused a reply.
+    public enum Refusal: Sendable, Equatable {
+        /// The source address used up its replies per second (`rate`, `burst`).
+        case rateLimited
+        /// The reply would take the bytes sent to the source address above three times the bytes received from it.
+        case overBudget
+    }
+
+    /// The allowance every automatic reply larger than its request needs: one of the source address's replies per
+    /// second, and room in its byte budget, which each request from it raises by three times its size and each
+    /// reply lowers by its own; IP and UDP headers count (28 bytes over IPv4, 48 over IPv6), so what is sent to
+    /// an address never exceeds three times what came from it, on the wire. A reply no larger than its request
+    /// needs nothing (nil). Returns why the reply must not be sent, or nil (and takes the allowance).
+    public mutating func admit(reply size: Int, to request: Datagram, now: ContinuousClock.Instant) -> Refusal? {
+        let received = request.payload.readableBytes
+        guard size > received else { return nil }
+        if !allow(request.sender, now: now) { return .rateLimited }
+        let overhead = request.sender.family == .ipv6 ? 48 : 28
+        return spend(request.sender, received: received + overhead, sending: size + overhead) ? nil : .overBudget
     }
 
     /// Adds three times `received` bytes to the source's budget and takes `sending` bytes from it; false (and
