@@ -46,6 +46,7 @@ let package = Package(
             name: "UDPServers",
             dependencies: [
                 "UDPKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -60,6 +61,7 @@ let package = Package(
                 "UDPKit",
                 "CUDPSys",
                 "Impairment",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -73,6 +75,7 @@ let package = Package(
             dependencies: [
                 "UDPKit",
                 "RoomProtocol",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -94,6 +97,7 @@ let package = Package(
             dependencies: [
                 "UDPKit",
                 "UDPServers",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -130,6 +134,8 @@ let package = Package(
                 "UDPStudioWeb",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Echo servers for the benchmark harness (benchmarks/run); EchoUDPKit is also the example users copy.
@@ -147,11 +153,11 @@ let package = Package(
         .testTarget(name: "UDPKitTests", dependencies: ["UDPKit"]),
         .testTarget(name: "UDPBenchTests", dependencies: ["UDPBench"]),
         .testTarget(name: "ImpairmentTests", dependencies: ["Impairment"]),
-        .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
-        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit"]),
+        .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture"]),
-        .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
+        .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
         .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "udp"], exclude: ["Browser"]),

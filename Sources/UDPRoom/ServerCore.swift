@@ -77,7 +77,7 @@ struct ServerCore {
     private var pendingByAddress: [UDPAddress: Int] = [:]
     private var pendingCount = 0
     private var outgoing: [OutgoingDatagram] = []
-    private var activities: [RoomServer.Activity] = []
+    private var events: [RoomServer.Event] = []
     /// Members whose stream overflowed while events were being queued; dropped once the command is done.
     private var overflowed: [SessionToken] = []
 
@@ -98,9 +98,9 @@ struct ServerCore {
     }
 
     /// Membership changes since the last call.
-    mutating func takeActivities() -> [RoomServer.Activity] {
-        defer { activities.removeAll() }
-        return activities
+    mutating func takeEvents() -> [RoomServer.Event] {
+        defer { events.removeAll() }
+        return events
     }
 
     // MARK: - Input
@@ -201,7 +201,7 @@ struct ServerCore {
             counters.joined += 1
             counters.members += 1
             let nick = sessions[token]!.nick
-            activities.append(.joined(nick: nick, address: sessions[token]!.address))
+            events.append(.joined(nick: nick, address: sessions[token]!.address))
             broadcast(.joined(nick))
             dropOverflowed(now: now)
         }
@@ -236,7 +236,7 @@ struct ServerCore {
         sessions[token]!.lastHeard = now
         counters.migrations += 1
         if sessions[token]!.confirmed, sessions[token]!.leaving == nil {
-            activities.append(.moved(nick: sessions[token]!.nick, from: from, to: address))
+            events.append(.moved(nick: sessions[token]!.nick, from: from, to: address))
         }
     }
 
@@ -252,7 +252,7 @@ struct ServerCore {
         let key = JoinKey(address: address, nonce: nonce)
         func refuse(_ reason: RefusalReason, _ text: String) {
             counters.refused += 1
-            activities.append(.refused(nick: nick, address: address, reason: reason))
+            events.append(.refused(nick: nick, address: address, reason: reason))
             // The JOIN's source may be forged: the answer stays within three times the JOIN (which is padded
             // to 64 bytes), its text cut to fit.
             let room = 3 * size - (RoomWire.headerSize + 8 + 1 + 2)
@@ -308,12 +308,12 @@ struct ServerCore {
         while sessions[token] != nil { token = SessionToken.random() }
         let welcome = Welcome(
             nonce: nonce, token: token, serverInstance: instance, historyCount: history.count, limits: limits, timing: timing)
-        var events = ReliableSender<RoomEvent>(configuration: timing.stream)
+        var stream = ReliableSender<RoomEvent>(configuration: timing.stream)
         // The history starts the stream; it waits there until the session is confirmed.
-        for event in history { _ = events.enqueue(event) }
+        for event in history { _ = stream.enqueue(event) }
         sessions[token] = Session(
             token: token, serial: nextSerial, welcome: welcome, joinKey: key, created: now, nick: nick, address: address,
-            lastHeard: now, events: events, commands: ReliableReceiver(window: timing.stream.window),
+            lastHeard: now, events: stream, commands: ReliableReceiver(window: timing.stream.window),
             bucket: limits.makeCommandBucket(now: now))
         nextSerial += 1
         nicks[RoomLimits.nickKey(nick)] = token
@@ -380,7 +380,7 @@ struct ServerCore {
             nicks[RoomLimits.nickKey(nick)] = nil
             nicks[key] = token
             sessions[token]!.nick = new
-            activities.append(.nickChanged(from: nick, to: new))
+            events.append(.nickChanged(from: nick, to: new))
             broadcast(.nickChanged(from: nick, to: new))
         case .who:
             let names = sessions.values.filter { $0.confirmed && $0.leaving == nil }.sorted { $0.serial < $1.serial }.map(\.nick)
@@ -391,7 +391,7 @@ struct ServerCore {
             // and the token forgotten, so a script that leaves at the end of its input sees all of them.
             counters.left += 1
             counters.members -= 1
-            activities.append(.left(nick: nick))
+            events.append(.left(nick: nick))
             sessions[token]!.leaving = sequence
             sessions[token]!.leftAt = now
             release(token)
@@ -442,7 +442,7 @@ struct ServerCore {
         guard let session = sessions[token] else { return }
         if session.confirmed {
             counters.timedOut += 1
-            activities.append(.timedOut(nick: session.nick, reason: reason))
+            events.append(.timedOut(nick: session.nick, reason: reason))
         }
         remove(token, announce: .timedOut(session.nick))
     }

@@ -5,6 +5,7 @@ import Foundation
 #endif
 import NIOConcurrencyHelpers
 import NIOCore
+import ServiceLifecycle
 import UDPKit
 
 /// An echo server (or, with a `ReplyTemplate`, a greeting server like the classic Python one) that is safe to leave running.
@@ -22,7 +23,16 @@ import UDPKit
 ///   three times the bytes it sent, counted with IP and UDP headers;
 /// - `access` allow/deny lists.
 /// Every datagram not answered is counted by reason in `EchoServer.Counters`.
-public final class EchoServer: Sendable {
+///
+/// A `Service`: bind, then `run()` until a graceful shutdown, a cancellation or the socket closing; the socket is
+/// closed when `run()` returns.
+///
+/// ```swift
+/// let server = try await EchoServer.bind(to: .parse("*:9999"), onEvent: { print($0.datagram) })
+/// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigint, .sigterm]).run()
+/// print(server.counters)
+/// ```
+public final class EchoServer: Service {
     /// Why a datagram got no reply.
     public enum DropReason: String, Sendable, CaseIterable {
         /// The source port was 0 (not a real sender; a reply cannot be addressed).
@@ -128,24 +138,76 @@ public final class EchoServer: Sendable {
     public let socket: UDPSocket
     /// The settings.
     public let configuration: Configuration
+    /// Sees every datagram with its reply or drop reason (after the batch's replies were sent), on the thread that
+    /// answers: it must not block.
+    public let onEvent: (@Sendable (Event) -> Void)?
     private let state: NIOLockedValueBox<(counters: Counters, engine: Engine)>
     private let runner: CommandRunner?
+    /// The socket's kernel drop count as it was closed (the count belongs to the open socket).
+    private let dropsAtClose = NIOLockedValueBox<Int??>(nil)
 
-    /// A server answering on `socket`.
-    public init(socket: UDPSocket, configuration: Configuration = .init()) {
+    /// A server answering on `socket`, which it closes when `run()` returns.
+    public init(socket: UDPSocket, configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) {
         self.socket = socket
         self.configuration = configuration
+        self.onEvent = onEvent
         let limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
         self.state = NIOLockedValueBox((Counters(), Engine(limiter: limiter, loops: LoopGuard(limit: configuration.loopLimit))))
         self.runner = configuration.exec.map { CommandRunner(settings: $0, localPort: socket.localAddress.port ?? 0) }
     }
 
+    /// Binds the server's socket to `endpoint`. Call `run()` to answer.
+    ///
+    /// With a wildcard address, give `options` with `receivePacketInfo` on, or datagrams sent to a broadcast or
+    /// multicast address cannot be told apart (see the type's overview).
+    /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
+    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, options: UDPSocketOptions = .init(),
+                            configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> EchoServer {
+        EchoServer(socket: try await UDPSocket.bind(to: endpoint, family: family, options: options), configuration: configuration, onEvent: onEvent)
+    }
+
+    /// Binds the server's socket to a resolved address. See `bind(to:family:options:configuration:onEvent:)`.
+    public static func bind(to address: UDPAddress, options: UDPSocketOptions = .init(),
+                            configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> EchoServer {
+        EchoServer(socket: try await UDPSocket.bind(to: address, options: options), configuration: configuration, onEvent: onEvent)
+    }
+
+    /// The address clients send to.
+    public var localAddress: UDPAddress { socket.localAddress }
+
     /// The counters so far.
     public var counters: Counters { state.withLockedValue { $0.counters } }
 
-    /// Answers datagrams until the socket closes or the task is cancelled. `onEvent`, when given, sees every
-    /// datagram with its reply or drop reason (after the batch's replies were sent).
-    public func run(onEvent: (@Sendable (Event) -> Void)? = nil) async throws {
+    /// Datagrams the system dropped for the socket before they could be read (its receive buffer was full), as
+    /// `UDPSocket.kernelDrops`; after `run()` returned, the count when the socket closed. Nil where unknown.
+    public var kernelDrops: Int? {
+        dropsAtClose.withLockedValue { $0 } ?? socket.kernelDrops
+    }
+
+    /// Answers datagrams until a graceful shutdown, the task's cancellation or the socket closing from outside,
+    /// then closes the socket and returns (without an error in those three cases).
+    /// - Throws: `UDPError` when answering failed (see `UDPSocket.respond`); the socket is closed then too.
+    public func run() async throws {
+        do {
+            // A graceful shutdown ends the answering loop as a cancellation would: an echo server owes nobody a
+            // goodbye. Replies of `exec` commands still running are sent if they come before the socket closes.
+            try await cancelWhenGracefulShutdown { [self] in try await serve() }
+        } catch is CancellationError {
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+    }
+
+    private func close() async {
+        let drops = socket.kernelDrops
+        dropsAtClose.withLockedValue { $0 = .some(drops) }
+        await socket.close()
+    }
+
+    private func serve() async throws {
+        let onEvent = self.onEvent
         do {
             // `respond` hands over one batch at a time; the lock only orders this against readers of `counters`.
             try await socket.respond(refused: { [self] failed in

@@ -60,6 +60,65 @@ final class StudioCLITests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0)
     }
 
+    /// A graceful shutdown waits for the requests in progress; a client that stalls in the middle of one (half a
+    /// body sent) would keep the studio alive, so a second SIGINT stops it at once, killed by the signal, and says so.
+    func testASecondSIGINTStopsAShutdownThatAStalledClientHolds() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: udpBinaryPath)
+        process.arguments = ["studio", "--http", "127.0.0.1:0", "--no-browser"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": configDirectory().path]) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        var line = Data()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data([0x0a]) { break }
+            line.append(byte)
+        }
+        let url = String(decoding: line, as: UTF8.self)
+        guard let match = url.range(of: #"^http://127\.0\.0\.1:([0-9]+)/\?token=([0-9a-f]{64})$"#, options: .regularExpression) else {
+            return XCTFail("no URL: \(url)")
+        }
+        let parts = url[match].split(separator: ":")[2].split(separator: "/")
+        let port = String(parts[0])
+        let token = String(url.split(separator: "=").last ?? "")
+        // A POST whose head arrives but whose body stops after 7 of its 1,000 bytes, held open for at most 20 s.
+        let client = try PythonPeer("""
+        import socket, sys, time
+        port, token = sys.argv[1], sys.argv[2]
+        s = socket.create_connection(("127.0.0.1", int(port)))
+        head = "POST /api/send HTTP/1.1\\r\\nHost: 127.0.0.1:%s\\r\\nAuthorization: Bearer %s\\r\\n" % (port, token)
+        head += "Content-Type: application/json\\r\\nContent-Length: 1000\\r\\n\\r\\n"
+        s.sendall(head.encode() + b'{"to":"')
+        print("stalled", flush=True)
+        time.sleep(20)
+        """, [port, token])
+        defer { client.process.terminate() }
+        XCTAssertEqual(client.firstLine(), "stalled")
+        usleep(300_000)
+
+        kill(process.processIdentifier, SIGINT)
+        let held = Date().addingTimeInterval(1.5)
+        while process.isRunning && Date() < held { usleep(10_000) }
+        XCTAssertTrue(process.isRunning, "the graceful shutdown did not wait for the request in progress")
+
+        let second = Date()
+        kill(process.processIdentifier, SIGINT)
+        let stop = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < stop { usleep(10_000) }
+        XCTAssertFalse(process.isRunning, "a second SIGINT did not stop the studio")
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(second), 2)
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal)
+        XCTAssertEqual(process.terminationStatus, SIGINT)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(stderr.contains("udp: SIGINT again: stopping now"), stderr)
+    }
+
     func testNonLoopbackNeedsAllowRemote() throws {
         let result = try udp(["studio", "--http", "0.0.0.0:0", "--no-browser"], config: configDirectory())
         XCTAssertEqual(result.status, 64)
