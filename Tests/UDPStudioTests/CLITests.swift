@@ -30,13 +30,16 @@ final class StudioCLITests: XCTestCase {
         return url
     }
 
-    func testPrintsTheURLAndStopsCleanlyOnSIGTERM() throws {
+    /// Starts `udp studio` on a free port and returns it with the page's URL (the first line of its stdout) and the
+    /// pipe its stderr goes to.
+    private func startStudio() throws -> (process: Process, url: String, stderr: Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: udpBinaryPath)
         process.arguments = ["studio", "--http", "127.0.0.1:0", "--no-browser"]
         process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": configDirectory().path]) { $1 }
-        let out = Pipe()
+        let out = Pipe(), err = Pipe()
         process.standardOutput = out
+        process.standardError = err
         try process.run()
         var line = Data()
         let deadline = Date().addingTimeInterval(10)
@@ -45,7 +48,11 @@ final class StudioCLITests: XCTestCase {
             if byte.isEmpty || byte == Data([0x0a]) { break }
             line.append(byte)
         }
-        let url = String(decoding: line, as: UTF8.self)
+        return (process, String(decoding: line, as: UTF8.self), err)
+    }
+
+    func testPrintsTheURLAndStopsCleanlyOnSIGTERM() throws {
+        let (process, url, _) = try startStudio()
         XCTAssertNotNil(url.range(of: #"^http://127\.0\.0\.1:[0-9]+/\?token=[0-9a-f]{64}$"#, options: .regularExpression), url)
         // A second studio on the same port is a clear error.
         let port = url.split(separator: ":")[2].split(separator: "/")[0]
@@ -63,23 +70,8 @@ final class StudioCLITests: XCTestCase {
     /// A graceful shutdown waits for the requests in progress; a client that stalls in the middle of one (half a
     /// body sent) would keep the studio alive, so a second SIGINT stops it at once, killed by the signal, and says so.
     func testASecondSIGINTStopsAShutdownThatAStalledClientHolds() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: udpBinaryPath)
-        process.arguments = ["studio", "--http", "127.0.0.1:0", "--no-browser"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": configDirectory().path]) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
+        let (process, url, err) = try startStudio()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        var line = Data()
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data([0x0a]) { break }
-            line.append(byte)
-        }
-        let url = String(decoding: line, as: UTF8.self)
         guard let match = url.range(of: #"^http://127\.0\.0\.1:([0-9]+)/\?token=([0-9a-f]{64})$"#, options: .regularExpression) else {
             return XCTFail("no URL: \(url)")
         }
