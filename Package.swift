@@ -160,6 +160,6 @@ let package = Package(
         .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
-        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "udp"], exclude: ["Browser"]),
+        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "udp", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")], exclude: ["Browser"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import ServiceLifecycle
 import UDPKit
 import UDPServers
 @testable import UDPStudio
@@ -351,6 +352,34 @@ final class StudioEngineTests: XCTestCase {
         XCTAssertEqual(counters.refusedReplies, 30 - replies)
         XCTAssertEqual(studio.records().filter { $0.marks.contains("no-reply: amplification") }.count, 30 - replies)
         await studio.shutdown()
+    }
+
+    /// Run as a service, the studio shuts down on a graceful shutdown: before `run()` returns, its listener and its
+    /// sending socket are closed (their ports free again), and the `changes()` streams have ended.
+    func testRunClosesEverySocketOnAGracefulShutdown() async throws {
+        let studio = try makeStudio()
+        let group = ServiceGroup(services: [studio])
+        let task = Task { try await group.run() }
+        let info = try await studio.addListener(ListenerSpec(address: "127.0.0.1:0"))
+        let sent = try await studio.send(SendRequest(to: "127.0.0.1:\(info.port)", text: "hi"))
+        let changes = studio.changes()
+        let arrived = await eventually { studio.listeners.first?.counters.received == 1 }
+        XCTAssertTrue(arrived)
+
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let sendingPort = try XCTUnwrap(sent.from.split(separator: ":").last.flatMap { Int($0) }, sent.from)
+        for address in [try UDPAddress(ip: "127.0.0.1", port: info.port), try UDPAddress(ip: "0.0.0.0", port: sendingPort)] {
+            do {
+                let again = try await UDPSocket.bind(to: address)
+                await again.close()
+            } catch {
+                XCTFail("\(address) is still bound after run() returned: \(error)")
+            }
+        }
+        var iterator = changes.makeAsyncIterator()
+        while await iterator.next() != nil {}
+        XCTAssertTrue(studio.listeners.isEmpty)
     }
 
     func testSavedPacketsSurviveARestart() async throws {
