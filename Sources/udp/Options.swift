@@ -273,32 +273,27 @@ func runServices(_ services: [any Service]) async throws {
 
 /// Runs `body` until it returns or SIGINT/SIGTERM arrives; on a signal the body's task is cancelled and `body` is
 /// expected to finish (print its summary) promptly. For commands that are not services: their work ends when
-/// cancelled, with nothing to finish gracefully.
+/// cancelled, with nothing to finish gracefully, and a `ServiceGroup` would only add to their start-up time (it
+/// registers its signal sources before it starts anything).
 func withSignalCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let outcome = NIOLockedValueBox<Result<T, any Error>?>(nil)
-    try await runServices([ClosureService {
-        let result: Result<T, any Error>
-        do {
-            result = .success(try await cancelWhenGracefulShutdown(body))
-        } catch {
-            result = .failure(error)
-        }
-        outcome.withLockedValue { $0 = result }
-    }])
-    guard let result = outcome.withLockedValue({ $0 }) else { throw CancellationError() }
-    return try result.get()
+    let task = Task { try await body() }
+    if SignalWatch.attach({ task.cancel() }) { task.cancel() }
+    defer { SignalWatch.detach() }
+    return try await task.value
 }
 
-/// SIGINT and SIGTERM, watched from the first `runServices` to the end of the process, for what a `ServiceGroup`
-/// cannot do: the first signal bounds how long output may still take (`Terminal.noteSignal()`), even after the
-/// services ended (while the last output is written), so a stalled stdout cannot keep the process alive; the
-/// second ends the process at once, killed by that signal, so a graceful shutdown that hangs (a stalled client,
-/// say) can always be cut short. The handlers run on a dispatch queue rather than in a task: the task threads may
-/// all be blocked writing to a stalled pipe.
+/// SIGINT and SIGTERM, watched from the first `runServices` or `withSignalCancellation` to the end of the process.
+/// The first signal starts what is attached (a cancellation; for services, the `ServiceGroup` watches the signals
+/// too) and bounds how long output may still take (`Terminal.noteSignal()`), even after the work ended (while the
+/// last output is written), so a stalled stdout cannot keep the process alive; the second ends the process at
+/// once, killed by that signal, so a graceful shutdown that hangs (a stalled client, say) can always be cut short.
+/// The handlers run on a dispatch queue rather than in a task: the task threads may all be blocked writing to a
+/// stalled pipe.
 enum SignalWatch {
     private struct State {
         var received = 0
-        /// What the first signal starts besides: the graceful shutdown of the `runServices` running now.
+        /// What the first signal starts besides: the graceful shutdown of the `runServices` running now, or the
+        /// cancellation of the `withSignalCancellation` body.
         var shutdown: (@Sendable () -> Void)?
     }
 
