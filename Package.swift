@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "UDPKit",
                 "UDPText",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -68,6 +69,7 @@ let package = Package(
                 "UDPKit",
                 "CUDPSys",
                 "Impairment",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -82,6 +84,7 @@ let package = Package(
                 "UDPKit",
                 "UDPText",
                 "RoomProtocol",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -105,6 +108,7 @@ let package = Package(
                 "UDPKit",
                 "UDPText",
                 "UDPServers",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -142,6 +146,8 @@ let package = Package(
                 "UDPStudioWeb",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Echo servers for the benchmark harness (benchmarks/run); EchoUDPKit is also the example users copy.
@@ -160,13 +166,17 @@ let package = Package(
         .testTarget(name: "UDPTextTests", dependencies: ["UDPText", "UDPKit"]),
         .testTarget(name: "UDPBenchTests", dependencies: ["UDPBench"]),
         .testTarget(name: "ImpairmentTests", dependencies: ["Impairment"]),
-        .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit"]),
-        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit", "UDPText"]),
+        .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit", "UDPText", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture"]),
-        .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment"]),
+        .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit", "UDPText"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
-        .testTarget(name: "UDPStudioTests", dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "UDPText", "udp"], exclude: ["Browser"]),
+        .testTarget(
+            name: "UDPStudioTests",
+            dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "UDPText", "udp", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            exclude: ["Browser"]
+        ),
     ]
 )

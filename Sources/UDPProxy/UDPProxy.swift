@@ -7,6 +7,7 @@ import Impairment
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import UDPKit
 
 /// A UDP relay between clients and one upstream address that can lose, delay, jitter, duplicate,
@@ -25,14 +26,17 @@ import UDPKit
 /// their first datagram, and mapping `k` draws from streams `2k` (up) and `2k + 1` (down), so a run
 /// with the same seed and the same traffic makes the same decisions.
 ///
+/// A `Service`: `run()` relays until a graceful shutdown or a cancellation (both stop it at once: what the
+/// impairment queues still hold is discarded and counted) and closes every socket before it returns.
+///
 /// ```swift
 /// var configuration = UDPProxy.Configuration(upstream: server.localAddress)
 /// configuration.up.loss = 0.2
 /// let proxy = try await UDPProxy.bind(to: UDPAddress(ip: "127.0.0.1", port: 0), configuration: configuration)
-/// let task = Task { try await proxy.run() }   // clients now talk to proxy.localAddress
-/// task.cancel()
+/// let group = ServiceGroup(services: [proxy], gracefulShutdownSignals: [.sigint, .sigterm])
+/// try await group.run()   // clients talk to proxy.localAddress until SIGINT or SIGTERM
 /// ```
-public final class UDPProxy: Sendable {
+public final class UDPProxy: Service {
     /// What the proxy does.
     public struct Configuration: Sendable {
         /// Where datagrams from clients go.
@@ -99,6 +103,9 @@ public final class UDPProxy: Sendable {
     public let localAddress: UDPAddress
     /// The configuration the proxy runs with.
     public let configuration: Configuration
+    /// Called for every datagram received, in either direction, before impairment, from the tasks that relay:
+    /// it must not block.
+    public let onEvent: (@Sendable (Event) -> Void)?
 
     private let listener: UDPSocket
     private let upstreams: UpstreamSockets
@@ -122,26 +129,31 @@ public final class UDPProxy: Sendable {
         var down = ImpairmentCounters()
     }
 
-    private init(listener: UDPSocket, upstreams: UpstreamSockets, configuration: Configuration) {
+    private init(listener: UDPSocket, upstreams: UpstreamSockets, configuration: Configuration, onEvent: (@Sendable (Event) -> Void)?) {
         self.listener = listener
         self.upstreams = upstreams
         self.localAddress = listener.localAddress
         self.configuration = configuration
+        self.onEvent = onEvent
         self.budget = QueueBudget(limit: configuration.totalQueueLimit)
     }
 
-    /// Binds the client-facing socket. Call `run` to start relaying.
+    /// Binds the client-facing socket. Call `run()` to start relaying.
     /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
     /// - Throws: `UDPProxyError.upstreamIsItself` when the upstream is the address just bound.
-    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration) async throws -> UDPProxy {
+    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration,
+                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> UDPProxy {
         let upstreams = try UpstreamSockets(upstream: configuration.upstream)
-        return try await checked(UDPProxy(listener: try await UDPSocket.bind(to: endpoint, family: family, options: socketOptions), upstreams: upstreams, configuration: configuration))
+        let listener = try await UDPSocket.bind(to: endpoint, family: family, options: socketOptions)
+        return try await checked(UDPProxy(listener: listener, upstreams: upstreams, configuration: configuration, onEvent: onEvent))
     }
 
-    /// Binds the client-facing socket to a resolved address. See `bind(to:family:configuration:)`.
-    public static func bind(to address: UDPAddress, configuration: Configuration) async throws -> UDPProxy {
+    /// Binds the client-facing socket to a resolved address. See `bind(to:family:configuration:onEvent:)`.
+    public static func bind(to address: UDPAddress, configuration: Configuration,
+                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> UDPProxy {
         let upstreams = try UpstreamSockets(upstream: configuration.upstream)
-        return try await checked(UDPProxy(listener: try await UDPSocket.bind(to: address, options: socketOptions), upstreams: upstreams, configuration: configuration))
+        let listener = try await UDPSocket.bind(to: address, options: socketOptions)
+        return try await checked(UDPProxy(listener: listener, upstreams: upstreams, configuration: configuration, onEvent: onEvent))
     }
 
     /// Refuses a proxy whose upstream is its own listening socket: each datagram would come back as a new client,
@@ -194,12 +206,12 @@ public final class UDPProxy: Sendable {
         return counters
     }
 
-    /// Relays until the task is cancelled (then returns normally) or the client-facing socket fails.
-    /// Closes every socket it opened, the client-facing one included, before returning.
-    /// - Parameter onEvent: called for every datagram received, in either direction, before impairment.
-    public func run(onEvent: (@Sendable (Event) -> Void)? = nil) async throws {
+    /// Relays until a graceful shutdown or the task's cancellation (then returns normally) or until the
+    /// client-facing socket fails (then throws). Every socket it opened, the client-facing one included, is closed
+    /// and the thread reading the upstream sockets has stopped before it returns.
+    public func run() async throws {
         do {
-            try await relay(onEvent: onEvent)
+            try await cancelWhenGracefulShutdown { [self] in try await relay() }
         } catch {
             await listener.close()
             throw error
@@ -207,7 +219,8 @@ public final class UDPProxy: Sendable {
         await listener.close()
     }
 
-    private func relay(onEvent: (@Sendable (Event) -> Void)?) async throws {
+    private func relay() async throws {
+        let onEvent = self.onEvent
         // Replies from the upstream, handed over from the reading thread; when they come faster than they can be
         // relayed, the newest are dropped (and counted as overflowed) rather than queued without bound.
         let (replies, deliver) = AsyncStream.makeStream(of: UpstreamSockets.Delivery.self, bufferingPolicy: .unbounded)
@@ -231,10 +244,23 @@ public final class UDPProxy: Sendable {
             }
             deliver.finish()
         }
-        defer {
-            upstreams.stop()
-            Task { _ = try? await reading.get(); try? await reader.shutdownGracefully() }
+        let relayed: Result<Void, any Error>
+        do {
+            try await relayUntilStopped(replies: replies, onEvent: onEvent)
+            relayed = .success(())
+        } catch {
+            relayed = .failure(error)
         }
+        // Awaited here rather than left to a task of their own, so that nothing of the proxy runs after `run()`.
+        upstreams.stop()
+        _ = try? await reading.get()
+        try? await reader.shutdownGracefully()
+        try relayed.get()
+    }
+
+    /// The relay's tasks: client to upstream here, expiry, upstream to client and the impairment lanes in child
+    /// tasks. Every mapping is closed before it returns.
+    private func relayUntilStopped(replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await self.expireIdleMappings() }
             group.addTask { await self.relayDown(replies, onEvent: onEvent) }

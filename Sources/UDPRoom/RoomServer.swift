@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import RoomProtocol
+import ServiceLifecycle
 import UDPKit
 
 /// A chat room on one UDP socket: the server side of the room protocol (`docs/room-protocol.md`).
@@ -13,14 +14,16 @@ import UDPKit
 /// a message size limit and a room size limit apply (`RoomLimits`); malformed datagrams are dropped and
 /// counted, never answered.
 ///
+/// A `Service`: a graceful shutdown tells every member the server is stopping; a cancellation stops at once.
+///
 /// ```swift
-/// let server = try await RoomServer.bind(to: .parse("*:9000"))
-/// let task = Task { try await server.run() }   // members join server.localAddress
-/// task.cancel()                                // tells every member the server is shutting down
+/// let server = try await RoomServer.bind(to: .parse("*:9000"), onEvent: { print($0) })
+/// let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigint, .sigterm])
+/// try await group.run()   // members join server.localAddress; SIGINT or SIGTERM ends it, members told
 /// ```
 ///
 /// All state lives in the task that calls `run`; `counters` may be read from anywhere.
-public final class RoomServer: Sendable {
+public final class RoomServer: Service {
     /// Limits and timing.
     public struct Configuration: Sendable {
         /// Nick and text rules, room size, history length, per-member command rate.
@@ -101,7 +104,7 @@ public final class RoomServer: Sendable {
     }
 
     /// Something that happened to the membership, for a log.
-    public enum Activity: Sendable, Equatable {
+    public enum Event: Sendable, Equatable {
         /// A member's session was confirmed; `address` is where its packets come from.
         case joined(nick: String, address: UDPAddress)
         /// A member left.
@@ -123,24 +126,34 @@ public final class RoomServer: Sendable {
     /// A random number drawn at start, sent in every WELCOME: a member that rejoins and sees another value
     /// knows the server restarted.
     public let instance: UInt64
+    /// Called for every join, leave, timeout, nick change, move and refused JOIN, from the task that runs the
+    /// room: it must not block.
+    public let onEvent: (@Sendable (Event) -> Void)?
     private let published = NIOLockedValueBox(Counters())
 
-    /// A room on `socket`. Use `bind` for a socket with suitable options (receive buffer, datagram size).
-    public init(socket: UDPSocket, configuration: Configuration = .init(), instance: UInt64 = .random(in: 1...UInt64.max)) {
+    /// A room on `socket`, which it closes when `run()` returns. Use `bind` for a socket with suitable options
+    /// (receive buffer, datagram size).
+    public init(socket: UDPSocket, configuration: Configuration = .init(), instance: UInt64 = .random(in: 1...UInt64.max),
+                onEvent: (@Sendable (Event) -> Void)? = nil) {
         self.socket = socket
         self.configuration = configuration
         self.instance = instance
+        self.onEvent = onEvent
     }
 
-    /// Binds a room's socket to `endpoint`. Call `run` to serve.
+    /// Binds a room's socket to `endpoint`. Call `run()` to serve.
     /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
-    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration = .init()) async throws -> RoomServer {
-        RoomServer(socket: try await UDPSocket.bind(to: endpoint, family: family, options: roomSocketOptions(buffer: 4 << 20)), configuration: configuration)
+    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration = .init(),
+                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> RoomServer {
+        RoomServer(socket: try await UDPSocket.bind(to: endpoint, family: family, options: roomSocketOptions(buffer: 4 << 20)),
+                   configuration: configuration, onEvent: onEvent)
     }
 
-    /// Binds a room's socket to a resolved address. See `bind(to:family:configuration:)`.
-    public static func bind(to address: UDPAddress, configuration: Configuration = .init()) async throws -> RoomServer {
-        RoomServer(socket: try await UDPSocket.bind(to: address, options: roomSocketOptions(buffer: 4 << 20)), configuration: configuration)
+    /// Binds a room's socket to a resolved address. See `bind(to:family:configuration:onEvent:)`.
+    public static func bind(to address: UDPAddress, configuration: Configuration = .init(),
+                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> RoomServer {
+        RoomServer(socket: try await UDPSocket.bind(to: address, options: roomSocketOptions(buffer: 4 << 20)),
+                   configuration: configuration, onEvent: onEvent)
     }
 
     /// The address members send to.
@@ -149,13 +162,37 @@ public final class RoomServer: Sendable {
     /// The counters now.
     public var counters: Counters { published.withLockedValue { $0 } }
 
-    /// Serves until the task is cancelled or the socket is closed.
+    /// Serves until a graceful shutdown, the task's cancellation or the socket closing from outside; closes the
+    /// socket before it returns.
     ///
-    /// On cancellation every member is sent ENDED (reason `serverShutdown`), so clients know to rejoin when
-    /// the server is back, and the socket is closed; then `run` returns normally. When the socket is closed
-    /// from outside, `run` returns without telling anyone (as a crash would).
-    /// - Parameter onActivity: called for every join, leave, timeout, nick change and refused JOIN.
-    public func run(onActivity: (@Sendable (Activity) -> Void)? = nil) async throws {
+    /// - A graceful shutdown sends every member ENDED (reason `serverShutdown`), so clients know to rejoin when
+    ///   the server is back; then the socket is closed and `run` returns normally.
+    /// - A cancellation closes the socket at once, telling nobody; `run` returns normally. Members notice the
+    ///   silence, and a restarted server answers their old tokens with ENDED (`unknownSession`).
+    /// - When the socket is closed from outside, `run` returns without telling anyone (as a crash would).
+    public func run() async throws {
+        let goodbyes: [OutgoingDatagram]
+        do {
+            goodbyes = try await cancelWhenGracefulShutdown { [self] in try await serve() }
+        } catch {
+            await socket.close()
+            throw error
+        }
+        // Sent from this task, which a graceful shutdown does not cancel: the receiving loop was stopped by
+        // cancelling the child task it ran in.
+        if !goodbyes.isEmpty {
+            do {
+                try await socket.send(goodbyes)
+            } catch {
+                // Nobody left to tell: the socket failed, or the members' addresses refuse; they time out instead.
+            }
+        }
+        await socket.close()
+    }
+
+    /// The receiving loop. Returns, when cancelled, the ENDED packets owed to the members if the cancellation
+    /// came from a graceful shutdown (none otherwise), or none when the socket closed.
+    private func serve() async throws -> [OutgoingDatagram] {
         var core = ServerCore(configuration: configuration, instance: instance)
         defer { publish(core.counters) }
         do {
@@ -172,18 +209,18 @@ public final class RoomServer: Sendable {
                     core.receive(datagram.payload.readableBytesView, truncated: datagram.truncated, from: datagram.sender, now: arrival, unixMillis: millis)
                 }
                 core.tick(now: RoomClock.now())
-                try await flush(&core, onActivity: onActivity)
+                try await flush(&core)
             }
         } catch is CancellationError {
+            guard Task.isShuttingDownGracefully else { return [] }
             core.shutdown()
-            try await flush(&core, onActivity: onActivity)
-            await socket.close()
+            return core.takeOutgoing()
         } catch UDPError.closed {
-            return
+            return []
         }
     }
 
-    private func flush(_ core: inout ServerCore, onActivity: (@Sendable (Activity) -> Void)?) async throws {
+    private func flush(_ core: inout ServerCore) async throws {
         // Counters first: whoever sees an answer then sees it counted.
         publish(core.counters)
         let outgoing = core.takeOutgoing()
@@ -195,8 +232,8 @@ public final class RoomServer: Sendable {
                 if case .closed = error { throw error }
             }
         }
-        let activities = core.takeActivities()
-        if let onActivity { activities.forEach(onActivity) }
+        let events = core.takeEvents()
+        if let onEvent { events.forEach(onEvent) }
     }
 
     private func publish(_ counters: Counters) {

@@ -77,7 +77,7 @@ struct ServerCore {
     private var pendingByAddress: [UDPAddress: Int] = [:]
     private var pendingCount = 0
     private var outgoing: [OutgoingDatagram] = []
-    private var activities: [RoomServer.Activity] = []
+    private var events: [RoomServer.Event] = []
     /// Members whose stream overflowed while events were being queued; dropped once the command is done.
     private var overflowed: [SessionToken] = []
 
@@ -98,9 +98,9 @@ struct ServerCore {
     }
 
     /// Membership changes since the last call.
-    mutating func takeActivities() -> [RoomServer.Activity] {
-        defer { activities.removeAll() }
-        return activities
+    mutating func takeEvents() -> [RoomServer.Event] {
+        defer { events.removeAll() }
+        return events
     }
 
     // MARK: - Input
@@ -129,7 +129,7 @@ struct ServerCore {
             join(nonce: nonce, nick: nick, from: address, size: size, now: now)
         case .ack(let token, let acknowledgement):
             guard authenticate(token, from: address, size: size, now: now) != nil else { return }
-            sessions[token]!.events.acknowledge(acknowledgement, now: now)
+            updateSession(token) { $0.events.acknowledge(acknowledgement, now: now) }
         case .heartbeat(let token, let echo):
             // From an address not yet validated, the PATH_CHALLENGE is the answer.
             guard authenticate(token, from: address, size: size, now: now) == .validated else { return }
@@ -142,10 +142,13 @@ struct ServerCore {
                 _ = authenticate(token, from: address, size: size, now: now)
             }
         case .command(let token, let sequence, let command):
-            guard authenticate(token, from: address, size: size, now: now) != nil else { return }
-            let receipt = sessions[token]!.commands.receive(sequence: sequence, payload: command)
-            // Duplicates too: a repeated command usually means the acknowledgement was lost.
-            sessions[token]!.owesAck = true
+            guard authenticate(token, from: address, size: size, now: now) != nil,
+                  let receipt = updateSession(token, { session in
+                      // Duplicates too: a repeated command usually means the acknowledgement was lost.
+                      session.owesAck = true
+                      return session.commands.receive(sequence: sequence, payload: command)
+                  })
+            else { return }
             // The deliverable items are the received one and the buffered ones that follow it.
             var next = sequence
             for command in receipt.deliverable {
@@ -155,6 +158,15 @@ struct ServerCore {
             }
             dropOverflowed(now: now)
         }
+    }
+
+    /// Changes `token`'s session in place and returns what `change` returns; nil, and nothing done, when there is
+    /// no such session. One lookup, and no copy of the session: a copy would share its streams' storage and make
+    /// the next change to them copy it all.
+    @discardableResult
+    private mutating func updateSession<Result>(_ token: SessionToken, _ change: (inout Session) -> Result) -> Result? {
+        guard let index = sessions.index(forKey: token) else { return nil }
+        return change(&sessions.values[index])
     }
 
     /// Where a packet carrying a known token came from.
@@ -169,7 +181,10 @@ struct ServerCore {
     /// The token proves the packet comes from the member, not that the member receives at its source
     /// address (the source may be forged), so a new address only gets a challenge.
     private mutating func authenticate(_ token: SessionToken, from address: UDPAddress, size: Int, now: UInt64) -> Path? {
-        guard sessions[token] != nil else {
+        guard case let (home, confirmed)? = updateSession(token, { session in
+            session.lastHeard = now
+            return (session.address, session.confirmed)
+        }) else {
             if unknownTokenLimiter.allow(address, now: now) {
                 drop(.unknownSession)
                 // ENDED (21 bytes) is smaller than any packet carrying a token (28 bytes at least).
@@ -179,33 +194,37 @@ struct ServerCore {
             }
             return nil
         }
-        sessions[token]!.lastHeard = now
         let path: Path
-        if address == sessions[token]!.address {
+        if address == home {
             path = .validated
         } else {
             challenge(token, at: address, received: size, now: now)
             path = .unvalidated
         }
-        if !sessions[token]!.confirmed {
-            // The token came back, so the member received the WELCOME at the JOIN's address: only now does the
-            // room hear of it, and only now does its stream (history first) start flowing there.
-            guard counters.members < limits.maxMembers else {
-                // Other members were confirmed since this one's WELCOME; it may try again.
-                send(.ended(token: token, reason: .roomFull), to: sessions[token]!.address)
-                remove(token, announce: .left(sessions[token]!.nick))
-                return nil
-            }
-            forgetPending(sessions[token]!)
-            sessions[token]!.confirmed = true
-            counters.joined += 1
-            counters.members += 1
-            let nick = sessions[token]!.nick
-            activities.append(.joined(nick: nick, address: sessions[token]!.address))
-            broadcast(.joined(nick))
-            dropOverflowed(now: now)
+        if !confirmed {
+            guard confirm(token, now: now) else { return nil }
         }
         return sessions[token] != nil ? path : nil
+    }
+
+    /// The token came back, so the member received the WELCOME at the JOIN's address: only now does the room
+    /// hear of it, and only now does its stream (history first) start flowing there. False when the room filled
+    /// since the WELCOME: the session is ended (the member may try again).
+    private mutating func confirm(_ token: SessionToken, now: UInt64) -> Bool {
+        guard case let (nick, home, joinedFrom)? = updateSession(token, { ($0.nick, $0.address, $0.joinKey.address) }) else { return false }
+        guard counters.members < limits.maxMembers else {
+            send(.ended(token: token, reason: .roomFull), to: home)
+            remove(token, announce: .left(nick))
+            return false
+        }
+        forgetPending(from: joinedFrom)
+        updateSession(token) { $0.confirmed = true }
+        counters.joined += 1
+        counters.members += 1
+        events.append(.joined(nick: nick, address: home))
+        broadcast(.joined(nick))
+        dropOverflowed(now: now)
+        return true
     }
 
     /// Sends `address` a PATH_CHALLENGE for `token`'s session, unless that would take what went to the
@@ -213,16 +232,20 @@ struct ServerCore {
     /// ago. A packet from yet another address starts over with a new challenge: each address's bytes
     /// stay within three times its own.
     private mutating func challenge(_ token: SessionToken, at address: UDPAddress, received: Int, now: UInt64) {
-        if sessions[token]!.probe?.address != address {
-            sessions[token]!.probe = PathProbe(address: address, challenge: .random(in: 1...UInt64.max))
-        }
-        sessions[token]!.probe!.received += received
-        let probe = sessions[token]!.probe!
+        guard let probe = updateSession(token, { session -> PathProbe in
+            var probe = session.probe.flatMap { $0.address == address ? $0 : nil }
+                ?? PathProbe(address: address, challenge: .random(in: 1...UInt64.max))
+            probe.received += received
+            session.probe = probe
+            return probe
+        }) else { return }
         if let last = probe.lastChallenge, now < last.plus(timing.stream.initialTimeout) { return }
         let packet = ServerPacket.pathChallenge(token: token, challenge: probe.challenge)
         guard let size = try? RoomCodec.encode(packet).count, probe.sent + size <= 3 * probe.received else { return }
-        sessions[token]!.probe!.sent += size
-        sessions[token]!.probe!.lastChallenge = now
+        updateSession(token) { session in
+            session.probe?.sent += size
+            session.probe?.lastChallenge = now
+        }
         counters.pathChallenges += 1
         send(packet, to: address)
     }
@@ -230,20 +253,22 @@ struct ServerCore {
     /// The member answered the challenge from the address it was sent to: it receives there, so its packets go
     /// there from now on. Items in flight reach it there when their retransmission is due.
     private mutating func migrate(_ token: SessionToken, to address: UDPAddress, now: UInt64) {
-        let from = sessions[token]!.address
-        sessions[token]!.address = address
-        sessions[token]!.probe = nil
-        sessions[token]!.lastHeard = now
+        guard case let (from, nick, inRoom)? = updateSession(token, { session in
+            let from = session.address
+            session.address = address
+            session.probe = nil
+            session.lastHeard = now
+            return (from, session.nick, session.confirmed && session.leaving == nil)
+        }) else { return }
         counters.migrations += 1
-        if sessions[token]!.confirmed, sessions[token]!.leaving == nil {
-            activities.append(.moved(nick: sessions[token]!.nick, from: from, to: address))
+        if inRoom {
+            events.append(.moved(nick: nick, from: from, to: address))
         }
     }
 
-    /// One fewer unconfirmed session from `session`'s address.
-    private mutating func forgetPending(_ session: Session) {
-        guard !session.confirmed else { return }
-        let key = session.joinKey.address.withPort(0)
+    /// One fewer unconfirmed session from `address` (the address of its JOIN).
+    private mutating func forgetPending(from address: UDPAddress) {
+        let key = address.withPort(0)
         pendingCount -= 1
         if let count = pendingByAddress[key], count > 1 { pendingByAddress[key] = count - 1 } else { pendingByAddress[key] = nil }
     }
@@ -252,7 +277,7 @@ struct ServerCore {
         let key = JoinKey(address: address, nonce: nonce)
         func refuse(_ reason: RefusalReason, _ text: String) {
             counters.refused += 1
-            activities.append(.refused(nick: nick, address: address, reason: reason))
+            events.append(.refused(nick: nick, address: address, reason: reason))
             // The JOIN's source may be forged: the answer stays within three times the JOIN (which is padded
             // to 64 bytes), its text cut to fit.
             let room = 3 * size - (RoomWire.headerSize + 8 + 1 + 2)
@@ -308,12 +333,12 @@ struct ServerCore {
         while sessions[token] != nil { token = SessionToken.random() }
         let welcome = Welcome(
             nonce: nonce, token: token, serverInstance: instance, historyCount: history.count, limits: limits, timing: timing)
-        var events = ReliableSender<RoomEvent>(configuration: timing.stream)
+        var stream = ReliableSender<RoomEvent>(configuration: timing.stream)
         // The history starts the stream; it waits there until the session is confirmed.
-        for event in history { _ = events.enqueue(event) }
+        for event in history { _ = stream.enqueue(event) }
         sessions[token] = Session(
             token: token, serial: nextSerial, welcome: welcome, joinKey: key, created: now, nick: nick, address: address,
-            lastHeard: now, events: events, commands: ReliableReceiver(window: timing.stream.window),
+            lastHeard: now, events: stream, commands: ReliableReceiver(window: timing.stream.window),
             bucket: limits.makeCommandBucket(now: now))
         nextSerial += 1
         nicks[RoomLimits.nickKey(nick)] = token
@@ -327,13 +352,12 @@ struct ServerCore {
 
     private mutating func perform(_ command: ClientCommand, sequence: UInt64, from token: SessionToken, now: UInt64, unixMillis: UInt64) {
         // Nothing after a LEAVE counts: the nick may belong to someone else already.
-        guard sessions[token]!.leaving == nil else { return }
-        let nick = sessions[token]!.nick
+        guard let nick = updateSession(token, { $0.leaving == nil ? $0.nick : nil }) ?? nil else { return }
         func notice(_ code: NoticeCode, _ text: String) {
             drop(code == .rateLimited ? .rateLimited : .rejected)
             deliver(.notice(code: code, inReplyTo: sequence, text: clipped(text)), to: token)
         }
-        if command != .leave, !sessions[token]!.bucket.tryTake(now: now) {
+        if command != .leave, updateSession(token, { $0.bucket.tryTake(now: now) }) != true {
             let limit = "\(limits.commandBurst) at once, then one per \(limits.commandRefillInterval / 1_000_000) ms"
             return notice(.rateLimited, "rate limited: not delivered (the room allows \(limit))")
         }
@@ -379,8 +403,8 @@ struct ServerCore {
             guard new != nick else { return deliver(.notice(code: .info, inReplyTo: sequence, text: clipped("you are \(nick) already")), to: token) }
             nicks[RoomLimits.nickKey(nick)] = nil
             nicks[key] = token
-            sessions[token]!.nick = new
-            activities.append(.nickChanged(from: nick, to: new))
+            updateSession(token) { $0.nick = new }
+            events.append(.nickChanged(from: nick, to: new))
             broadcast(.nickChanged(from: nick, to: new))
         case .who:
             let names = sessions.values.filter { $0.confirmed && $0.leaving == nil }.sorted { $0.serial < $1.serial }.map(\.nick)
@@ -391,9 +415,11 @@ struct ServerCore {
             // and the token forgotten, so a script that leaves at the end of its input sees all of them.
             counters.left += 1
             counters.members -= 1
-            activities.append(.left(nick: nick))
-            sessions[token]!.leaving = sequence
-            sessions[token]!.leftAt = now
+            events.append(.left(nick: nick))
+            updateSession(token) { session in
+                session.leaving = sequence
+                session.leftAt = now
+            }
             release(token)
             broadcast(.left(nick))
         case .unrecognized(let code, _):
@@ -409,11 +435,11 @@ struct ServerCore {
 
     /// Appends `event` to one member's stream; a member whose stream is full is dropped afterwards.
     private mutating func deliver(_ event: RoomEvent, to token: SessionToken) {
-        // No local copy of the session: it would share the stream's storage and make the append copy it.
-        guard sessions[token] != nil else { return }
-        let full = !sessions[token]!.confirmed
-            && sessions[token]!.events.count >= Int(sessions[token]!.welcome.historyCount) + Self.pendingBacklog
-        if full || sessions[token]!.events.enqueue(event) == nil, !overflowed.contains(token) {
+        let overflows = updateSession(token) { session in
+            let full = !session.confirmed && session.events.count >= Int(session.welcome.historyCount) + Self.pendingBacklog
+            return full || session.events.enqueue(event) == nil
+        }
+        if overflows == true, !overflowed.contains(token) {
             overflowed.append(token)
         }
     }
@@ -442,7 +468,7 @@ struct ServerCore {
         guard let session = sessions[token] else { return }
         if session.confirmed {
             counters.timedOut += 1
-            activities.append(.timedOut(nick: session.nick, reason: reason))
+            events.append(.timedOut(nick: session.nick, reason: reason))
         }
         remove(token, announce: .timedOut(session.nick))
     }
@@ -451,7 +477,7 @@ struct ServerCore {
     private mutating func remove(_ token: SessionToken, announce: RoomEvent) {
         guard let session = sessions[token] else { return }
         release(token)
-        forgetPending(session)
+        if !session.confirmed { forgetPending(from: session.joinKey.address) }
         sessions[token] = nil
         if session.confirmed, session.leaving == nil {
             counters.members -= 1
@@ -496,16 +522,22 @@ struct ServerCore {
             }
         }
         dropOverflowed(now: now)
-        for token in sessions.keys where sessions[token]!.confirmed {
-            let address = sessions[token]!.address
-            if sessions[token]!.owesAck {
-                sessions[token]!.owesAck = false
-                send(.ack(token: token, sessions[token]!.acknowledgement), to: address)
-            }
-            for transmission in sessions[token]!.events.due(now: now) {
-                if transmission.attempt > 1 { counters.retransmissions += 1 }
-                send(.deliver(token: token, sequence: transmission.sequence, transmission.payload), to: address)
-            }
+        for token in sessions.keys.filter({ sessions[$0]?.confirmed == true }) {
+            guard case let (packets, address, again)? = updateSession(token, { session in
+                var packets: [ServerPacket] = []
+                var again = 0
+                if session.owesAck {
+                    session.owesAck = false
+                    packets.append(.ack(token: token, session.acknowledgement))
+                }
+                for transmission in session.events.due(now: now) {
+                    if transmission.attempt > 1 { again += 1 }
+                    packets.append(.deliver(token: token, sequence: transmission.sequence, transmission.payload))
+                }
+                return (packets, session.address, again)
+            }) else { continue }
+            counters.retransmissions += again
+            for packet in packets { send(packet, to: address) }
         }
     }
 

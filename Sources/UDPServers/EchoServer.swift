@@ -5,6 +5,7 @@ import Foundation
 #endif
 import NIOConcurrencyHelpers
 import NIOCore
+import ServiceLifecycle
 import UDPKit
 import UDPText
 
@@ -23,7 +24,16 @@ import UDPText
 ///   three times the bytes it sent, counted with IP and UDP headers;
 /// - `access` allow/deny lists.
 /// Every datagram not answered is counted by reason in `EchoServer.Counters`.
-public final class EchoServer: Sendable {
+///
+/// A `Service`: bind, then `run()` until a graceful shutdown, a cancellation or the socket closing; the socket is
+/// closed when `run()` returns.
+///
+/// ```swift
+/// let server = try await EchoServer.bind(to: .parse("*:9999"), onEvent: { print($0.datagram) })
+/// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigint, .sigterm]).run()
+/// print(server.counters)
+/// ```
+public final class EchoServer: Service {
     /// Why a datagram got no reply.
     public enum DropReason: String, Sendable, CaseIterable {
         /// The source port was 0 (not a real sender; a reply cannot be addressed).
@@ -129,24 +139,76 @@ public final class EchoServer: Sendable {
     public let socket: UDPSocket
     /// The settings.
     public let configuration: Configuration
+    /// Sees every datagram with its reply or drop reason (after the batch's replies were sent), on the thread that
+    /// answers: it must not block.
+    public let onEvent: (@Sendable (Event) -> Void)?
     private let state: NIOLockedValueBox<(counters: Counters, engine: Engine)>
     private let runner: CommandRunner?
+    /// The socket's kernel drop count as it was closed (the count belongs to the open socket).
+    private let dropsAtClose = NIOLockedValueBox<Int??>(nil)
 
-    /// A server answering on `socket`.
-    public init(socket: UDPSocket, configuration: Configuration = .init()) {
+    /// A server answering on `socket`, which it closes when `run()` returns.
+    public init(socket: UDPSocket, configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) {
         self.socket = socket
         self.configuration = configuration
+        self.onEvent = onEvent
         let limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
         self.state = NIOLockedValueBox((Counters(), Engine(limiter: limiter, loops: LoopGuard(limit: configuration.loopLimit))))
         self.runner = configuration.exec.map { CommandRunner(settings: $0, localPort: socket.localAddress.port ?? 0) }
     }
 
+    /// Binds the server's socket to `endpoint`. Call `run()` to answer.
+    ///
+    /// With a wildcard address, give `options` with `receivePacketInfo` on, or datagrams sent to a broadcast or
+    /// multicast address cannot be told apart (see the type's overview).
+    /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
+    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, options: UDPSocketOptions = .init(),
+                            configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> EchoServer {
+        EchoServer(socket: try await UDPSocket.bind(to: endpoint, family: family, options: options), configuration: configuration, onEvent: onEvent)
+    }
+
+    /// Binds the server's socket to a resolved address. See `bind(to:family:options:configuration:onEvent:)`.
+    public static func bind(to address: UDPAddress, options: UDPSocketOptions = .init(),
+                            configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> EchoServer {
+        EchoServer(socket: try await UDPSocket.bind(to: address, options: options), configuration: configuration, onEvent: onEvent)
+    }
+
+    /// The address clients send to.
+    public var localAddress: UDPAddress { socket.localAddress }
+
     /// The counters so far.
     public var counters: Counters { state.withLockedValue { $0.counters } }
 
-    /// Answers datagrams until the socket closes or the task is cancelled. `onEvent`, when given, sees every
-    /// datagram with its reply or drop reason (after the batch's replies were sent).
-    public func run(onEvent: (@Sendable (Event) -> Void)? = nil) async throws {
+    /// Datagrams the system dropped for the socket before they could be read (its receive buffer was full), as
+    /// `UDPSocket.kernelDrops`; after `run()` returned, the count when the socket closed. Nil where unknown.
+    public var kernelDrops: Int? {
+        dropsAtClose.withLockedValue { $0 } ?? socket.kernelDrops
+    }
+
+    /// Answers datagrams until a graceful shutdown, the task's cancellation or the socket closing from outside,
+    /// then closes the socket and returns (without an error in those three cases).
+    /// - Throws: `UDPError` when answering failed (see `UDPSocket.respond`); the socket is closed then too.
+    public func run() async throws {
+        do {
+            // A graceful shutdown ends the answering loop as a cancellation would: an echo server owes nobody a
+            // goodbye. Replies of `exec` commands still running are sent if they come before the socket closes.
+            try await cancelWhenGracefulShutdown { [self] in try await serve() }
+        } catch is CancellationError {
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+    }
+
+    private func close() async {
+        let drops = socket.kernelDrops
+        dropsAtClose.withLockedValue { $0 = .some(drops) }
+        await socket.close()
+    }
+
+    private func serve() async throws {
+        let onEvent = self.onEvent
         do {
             // `respond` hands over one batch at a time; the lock only orders this against readers of `counters`.
             try await socket.respond(refused: { [self] failed in
@@ -304,12 +366,8 @@ public final class EchoServer: Sendable {
     /// the rate limit and the per-source budget of three times the bytes received.
     private func check(_ reply: [UInt8], for datagram: Datagram, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
         if let limit = datagram.sender.maximumPayload, reply.count > limit { return (nil, .amplification) }
-        if reply.count > datagram.payload.readableBytes && !configuration.allowAmplification {
-            if !limiter.allow(datagram.sender, now: now) { return (nil, .rateLimited) }
-            let overhead = datagram.sender.family == .ipv6 ? 48 : 28
-            if !limiter.spend(datagram.sender, received: datagram.payload.readableBytes + overhead, sending: reply.count + overhead) {
-                return (nil, .amplification)
-            }
+        if !configuration.allowAmplification, let refused = limiter.admit(reply: reply.count, to: datagram, now: now) {
+            return (nil, refused == .rateLimited ? .rateLimited : .amplification)
         }
         return (ByteBuffer(bytes: reply), nil)
     }
@@ -504,6 +562,27 @@ public struct RateLimiter: Sendable {
         }
         buckets[key] = bucket
         return allowed
+    }
+
+    /// Why `admit` refused a reply.
+    public enum Refusal: Sendable, Equatable {
+        /// The source address used up its replies per second (`rate`, `burst`).
+        case rateLimited
+        /// The reply would take the bytes sent to the source address above three times the bytes received from it.
+        case overBudget
+    }
+
+    /// The allowance every automatic reply larger than its request needs: one of the source address's replies per
+    /// second, and room in its byte budget, which each request from it raises by three times its size and each
+    /// reply lowers by its own; IP and UDP headers count (28 bytes over IPv4, 48 over IPv6), so what is sent to
+    /// an address never exceeds three times what came from it, on the wire. A reply no larger than its request
+    /// needs nothing (nil). Returns why the reply must not be sent, or nil (and takes the allowance).
+    public mutating func admit(reply size: Int, to request: Datagram, now: ContinuousClock.Instant) -> Refusal? {
+        let received = request.payload.readableBytes
+        guard size > received else { return nil }
+        if !allow(request.sender, now: now) { return .rateLimited }
+        let overhead = request.sender.family == .ipv6 ? 48 : 28
+        return spend(request.sender, received: received + overhead, sending: size + overhead) ? nil : .overBudget
     }
 
     /// Adds three times `received` bytes to the source's budget and takes `sending` bytes from it; false (and

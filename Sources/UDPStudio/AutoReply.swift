@@ -125,7 +125,9 @@ public struct StudioRules: ReplyRuleSet {
     }
 }
 
-/// The protections every automatic reply passes, whatever rule produced it (the same as `udp echo`'s).
+/// The protections every automatic reply passes, whatever rule produced it (the same as `udp echo`'s): a reply
+/// larger than its request goes only under `repliesPerSecond` per source address and within three times the bytes
+/// received from that address (`RateLimiter.admit`).
 public struct ReplyGuard: Sendable {
     /// Why an automatic reply was not sent.
     public enum Refusal: String, Sendable, CaseIterable {
@@ -135,8 +137,11 @@ public struct ReplyGuard: Sendable {
         case broadcast = "broadcast"
         /// The datagram came from one of the studio's own sockets: two listeners with rules would answer each other.
         case ownSocket = "own-socket"
-        /// The reply is larger than the request and the sender used up its allowance of such replies.
+        /// The reply is larger than the request and the sender used up its allowance of such replies per second.
         case rateLimited = "rate-limited"
+        /// The reply is larger than the request and would take the bytes sent to the sender's address above three
+        /// times the bytes received from it (`udp echo`'s budget).
+        case amplification = "amplification"
         /// The reply does not fit in a datagram to that address.
         case tooLarge = "too-large"
     }
@@ -147,7 +152,7 @@ public struct ReplyGuard: Sendable {
     public var repliesPerSecond: Double = 20 { didSet { limiter = RateLimiter(rate: repliesPerSecond, burst: burst) } }
     /// How many such replies a source may get at once.
     public var burst: Double = 40 { didSet { limiter = RateLimiter(rate: repliesPerSecond, burst: burst) } }
-    /// `udp echo`'s limiter, so both answer a source at the same rate.
+    /// `udp echo`'s limiter, so both answer a source at the same rate and within the same byte budget.
     private var limiter = RateLimiter(rate: 20, burst: 40)
 
     /// The default protections.
@@ -161,8 +166,11 @@ public struct ReplyGuard: Sendable {
         if datagram.sender.isMulticast || datagram.sender.isLimitedBroadcast { return .broadcast }
         if ownPorts.contains(port), Self.isLocal(datagram.sender) { return .ownSocket }
         if let limit = datagram.sender.maximumPayload, reply > limit { return .tooLarge }
-        if reply > datagram.payload.readableBytes && !limiter.allow(datagram.sender, now: now) { return .rateLimited }
-        return nil
+        switch limiter.admit(reply: reply, to: datagram, now: now) {
+        case .rateLimited?: return .rateLimited
+        case .overBudget?: return .amplification
+        case nil: return nil
+        }
     }
 
     private static func isLocal(_ address: UDPAddress) -> Bool {

@@ -5,6 +5,7 @@ import Foundation
 #endif
 import NIOConcurrencyHelpers
 import NIOCore
+import ServiceLifecycle
 import UDPKit
 
 /// Exact counts of what a socket (or the whole studio) received and sent.
@@ -106,7 +107,10 @@ public struct StudioSnapshot: Sendable, Codable, Equatable {
 /// The network debugging assistant's engine: listeners, a bounded history of every datagram in and out, exact
 /// counters, sending, auto-replies and the saved-packets library. It works without any user interface; the web
 /// page and the API are a thin layer over it. Several clients can share one studio.
-public final class Studio: Sendable {
+///
+/// A `Service`: `run()` waits for a graceful shutdown (or a cancellation) and then shuts the studio down, so a
+/// `ServiceGroup` that runs it after its web server stops the web server first, then the studio.
+public final class Studio: Service {
     /// Settings.
     public struct Configuration: Sendable {
         /// The most records the history keeps.
@@ -161,6 +165,9 @@ public final class Studio: Sendable {
         /// How to cancel each send and sequence in progress.
         var sending: [Int: @Sendable () -> Void] = [:]
         var nextSend = 0
+        /// The loops receiving on every socket, awaited by `shutdown()`.
+        var receivers: [Int: Task<Void, Never>] = [:]
+        var nextReceiver = 0
         var closed = false
         /// Ports of listeners with rules: a datagram from one of them is never answered automatically.
         var answeringPorts: Set<Int> {
@@ -229,7 +236,7 @@ public final class Studio: Sendable {
             await socket.close()
             throw UDPError.closed
         }
-        Task { await self.receive(on: socket, listener: info.id) }
+        startReceiving(on: socket, listener: info.id)
         notify()
         return info
     }
@@ -345,6 +352,19 @@ public final class Studio: Sendable {
 
     // MARK: - Receiving
 
+    /// Receives on `socket` until it closes, in a task `shutdown()` waits for.
+    private func startReceiving(on socket: UDPSocket, listener: Int?) {
+        state.withLockedValue { state in
+            state.nextReceiver += 1
+            let id = state.nextReceiver
+            // Made under the lock, so the task's own removal (which takes the lock) comes after its insertion.
+            state.receivers[id] = Task {
+                await self.receive(on: socket, listener: listener)
+                _ = self.state.withLockedValue { $0.receivers.removeValue(forKey: id) }
+            }
+        }
+    }
+
     private func receive(on socket: UDPSocket, listener: Int?) async {
         do {
             for try await batch in socket.batches {
@@ -450,17 +470,19 @@ public final class Studio: Sendable {
         let (socket, listener) = multicast == nil
             ? try await sendingSocket(from: request.from, family: destinations[0].family)
             : (try await multicastSocket(multicast!, family: destinations[0].family), nil)
+        let result: Result<SendResult, SendError>
         do {
-            return try await stoppable {
-                // A socket opened for these multicast options is this send's own: closing it also ends its receiving.
-                defer { if multicast != nil { Task { await socket.close() } } }
-                return try await self.deliver(payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
-            }
+            result = .success(try await stoppable {
+                try await self.deliver(payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
+            })
         } catch let error as SendError {
-            throw error
+            result = .failure(error)
         } catch {
-            throw .failed("\(error)", sent: 0)
+            result = .failure(.failed("\(error)", sent: 0))
         }
+        // A socket opened for these multicast options is this send's own: closing it also ends its receiving.
+        if multicast != nil { await socket.close() }
+        return try result.get()
     }
 
     /// Runs `work` as a task that `stopSending()` (and `shutdown()`) cancel.
@@ -568,7 +590,7 @@ public final class Studio: Sendable {
             await socket.close()
         } else {
             // Replies to what the studio sends come back to this socket: record them too.
-            Task { await self.receive(on: socket, listener: nil) }
+            startReceiving(on: socket, listener: nil)
         }
         return (winner, nil)
     }
@@ -583,7 +605,7 @@ public final class Studio: Sendable {
         } catch {
             throw .badInput("\(error)")
         }
-        Task { await self.receive(on: socket, listener: nil) }
+        startReceiving(on: socket, listener: nil)
         return socket
     }
 
@@ -675,7 +697,8 @@ public final class Studio: Sendable {
 
     // MARK: - Shutting down
 
-    /// Stops sending, closes every socket and ends every `changes()` stream.
+    /// Stops sending, closes every socket, waits until nothing receives on them any more, and ends every
+    /// `changes()` stream.
     public func shutdown() async {
         let (sockets, subscribers, tasks) = state.withLockedValue { state in
             state.closed = true
@@ -688,7 +711,17 @@ public final class Studio: Sendable {
         }
         for cancel in tasks { cancel() }
         for socket in sockets { await socket.close() }
+        // Receivers of sockets closed just now, and of sends' own sockets, which their sends close as they end.
+        let receivers = state.withLockedValue { Array($0.receivers.values) }
+        for receiver in receivers { await receiver.value }
         for subscriber in subscribers { subscriber.finish() }
+    }
+
+    /// Waits for a graceful shutdown or the task's cancellation, then `shutdown()`. The studio works without
+    /// this (listeners and sends start when asked); it is what lets a `ServiceGroup` stop it in its turn.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await shutdown()
     }
 }
 

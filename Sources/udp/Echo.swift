@@ -93,30 +93,21 @@ struct Echo: AsyncParsableCommand {
         // to one unicast address never receives them, so it is spared the cost of packet information.
         let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
         if case .ip = endpoint.kind, !Self.receivesOnlyUnicast(endpoint) { options.receivePacketInfo = true }
-        let socket = try await UDPSocket.bind(to: endpoint, family: try network.family(), options: options)
-        if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(socket.localAddress)\n") }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
-        let server = EchoServer(socket: socket, configuration: config)
+        let log = quiet || interactive ? nil : Self.logger(formatter)
+        let server = try await EchoServer.bind(to: endpoint, family: try network.family(), options: options, configuration: config, onEvent: log)
+        if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(server.localAddress)\n") }
         if interactive {
-            try await runInteractive(socket, screen: server, formatter: formatter, encoding: encoding)
+            try await runInteractive(server.socket, screen: server, formatter: formatter, encoding: encoding)
             return
         }
         let live = LiveLine {
             let c = server.counters
             return "\(c.received) received, \(c.replied) replied, \(c.droppedTotal) not answered"
         }
-        let log = quiet ? nil : Self.logger(formatter)
-        let drops = try await closing(socket) {
-            try await withSignalCancellation {
-                try await live.while {
-                    do {
-                        try await server.run(onEvent: log)
-                    } catch is CancellationError {}
-                }
-            }
-            // Read before the socket closes: the count belongs to the socket.
-            return socket.kernelDrops
-        }
+        // SIGINT or SIGTERM: a graceful shutdown; the server closes its socket as it ends, keeping its kernel drop count.
+        try await live.while { try await runServices([server]) }
+        let drops = server.kernelDrops
         Terminal.writeStderr((json ? Self.jsonSummary(server.counters, kernelDrops: drops) : Self.summary(server.counters, kernelDrops: drops)) + "\n")
         Terminal.finish()
     }

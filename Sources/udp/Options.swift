@@ -5,7 +5,9 @@ import Darwin
 #endif
 import ArgumentParser
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
+import ServiceLifecycle
 import UDPKit
 import UDPText
 
@@ -248,41 +250,111 @@ func resolveOne(_ endpoint: UDPEndpoint, family: UDPAddress.Family?) async throw
     try await endpoint.resolve(family: family)[0]
 }
 
-/// Runs `body` until it returns or SIGINT/SIGTERM arrives; on a signal the body's task is cancelled and
-/// `body` is expected to finish (print its summary) promptly.
+/// Runs `services` in a `ServiceGroup` until they have all returned. SIGINT and SIGTERM shut them down gracefully,
+/// the last one first (so list a web server after the engine it serves); a service that returns or throws by itself
+/// shuts the others down gracefully too, and its error is rethrown. A second SIGINT or SIGTERM ends the process at
+/// once, whatever a shutdown is still waiting for (`SignalWatch`).
+func runServices(_ services: [any Service]) async throws {
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: services.map {
+            .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        },
+        gracefulShutdownSignals: [.sigint, .sigterm],
+        // The group only logs its own steps (at debug level); stderr belongs to the command.
+        logger: Logger(label: "udp", factory: { _ in SwiftLogNoOpLogHandler() })
+    ))
+    // The group watches the signals itself once it runs; a signal that came before (while the command was
+    // starting) is passed on here, so it is not missed.
+    if SignalWatch.attach({ Task { await group.triggerGracefulShutdown() } }) {
+        await group.triggerGracefulShutdown()
+    }
+    defer { SignalWatch.detach() }
+    try await group.run()
+}
+
+/// Runs `body` until it returns or SIGINT/SIGTERM arrives; on a signal the body's task is cancelled and `body` is
+/// expected to finish (print its summary) promptly. For commands that are not services: their work ends when
+/// cancelled, with nothing to finish gracefully, and a `ServiceGroup` would only add to their start-up time (it
+/// registers its signal sources before it starts anything).
 func withSignalCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    signal(SIGPIPE, SIG_IGN)
     let task = Task { try await body() }
-    SignalWatch.install()
-    SignalWatch.current.withLockedValue { $0 = { task.cancel() } }
-    defer { SignalWatch.current.withLockedValue { $0 = nil } }
+    if SignalWatch.attach({ task.cancel() }) { task.cancel() }
+    defer { SignalWatch.detach() }
     return try await task.value
 }
 
-/// SIGINT and SIGTERM, watched from the first `withSignalCancellation` to the end of the process: a signal cancels
-/// the running body, and, even after the body ended (while the last output is written), bounds how long output may
-/// still take (`Terminal.noteSignal()`), so a stalled stdout cannot keep the process alive.
+/// SIGINT and SIGTERM, watched from the first `runServices` or `withSignalCancellation` to the end of the process.
+/// The first signal starts what is attached (a cancellation; for services, the `ServiceGroup` watches the signals
+/// too) and bounds how long output may still take (`Terminal.noteSignal()`), even after the work ended (while the
+/// last output is written), so a stalled stdout cannot keep the process alive; the second ends the process at
+/// once, killed by that signal, so a graceful shutdown that hangs (a stalled client, say) can always be cut short.
+/// The handlers run on a dispatch queue rather than in a task: the task threads may all be blocked writing to a
+/// stalled pipe.
 enum SignalWatch {
-    /// What a signal does besides bounding output: cancel the body running now, if any.
-    static let current = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    private struct State {
+        var received = 0
+        /// What the first signal starts besides: the graceful shutdown of the `runServices` running now, or the
+        /// cancellation of the `withSignalCancellation` body.
+        var shutdown: (@Sendable () -> Void)?
+    }
+
+    private static let state = NIOLockedValueBox(State())
     private static let lock = NIOLock()
     /// Read and written only with `lock` held; the sources live as long as the process.
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
-    static func install() {
+    /// Installs the watch (once) and makes `shutdown` what the first signal starts; returns true when a signal
+    /// already came (`shutdown` is then not called: the caller starts it).
+    static func attach(_ shutdown: @escaping @Sendable () -> Void) -> Bool {
+        install()
+        return state.withLockedValue { state in
+            state.shutdown = shutdown
+            return state.received > 0
+        }
+    }
+
+    /// Forgets the shutdown set by `attach`.
+    static func detach() {
+        state.withLockedValue { $0.shutdown = nil }
+    }
+
+    private static func install() {
         lock.withLock {
             guard sources.isEmpty else { return }
+            signal(SIGPIPE, SIG_IGN)
             for sig in [SIGINT, SIGTERM] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                source.setEventHandler {
-                    Terminal.noteSignal()
-                    current.withLockedValue { $0 }?()
-                }
+                source.setEventHandler { received(sig) }
                 source.resume()
                 sources.append(source)
             }
         }
+    }
+
+    private static func received(_ sig: Int32) {
+        let (count, shutdown) = state.withLockedValue { state in
+            state.received += 1
+            return (state.received, state.shutdown)
+        }
+        guard count > 1 else {
+            Terminal.noteSignal()
+            shutdown?()
+            return
+        }
+        let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+        // Stderr may be the stalled pipe: the line is given up after 50 ms rather than waited for.
+        let deadline = MonotonicClock.nanoseconds + 50_000_000
+        Terminal.writeAll(STDERR_FILENO, Array("udp: \(name) again: stopping now, without finishing the shutdown\n".utf8), deadline: { deadline })
+        // Killed by the signal itself, as without a handler, so that the parent (a shell running a loop, say) sees
+        // why it ended.
+        signal(sig, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, sig)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        raise(sig)
+        _exit(128 + sig)
     }
 }
 

@@ -85,21 +85,19 @@ struct Proxy: AsyncParsableCommand {
         configuration.maximumClients = maxClients
         configuration.totalQueueLimit = totalQueueLimit
 
+        let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
+        let onEvent = log ? Self.logger(formatter) : nil
         let proxy: UDPProxy
         do {
-            proxy = try await UDPProxy.bind(to: listenEndpoint, family: try network.family(), configuration: configuration)
+            proxy = try await UDPProxy.bind(to: listenEndpoint, family: try network.family(), configuration: configuration, onEvent: onEvent)
         } catch let error as UDPProxyError {
             throw CLIFailure.usage(error.description)
         }
         if showPort || Terminal.stderrIsTTY {
             Terminal.writeStderr("proxy on \(proxy.localAddress) to \(configuration.upstream)\n")
         }
-        let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
-        let onEvent = log ? Self.logger(formatter) : nil
         let live = LiveLine { Self.summary(proxy.counters, seed: nil) }
-        try await withSignalCancellation {
-            try await live.while { try await proxy.run(onEvent: onEvent) }
-        }
+        try await live.while { try await runServices([proxy]) }
         Terminal.finish()
         if !quiet {
             let counters = proxy.counters

@@ -89,27 +89,26 @@ struct RoomServe: AsyncParsableCommand {
         let family = try network.family()
         let host = bind ?? (family == .ipv6 ? "::" : family == .ipv4 ? "0.0.0.0" : "*")
         let endpoint = try UDPEndpoint.parse(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)")
-        let server = try await RoomServer.bind(to: endpoint, family: family, configuration: configuration)
+        let log: (@Sendable (RoomServer.Event) -> Void)? = quiet ? nil : Self.log
+        let server = try await RoomServer.bind(to: endpoint, family: family, configuration: configuration, onEvent: log)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("room server on \(server.localAddress)\n") }
-        let log: (@Sendable (RoomServer.Activity) -> Void)? = quiet ? nil : Self.log
         let live = LiveLine {
             let c = server.counters
             return "\(c.members) member\(c.members == 1 ? "" : "s"), \(c.messages) messages, \(c.droppedTotal) dropped"
         }
-        try await withSignalCancellation {
-            try await live.while { try await server.run(onActivity: log) }
-        }
+        // SIGINT or SIGTERM: a graceful shutdown, in which the members are told the server is stopping.
+        try await live.while { try await runServices([server]) }
         Terminal.finish()
         Terminal.writeStderr(Self.summary(server.counters) + "\n")
     }
 
-    @Sendable static func log(_ activity: RoomServer.Activity) {
+    @Sendable static func log(_ event: RoomServer.Event) {
         // Queued, never waited for: a stalled stdout must not hold up the room.
-        Terminal.display(DatagramFormatter.clockTime(Date()) + "  " + describe(activity) + "\n")
+        Terminal.display(DatagramFormatter.clockTime(Date()) + "  " + describe(event) + "\n")
     }
 
-    static func describe(_ activity: RoomServer.Activity) -> String {
-        switch activity {
+    static func describe(_ event: RoomServer.Event) -> String {
+        switch event {
         case .joined(let nick, let address): "\(TerminalText.escape(nick)) joined from \(address)"
         case .left(let nick): "\(TerminalText.escape(nick)) left"
         case .timedOut(let nick, let reason): "\(TerminalText.escape(nick)) timed out (\(reason))"

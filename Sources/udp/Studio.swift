@@ -9,7 +9,7 @@ struct StudioCommand: AsyncParsableCommand {
         commandName: "studio",
         abstract: "The network debugging assistant as a local web page: listen, send, auto-reply, saved packets, charts.",
         discussion: """
-        Serves the page on 127.0.0.1 and prints its address, with a new access token, on stdout; opens a browser when a desktop session is running (not with --no-browser). Ctrl-C or SIGTERM stop it.
+        Serves the page on 127.0.0.1 and prints its address, with a new access token, on stdout; opens a browser when a desktop session is running (not with --no-browser). Ctrl-C or SIGTERM stop it once its requests are answered; a second Ctrl-C stops it at once.
 
         The page and its JSON API need the token (Authorization: Bearer TOKEN, or ?token=TOKEN); requests naming another Host, or coming from another origin, are refused. Saved packets live in $XDG_CONFIG_HOME/udp/packets.json (else ~/.config/udp/packets.json); 'udp send @NAME' sends one.
 
@@ -76,7 +76,9 @@ struct StudioCommand: AsyncParsableCommand {
             if openBrowser { Self.openBrowser(url) }
         }
         do {
-            try await application.runService()
+            // The web server is stopped first (it is listed last), then the studio: a page's live stream ends
+            // before the listeners it shows close.
+            try await runServices([studio, application])
         } catch {
             await studio.shutdown()
             if "\(error)".contains("Address already in use") || "\(error)".contains("EADDRINUSE") {
@@ -85,7 +87,6 @@ struct StudioCommand: AsyncParsableCommand {
             }
             throw CLIFailure(message: "the studio's web server stopped: \(error)", code: ExitCode32.other)
         }
-        await studio.shutdown()
     }
 
     /// Opens `url` in the desktop's browser, if there is a desktop session.

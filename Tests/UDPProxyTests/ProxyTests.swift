@@ -1,6 +1,7 @@
 import Foundation
 import Impairment
 import NIOCore
+import ServiceLifecycle
 import UDPKit
 import UDPProxy
 import XCTest
@@ -33,6 +34,50 @@ final class ProxyTests: XCTestCase {
             }
         }
         return (socket, task)
+    }
+
+    /// The threads of SwiftNIO thread pools in this process (the proxy reads its upstream sockets on one).
+    private func threadPoolThreads() -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.filter { task in
+            ((try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? "").hasPrefix("TP-#")
+        }.count
+    }
+
+    /// `run()` returns, after a graceful shutdown or a cancellation, only once every socket of the proxy is closed
+    /// (the client-facing one and each client's upstream socket: their ports are free again at once) and the
+    /// thread that read the upstream sockets has ended.
+    func testRunClosesEverySocketAndEndsItsThreadBeforeReturning() async throws {
+        #if !os(Linux)
+        throw XCTSkip("counts threads in /proc")
+        #else
+        for graceful in [true, false] {
+            let upstream = try await UDPSocket.bind(to: loopback)
+            let threadsBefore = threadPoolThreads()
+            let proxy = try await UDPProxy.bind(to: loopback, configuration: UDPProxy.Configuration(upstream: upstream.localAddress))
+            let group = ServiceGroup(services: [proxy])
+            let task = Task { try await group.run() }
+            let client = try await UDPSocket.bind(to: loopback)
+            try await client.send(bytes: Array("through".utf8), to: proxy.localAddress)
+            let relayed = try await upstream.receive(timeout: .seconds(5))
+            let mapping = try XCTUnwrap(relayed?.sender, "the proxy relayed nothing")
+            XCTAssertEqual(threadPoolThreads(), threadsBefore + 1, "the proxy reads its upstream sockets on a thread of its own")
+
+            if graceful { await group.triggerGracefulShutdown() } else { task.cancel() }
+            try? await task.value
+            XCTAssertEqual(threadPoolThreads(), threadsBefore, "graceful \(graceful): the reading thread outlived run()")
+            for address in [proxy.localAddress, mapping] {
+                do {
+                    let again = try await UDPSocket.bind(to: address)
+                    await again.close()
+                } catch {
+                    XCTFail("graceful \(graceful): \(address) is still bound after run() returned: \(error)")
+                }
+            }
+            await client.close()
+            await upstream.close()
+        }
+        #endif
     }
 
     /// Sends `count` 4-byte sequence numbers through `proxy`, `perMillisecond` at a time, and returns the sequence

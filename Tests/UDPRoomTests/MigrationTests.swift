@@ -102,7 +102,7 @@ final class MigrationTests: XCTestCase {
 
         XCTAssertEqual(running.server.counters.migrations, 1)
         XCTAssertGreaterThanOrEqual(running.server.counters.pathChallenges, 1)
-        XCTAssertTrue(running.activities.withLockedValue { $0 }.contains(.moved(nick: "bob", from: before, to: nat.outsideAddress)))
+        XCTAssertTrue(running.events.withLockedValue { $0 }.contains(.moved(nick: "bob", from: before, to: nat.outsideAddress)))
         XCTAssertFalse(bob.all.contains { if case .sessionEnded = $0 { true } else { false } }, "the session survived")
         await alice.client.close()
         await bob.client.close()

@@ -6,6 +6,31 @@ import XCTest
 
 /// Room server and clients on loopback: presence, commands, history, refusals, limits.
 final class RoomTests: XCTestCase {
+    /// A graceful shutdown tells the members the server is stopping (ENDED, server shutdown); a cancellation stops
+    /// it at once, telling nobody. Either way `run()` closes the socket before it returns: the port is free again.
+    func testGracefulShutdownTellsTheMembersCancellationDoesNotAndBothCloseTheSocket() async throws {
+        for graceful in [true, false] {
+            let running = try await RunningServer()
+            let alice = try await Transcript.join(running.address, "alice")
+            await alice.wait(for: .joined("alice"))
+            if graceful { await running.stop() } else { await running.cancel() }
+            do {
+                let again = try await UDPSocket.bind(to: running.address)
+                await again.close()
+            } catch {
+                XCTFail("graceful \(graceful): \(running.address) is still bound after run() returned: \(error)")
+            }
+            if graceful {
+                await alice.wait("ENDED") { $0.contains(.sessionEnded(.serverShutdown)) }
+            } else {
+                try await Task.sleep(for: .milliseconds(300))
+                XCTAssertFalse(alice.all.contains(.sessionEnded(.serverShutdown)), "\(alice.all)")
+            }
+            XCTAssertEqual(running.server.counters.members, graceful ? 0 : 1)
+            await alice.client.close()
+        }
+    }
+
     func testMembersTalkAndSeeEachOtherComeAndGo() async throws {
         let running = try await RunningServer()
         let alice = try await Transcript.join(running.address, "alice")
@@ -43,7 +68,7 @@ final class RoomTests: XCTestCase {
         XCTAssertEqual(counters.messages, 2)
         XCTAssertEqual(counters.privateMessages, 1)
         XCTAssertEqual(counters.droppedTotal, 0)
-        XCTAssertEqual(running.activities.withLockedValue { $0.count }, 5)
+        XCTAssertEqual(running.events.withLockedValue { $0.count }, 5)
         await running.stop()
     }
 

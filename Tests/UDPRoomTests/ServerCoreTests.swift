@@ -162,7 +162,7 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertEqual(h.core.counters.migrations, 0)
         h.send(.pathResponse(token: alice, challenge: challenge), from: new)
         XCTAssertEqual(h.core.counters.migrations, 1)
-        XCTAssertEqual(h.core.takeActivities().last, .moved(nick: "alice", from: old, to: new))
+        XCTAssertEqual(h.core.takeEvents().last, .moved(nick: "alice", from: old, to: new))
         let before = h.log.count
         h.send(.heartbeat(token: alice, echo: 5), from: new)
         h.advance(500 * ms)

@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import RoomProtocol
+import ServiceLifecycle
 import UDPKit
 import UDPRoom
 import XCTest
@@ -39,25 +40,36 @@ extension RoomClient.Configuration {
 
 let loopback = try! UDPAddress(ip: "127.0.0.1", port: 0)
 
-/// A server running in a task of its own, stopped (gracefully) by `stop()`.
+/// A server running in a `ServiceGroup` of its own, stopped gracefully by `stop()` (members get ENDED) or cancelled by
+/// `cancel()`.
 final class RunningServer: Sendable {
     let server: RoomServer
+    let group: ServiceGroup
     let task: Task<Void, any Error>
-    let activities = NIOLockedValueBox<[RoomServer.Activity]>([])
+    let events: NIOLockedValueBox<[RoomServer.Event]>
 
     convenience init(_ configuration: RoomServer.Configuration = .fast(), at address: UDPAddress = loopback) async throws {
-        self.init(try await RoomServer.bind(to: address, configuration: configuration))
+        let events = NIOLockedValueBox<[RoomServer.Event]>([])
+        let server = try await RoomServer.bind(to: address, configuration: configuration) { event in events.withLockedValue { $0.append(event) } }
+        self.init(server, events: events)
     }
 
-    init(_ server: RoomServer) {
+    init(_ server: RoomServer, events: NIOLockedValueBox<[RoomServer.Event]> = .init([])) {
         self.server = server
-        let activities = self.activities
-        task = Task { try await server.run { activity in activities.withLockedValue { $0.append(activity) } } }
+        self.events = events
+        let group = ServiceGroup(services: [server])
+        self.group = group
+        task = Task { try await group.run() }
     }
 
     var address: UDPAddress { server.localAddress }
 
     func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    func cancel() async {
         task.cancel()
         _ = try? await task.value
     }

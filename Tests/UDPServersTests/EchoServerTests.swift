@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import ServiceLifecycle
 import UDPKit
 import UDPServers
 import XCTest
@@ -26,6 +27,32 @@ final class EchoServerTests: XCTestCase {
         task.cancel()
         await client.close()
         await server.socket.close()
+    }
+
+    /// `run()` closes the server's socket before it returns, after a graceful shutdown or a cancellation: its port is
+    /// free again at once, and the kernel's drop count stays readable.
+    func testRunClosesItsSocketBeforeReturning() async throws {
+        for graceful in [true, false] {
+            let server = try await EchoServer.bind(to: UDPAddress(ip: "127.0.0.1", port: 0))
+            let group = ServiceGroup(services: [server])
+            let task = Task { try await group.run() }
+            let client = try await UDPSocket.connect(to: server.localAddress)
+            let reply = try await client.request(ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .seconds(1), retries: 2))
+            XCTAssertEqual(reply.datagram.bytes, Array("ping".utf8))
+            let drops = server.kernelDrops
+
+            if graceful { await group.triggerGracefulShutdown() } else { task.cancel() }
+            try? await task.value
+            do {
+                let again = try await UDPSocket.bind(to: server.localAddress)
+                await again.close()
+            } catch {
+                XCTFail("graceful \(graceful): \(server.localAddress) is still bound after run() returned: \(error)")
+            }
+            XCTAssertEqual(server.kernelDrops, drops)
+            XCTAssertEqual(server.counters.replied, 1)
+            await client.close()
+        }
     }
 
     func testGreetingTemplate() async throws {

@@ -30,13 +30,16 @@ final class StudioCLITests: XCTestCase {
         return url
     }
 
-    func testPrintsTheURLAndStopsCleanlyOnSIGTERM() throws {
+    /// Starts `udp studio` on a free port and returns it with the page's URL (the first line of its stdout) and the
+    /// pipe its stderr goes to.
+    private func startStudio() throws -> (process: Process, url: String, stderr: Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: udpBinaryPath)
         process.arguments = ["studio", "--http", "127.0.0.1:0", "--no-browser"]
         process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": configDirectory().path]) { $1 }
-        let out = Pipe()
+        let out = Pipe(), err = Pipe()
         process.standardOutput = out
+        process.standardError = err
         try process.run()
         var line = Data()
         let deadline = Date().addingTimeInterval(10)
@@ -45,7 +48,11 @@ final class StudioCLITests: XCTestCase {
             if byte.isEmpty || byte == Data([0x0a]) { break }
             line.append(byte)
         }
-        let url = String(decoding: line, as: UTF8.self)
+        return (process, String(decoding: line, as: UTF8.self), err)
+    }
+
+    func testPrintsTheURLAndStopsCleanlyOnSIGTERM() throws {
+        let (process, url, _) = try startStudio()
         XCTAssertNotNil(url.range(of: #"^http://127\.0\.0\.1:[0-9]+/\?token=[0-9a-f]{64}$"#, options: .regularExpression), url)
         // A second studio on the same port is a clear error.
         let port = url.split(separator: ":")[2].split(separator: "/")[0]
@@ -58,6 +65,50 @@ final class StudioCLITests: XCTestCase {
         XCTAssertFalse(process.isRunning)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0)
+    }
+
+    /// A graceful shutdown waits for the requests in progress; a client that stalls in the middle of one (half a
+    /// body sent) would keep the studio alive, so a second SIGINT stops it at once, killed by the signal, and says so.
+    func testASecondSIGINTStopsAShutdownThatAStalledClientHolds() throws {
+        let (process, url, err) = try startStudio()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        guard let match = url.range(of: #"^http://127\.0\.0\.1:([0-9]+)/\?token=([0-9a-f]{64})$"#, options: .regularExpression) else {
+            return XCTFail("no URL: \(url)")
+        }
+        let parts = url[match].split(separator: ":")[2].split(separator: "/")
+        let port = String(parts[0])
+        let token = String(url.split(separator: "=").last ?? "")
+        // A POST whose head arrives but whose body stops after 7 of its 1,000 bytes, held open for at most 20 s.
+        let client = try PythonPeer("""
+        import socket, sys, time
+        port, token = sys.argv[1], sys.argv[2]
+        s = socket.create_connection(("127.0.0.1", int(port)))
+        head = "POST /api/send HTTP/1.1\\r\\nHost: 127.0.0.1:%s\\r\\nAuthorization: Bearer %s\\r\\n" % (port, token)
+        head += "Content-Type: application/json\\r\\nContent-Length: 1000\\r\\n\\r\\n"
+        s.sendall(head.encode() + b'{"to":"')
+        print("stalled", flush=True)
+        time.sleep(20)
+        """, [port, token])
+        defer { client.process.terminate() }
+        XCTAssertEqual(client.firstLine(), "stalled")
+        usleep(300_000)
+
+        kill(process.processIdentifier, SIGINT)
+        let held = Date().addingTimeInterval(1.5)
+        while process.isRunning && Date() < held { usleep(10_000) }
+        XCTAssertTrue(process.isRunning, "the graceful shutdown did not wait for the request in progress")
+
+        let second = Date()
+        kill(process.processIdentifier, SIGINT)
+        let stop = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < stop { usleep(10_000) }
+        XCTAssertFalse(process.isRunning, "a second SIGINT did not stop the studio")
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(second), 2)
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal)
+        XCTAssertEqual(process.terminationStatus, SIGINT)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(stderr.contains("udp: SIGINT again: stopping now"), stderr)
     }
 
     func testNonLoopbackNeedsAllowRemote() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import ServiceLifecycle
 import UDPKit
 import UDPText
 import UDPServers
@@ -124,12 +125,40 @@ final class RuleTests: XCTestCase {
                                              interfaceName: "lo", kind: .broadcast)
         XCTAssertEqual(guardian.check(reply: 1, to: broadcast, ownPorts: [], now: now), .broadcast)
         XCTAssertEqual(guardian.check(reply: 1, to: try datagram("x", port: 5000), ownPorts: [5000], now: now), .ownSocket)
-        // Replies no larger than the request are not limited; larger ones get the burst, then the rate.
+        // Replies no larger than the request are not limited.
         for _ in 0..<100 { XCTAssertNil(guardian.check(reply: 1, to: try datagram("x"), ownPorts: [], now: now)) }
-        for _ in 0..<40 { XCTAssertNil(guardian.check(reply: 100, to: try datagram("x"), ownPorts: [], now: now)) }
-        XCTAssertEqual(guardian.check(reply: 100, to: try datagram("x", port: 40001), ownPorts: [], now: now), .rateLimited,
+        // Larger ones get the burst, then the rate, while the byte budget covers them (1,000-byte requests, 1,001-byte
+        // replies: it does).
+        let large = String(repeating: "x", count: 1_000)
+        for _ in 0..<40 { XCTAssertNil(guardian.check(reply: 1_001, to: try datagram(large), ownPorts: [], now: now)) }
+        XCTAssertEqual(guardian.check(reply: 1_001, to: try datagram(large, port: 40001), ownPorts: [], now: now), .rateLimited,
                        "a new port of the same address earns no new allowance")
-        XCTAssertNil(guardian.check(reply: 100, to: try datagram("x"), ownPorts: [], now: now + .milliseconds(100)))
+        XCTAssertNil(guardian.check(reply: 1_001, to: try datagram(large), ownPorts: [], now: now + .milliseconds(100)))
+    }
+
+    /// `udp echo`'s byte budget: an address is sent at most three times the bytes received from it, IP and UDP headers
+    /// counted (28 bytes over IPv4), whatever the rate allows and whichever port it uses.
+    func testGuardKeepsRepliesWithinThreeTimesTheBytesReceived() throws {
+        var guardian = ReplyGuard()
+        let now = ContinuousClock.now
+        var received = 0, sent = 0, refused = 0
+        for index in 0..<30 {
+            // Empty requests (28 bytes on the wire) and 100-byte replies (128): about two in three fit the budget.
+            let request = try datagram("", port: 40000 + index % 3)
+            received += 28
+            if let refusal = guardian.check(reply: 100, to: request, ownPorts: [], now: now) {
+                XCTAssertEqual(refusal, .amplification)
+                refused += 1
+            } else {
+                sent += 128
+            }
+        }
+        // The budget is spent, not hoarded: all but what the last reply would have needed went out.
+        XCTAssertLessThanOrEqual(sent, 3 * received)
+        XCTAssertGreaterThan(sent, 3 * received - 128)
+        XCTAssertGreaterThan(refused, 0)
+        XCTAssertEqual(ReplyGuard.Refusal.amplification.rawValue, EchoServer.DropReason.amplification.rawValue,
+                       "the studio and udp echo name the refusal alike")
     }
 }
 
@@ -283,6 +312,75 @@ final class StudioEngineTests: XCTestCase {
         XCTAssertTrue(studio.records().contains { $0.marks.contains("no-reply: loop-port") && $0.remotePort == 7 })
         XCTAssertTrue(studio.records().contains { $0.direction == .outgoing && $0.marks == ["auto-reply"] })
         await studio.shutdown()
+    }
+
+    /// A rule's reply larger than its request goes out only within three times the bytes received from the sender
+    /// (as `udp echo`'s): 30 empty datagrams (28 bytes each on the wire) answered by a 100-byte rule (128 on the
+    /// wire) from one Python socket get about two replies in three; the others are refused and marked in the log.
+    func testAutoRepliesStayWithinThreeTimesTheBytesReceived() async throws {
+        let studio = try makeStudio()
+        let reply = String(repeating: "R", count: 100)
+        let info = try await studio.addListener(ListenerSpec(address: "127.0.0.1:0", rules: [
+            AutoReplyRule(match: .exact, pattern: "", reply: reply),
+        ]))
+        let result = try python("""
+        import socket, sys, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(1)
+        for _ in range(30):
+            s.sendto(b"", ("127.0.0.1", int(sys.argv[1])))
+            time.sleep(0.005)
+        replies, size = 0, 0
+        try:
+            while True:
+                data = s.recvfrom(70000)[0]
+                replies += 1
+                size += len(data)
+        except socket.timeout:
+            pass
+        print(replies, size)
+        """, [String(info.port)])
+        let numbers = result.output.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        XCTAssertEqual(numbers.count, 2, result.output)
+        let (replies, bytes) = (numbers.first ?? 0, numbers.last ?? 0)
+        let counters = studio.listeners[0].counters
+        print("studio auto-replies to 30 empty datagrams (840 bytes on the wire): \(replies) replies, \(replies * 128) bytes on the wire")
+        XCTAssertEqual(counters.received, 30)
+        XCTAssertEqual(bytes, replies * 100)
+        XCTAssertLessThanOrEqual(replies * (100 + 28), 3 * 30 * 28, "more than three times the bytes received, on the wire")
+        XCTAssertGreaterThan(replies * (100 + 28), 3 * 30 * 28 - 128, "the budget was not used")
+        XCTAssertEqual(counters.autoReplies, replies)
+        XCTAssertEqual(counters.refusedReplies, 30 - replies)
+        XCTAssertEqual(studio.records().filter { $0.marks.contains("no-reply: amplification") }.count, 30 - replies)
+        await studio.shutdown()
+    }
+
+    /// Run as a service, the studio shuts down on a graceful shutdown: before `run()` returns, its listener and its
+    /// sending socket are closed (their ports free again), and the `changes()` streams have ended.
+    func testRunClosesEverySocketOnAGracefulShutdown() async throws {
+        let studio = try makeStudio()
+        let group = ServiceGroup(services: [studio])
+        let task = Task { try await group.run() }
+        let info = try await studio.addListener(ListenerSpec(address: "127.0.0.1:0"))
+        let sent = try await studio.send(SendRequest(to: "127.0.0.1:\(info.port)", text: "hi"))
+        let changes = studio.changes()
+        let arrived = await eventually { studio.listeners.first?.counters.received == 1 }
+        XCTAssertTrue(arrived)
+
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let sendingPort = try XCTUnwrap(sent.from.split(separator: ":").last.flatMap { Int($0) }, sent.from)
+        for address in [try UDPAddress(ip: "127.0.0.1", port: info.port), try UDPAddress(ip: "0.0.0.0", port: sendingPort)] {
+            do {
+                let again = try await UDPSocket.bind(to: address)
+                await again.close()
+            } catch {
+                XCTFail("\(address) is still bound after run() returned: \(error)")
+            }
+        }
+        var iterator = changes.makeAsyncIterator()
+        while await iterator.next() != nil {}
+        XCTAssertTrue(studio.listeners.isEmpty)
     }
 
     func testSavedPacketsSurviveARestart() async throws {

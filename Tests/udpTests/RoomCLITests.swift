@@ -91,6 +91,26 @@ final class RoomCLITests: XCTestCase {
         XCTAssertTrue(serverDone.stderr.contains("room: 3 members joined (3 left, 0 timed out, 0 refused); 60 messages"), serverDone.stderr)
     }
 
+    /// SIGTERM or SIGINT (a graceful shutdown): the server tells its members it is stopping before it ends, with
+    /// its summary and exit 0; the members say so.
+    func testMembersAreToldWhenTheServerIsStopped() throws {
+        for signal in [SIGTERM, SIGINT] {
+            let (server, port) = try startServer()
+            let members = try ["ann", "ben"].map { nick in
+                let member = try Run.start(["room", "join", "127.0.0.1:\(port)", "--nick", nick])
+                XCTAssertTrue(member.waitForOutput("--> \(nick) joined", timeout: 10), member.text + member.stderr)
+                return member
+            }
+            let done = server.finish(timeout: 5, signal: signal)
+            XCTAssertEqual(done.status, 0, done.stderr)
+            XCTAssertTrue(done.stderr.contains("room: 2 members joined (0 left, 0 timed out, 0 refused)"), done.stderr)
+            for member in members {
+                XCTAssertTrue(member.waitForOutput("-!- session ended (the server is shutting down)", timeout: 5), member.text)
+                _ = member.finish(timeout: 5, signal: SIGTERM)
+            }
+        }
+    }
+
     /// The server dies without a word (SIGKILL) and comes back on the same port: the member notices, rejoins
     /// by itself, says the server restarted, and what it says next gets through.
     func testMemberRejoinsAServerThatCrashedAndCameBack() throws {
