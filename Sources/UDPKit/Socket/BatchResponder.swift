@@ -394,14 +394,21 @@ private struct Loop {
                 continue
             }
             if destination != lastDestination {
-                // Replies mostly go to the sender of the datagram before: the address is converted once per run.
-                guard let target = target(destination) else {
-                    if tracking { failed.append(reply) }
-                    continue
-                }
-                lastTargetLength = target.withSockAddr { address, length in
-                    withUnsafeMutableBytes(of: &lastTarget) { $0.baseAddress!.copyMemory(from: address, byteCount: length) }
-                    return socklen_t(length)
+                // Replies mostly go to the sender of the datagram before: the address is worked out once per run.
+                if destination == lastSender {
+                    // A reply to the sender goes to the address the system gave with its datagram, as it gave it
+                    // (an IPv4 sender on a dual-stack socket stays IPv4-mapped): no conversion at all.
+                    lastTarget = lastName
+                    lastTargetLength = lastNameLength
+                } else {
+                    guard let target = target(destination) else {
+                        if tracking { failed.append(reply) }
+                        continue
+                    }
+                    lastTargetLength = target.withSockAddr { address, length in
+                        withUnsafeMutableBytes(of: &lastTarget) { $0.baseAddress!.copyMemory(from: address, byteCount: length) }
+                        return socklen_t(length)
+                    }
                 }
                 lastDestination = destination
             }
