@@ -224,3 +224,44 @@ final class SendPathTests: XCTestCase {
         await receiver.close()
     }
 }
+
+/// The size rules every receive path and every send share.
+final class DatagramLimitsTests: XCTestCase {
+    func testSlotsAreOneByteLongerThanTheMaximumAndIPSlotsNeverExceedTheLargestRead() {
+        XCTAssertEqual(DatagramLimits(maximumSize: 100, family: .ipv4).slot, 101)
+        XCTAssertEqual(DatagramLimits(maximumSize: 65_535, family: .ipv6).slot, 65_536)
+        // No IP datagram is longer than 65,535 bytes: a larger maximum needs no larger slot.
+        XCTAssertEqual(DatagramLimits(maximumSize: 1_000_000, family: .ipv4).slot, 65_536)
+        // A Unix-domain datagram can be as long as the buffers allow.
+        XCTAssertEqual(DatagramLimits(maximumSize: 1_000_000, family: .unix).slot, 1_000_001)
+        // Receive offload coalesces several datagrams into one read, whatever the maximum per datagram.
+        XCTAssertEqual(DatagramLimits(maximumSize: 100, family: .ipv4, receiveOffload: true).slot, 65_536)
+    }
+
+    func testAReceiveThatFillsTheSlotIsCutToTheMaximumAndFlagged() {
+        let limits = DatagramLimits(maximumSize: 4, family: .ipv4)
+        XCTAssertTrue(limits.received(4) == (4, false))
+        XCTAssertTrue(limits.received(5) == (4, true))
+        XCTAssertTrue(limits.received(0) == (0, false))
+        var payload = ByteBuffer(bytes: [1, 2, 3, 4, 5])
+        XCTAssertTrue(limits.received(&payload))
+        XCTAssertEqual(Array(payload.readableBytesView), [1, 2, 3, 4])
+        var short = ByteBuffer(bytes: [1, 2])
+        XCTAssertFalse(limits.received(&short))
+        XCTAssertEqual(short.readableBytes, 2)
+    }
+
+    func testSendsTooLargeForTheirDestinationAreRefusedBeforeAnySystemCall() throws {
+        let v4 = try UDPAddress(ip: "127.0.0.1", port: 9)
+        let v6 = try UDPAddress(ip: "::1", port: 9)
+        XCTAssertNil(DatagramLimits.refusal(of: OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_507), to: v4)))
+        XCTAssertEqual(DatagramLimits.refusal(of: OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_508), to: v4)),
+                       .messageTooLarge(size: 65_508, limit: 65_507))
+        XCTAssertNil(DatagramLimits.refusal(of: OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_527), to: v6)))
+        guard UDPSocket.supportsSegmentationOffload else { return }
+        let run = ByteBuffer(bytes: [UInt8](repeating: 0, count: 100 * (UDPSocket.maximumSegments + 1)))
+        XCTAssertEqual(DatagramLimits.refusal(of: OutgoingDatagram(segments: run, segmentSize: 100, to: v4)),
+                       .messageTooLarge(size: run.readableBytes, limit: 100 * UDPSocket.maximumSegments))
+        XCTAssertNotNil(DatagramLimits.refusal(of: OutgoingDatagram(segments: run, segmentSize: 0, to: v4)))
+    }
+}

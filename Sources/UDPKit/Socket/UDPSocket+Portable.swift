@@ -55,8 +55,9 @@ final class FastPath: Sendable {
         }
     }
 
+    /// Ties the sender to the channel: it stops when the channel closes, whoever closes it.
     private func attach(to channel: any Channel, inbox: Inbox) {
-        if let sender { channel.closeFuture.whenComplete { _ in sender.close() } }
+        channel.closeFuture.whenComplete { [self] _ in stop() }
         // The pipeline (and with it this closure) is torn down when the channel closes.
         inbox.setResume { channel.read() }
     }
@@ -73,9 +74,14 @@ final class FastPath: Sendable {
         false
     }
 
+    /// Closes the sending descriptor, at once (from any thread).
+    private func stop() {
+        sender?.close()
+    }
+
     /// Closes what this path opened (the sending duplicate); the channel is the socket's to close.
     func close() async {
-        sender?.close()
+        stop()
     }
 }
 
