@@ -303,6 +303,38 @@ final class RespondTests: XCTestCase {
         await server.close()
     }
 
+    func testAReplyTheSystemRefusesIsReportedAndTheSocketKeepsAnswering() async throws {
+        // Both paths, and the event loop's answering too (receive offload keeps `respond` there on Linux): SwiftNIO
+        // would close the socket on the refusal.
+        for offload in [false, true] {
+            var options = UDPSocketOptions()
+            options.receiveOffload = offload
+            let server = try await UDPSocket.bind(to: loopback, options: options)
+            let refused = NIOLockedValueBox<[OutgoingDatagram]>([])
+            // 127.255.255.255 is loopback's broadcast route, which no interface lists: the kernel refuses a send
+            // there without SO_BROADCAST (EACCES), and nothing would leave this host anyway.
+            let refusedByTheKernel = try UDPAddress(ip: "127.255.255.255", port: 9)
+            let onRefused: @Sendable ([OutgoingDatagram]) -> Void = { failed in refused.withLockedValue { $0 += failed } }
+            let reply: @Sendable ([Datagram]) -> [OutgoingDatagram] = { batch in
+                [OutgoingDatagram(bytes: [0xEE], to: refusedByTheKernel)] + Self.echo(batch)
+            }
+            let task = Task { try await server.respond(refused: onRefused, reply) }
+            let client = try await UDPSocket.client(for: server.localAddress)
+            for byte: UInt8 in [1, 2] {
+                try await client.send(bytes: [byte], to: server.localAddress)
+                let echoed = try await receive(client)
+                XCTAssertEqual(echoed.bytes, [byte], "offload \(offload)")
+            }
+            let deadline = Date().addingTimeInterval(2)
+            while refused.withLockedValue({ $0.count }) < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            XCTAssertEqual(refused.withLockedValue { $0.map { Array($0.payload.readableBytesView) } }, [[0xEE], [0xEE]], "offload \(offload)")
+            XCTAssertTrue(server.channel.isActive, "offload \(offload)")
+            task.cancel()
+            await client.close()
+            await server.close()
+        }
+    }
+
     func testKernelDropsAreUnknownWithoutTheFastPath() async throws {
         try XCTSkipIf(UDPSocket.fastPathAvailable, "this build reads the kernel's drop counter")
         let server = try await UDPSocket.bind(to: loopback)

@@ -18,7 +18,7 @@ import Synchronization
 /// loop ever touching a reused descriptor number; SwiftNIO's reads are paused while the loop runs. The socket stays
 /// non-blocking (the mode is shared with SwiftNIO's descriptor), so nothing SwiftNIO does on its event loop can
 /// block. `stop()` wakes the loop at once through an eventfd.
-final class BatchResponder: @unchecked Sendable {
+final class BatchResponder: Sendable {
     /// Datagrams per receive call.
     static let batchSize = 64
     /// How long a reply batch waits for room in a full send buffer before the rest is dropped.
@@ -28,7 +28,7 @@ final class BatchResponder: @unchecked Sendable {
 
     private let fd: CInt
     private let wake: CInt
-    private let maximumSize: Int
+    private let limits: DatagramLimits
     private let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
     private let target: @Sendable (UDPAddress) -> SocketAddress?
     private let envelope: @Sendable (OutgoingDatagram) -> Envelope?
@@ -45,7 +45,7 @@ final class BatchResponder: @unchecked Sendable {
 
     /// - Parameters:
     ///   - fd: a non-blocking descriptor of the socket, which the responder owns (it closes it in `finish()`).
-    ///   - maximumSize: the socket's maximum datagram size; longer datagrams arrive flagged `truncated`.
+    ///   - limits: the socket's datagram size rules; longer datagrams arrive flagged `truncated`.
     ///   - eventLoop: where `finished` completes.
     ///   - reply: the caller's reply closure.
     ///   - target: a destination as the socket addresses it; nil when the socket cannot reach it.
@@ -58,7 +58,7 @@ final class BatchResponder: @unchecked Sendable {
     /// - Throws: when no eventfd can be made (then `fd` is closed).
     init(
         fd: CInt,
-        maximumSize: Int,
+        limits: DatagramLimits,
         eventLoop: any EventLoop,
         reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
         target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
@@ -77,7 +77,7 @@ final class BatchResponder: @unchecked Sendable {
         }
         self.fd = fd
         self.wake = wake
-        self.maximumSize = maximumSize
+        self.limits = limits
         self.reply = reply
         self.target = target
         self.envelope = envelope
@@ -120,7 +120,7 @@ final class BatchResponder: @unchecked Sendable {
     ///   receive reports for an earlier reply).
     func run() throws(SystemCallError) {
         // The loop's state is a local value: no run-time exclusivity checks on the way from receive to send.
-        var loop = Loop(fd: fd, maximumSize: maximumSize, reply: reply, target: target, envelope: envelope, handOver: handOver,
+        var loop = Loop(fd: fd, limits: limits, reply: reply, target: target, envelope: envelope, handOver: handOver,
                         classifier: packetInfo ? ArrivalClassifier() : nil, localPort: localPort, refused: refused) { [self] () throws(SystemCallError) -> Bool in
             try waitUntilWritable()
         }
@@ -175,8 +175,7 @@ private struct Loop {
     typealias Envelope = BatchResponder.Envelope
 
     let fd: CInt
-    let slot: Int
-    let maximumSize: Int
+    let limits: DatagramLimits
     let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
     let target: @Sendable (UDPAddress) -> SocketAddress?
     let envelope: @Sendable (OutgoingDatagram) -> Envelope?
@@ -215,7 +214,7 @@ private struct Loop {
 
     init(
         fd: CInt,
-        maximumSize: Int,
+        limits: DatagramLimits,
         reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
         target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
         envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
@@ -226,10 +225,8 @@ private struct Loop {
         waitUntilWritable: @escaping () throws(SystemCallError) -> Bool
     ) {
         self.fd = fd
-        self.maximumSize = maximumSize
+        self.limits = limits
         self.waitUntilWritable = waitUntilWritable
-        // One byte more than the maximum: a full slot means the datagram was cut.
-        slot = min(maximumSize + 1, 65_536)
         self.reply = reply
         self.target = target
         self.envelope = envelope
@@ -238,7 +235,7 @@ private struct Loop {
         self.localPort = localPort
         self.refused = refused
         // 64 full-size slots are 4 MiB of address space; only the pages datagrams touch become resident.
-        buffer = ByteBufferAllocator().buffer(capacity: BatchResponder.batchSize * slot)
+        buffer = ByteBufferAllocator().buffer(capacity: BatchResponder.batchSize * limits.slot)
         receiveMessages = .allocate(capacity: BatchResponder.batchSize)
         receiveVectors = .allocate(capacity: BatchResponder.batchSize)
         receiveNames = .allocate(capacity: BatchResponder.batchSize)
@@ -262,7 +259,7 @@ private struct Loop {
     /// Receives up to a batch; nil when nothing is waiting.
     mutating func receive() throws(SystemCallError) -> CInt? {
         buffer.clear()
-        let (slot, messages, vectors, names) = (self.slot, receiveMessages, receiveVectors, receiveNames)
+        let (slot, messages, vectors, names) = (limits.slot, receiveMessages, receiveVectors, receiveNames)
         let (fd, prepared, used) = (self.fd, preparedBase, usedMessages)
         let (control, controlSpace) = (receiveControl, self.controlSpace)
         let result: (Result<CInt?, SystemCallError>, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes { memory in
@@ -301,15 +298,14 @@ private struct Loop {
     }
 
     mutating func answer(_ count: Int) throws(SystemCallError) {
+        let slot = limits.slot
         buffer.moveWriterIndex(to: count * slot)
         let now = Date()
         var batch: [Datagram] = []
         batch.reserveCapacity(count)
         for i in 0..<count {
             guard let sender = sender(i) else { continue }
-            var length = Int(receiveMessages[i].msg_len)
-            let truncated = length > maximumSize
-            if truncated { length = maximumSize }
+            let (length, truncated) = limits.received(Int(receiveMessages[i].msg_len))
             let payload = buffer.getSlice(at: i * slot, length: length)!
             let arrival = classifier == nil ? nil : arrival(i)
             batch.append(Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated, arrival: arrival))
@@ -393,19 +389,26 @@ private struct Loop {
                 continue
             }
             let destination = reply.destination
-            if let limit = destination.maximumPayload, reply.payload.readableBytes > limit {
+            if DatagramLimits.refusal(of: reply) != nil {
                 if tracking { failed.append(reply) }
                 continue
             }
             if destination != lastDestination {
-                // Replies mostly go to the sender of the datagram before: the address is converted once per run.
-                guard let target = target(destination) else {
-                    if tracking { failed.append(reply) }
-                    continue
-                }
-                lastTargetLength = target.withSockAddr { address, length in
-                    withUnsafeMutableBytes(of: &lastTarget) { $0.baseAddress!.copyMemory(from: address, byteCount: length) }
-                    return socklen_t(length)
+                // Replies mostly go to the sender of the datagram before: the address is worked out once per run.
+                if destination == lastSender {
+                    // A reply to the sender goes to the address the system gave with its datagram, as it gave it
+                    // (an IPv4 sender on a dual-stack socket stays IPv4-mapped): no conversion at all.
+                    lastTarget = lastName
+                    lastTargetLength = lastNameLength
+                } else {
+                    guard let target = target(destination) else {
+                        if tracking { failed.append(reply) }
+                        continue
+                    }
+                    lastTargetLength = target.withSockAddr { address, length in
+                        withUnsafeMutableBytes(of: &lastTarget) { $0.baseAddress!.copyMemory(from: address, byteCount: length) }
+                        return socklen_t(length)
+                    }
                 }
                 lastDestination = destination
             }

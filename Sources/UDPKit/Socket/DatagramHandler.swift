@@ -18,15 +18,15 @@ final class DatagramHandler: ChannelDuplexHandler {
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     private let inbox: Inbox
-    private let maximumSize: Int
+    private let limits: DatagramLimits
     private let classifier: ArrivalClassifier?
     private var localPort: Int?
     private var pending: [Datagram] = []
     private var pendingBytes = 0
 
-    init(inbox: Inbox, maximumSize: Int, packetInfo: Bool) {
+    init(inbox: Inbox, limits: DatagramLimits, packetInfo: Bool) {
         self.inbox = inbox
-        self.maximumSize = maximumSize
+        self.limits = limits
         self.classifier = packetInfo ? ArrivalClassifier() : nil
         pending.reserveCapacity(64)
     }
@@ -52,12 +52,7 @@ final class DatagramHandler: ChannelDuplexHandler {
 
     private func append(_ payload: ByteBuffer, from sender: UDPAddress, arrival: Datagram.Arrival?) {
         var payload = payload
-        var truncated = false
-        if payload.readableBytes > maximumSize {
-            // The receive slots are one byte larger than the maximum, so a full slot means the datagram was cut.
-            truncated = true
-            payload.moveWriterIndex(to: payload.readerIndex + maximumSize)
-        }
+        let truncated = limits.received(&payload)
         pendingBytes += payload.readableBytes
         pending.append(Datagram(payload: payload, sender: sender, receivedAt: .distantPast, truncated: truncated, arrival: arrival))
     }

@@ -19,7 +19,8 @@ struct SendVector {
     var segmenting = System.supportsUDPSegmentationOffload
     /// Datagrams appended since the last `reset`.
     private(set) var payloadCount = 0
-    private var messageCount = 0
+    /// Messages the datagrams make: fewer than the datagrams where runs were joined.
+    private(set) var messageCount = 0
     private var capacity = 0
     private var messages = UnsafeMutablePointer<cudp_mmsghdr>.allocate(capacity: 0)
     private var vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 0)
@@ -32,6 +33,8 @@ struct SendVector {
     private var lastIsOpen = false
     private var lastBytes = 0
     private static let controlSpace = Int(cudp_segment_control_space())
+    /// The batched send: `sendmmsg`, or in tests a stand-in that refuses like a system without offload on the route.
+    var sendMessages: (CInt, UnsafeMutablePointer<cudp_mmsghdr>, CUnsignedInt) -> CInt = { cudp_sendmmsg($0, $1, $2, 0) }
 
     /// Empties the batch and makes room for `count` datagrams.
     mutating func reset(reserving count: Int) {
@@ -111,7 +114,7 @@ struct SendVector {
     /// Whether a datagram of `size` bytes to `name` can join the last message.
     private func joins(size: Int, name: UnsafeRawPointer, nameLength: socklen_t) -> Bool {
         let last = messageCount - 1
-        guard size > 0, size <= segmentSize[last], lastBytes + size <= 65_507,
+        guard size > 0, size <= segmentSize[last], lastBytes + size <= DatagramLimits.largestIPPayload,
               messages[last].msg_hdr.msg_namelen == nameLength else { return false }
         return memcmp(names + last, name, Int(nameLength)) == 0
     }
@@ -134,8 +137,8 @@ struct SendVector {
             // sendmmsg takes at most 1,024 messages per call.
             let code: CInt
             do throws(SystemCallError) {
-                let (messages, count) = (self.messages + done, CUnsignedInt(min(messageCount - done, 1024)))
-                guard let sent = try SystemCall.nonBlocking("sendmmsg", { cudp_sendmmsg(fd, messages, count, 0) }) else {
+                let (messages, count, sendMessages) = (self.messages + done, CUnsignedInt(min(messageCount - done, 1024)), self.sendMessages)
+                guard let sent = try SystemCall.nonBlocking("sendmmsg", { sendMessages(fd, messages, count) }) else {
                     return firstPayload[done]
                 }
                 done += Int(sent)

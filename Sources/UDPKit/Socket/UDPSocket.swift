@@ -1,5 +1,4 @@
 #if canImport(Glibc)
-import CUDPSys
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -30,8 +29,8 @@ import NIOPosix
 /// `UDPSocketOptions.maximumDatagramSize` is chosen, a longer datagram arrives flagged `truncated`.
 /// Oversized sends are refused before any system call. Errors are `UDPError`s.
 ///
-/// On Linux (see `fastPathAvailable`) an IP socket holds two descriptors (one for SwiftNIO, one for sending
-/// straight from tasks), three while `respond` runs; a Unix-domain socket three (the third for the thread that
+/// An IP socket holds two descriptors (one for SwiftNIO, one for sending straight from tasks); on Linux (see
+/// `fastPathAvailable`) three while `respond` runs, and a Unix-domain socket three (the third for the thread that
 /// receives it).
 public final class UDPSocket: Sendable {
     /// The SwiftNIO channel underneath, for interoperating with SwiftNIO code.
@@ -46,44 +45,18 @@ public final class UDPSocket: Sendable {
     private let inbox: Inbox
     private let isIPv6Socket: Bool
     private let ownedSocketFile: UnixSocketFile?
-    #if UDPKIT_LINUX_FAST_PATH
-    /// SwiftNIO's descriptor for the socket, when UDPKit created it (IP sockets on Linux). Only used on the event
-    /// loop while the channel is open, where it cannot be closed underneath.
-    private let descriptor: CInt?
-    /// Sends from the calling task where it can (IP sockets).
-    private let direct: DirectSender?
-    /// Receives Unix-domain sockets, which SwiftNIO cannot read when a sender is unbound; and its thread's end.
-    private let unixReader: UnixReader?
-    private let unixReaderDone: EventLoopFuture<Void>?
-    #endif
-    /// Whether a `respond` runs, and how.
-    private let responding = NIOLockedValueBox(Responding.idle)
+    /// The size rules of this socket's datagrams, for every path that receives them.
+    let limits: DatagramLimits
+    /// What the system path adds: Linux's fast path (UDPSocket+LinuxFastPath.swift), or its portable
+    /// counterpart (UDPSocket+Portable.swift). It owns the descriptors and threads it opened.
+    private let fastPath: FastPath
+    /// Whether a `respond` runs.
+    private let responding = NIOLockedValueBox(false)
 
-    private enum Responding {
-        case idle
-        case onEventLoop
-        #if UDPKIT_LINUX_FAST_PATH
-        case thread(BatchResponder)
-        #endif
-    }
-
-    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, ownedSocketPath: String?, fastPath: FastPathParts?) throws {
+    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, limits: DatagramLimits, ownedSocketPath: String?, fastPath: FastPath) throws {
         self.channel = channel
-        #if UDPKIT_LINUX_FAST_PATH
-        let fastPath = fastPath ?? FastPathParts()
-        self.descriptor = fastPath.descriptor
-        let direct = fastPath.direct
-        self.direct = direct
-        let unixReader = fastPath.unixReader
-        if let direct { channel.closeFuture.whenComplete { _ in direct.close() } }
-        self.unixReader = unixReader
-        if let unixReader {
-            unixReaderDone = unixReader.start(on: channel.eventLoop)
-            channel.closeFuture.whenComplete { _ in unixReader.stop() }
-        } else {
-            unixReaderDone = nil
-        }
-        #endif
+        self.fastPath = fastPath
+        self.limits = limits
         self.inbox = inbox
         self.options = options
         self.ownedSocketFile = ownedSocketPath.flatMap(UnixSocketFile.init(path:))
@@ -188,20 +161,15 @@ public final class UDPSocket: Sendable {
         do { try options.validate() } catch { throw UDPError.invalidAddress(local.description, reason: error.description) }
         let inbox = Inbox(limit: options.receiveQueueLimit)
         let offload = options.receiveOffload && System.supportsUDPReceiveOffload && local.family != .unix
-        // A coalesced read can be as large as the largest datagram, whatever the per-datagram maximum.
-        let slot = offload ? max(options.maximumDatagramSize + 1, 65_536) : options.maximumDatagramSize + 1
-        let batch = readBatch(for: local, options: options)
+        let limits = DatagramLimits(maximumSize: options.maximumDatagramSize, family: local.family, receiveOffload: offload)
+        let batch = FastPath.readBatch(for: local, options: options)
         var bootstrap = DatagramBootstrap(group: group)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * batch))
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.slot * batch))
             .channelOption(.maxMessagesPerRead, value: 4)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        DatagramHandler(
-                            inbox: inbox,
-                            maximumSize: options.maximumDatagramSize,
-                            packetInfo: options.receivePacketInfo && local.family != .unix
-                        )
+                        DatagramHandler(inbox: inbox, limits: limits, packetInfo: options.receivePacketInfo && local.family != .unix)
                     )
                 }
             }
@@ -210,79 +178,16 @@ public final class UDPSocket: Sendable {
             bootstrap = bootstrap.channelOption(.datagramReceiveOffload, value: true)
                 .channelOption(.datagramReceiveSegmentSize, value: true)
         }
-        #if UDPKIT_LINUX_FAST_PATH
-        // IP sockets are made and bound here and handed to SwiftNIO, so that `respond` can reach the descriptor.
-        let ownSocket = local.family != .unix
-        #else
-        let ownSocket = false
-        #endif
-        if !ownSocket {
-            if options.reuseAddress { bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1) }
-            if options.reusePort { bootstrap = bootstrap.channelOption(RawSocketOption.reusePort, value: 1) }
-            if local.family == .ipv6 && options.ipv6Only { bootstrap = bootstrap.channelOption(RawSocketOption.ipv6Only, value: 1) }
+        // IP sockets are made and bound by `FastPath.open`, with these options, before SwiftNIO gets them.
+        if local.family == .unix, options.reuseAddress {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1)
         }
         if options.broadcast { bootstrap = bootstrap.channelOption(.socketOption(.so_broadcast), value: 1) }
         if let size = options.receiveBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(size)) }
         if let size = options.sendBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: .init(size)) }
 
-        let channel: any Channel
-        var ownedPath: String?
-        #if UDPKIT_LINUX_FAST_PATH
-        var fastPath = FastPathParts()
-        do {
-            if ownSocket {
-                let fd = try makeBoundSocket(local, options: options)
-                fastPath.descriptor = fd
-                // Without a second descriptor (none left) sends go through SwiftNIO.
-                if let copy = try? SystemCall.run("dup", { dup(fd) }) { fastPath.direct = DirectSender(fd: copy) }
-                channel = try await bootstrap.withBoundSocket(fd).get()
-            } else if let path = local.path {
-                if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
-                // Made here so that its datagrams are read by a `UnixReader`, never by SwiftNIO.
-                let fd = try makeBoundUnixSocket(path, removeExisting: options.removeExistingSocketFile)
-                ownedPath = path
-                let copy: CInt
-                do {
-                    copy = try SystemCall.run("dup") { dup(fd) }
-                } catch {
-                    Glibc.close(fd)
-                    throw UDPError.system(operation: "receive (dup)", errno: error.errno)
-                }
-                do {
-                    fastPath.unixReader = try UnixReader(fd: copy, inbox: inbox, maximumSize: options.maximumDatagramSize)
-                } catch {
-                    Glibc.close(fd)
-                    throw error
-                }
-                // Sends go straight out too: a reply to a sender whose path is gone fails alone, where a failed
-                // SwiftNIO write would close the socket.
-                if let sending = try? SystemCall.run("dup", { dup(fd) }) { fastPath.direct = DirectSender(fd: sending) }
-                channel = try await bootstrap.channelOption(.autoRead, value: false).withBoundSocket(fd).get()
-            } else {
-                channel = try await bootstrap.bind(to: local.socketAddress).get()
-            }
-        } catch {
-            fastPath.direct?.close()
-            fastPath.unixReader?.discard()
-            if let ownedPath { unlink(ownedPath) }
-            throw UDPError.from(error, address: local.description, operation: "bind")
-        }
-        let unixReader = fastPath.unixReader
-        #else
-        let fastPath: FastPathParts? = nil
-        do {
-            if let path = local.path {
-                if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
-                channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
-                ownedPath = path
-            } else {
-                channel = try await bootstrap.bind(to: local.socketAddress).get()
-            }
-        } catch {
-            if let ownedPath { unlink(ownedPath) }
-            throw UDPError.from(error, address: local.description, operation: "bind")
-        }
-        #endif
+        let opened = try await FastPath.open(local, options: options, inbox: inbox, bootstrap: bootstrap)
+        let channel = opened.channel
         do {
             try await applyIPOptions(options, family: local.family, channel: channel)
             if let peer {
@@ -296,127 +201,14 @@ public final class UDPSocket: Sendable {
                     throw UDPError.from(error, address: peer.description, operation: "connect")
                 }
             }
-            let socket = try UDPSocket(channel: channel, inbox: inbox, options: options, ownedSocketPath: ownedPath, fastPath: fastPath)
-            #if UDPKIT_LINUX_FAST_PATH
-            if let unixReader {
-                inbox.setResume { unixReader.resume() }
-                return socket
-            }
-            #endif
-            // The pipeline (and with it this closure) is torn down when the channel closes.
-            inbox.setResume { channel.read() }
-            return socket
+            return try UDPSocket(channel: channel, inbox: inbox, options: options, limits: limits, ownedSocketPath: opened.ownedPath, fastPath: opened.fastPath)
         } catch {
             try? await channel.close()
-            #if UDPKIT_LINUX_FAST_PATH
-            fastPath.direct?.close()
-            #endif
-            if let ownedPath { unlink(ownedPath) }
+            await opened.fastPath.close()
+            if let ownedPath = opened.ownedPath { unlink(ownedPath) }
             throw error
         }
     }
-
-    /// Datagrams per read system call.
-    private static func readBatch(for local: UDPAddress, options: UDPSocketOptions) -> Int {
-        #if UDPKIT_LINUX_FAST_PATH
-        // SwiftNIO's vector reads (`recvmmsg`) cannot carry the empty sender address of an unbound Unix-domain peer.
-        return local.family != .unix ? options.receiveBatchSize : 1
-        #else
-        // SwiftNIO reads vectors on Linux only; the portable path reads what every system can, one at a time.
-        return 1
-        #endif
-    }
-
-    #if UDPKIT_LINUX_FAST_PATH
-    /// What the Linux fast path adds to a socket it opened: the descriptor UDPKit made (IP sockets), the sender
-    /// on a duplicate of it, and the reader thread of a Unix-domain socket.
-    private struct FastPathParts {
-        var descriptor: CInt?
-        var direct: DirectSender?
-        var unixReader: UnixReader?
-    }
-    #else
-    /// The portable path has no parts of its own: SwiftNIO owns the one descriptor.
-    private typealias FastPathParts = Never
-    #endif
-
-    #if UDPKIT_LINUX_FAST_PATH
-    /// A non-blocking Unix-domain datagram socket bound to `path` (Linux); a stale socket file there is removed
-    /// first when `removeExisting` (the caller checked that no program is bound to it).
-    private static func makeBoundUnixSocket(_ path: String, removeExisting: Bool) throws(UDPError) -> CInt {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw .invalidAddress(path, reason: "a Unix socket path must be shorter than \(MemoryLayout.size(ofValue: address.sun_path)) bytes")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        if removeExisting {
-            var info = stat()
-            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
-        }
-        let fd: CInt
-        do {
-            fd = try SystemCall.run("socket") {
-                socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-            }
-        } catch {
-            throw .from(errno: error.errno, address: path, operation: "socket")
-        }
-        do {
-            _ = try SystemCall.run("bind") {
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-                }
-            }
-        } catch {
-            Glibc.close(fd)
-            throw .from(errno: error.errno, address: path, operation: "bind")
-        }
-        return fd
-    }
-
-    /// A non-blocking IP socket bound to `local`, with the options that must be set before binding (Linux).
-    private static func makeBoundSocket(_ local: UDPAddress, options: UDPSocketOptions) throws(UDPError) -> CInt {
-        let family = local.family == .ipv6 ? AF_INET6 : AF_INET
-        let fd: CInt
-        do {
-            fd = try SystemCall.run("socket") {
-                socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-            }
-        } catch {
-            throw .from(errno: error.errno, address: local.description, operation: "socket")
-        }
-        // Each step's errno is the one its call left: the wrapper reads it before anything else runs.
-        func step(_ operation: String, _ call: () throws(SystemCallError) -> Void) throws(UDPError) {
-            do {
-                try call()
-            } catch {
-                Glibc.close(fd)
-                throw .from(errno: error.errno, address: local.description, operation: operation)
-            }
-        }
-        func enable(_ level: CInt, _ name: CInt, _ what: String) throws(UDPError) {
-            var one: CInt = 1
-            try step("setting \(what)") { () throws(SystemCallError) in
-                _ = try SystemCall.run("setsockopt") { setsockopt(fd, level, name, &one, socklen_t(MemoryLayout<CInt>.size)) }
-            }
-        }
-        if options.reuseAddress { try enable(SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR") }
-        if options.reusePort { try enable(SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT") }
-        if local.family == .ipv6 && options.ipv6Only { try enable(CInt(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY") }
-        if options.receivePacketInfo {
-            let ipv6: CInt = local.family == .ipv6 ? 1 : 0
-            try step("setting packet information (IP_PKTINFO)") { () throws(SystemCallError) in
-                _ = try SystemCall.run("setsockopt") { cudp_enable_packet_info(fd, ipv6) }
-            }
-        }
-        try step("bind") { () throws(SystemCallError) in
-            _ = try SystemCall.run("bind") { local.socketAddress.withSockAddr { address, length in Glibc.bind(fd, address, socklen_t(length)) } }
-        }
-        return fd
-    }
-    #endif
 
     private static func applyIPOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel) async throws {
         func set(_ option: ChannelOptions.Types.SocketOption, _ value: Int, _ name: String) async throws {
@@ -486,17 +278,17 @@ public final class UDPSocket: Sendable {
     /// `connect(to:)` for such a destination). A server answering a spoofed "sender" of 10.1.1.255 thus fails
     /// instead of reaching a whole subnet.
     ///
-    /// On Linux, datagrams (IP and Unix-domain) go out with one `sendmmsg` straight from the calling task, and a run of IP datagrams of
-    /// one size to one address as a single UDP GSO send (the receiver still gets separate datagrams; where a route
-    /// refuses that, the socket sends one by one from then on); when the send buffer is full, the rest wait in
-    /// SwiftNIO's queue. A datagram the system refuses (unreachable, too large for the path,
-    /// permission denied for a broadcast address) is skipped, the others are still sent, and the first refusal is
-    /// thrown; the socket stays open.
+    /// Datagrams to IP addresses go out straight from the calling task, in order with every earlier send: on Linux
+    /// with one `sendmmsg` (Unix-domain datagrams too), and a run of IP datagrams of one size to one address as a
+    /// single UDP GSO send (the receiver still gets separate datagrams; where a route refuses that, the socket sends
+    /// one by one from then on); elsewhere with one `sendto` each. When the send buffer is full, the rest wait in
+    /// SwiftNIO's queue. A datagram the system refuses (unreachable, too large for the path, permission denied for a
+    /// broadcast address) is skipped, the others are still sent, and the first refusal is thrown; the socket stays
+    /// open.
     ///
-    /// Elsewhere (and for segmentation offload) the datagrams go with one hop to the event
-    /// loop and one flush. There, a datagram too large for the path, or to an unreachable host, fails that send
-    /// only; other system errors (permission denied for a broadcast address, network unreachable, no buffer space)
-    /// close the socket, as SwiftNIO does; the error thrown says which.
+    /// Segmentation-offload datagrams, and Unix-domain datagrams outside Linux, go with one hop to the event loop
+    /// and one flush. There, a datagram too large for the path, or to an unreachable host, fails that send only;
+    /// other system errors close the socket, as SwiftNIO does; the error thrown says which.
     public func send<S: Sequence>(_ datagrams: S) async throws where S.Element == OutgoingDatagram {
         let outgoing = Array(datagrams)
         let envelopes = try outgoing.map { try envelope(for: $0) }
@@ -505,40 +297,33 @@ public final class UDPSocket: Sendable {
            let refused = outgoing.first(where: { BroadcastAddresses.shared.isBroadcast($0.destination) }) {
             throw UDPError.from(errno: EACCES, address: refused.destination.description, operation: "send")
         }
-        #if UDPKIT_LINUX_FAST_PATH
-        // A connected socket sends only to its peer: anything else is SwiftNIO's to refuse.
-        if let direct, outgoing.allSatisfy({ $0.segmentSize == nil }),
-           remoteAddress == nil || outgoing.allSatisfy({ $0.destination == remoteAddress }),
-           let outcome = direct.send(envelopes) {
-            var thrown: (any Error)?
-            if outcome.next < envelopes.count {
-                // The send buffer is full: SwiftNIO queues the rest and sends it as room appears.
-                do { try await write(envelopes[outcome.next...], counted: true) } catch { thrown = error }
+        let direct = directlySendable(outgoing)
+        let isUnix = localAddress.family == .unix
+        let failure = try await fastPath.send(envelopes, direct: direct, connected: remoteAddress != nil) { rest in
+            if isUnix && rest.count > 1 {
+                // SwiftNIO cannot batch (sendmmsg) Unix-domain datagrams: send them one at a time.
+                for envelope in rest { try await write(CollectionOfOne(envelope)) }
+            } else {
+                try await write(rest)
             }
-            if let (index, code) = outcome.failure {
-                let destination = remoteAddress?.description ?? outgoing[index].destination.description
-                throw UDPError.from(errno: code, address: destination, operation: "send")
-            }
-            if let thrown { throw thrown }
-            return
         }
-        #endif
-        if localAddress.family == .unix && envelopes.count > 1 {
-            // SwiftNIO cannot batch (sendmmsg) Unix-domain datagrams: send them one at a time.
-            for envelope in envelopes { try await write(CollectionOfOne(envelope)) }
-            return
+        if let (index, code) = failure {
+            let destination = remoteAddress?.description ?? outgoing[index].destination.description
+            throw UDPError.from(errno: code, address: destination, operation: "send")
         }
-        try await write(envelopes)
     }
 
-    /// Writes through SwiftNIO; `counted` when the direct sender already counted this write as queued.
-    private func write<C: Collection & Sendable>(_ envelopes: C, counted: Bool = false) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
+    /// Whether `outgoing` can go straight out through the socket's sender: segmentation-offload runs are SwiftNIO's
+    /// to send, and a connected socket sends only to its peer (anything else is SwiftNIO's to refuse).
+    private func directlySendable(_ outgoing: [OutgoingDatagram]) -> Bool {
+        outgoing.allSatisfy { $0.segmentSize == nil } && (remoteAddress == nil || outgoing.allSatisfy { $0.destination == remoteAddress })
+    }
+
+    /// Writes through SwiftNIO and waits until the system took the datagrams. Only `FastPath.send` calls this, as the
+    /// one owner of the order of sends.
+    private func write<C: Collection & Sendable>(_ envelopes: C) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
         let channel = self.channel
         let loop = channel.eventLoop
-        #if UDPKIT_LINUX_FAST_PATH
-        if !counted { direct?.queuedThroughNIO(1) }
-        defer { direct?.queuedThroughNIO(-1) }
-        #endif
         let future: EventLoopFuture<Void>
         if loop.inEventLoop {
             future = Self.write(envelopes, on: channel)
@@ -566,27 +351,17 @@ public final class UDPSocket: Sendable {
         return EventLoopFuture.andAllSucceed(futures, on: channel.eventLoop)
     }
 
-    private func envelope(for datagram: OutgoingDatagram) throws -> AddressedEnvelope<ByteBuffer> {
-        let destination = datagram.destination
-        if let limit = destination.maximumPayload, datagram.payload.readableBytes > limit {
-            throw UDPError.messageTooLarge(size: datagram.payload.readableBytes, limit: limit)
+    /// `datagram` addressed for this socket, checked against `DatagramLimits`.
+    func envelope(for datagram: OutgoingDatagram) throws -> AddressedEnvelope<ByteBuffer> {
+        if let refusal = DatagramLimits.refusal(of: datagram) { throw refusal }
+        let metadata = datagram.segmentSize.map {
+            AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: $0)
         }
-        var metadata: AddressedEnvelope<ByteBuffer>.Metadata?
-        if let segmentSize = datagram.segmentSize {
-            guard Self.supportsSegmentationOffload, destination.family != .unix else {
-                throw UDPError.system(operation: "send with segmentation offload (UDP GSO)", errno: EOPNOTSUPP)
-            }
-            let segments = (datagram.payload.readableBytes + segmentSize - 1) / max(1, segmentSize)
-            guard segmentSize > 0, segments <= Self.maximumSegments else {
-                throw UDPError.messageTooLarge(size: datagram.payload.readableBytes, limit: max(1, segmentSize) * Self.maximumSegments)
-            }
-            metadata = .init(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
-        }
-        return AddressedEnvelope(remoteAddress: try target(for: destination), data: datagram.payload, metadata: metadata)
+        return AddressedEnvelope(remoteAddress: try target(for: datagram.destination), data: datagram.payload, metadata: metadata)
     }
 
     /// `destination` as this socket addresses it: IPv4 becomes IPv4-mapped IPv6 on an IPv6 socket.
-    private func target(for destination: UDPAddress) throws(UDPError) -> SocketAddress {
+    func target(for destination: UDPAddress) throws(UDPError) -> SocketAddress {
         switch (isIPv6Socket, destination.family) {
         case (true, .ipv4): return destination.mappedToIPv6
         case (false, .ipv6) where localAddress.family == .ipv4:
@@ -601,13 +376,7 @@ public final class UDPSocket: Sendable {
     ///
     /// False on other systems, and on Linux in a build made with `UDPKIT_PORTABLE=1` in the environment, which
     /// compiles the code the other systems run (SwiftNIO's path) so that it is built and tested on Linux too.
-    public static var fastPathAvailable: Bool {
-        #if UDPKIT_LINUX_FAST_PATH
-        return true
-        #else
-        return false
-        #endif
-    }
+    public static var fastPathAvailable: Bool { FastPath.isAvailable }
 
     /// Whether `OutgoingDatagram(segments:segmentSize:to:)` works here (Linux 4.18 and later).
     public static var supportsSegmentationOffload: Bool { System.supportsUDPSegmentationOffload }
@@ -626,8 +395,10 @@ public final class UDPSocket: Sendable {
     /// On Linux, IP sockets are answered by a thread of their own: one `recvmmsg` takes up to 64 datagrams, one
     /// `sendmmsg` sends the replies (runs of one size to one address as single UDP GSO sends, as with `send`), and
     /// a reply the system refuses (unreachable, too large) is skipped. With `receivePacketInfo`, each datagram carries its `arrival` there too.
-    /// Elsewhere, and with `receiveOffload`, `reply` runs on the socket's event loop for each read cycle (send errors
-    /// other than "too large" and "host unreachable" then close the socket, as with `send`).
+    /// Elsewhere, and with `receiveOffload`, `reply` runs on the socket's event loop for each read cycle, and its
+    /// replies go out from there as `send` sends them (a reply the system refuses is skipped; where SwiftNIO sends,
+    /// as for Unix-domain sockets outside Linux, send errors other than "too large" and "host unreachable" close
+    /// the socket).
     /// Either way `reply` is called for one batch at a time, never concurrently.
     ///
     /// While this runs, `receive` and the async sequences get nothing.
@@ -647,31 +418,19 @@ public final class UDPSocket: Sendable {
         refused: (@Sendable ([OutgoingDatagram]) -> Void)? = nil,
         _ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram]
     ) async throws {
-        let claimed = responding.withLockedValue { state -> Bool in
-            guard case .idle = state else { return false }
-            state = .onEventLoop
+        let claimed = responding.withLockedValue { running -> Bool in
+            guard !running else { return false }
+            running = true
             return true
         }
         guard claimed else { throw UDPError.system(operation: "respond (this socket is already answering)", errno: EBUSY) }
-        defer { responding.withLockedValue { $0 = .idle } }
-        #if UDPKIT_LINUX_FAST_PATH
-        if let descriptor, !options.receiveOffload {
-            try await respondInBatches(reply, refused: refused, descriptor: descriptor)
-            return
-        }
-        if unixReader != nil {
-            // SwiftNIO does not read this socket: answer what the reader queues, a batch at a time.
-            while true {
-                let batch: [Datagram]
-                do { batch = try await receiveBatch() } catch UDPError.closed { return }
-                try await answer(batch, reply, refused: refused)
-            }
-        }
-        #endif
+        defer { responding.withLockedValue { $0 = false } }
+        if try await fastPath.respond(for: self, refused: refused, reply) { return }
         let channel = self.channel
         let convert: @Sendable ([Datagram]) -> [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = { [self] batch in
             var failed: [OutgoingDatagram] = []
-            var envelopes: [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = []
+            var sending: [OutgoingDatagram] = []
+            var envelopes: [AddressedEnvelope<ByteBuffer>] = []
             for outgoing in reply(batch) {
                 // A reply the socket cannot carry (too large, wrong family, a broadcast address without permission)
                 // is skipped, as a failed send would be.
@@ -681,16 +440,32 @@ public final class UDPSocket: Sendable {
                     failed.append(outgoing)
                     continue
                 }
-                var promise: EventLoopPromise<Void>?
-                if let refused {
-                    let written = channel.eventLoop.makePromise(of: Void.self)
-                    written.futureResult.whenFailure { _ in refused([outgoing]) }
-                    promise = written
-                }
-                envelopes.append((envelope, promise))
+                sending.append(outgoing)
+                envelopes.append(envelope)
+            }
+            // Sent from here where the socket has a sender, as `send` does: a reply the system refuses fails alone.
+            let (rest, written) = fastPath.sendNow(envelopes, direct: directlySendable(sending), connected: remoteAddress != nil) {
+                failed.append(sending[$0])
             }
             if let refused, !failed.isEmpty { refused(failed) }
-            return envelopes
+            guard !rest.isEmpty else { return [] }
+            var writes: [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = []
+            var futures: [EventLoopFuture<Void>] = []
+            for index in rest.indices {
+                var promise: EventLoopPromise<Void>?
+                if refused != nil || written != nil {
+                    let done = channel.eventLoop.makePromise(of: Void.self)
+                    let outgoing = sending[index]
+                    if let refused { done.futureResult.whenFailure { _ in refused([outgoing]) } }
+                    futures.append(done.futureResult)
+                    promise = done
+                }
+                writes.append((rest[index], promise))
+            }
+            if let written {
+                EventLoopFuture.andAllComplete(futures, on: channel.eventLoop).whenComplete { _ in written() }
+            }
+            return writes
         }
         let stopped = channel.eventLoop.makePromise(of: Void.self)
         channel.closeFuture.whenComplete { _ in stopped.succeed() }
@@ -710,14 +485,14 @@ public final class UDPSocket: Sendable {
     }
 
     /// Answers what the inbox already holds.
-    private func answerQueued(_ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?) async throws {
+    func answerQueued(_ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?) async throws {
         while case let queued = try await receiveBatch(timeout: .zero), !queued.isEmpty {
             try await answer(queued, reply, refused: refused)
         }
     }
 
     /// Sends the replies to `batch` from the calling task.
-    private func answer(
+    func answer(
         _ batch: [Datagram], _ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?
     ) async throws {
         let replies = reply(batch)
@@ -731,97 +506,6 @@ public final class UDPSocket: Sendable {
             }
         }
     }
-
-    #if UDPKIT_LINUX_FAST_PATH
-    /// `respond` on a `BatchResponder` thread: SwiftNIO's reads pause, the responder reads a duplicate of the
-    /// descriptor until the socket closes or the task is cancelled, then SwiftNIO reads again.
-    private func respondInBatches(
-        _ reply: @escaping @Sendable ([Datagram]) -> [OutgoingDatagram],
-        refused: (@Sendable ([OutgoingDatagram]) -> Void)?,
-        descriptor: CInt
-    ) async throws {
-        let channel = self.channel
-        // On the event loop the channel cannot close underneath: the descriptor is still SwiftNIO's open socket.
-        let duplicate: CInt = try await channel.eventLoop.submit {
-            guard channel.isActive else { throw UDPError.closed }
-            let handler = try channel.pipeline.syncOperations.handler(type: DatagramHandler.self)
-            let duplicate: CInt
-            do throws(SystemCallError) {
-                duplicate = try SystemCall.run("dup") { dup(descriptor) }
-            } catch {
-                throw UDPError.system(operation: "respond (dup)", errno: error.errno)
-            }
-            do {
-                try channel.syncOptions?.setOption(.autoRead, value: false)
-            } catch {
-                Glibc.close(duplicate)
-                throw UDPError.from(error, address: "autoRead", operation: "respond")
-            }
-            handler.readsSuspended = true
-            return duplicate
-        }.get()
-        let responder: BatchResponder
-        do {
-            responder = try BatchResponder(
-                fd: duplicate,
-                maximumSize: options.maximumDatagramSize,
-                eventLoop: channel.eventLoop,
-                reply: reply,
-                target: { [self] in try? self.target(for: $0) },
-                envelope: { [self] in try? self.envelope(for: $0) },
-                handOver: { envelopes in
-                    channel.eventLoop.execute {
-                        for envelope in envelopes { channel.write(envelope, promise: nil) }
-                        channel.flush()
-                    }
-                },
-                packetInfo: options.receivePacketInfo,
-                localPort: localAddress.port ?? 0,
-                refused: refused
-            )
-        } catch {
-            await resumeReading(after: nil)
-            throw error
-        }
-        responding.withLockedValue { $0 = .thread(responder) }
-        channel.closeFuture.whenComplete { [weak responder] _ in responder?.stop() }
-        let failure: SystemCallError?
-        do {
-            try await answerQueued(reply, refused: refused)
-            let thread = NIOThreadPool(numberOfThreads: 1)
-            thread.start()
-            failure = await withTaskCancellationHandler {
-                do {
-                    try await thread.runIfActive { try responder.run() }
-                    return nil
-                } catch {
-                    // The loop's own failure; the pool's (it was shut down) cannot happen while this waits.
-                    return error as? SystemCallError
-                }
-            } onCancel: {
-                responder.stop()
-            }
-            try? await thread.shutdownGracefully()
-        } catch {
-            await resumeReading(after: responder)
-            throw error
-        }
-        await resumeReading(after: responder)
-        if let failure { throw UDPError.answeringFailed(failure) }
-        try Task.checkCancellation()
-    }
-
-    /// Hands reading back to SwiftNIO once `responder` has stopped (releasing the socket).
-    private func resumeReading(after responder: BatchResponder?) async {
-        responder?.finish()
-        let channel = self.channel
-        try? await channel.eventLoop.submit {
-            guard channel.isActive else { return }
-            try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).readsSuspended = false
-            try channel.syncOptions?.setOption(.autoRead, value: true)
-        }.get()
-    }
-    #endif
 
     // MARK: - Receiving
 
@@ -861,17 +545,7 @@ public final class UDPSocket: Sendable {
     /// This is the counter Linux reports with each datagram under SO_RXQ_OVFL, read at once with SO_MEMINFO. A
     /// receiver that reports it makes loss on its own host visible: datagrams a sender counted as sent, yet
     /// never shown, were dropped here rather than on the way.
-    public var kernelDrops: Int? {
-        #if UDPKIT_LINUX_FAST_PATH
-        guard localAddress.family != .unix else { return nil }
-        return direct?.withDescriptor { fd in
-            var drops: CUnsignedInt = 0
-            return cudp_socket_drops(fd, &drops) == 0 ? Int(drops) : nil
-        } ?? nil
-        #else
-        return nil
-        #endif
-    }
+    public var kernelDrops: Int? { fastPath.kernelDrops }
 
     // MARK: - Closing
 
@@ -879,17 +553,16 @@ public final class UDPSocket: Sendable {
     /// A Unix-domain socket file this socket created is removed. Closing twice is harmless.
     public func close() async {
         try? await channel.close()
-        #if UDPKIT_LINUX_FAST_PATH
-        direct?.close()
-        unixReader?.stop()
-        try? await unixReaderDone?.get()
-        // A responder thread holds the socket until its loop has stopped.
-        if case .thread(let responder) = responding.withLockedValue({ $0 }) {
-            try? await responder.finished.futureResult.get()
-        }
-        #endif
+        await fastPath.close()
         ownedSocketFile?.removeIfStillOurs()
     }
+}
+
+/// What `FastPath.open` made: the channel, the path's parts, and the Unix-domain socket file it created.
+struct OpenedSocket {
+    let channel: any Channel
+    let fastPath: FastPath
+    let ownedPath: String?
 }
 
 extension UDPEndpoint {

@@ -23,22 +23,22 @@ import Synchronization
 /// still sends) may close its own at any time. While the inbox is full it stops reading (the kernel then makes
 /// senders wait), and `resume()` wakes it once a receiver has drained the queue.
 ///
-/// `@unchecked Sendable`: the descriptors are immutable after `init`; `stopRequested` is atomic; `closed` is behind
-/// a lock that `stop`, `resume` and `finish` take before touching the descriptors, so none is used after close.
-final class UnixReader: @unchecked Sendable {
+/// The descriptors are constants; `stop`, `resume` and `finish` take the `closed` lock before touching them, so none
+/// is used after it was closed.
+final class UnixReader: Sendable {
     /// Datagrams per hand-over to the inbox, at most.
     static let batchSize = 16
 
     private let fd: CInt
     private let wake: CInt
     private let inbox: Inbox
-    private let maximumSize: Int
+    private let limits: DatagramLimits
     private let stopRequested = Atomic<Bool>(false)
     private let closed = NIOLockedValueBox(false)
     private let thread = NIOThreadPool(numberOfThreads: 1)
 
     /// Takes ownership of `fd`, a non-blocking duplicate of the socket's descriptor.
-    init(fd: CInt, inbox: Inbox, maximumSize: Int) throws(UDPError) {
+    init(fd: CInt, inbox: Inbox, limits: DatagramLimits) throws(UDPError) {
         let wake: CInt
         do {
             wake = try SystemCall.run("eventfd") { cudp_eventfd() }
@@ -49,7 +49,7 @@ final class UnixReader: @unchecked Sendable {
         self.fd = fd
         self.wake = wake
         self.inbox = inbox
-        self.maximumSize = maximumSize
+        self.limits = limits
     }
 
     /// Starts the thread; `finished` completes once it stopped and closed the descriptors.
@@ -98,8 +98,7 @@ final class UnixReader: @unchecked Sendable {
     }
 
     private func run() {
-        // One byte more than the maximum: a full slot means the datagram was cut.
-        let slot = maximumSize + 1
+        let slot = limits.slot
         var memory = [UInt8](repeating: 0, count: slot)
         while !stopRequested.load(ordering: .acquiring) {
             // While the inbox is full only a wake-up (resume or stop) is awaited.
@@ -123,12 +122,12 @@ final class UnixReader: @unchecked Sendable {
                     return
                 }
                 guard let count = result else { break }
-                let length = min(count, maximumSize)
+                let (length, truncated) = limits.received(count)
                 batch.append(Datagram(
                     payload: ByteBuffer(bytes: memory[0..<length]),
                     sender: UDPAddress(unixSender: name, length: nameLength),
                     receivedAt: Date(),
-                    truncated: count > maximumSize
+                    truncated: truncated
                 ))
             }
             if !batch.isEmpty { _ = inbox.push(batch) }
@@ -146,8 +145,4 @@ final class UnixReader: @unchecked Sendable {
         return true
     }
 }
-typealias UnixReaderHandle = UnixReader
-#else
-/// No reader of its own elsewhere: SwiftNIO reads Unix-domain sockets.
-typealias UnixReaderHandle = Never
 #endif
