@@ -342,12 +342,14 @@ final class ToolkitCLITests: XCTestCase {
         while True:
             try: s.recvfrom(100); n += 1
             except socket.timeout: break
+            if n == 4: print('got 4', flush=True)
         print('count', n, flush=True)
         """
         let peer = try Run.python(receiver)
         let port = try Peer.port(of: peer)
         let sender = try Run.start(["send", "127.0.0.1", String(port), "tick {counter}", "--template", "--forever", "--interval", "50ms"])
-        usleep(600_000)
+        // Four datagrams in (however slowly a loaded machine starts the process), then the signal.
+        XCTAssertTrue(peer.waitForOutput("got 4", timeout: 10), peer.stderr)
         let result = sender.finish(signal: SIGINT)
         XCTAssertEqual(result.status, 0, result.stderr)
         let sent = result.stderr.split(separator: " ").dropFirst().first.flatMap { Int($0) }
