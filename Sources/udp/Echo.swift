@@ -18,6 +18,7 @@ struct Echo: AsyncParsableCommand {
           udp echo 9999 --reply 'Hello, {text}!'    a greeting server
           udp echo 127.0.0.1:9999 --allow 127.0.0.0/8 --quiet
           udp echo 9999 --interactive               you type each reply
+          udp echo 9999 --threads 4                 four sockets on port 9999, a thread each
         """
     )
 
@@ -50,6 +51,9 @@ struct Echo: AsyncParsableCommand {
     @Flag(help: "Also answer datagrams sent to a broadcast address or a multicast group (under --rate).")
     var allowBroadcast = false
 
+    @Option(parsing: .unconditional, help: ArgumentHelp("Answer on this many sockets bound to the same address (SO_REUSEPORT), each with a thread of its own; the system spreads senders over them, each sender always to the same one (1-64; default 1). Other programs of the same user can then bind the port too.", valueName: "n"))
+    var threads = 1
+
     @Flag(help: "Print the bound address on stderr.")
     var showPort = false
 
@@ -67,6 +71,8 @@ struct Echo: AsyncParsableCommand {
         try replies.validate(interactive: interactive)
         guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be more than 0") }
         if interactive && reply != nil { throw ValidationError("--interactive and --reply cannot be used together") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be from 1 to 64") }
+        if interactive && threads > 1 { throw ValidationError("--interactive answers one datagram at a time: it takes no --threads") }
     }
 
     func run() async throws {
@@ -92,32 +98,83 @@ struct Echo: AsyncParsableCommand {
         // to one unicast address never receives them, so it is spared the cost of packet information.
         let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
         if case .ip = endpoint.kind, !Self.receivesOnlyUnicast(endpoint) { options.receivePacketInfo = true }
+        if threads > 1 {
+            guard case .ip = endpoint.kind else { throw CLIFailure.usage("--threads needs an IP address to bind: a Unix socket path has one reader") }
+            options.reusePort = true
+        }
         let socket = try await UDPSocket.bind(to: endpoint, family: try network.family(), options: options)
+        // The others bind the address the first one got (its port, when port 0 chose one). A sender's datagrams
+        // always reach the same socket (the kernel hashes its address and port), so each server's per-source state
+        // (rate limits, loop detection) sees all of that source's traffic.
+        var opened = [socket]
+        do {
+            for _ in 1..<threads { opened.append(try await UDPSocket.bind(to: socket.localAddress, options: options)) }
+        } catch {
+            for other in opened { await other.close() }
+            throw error
+        }
+        let sockets = opened
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(socket.localAddress)\n") }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
-        let server = EchoServer(socket: socket, configuration: config)
+        let servers = sockets.map { EchoServer(socket: $0, configuration: config) }
         if interactive {
-            try await runInteractive(socket, screen: server, formatter: formatter, encoding: encoding)
+            try await runInteractive(socket, screen: servers[0], formatter: formatter, encoding: encoding)
             return
         }
         let live = LiveLine {
-            let c = server.counters
+            let c = Self.total(servers.map(\.counters))
             return "\(c.received) received, \(c.replied) replied, \(c.droppedTotal) not answered"
         }
         let log = quiet ? nil : Self.logger(formatter)
-        let drops = try await closing(socket) {
+        let drops = try await closingAll(sockets) {
             try await withSignalCancellation {
                 try await live.while {
-                    do {
-                        try await server.run(onEvent: log)
-                    } catch is CancellationError {}
+                    try await withThrowingDiscardingTaskGroup { group in
+                        for server in servers {
+                            group.addTask {
+                                do {
+                                    try await server.run(onEvent: log)
+                                } catch is CancellationError {}
+                            }
+                        }
+                    }
                 }
             }
-            // Read before the socket closes: the count belongs to the socket.
-            return socket.kernelDrops
+            // Read before the sockets close: the counts belong to the sockets.
+            return sockets.reduce(Int?.none) { total, socket in socket.kernelDrops.map { (total ?? 0) + $0 } ?? total }
         }
-        Terminal.writeStderr((json ? Self.jsonSummary(server.counters, kernelDrops: drops) : Self.summary(server.counters, kernelDrops: drops)) + "\n")
+        let perSocket = servers.count > 1 ? servers.map(\.counters.received) : nil
+        let counters = Self.total(servers.map(\.counters))
+        Terminal.writeStderr((json ? Self.jsonSummary(counters, kernelDrops: drops, perSocket: perSocket)
+                                   : Self.summary(counters, kernelDrops: drops, perSocket: perSocket)) + "\n")
         Terminal.finish()
+    }
+
+    /// The counters of several servers as one; `senders` adds up because each sender reaches one socket only.
+    static func total(_ all: [EchoServer.Counters]) -> EchoServer.Counters {
+        // There is always one server; the first one's counters start the sum.
+        var sum = all[0]
+        for c in all.dropFirst() {
+            sum.received += c.received
+            sum.receivedBytes += c.receivedBytes
+            sum.replied += c.replied
+            sum.repliedBytes += c.repliedBytes
+            sum.senders += c.senders
+            sum.dropped.merge(c.dropped, uniquingKeysWith: +)
+        }
+        return sum
+    }
+
+    /// Runs `body`, then closes every socket whether `body` returned or threw.
+    private func closingAll<T: Sendable>(_ sockets: [UDPSocket], _ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            for socket in sockets { await socket.close() }
+            return result
+        } catch {
+            for socket in sockets { await socket.close() }
+            throw error
+        }
     }
 
     /// True for a numeric unicast address: the system hands a socket bound there only datagrams sent to that
@@ -136,24 +193,28 @@ struct Echo: AsyncParsableCommand {
         }
     }
 
-    static func summary(_ c: EchoServer.Counters, kernelDrops: Int? = nil) -> String {
+    static func summary(_ c: EchoServer.Counters, kernelDrops: Int? = nil, perSocket: [Int]? = nil) -> String {
         var text = "\(c.received) received (\(c.receivedBytes) bytes) from \(c.senders) sender\(c.senders == 1 ? "" : "s"), \(c.replied) replied (\(c.repliedBytes) bytes)"
         if c.droppedTotal > 0 {
             let reasons = EchoServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
             text += ", \(c.droppedTotal) not answered (\(reasons.joined(separator: ", ")))"
         }
         if let kernelDrops, kernelDrops > 0 { text += ", \(kernelDrops) dropped by the kernel (receive buffer full)" }
+        if let perSocket { text += "; received per socket: \(perSocket.map(String.init).joined(separator: ", "))" }
         return text
     }
 
     /// The summary for scripts: counts, each drop reason (0 when none), and the kernel's drops (null when unknown).
-    static func jsonSummary(_ c: EchoServer.Counters, kernelDrops: Int?) -> String {
-        JSONText.object([
+    static func jsonSummary(_ c: EchoServer.Counters, kernelDrops: Int?, perSocket: [Int]? = nil) -> String {
+        var fields: [(key: String, value: JSONText.Value)] = [
             ("received", .int(c.received)), ("received_bytes", .int(c.receivedBytes)), ("senders", .int(c.senders)),
             ("replied", .int(c.replied)), ("replied_bytes", .int(c.repliedBytes)), ("not_answered", .int(c.droppedTotal)),
             ("dropped", .raw(JSONText.object(EchoServer.DropReason.allCases.map { (key: $0.rawValue, value: JSONText.Value.int(c.dropped[$0] ?? 0)) }))),
             ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
-        ])
+        ]
+        // With --threads: what each socket received, in the order they were bound.
+        if let perSocket { fields.append(("received_per_socket", .raw("[" + perSocket.map(String.init).joined(separator: ",") + "]"))) }
+        return JSONText.object(fields)
     }
 
     /// Shows each datagram and answers it with the next line of standard input. The prompt goes to stderr, and only
