@@ -117,6 +117,7 @@ struct Echo: AsyncParsableCommand {
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(socket.localAddress)\n") }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
         let servers = sockets.map { EchoServer(socket: $0, configuration: config) }
+        ResidentMemory.releaseStartupPages()
         if interactive {
             try await runInteractive(socket, screen: servers[0], formatter: formatter, encoding: encoding)
             return

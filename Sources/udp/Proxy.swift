@@ -96,6 +96,7 @@ struct Proxy: AsyncParsableCommand {
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
         let onEvent = log ? Self.logger(formatter) : nil
         let live = LiveLine { Self.summary(proxy.counters, seed: nil) }
+        ResidentMemory.releaseStartupPages()
         try await withSignalCancellation {
             try await live.while { try await proxy.run(onEvent: onEvent) }
         }
