@@ -11,6 +11,22 @@ let fastPath: [SwiftSetting] = portable
     ? [.define("UDPKIT_PORTABLE")]
     : [.define("UDPKIT_LINUX_FAST_PATH", .when(platforms: [.linux]))]
 
+// Start-up: a release `udp` on Linux carries the Swift runtime, Foundation and ICU in the binary rather than loading
+// them as shared libraries. Loading and relocating those libraries was most of a one-shot command's time (a
+// `udp send` spent more time in the dynamic loader than in main); the cost is a larger binary. Debug builds (tests,
+// `swift run`) link dynamically as before. The same as `swift build -c release --static-swift-stdlib`, for this
+// product only.
+// The objects were compiled for the shared libraries, so they name only Foundation's own libraries: the ones those
+// need in a static link are listed here (what `swiftc -static-stdlib` adds for `import Foundation`).
+let staticStandardLibrary: [LinkerSetting] = [
+    .unsafeFlags(
+        // Each library before the ones it needs (a static link resolves left to right).
+        ["-static-stdlib", "-lFoundation", "-lFoundationInternationalization", "-lCoreFoundation", "-lFoundationEssentials",
+         "-l_FoundationCollections", "-l_FoundationCShims", "-l_FoundationICU", "-lutil"],
+        .when(platforms: [.linux], configuration: .release)
+    ),
+]
+
 let package = Package(
     name: "swift-udp",
     platforms: [.macOS(.v13)],
@@ -148,7 +164,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            linkerSettings: staticStandardLibrary
         ),
         // Echo servers for the benchmark harness (benchmarks/run); EchoUDPKit is also the example users copy.
         .executableTarget(name: "EchoUDPKit", dependencies: ["UDPKit"], path: "Examples/EchoUDPKit"),

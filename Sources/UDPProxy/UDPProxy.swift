@@ -269,6 +269,15 @@ public final class UDPProxy: Service {
                 closeAll()
             }
             do {
+                if configuration.up.isNone && configuration.down.isNone {
+                    // Nothing to queue or delay: each batch from clients goes upstream from the thread that received
+                    // it (on Linux, the socket's own recvmmsg thread), with no hop to a task on the way.
+                    try await listener.respond { [self] batch in
+                        relayUnimpaired(batch, onEvent: onEvent)
+                        return []
+                    }
+                    return
+                }
                 while true {
                     let batch = try await listener.receiveBatch()
                     try Task.checkCancellation()
@@ -300,6 +309,52 @@ public final class UDPProxy: Service {
             } catch is CancellationError {
             } catch UDPError.closed {
             }
+        }
+    }
+
+    /// Client to upstream without impairment: runs of datagrams from one client (a batch is mostly one or a few
+    /// clients) go out on that client's upstream socket together.
+    private func relayUnimpaired(_ batch: [Datagram], onEvent: (@Sendable (Event) -> Void)?) {
+        var start = 0
+        while start < batch.count {
+            let client = batch[start].sender
+            var end = start + 1
+            while end < batch.count && batch[end].sender == client { end += 1 }
+            let run = batch[start..<end]
+            start = end
+            if let onEvent {
+                for datagram in run { onEvent(Event(direction: .up, client: client, datagram: datagram)) }
+            }
+            // A broadcast or multicast "client" is a spoofed source: refused before any mapping exists.
+            guard !client.isBroadcastOrMulticast, let mapping = unimpairedMapping(for: client) else {
+                state.withLockedValue { $0.refused += run.count }
+                continue
+            }
+            mapping.touch()
+            state.withLockedValue { $0.up.received += run.count; $0.up.forwarded += run.count }
+            sendUp(run.map(\.payload), on: mapping)
+        }
+    }
+
+    /// The mapping of `client` when the proxy impairs nothing (no lanes, so no tasks); nil when the proxy is full
+    /// or the system has no descriptor left for another upstream socket.
+    private func unimpairedMapping(for client: UDPAddress) -> Mapping? {
+        if let existing = state.withLockedValue({ $0.mappings[client] }) { return existing }
+        let admitted = state.withLockedValue { state -> Bool in
+            guard state.mappings.count < configuration.maximumClients else { return false }
+            state.opened += 1
+            return true
+        }
+        guard admitted else { return nil }
+        do {
+            let mapping = try upstreams.open { fd in Mapping(client: client, descriptor: fd, upLane: nil, downLane: nil) }
+            state.withLockedValue { $0.mappings[client] = mapping }
+            return mapping
+        } catch {
+            // Out of descriptors or memory (or any other refusal of socket or connect): this client's datagrams are
+            // refused; the clients served go on.
+            state.withLockedValue { $0.opened -= 1 }
+            return nil
         }
     }
 

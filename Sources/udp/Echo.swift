@@ -19,6 +19,7 @@ struct Echo: AsyncParsableCommand {
           udp echo 9999 --reply 'Hello, {text}!'    a greeting server
           udp echo 127.0.0.1:9999 --allow 127.0.0.0/8 --quiet
           udp echo 9999 --interactive               you type each reply
+          udp echo 9999 --threads 4                 four sockets on port 9999, a thread each
         """
     )
 
@@ -51,6 +52,9 @@ struct Echo: AsyncParsableCommand {
     @Flag(help: "Also answer datagrams sent to a broadcast address or a multicast group (under --rate).")
     var allowBroadcast = false
 
+    @Option(parsing: .unconditional, help: ArgumentHelp("Answer on this many sockets bound to the same address (SO_REUSEPORT), each with a thread of its own; the system spreads senders over them, each sender always to the same one (1-64; default 1). Other programs of the same user can then bind the port too.", valueName: "n"))
+    var threads = 1
+
     @Flag(help: "Print the bound address on stderr.")
     var showPort = false
 
@@ -68,6 +72,8 @@ struct Echo: AsyncParsableCommand {
         try replies.validate(interactive: interactive)
         guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be more than 0") }
         if interactive && reply != nil { throw ValidationError("--interactive and --reply cannot be used together") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be from 1 to 64") }
+        if interactive && threads > 1 { throw ValidationError("--interactive answers one datagram at a time: it takes no --threads") }
     }
 
     func run() async throws {
@@ -93,23 +99,59 @@ struct Echo: AsyncParsableCommand {
         // to one unicast address never receives them, so it is spared the cost of packet information.
         let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
         if case .ip = endpoint.kind, !Self.receivesOnlyUnicast(endpoint) { options.receivePacketInfo = true }
+        if threads > 1 {
+            guard case .ip = endpoint.kind else { throw CLIFailure.usage("--threads needs an IP address to bind: a Unix socket path has one reader") }
+            options.reusePort = true
+        }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
         let log = quiet || interactive ? nil : Self.logger(formatter)
-        let server = try await EchoServer.bind(to: endpoint, family: try network.family(), options: options, configuration: config, onEvent: log)
-        if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(server.localAddress)\n") }
+        let first = try await EchoServer.bind(to: endpoint, family: try network.family(), options: options, configuration: config, onEvent: log)
+        // The others bind the address the first one got (its port, when port 0 chose one). A sender's datagrams
+        // always reach the same socket (the kernel hashes its address and port), so each server's per-source state
+        // (rate limits, loop detection) sees all of that source's traffic.
+        var opened = [first]
+        do {
+            for _ in 1..<threads {
+                let socket = try await UDPSocket.bind(to: first.localAddress, options: options)
+                opened.append(EchoServer(socket: socket, configuration: config, onEvent: log))
+            }
+        } catch {
+            for server in opened { await server.socket.close() }
+            throw error
+        }
+        let servers = opened
+        if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("echo server on \(first.localAddress)\n") }
         if interactive {
-            try await runInteractive(server.socket, screen: server, formatter: formatter, encoding: encoding)
+            try await runInteractive(first.socket, screen: first, formatter: formatter, encoding: encoding)
             return
         }
         let live = LiveLine {
-            let c = server.counters
+            let c = Self.total(servers.map(\.counters))
             return "\(c.received) received, \(c.replied) replied, \(c.droppedTotal) not answered"
         }
-        // SIGINT or SIGTERM: a graceful shutdown; the server closes its socket as it ends, keeping its kernel drop count.
-        try await live.while { try await runServices([server]) }
-        let drops = server.kernelDrops
-        Terminal.writeStderr((json ? Self.jsonSummary(server.counters, kernelDrops: drops) : Self.summary(server.counters, kernelDrops: drops)) + "\n")
+        // SIGINT or SIGTERM: a graceful shutdown; each server closes its socket as it ends, keeping its kernel drop count.
+        try await live.while { try await runServices(servers) }
+        let drops = servers.reduce(Int?.none) { total, server in server.kernelDrops.map { (total ?? 0) + $0 } ?? total }
+        let perSocket = servers.count > 1 ? servers.map(\.counters.received) : nil
+        let counters = Self.total(servers.map(\.counters))
+        Terminal.writeStderr((json ? Self.jsonSummary(counters, kernelDrops: drops, perSocket: perSocket)
+                                   : Self.summary(counters, kernelDrops: drops, perSocket: perSocket)) + "\n")
         Terminal.finish()
+    }
+
+    /// The counters of several servers as one; `senders` adds up because each sender reaches one socket only.
+    static func total(_ all: [EchoServer.Counters]) -> EchoServer.Counters {
+        // There is always one server; the first one's counters start the sum.
+        var sum = all[0]
+        for c in all.dropFirst() {
+            sum.received += c.received
+            sum.receivedBytes += c.receivedBytes
+            sum.replied += c.replied
+            sum.repliedBytes += c.repliedBytes
+            sum.senders += c.senders
+            sum.dropped.merge(c.dropped, uniquingKeysWith: +)
+        }
+        return sum
     }
 
     /// True for a numeric unicast address: the system hands a socket bound there only datagrams sent to that
@@ -128,24 +170,28 @@ struct Echo: AsyncParsableCommand {
         }
     }
 
-    static func summary(_ c: EchoServer.Counters, kernelDrops: Int? = nil) -> String {
+    static func summary(_ c: EchoServer.Counters, kernelDrops: Int? = nil, perSocket: [Int]? = nil) -> String {
         var text = "\(c.received) received (\(c.receivedBytes) bytes) from \(c.senders) sender\(c.senders == 1 ? "" : "s"), \(c.replied) replied (\(c.repliedBytes) bytes)"
         if c.droppedTotal > 0 {
             let reasons = EchoServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
             text += ", \(c.droppedTotal) not answered (\(reasons.joined(separator: ", ")))"
         }
         if let kernelDrops, kernelDrops > 0 { text += ", \(kernelDrops) dropped by the kernel (receive buffer full)" }
+        if let perSocket { text += "; received per socket: \(perSocket.map(String.init).joined(separator: ", "))" }
         return text
     }
 
     /// The summary for scripts: counts, each drop reason (0 when none), and the kernel's drops (null when unknown).
-    static func jsonSummary(_ c: EchoServer.Counters, kernelDrops: Int?) -> String {
-        JSONText.object([
+    static func jsonSummary(_ c: EchoServer.Counters, kernelDrops: Int?, perSocket: [Int]? = nil) -> String {
+        var fields: [(key: String, value: JSONText.Value)] = [
             ("received", .int(c.received)), ("received_bytes", .int(c.receivedBytes)), ("senders", .int(c.senders)),
             ("replied", .int(c.replied)), ("replied_bytes", .int(c.repliedBytes)), ("not_answered", .int(c.droppedTotal)),
             ("dropped", .raw(JSONText.object(EchoServer.DropReason.allCases.map { (key: $0.rawValue, value: JSONText.Value.int(c.dropped[$0] ?? 0)) }))),
             ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
-        ])
+        ]
+        // With --threads: what each socket received, in the order they were bound.
+        if let perSocket { fields.append(("received_per_socket", .raw("[" + perSocket.map(String.init).joined(separator: ",") + "]"))) }
+        return JSONText.object(fields)
     }
 
     /// Shows each datagram and answers it with the next line of standard input. The prompt goes to stderr, and only
