@@ -21,6 +21,12 @@ struct UDPCommand: AsyncParsableCommand {
     )
 
     static func main() async {
+        // `udp --version` alone is answered before ArgumentParser builds the command tree, which is most of the time
+        // a short command spends starting (the runtime looks up protocol conformances for every command type).
+        if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "--version" {
+            print(UDPKitVersion.current)
+            Foundation.exit(0)
+        }
         raiseDescriptorLimit()
         do {
             if let problem = CommandLineHelp.commandWordProblem(Array(CommandLine.arguments.dropFirst())) { throw problem }
