@@ -149,8 +149,8 @@ final class ProxyTests: XCTestCase {
         let arrived = try await pass(20_000, perMillisecond: 25, through: proxy, to: receiver)
         let counters = proxy.counters
         // On a busy machine the kernel may drop some before the proxy reads them: the loss is measured against
-        // what the proxy received, and nearly all must have reached it.
-        XCTAssertGreaterThan(counters.up.received, 15_000)
+        // what the proxy received, and most must have reached it (10,000 samples still put 1.5 points past 3 sigma).
+        XCTAssertGreaterThan(counters.up.received, 10_000)
         // Every datagram the proxy forwarded arrived: the measured loss is the proxy's alone.
         XCTAssertEqual(arrived.count, counters.up.forwarded)
         let measured = 1 - Double(arrived.count) / Double(counters.up.received)
