@@ -4,6 +4,7 @@
 #   make install PREFIX=$HOME/.local   ... installed under PREFIX (default /usr/local; DESTDIR is honoured)
 #   make uninstall PREFIX=...          removes exactly what install put there
 #   make check-install                 installs into a temporary prefix and checks what landed there
+#   make docs                          UDPKit's documentation (DocC); fails on any warning or a snippet that does not compile
 #
 # Everything builds in SCRATCH (default .build), so `benchmarks/run` and these targets share one release build.
 
@@ -27,7 +28,7 @@ STAGE = $(SCRATCH)/install-stage
 # argument-parser's generate-manual plugin writes one page per command-line tool here.
 MANUAL = $(SCRATCH)/plugins/GenerateManual/outputs/udp/udp.1
 
-.PHONY: all build manual completions install uninstall check-install
+.PHONY: all build manual completions install uninstall check-install docs
 
 all: build manual completions
 
@@ -93,4 +94,15 @@ check-install:
 	left=$$(find "$$prefix" -type f); \
 	[ -z "$$left" ] || { echo "check-install: uninstall left: $$left" >&2; exit 1; }; \
 	echo "check-install: passed"
+
+# DocC prints warnings for broken links and undocumented parameters without failing: --warnings-as-errors makes
+# them fail, and any warning left in the log fails too (but SwiftPM's own notes on dependencies' unhandled files).
+docs:
+	@set -eu; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	$(SWIFT) package --scratch-path $(SCRATCH) generate-documentation --target UDPKit --warnings-as-errors 2>&1 | tee "$$log"; \
+	status=$${PIPESTATUS[0]}; \
+	if [ "$$status" -ne 0 ] || grep -vE "file\(s\) which are unhandled" "$$log" | grep -qiE "^(warning|error):|: (warning|error):"; then \
+	    echo "make docs: DocC reported problems (above)" >&2; exit 1; \
+	fi; \
+	scripts/check-doc-snippets --scratch-path $(SCRATCH)
 
