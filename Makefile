@@ -5,6 +5,10 @@
 #   make uninstall PREFIX=...          removes exactly what install put there
 #   make check-install                 installs into a temporary prefix and checks what landed there
 #   make docs                          UDPKit's documentation (DocC); fails on any warning or a snippet that does not compile
+#   make format                        formats the tree's Swift files in place with .swift-format
+#   make lint                          swift format lint --strict over the same files (what CI runs)
+#   make benchmarks-check              the in-process benchmarks (Benchmarks/) against their checked-in thresholds
+#   make benchmarks-update             records new thresholds (after a deliberate change; commit Benchmarks/Thresholds)
 #
 # Everything builds in SCRATCH (default .build), so `benchmarks/run` and these targets share one release build.
 
@@ -25,10 +29,12 @@ FISHDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 SWIFTPM = $(SWIFT) build --scratch-path $(SCRATCH) -c release
 STAGE = $(SCRATCH)/install-stage
+# The Swift files swift format formats and checks (Benchmarks/ is a package of its own, formatted the same way).
+FORMAT_PATHS = Package.swift Sources Tests Examples benchmarks Benchmarks/Package.swift Benchmarks/Benchmarks
 # argument-parser's generate-manual plugin writes one page per command-line tool here.
 MANUAL = $(SCRATCH)/plugins/GenerateManual/outputs/udp/udp.1
 
-.PHONY: all build manual completions install uninstall check-install docs
+.PHONY: all build manual completions install uninstall check-install docs format lint benchmarks-check benchmarks-update
 
 all: build manual completions
 
@@ -106,3 +112,23 @@ docs:
 	fi; \
 	scripts/check-doc-snippets --scratch-path $(SCRATCH)
 
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS)
+
+# package-benchmark exits non-zero both when a run is worse than the thresholds and when it is better by more than
+# the tolerances: only "worse" fails here; "better" asks for `make benchmarks-update`.
+benchmarks-check:
+	@set -u; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	cd Benchmarks && $(SWIFT) package benchmark thresholds check --path "$$PWD/Thresholds" --no-progress >"$$out"; \
+	status=$$?; cat "$$out"; \
+	if [ "$$status" -eq 0 ]; then exit 0; fi; \
+	if grep -q "is BETTER than the defined thresholds" "$$out" && ! grep -q "is WORSE than the defined thresholds" "$$out"; then \
+	    echo "benchmarks: better than the thresholds; record them with make benchmarks-update"; exit 0; \
+	fi; \
+	echo "benchmarks: worse than the thresholds in Benchmarks/Thresholds (above), or the run failed" >&2; exit 1
+
+benchmarks-update:
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark thresholds update --no-progress
