@@ -5,6 +5,7 @@
 #   make uninstall PREFIX=...          removes exactly what install put there
 #   make check-install                 installs into a temporary prefix and checks what landed there
 #   make docs                          UDPKit's documentation (DocC); fails on any warning or a snippet that does not compile
+#                                      (snippets may import UDPText too, which it builds)
 #   make format                        formats the tree's Swift files in place with .swift-format
 #   make lint                          swift format lint --strict over the same files (what CI runs)
 #   make benchmarks-check              the in-process benchmarks (Benchmarks/) against their checked-in thresholds
@@ -110,6 +111,7 @@ docs:
 	if [ "$$status" -ne 0 ] || grep -vE "file\(s\) which are unhandled" "$$log" | grep -qiE "^(warning|error):|: (warning|error):"; then \
 	    echo "make docs: DocC reported problems (above)" >&2; exit 1; \
 	fi; \
+	$(SWIFT) build --scratch-path $(SCRATCH) --target UDPText; \
 	scripts/check-doc-snippets --scratch-path $(SCRATCH)
 
 format:
