@@ -18,7 +18,7 @@ var socketThresholds: [BenchmarkMetric: BenchmarkThresholds] {
     ]
 }
 
-/// Sending allocates the same on every iteration (3 allocations per batch of 64): 2 more pass.
+/// Sending allocates the same on every iteration (2 allocations per batch of 64): 2 more pass.
 var sendThresholds: [BenchmarkMetric: BenchmarkThresholds] {
     [
         .mallocCountTotal: .init(absolute: [.p90: 2]),
