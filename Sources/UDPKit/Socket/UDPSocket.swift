@@ -113,6 +113,8 @@ public final class UDPSocket: Sendable {
     ///   - peer: the peer.
     ///   - local: the local address to bind first; nil picks a free port on the wildcard of the peer's family
     ///     (for a Unix-domain peer, a temporary socket path that is removed on close).
+    ///   - options: socket options.
+    ///   - group: the event loop group; the shared singleton by default.
     public static func connect(
         to peer: UDPAddress,
         from local: UDPAddress? = nil,
@@ -409,7 +411,9 @@ public final class UDPSocket: Sendable {
     ///     stayed full. A server counts these as failed rather than answered. Called after the batch's sends, on
     ///     the thread or event loop that runs `reply`, or (for a reply SwiftNIO sent) on the event loop.
     ///   - reply: the replies to a batch of datagrams.
-    /// - Returns: when the socket closes.
+    ///
+    /// Returns when the socket closes.
+    ///
     /// - Throws: `CancellationError` when the calling task is cancelled (the socket stays open and queues
     ///   datagrams again); `UDPError` when the socket is already answering through another `respond`, and
     ///   `UDPError.system` with the call and its errno when answering failed (the system refused to receive on

@@ -46,6 +46,7 @@ public struct DatagramFormatter: Sendable {
     /// encoding); when the datagram has an `arrival`: `to` (the destination IP), `cast` (`unicast`, `broadcast`
     /// or `multicast`) and `interface` (its name, or null); then `extra` in order.
     /// - Parameters:
+    ///   - datagram: the datagram to show.
     ///   - event: what the datagram is, as one word (e.g. "reply"): shown as `reply from 1.2.3.4:5` in text/hex
     ///     style and as the first field, `"event"`, in JSON. Nil for plain received datagrams.
     ///   - extra: additional fields, shown as `key=value` in text/hex style and as JSON fields.
