@@ -7,7 +7,8 @@ import PackageDescription
 // path), which is how that code is built and tested here (README, "Portable build"). This is the only place
 // that decides it; sources test `#if UDPKIT_LINUX_FAST_PATH`.
 let portable = Context.environment["UDPKIT_PORTABLE"] == "1"
-let fastPath: [SwiftSetting] = portable
+let fastPath: [SwiftSetting] =
+    portable
     ? [.define("UDPKIT_PORTABLE")]
     : [.define("UDPKIT_LINUX_FAST_PATH", .when(platforms: [.linux]))]
 
@@ -21,10 +22,13 @@ let fastPath: [SwiftSetting] = portable
 let staticStandardLibrary: [LinkerSetting] = [
     .unsafeFlags(
         // Each library before the ones it needs (a static link resolves left to right).
-        ["-static-stdlib", "-lFoundation", "-lFoundationInternationalization", "-lCoreFoundation", "-lFoundationEssentials",
-         "-l_FoundationCollections", "-l_FoundationCShims", "-l_FoundationICU", "-lutil"],
+        [
+            "-static-stdlib", "-lFoundation", "-lFoundationInternationalization", "-lCoreFoundation",
+            "-lFoundationEssentials",
+            "-l_FoundationCollections", "-l_FoundationCShims", "-l_FoundationICU", "-lutil",
+        ],
         .when(platforms: [.linux], configuration: .release)
-    ),
+    )
 ]
 
 let package = Package(
@@ -173,12 +177,16 @@ let package = Package(
         .executableTarget(name: "EchoUDPKit", dependencies: ["UDPKit"], path: "Examples/EchoUDPKit"),
         .executableTarget(
             name: "EchoNIOHandler",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "benchmarks/servers/EchoNIOHandler"
         ),
         .executableTarget(
             name: "EchoNIOAsyncChannel",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "benchmarks/servers/EchoNIOAsyncChannel"
         ),
         // Built with the same switch as UDPKit, so that its tests of the fast path's parts compile where they exist.
@@ -186,16 +194,34 @@ let package = Package(
         .testTarget(name: "UDPTextTests", dependencies: ["UDPText", "UDPKit"]),
         .testTarget(name: "UDPBenchTests", dependencies: ["UDPBench"]),
         .testTarget(name: "ImpairmentTests", dependencies: ["Impairment"]),
-        .testTarget(name: "UDPProxyTests", dependencies: ["UDPProxy", "Impairment", "UDPKit", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
-        .testTarget(name: "UDPServersTests", dependencies: ["UDPServers", "UDPKit", "UDPText", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(
+            name: "UDPProxyTests",
+            dependencies: [
+                "UDPProxy", "Impairment", "UDPKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .testTarget(
+            name: "UDPServersTests",
+            dependencies: [
+                "UDPServers", "UDPKit", "UDPText",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "RoomProtocolTests", dependencies: ["RoomProtocol"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture"]),
-        .testTarget(name: "UDPRoomTests", dependencies: ["UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(
+            name: "UDPRoomTests",
+            dependencies: [
+                "UDPRoom", "RoomProtocol", "UDPKit", "UDPProxy", "Impairment",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit", "UDPText"]),
         .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
         .testTarget(
             name: "UDPStudioTests",
-            dependencies: ["UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "UDPText", "udp", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: [
+                "UDPStudio", "UDPStudioWeb", "UDPServers", "UDPKit", "UDPText", "udp",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             exclude: ["Browser"]
         ),
     ]

@@ -11,7 +11,9 @@ public struct CaptureError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 
     /// A packet that cannot be written as pcap.
-    static func unwritable(_ reason: String) -> CaptureError { CaptureError(message: "cannot write the packet to a capture: \(reason)") }
+    static func unwritable(_ reason: String) -> CaptureError {
+        CaptureError(message: "cannot write the packet to a capture: \(reason)")
+    }
 
     public var description: String { message }
 }

@@ -29,7 +29,8 @@ enum PacketDecoder {
         case 0, 108:  // BSD loopback: address family, host byte order (0) or network order (108)
             guard f.count >= 4 else { return .skip("frame shorter than its link header") }
             let b = Array(f.prefix(4))
-            let family = linkType == 108 || (b[0] == 0 && b[1] == 0)
+            let family =
+                linkType == 108 || (b[0] == 0 && b[1] == 0)
                 ? Int(b[0]) << 24 | Int(b[1]) << 16 | Int(b[2]) << 8 | Int(b[3])
                 : Int(b[3]) << 24 | Int(b[2]) << 16 | Int(b[1]) << 8 | Int(b[0])
             switch family {
@@ -68,13 +69,18 @@ enum PacketDecoder {
         guard p.count >= 20, p[s] >> 4 == 4 else { return .skip("not IP") }
         let headerLength = Int(p[s] & 0x0F) * 4
         let total = Int(p[s + 2]) << 8 | Int(p[s + 3])
-        guard headerLength >= 20, total >= headerLength, p.count >= headerLength else { return .skip("corrupt IPv4 header") }
+        guard headerLength >= 20, total >= headerLength, p.count >= headerLength else {
+            return .skip("corrupt IPv4 header")
+        }
         guard p[s + 9] == 17 else { return .skip("not UDP") }
         let flagsOffset = Int(p[s + 6]) << 8 | Int(p[s + 7])
         if flagsOffset & 0x3FFF != 0 { return .skip("IP fragment") }
-        let source = Array(p[(s + 12)..<(s + 16)]), destination = Array(p[(s + 16)..<(s + 20)])
+        let source = Array(p[(s + 12)..<(s + 16)])
+        let destination = Array(p[(s + 16)..<(s + 20)])
         // A capture may pad a short frame (Ethernet minimum): the IP total length says where the packet ends.
-        return udp(p[(s + headerLength)..<(s + min(total, p.count))], source: source, destination: destination, ipCut: total > p.count)
+        return udp(
+            p[(s + headerLength)..<(s + min(total, p.count))], source: source, destination: destination,
+            ipCut: total > p.count)
     }
 
     static func ipv6(_ p: ArraySlice<UInt8>) -> Result {
@@ -82,7 +88,8 @@ enum PacketDecoder {
         guard p.count >= 40, p[s] >> 4 == 6 else { return .skip("not IP") }
         let payloadLength = Int(p[s + 4]) << 8 | Int(p[s + 5])
         var next = p[s + 6]
-        let source = Array(p[(s + 8)..<(s + 24)]), destination = Array(p[(s + 24)..<(s + 40)])
+        let source = Array(p[(s + 8)..<(s + 24)])
+        let destination = Array(p[(s + 24)..<(s + 40)])
         let end = s + min(40 + payloadLength, p.count)
         var at = s + 40
         // Extension headers that may come before UDP.
@@ -106,8 +113,9 @@ enum PacketDecoder {
         let end = length == 0 ? u.count : length
         guard end >= 8 else { return .skip("corrupt UDP header") }
         guard end <= u.count else { return ipCut ? .skip("cut by the snap length") : .skip("corrupt UDP header") }
-        return .udp(source: source, sourcePort: UInt16(u[s]) << 8 | UInt16(u[s + 1]),
-                    destination: destination, destinationPort: UInt16(u[s + 2]) << 8 | UInt16(u[s + 3]),
-                    payload: Array(u[(s + 8)..<(s + end)]))
+        return .udp(
+            source: source, sourcePort: UInt16(u[s]) << 8 | UInt16(u[s + 1]),
+            destination: destination, destinationPort: UInt16(u[s + 2]) << 8 | UInt16(u[s + 3]),
+            payload: Array(u[(s + 8)..<(s + end)]))
     }
 }

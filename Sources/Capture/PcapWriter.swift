@@ -56,12 +56,15 @@ public struct PcapWriter: Sendable {
         var pseudo = packet.source + packet.destination
         switch (packet.source.count, packet.destination.count) {
         case (4, 4):
-            guard udpLength + 20 <= 65_535 else { throw .unwritable("a \(packet.payload.count)-byte payload does not fit in an IPv4 packet") }
+            guard udpLength + 20 <= 65_535 else {
+                throw .unwritable("a \(packet.payload.count)-byte payload does not fit in an IPv4 packet")
+            }
             pseudo += [0, 17]
             pseudo.appendBE(UInt16(udpLength))
             var checksum = Self.internetChecksum(pseudo + udp)
             if checksum == 0 { checksum = 0xFFFF }
-            udp[6] = UInt8(checksum >> 8); udp[7] = UInt8(checksum & 0xFF)
+            udp[6] = UInt8(checksum >> 8)
+            udp[7] = UInt8(checksum & 0xFF)
             identification &+= 1
             var ip: [UInt8] = [0x45, 0]
             ip.appendBE(UInt16(20 + udpLength))
@@ -70,15 +73,19 @@ public struct PcapWriter: Sendable {
             ip += [64, 17, 0, 0]
             ip += packet.source + packet.destination
             let headerSum = Self.internetChecksum(ip)
-            ip[10] = UInt8(headerSum >> 8); ip[11] = UInt8(headerSum & 0xFF)
+            ip[10] = UInt8(headerSum >> 8)
+            ip[11] = UInt8(headerSum & 0xFF)
             return ip + udp
         case (16, 16):
-            guard udpLength <= 65_535 else { throw .unwritable("a \(packet.payload.count)-byte payload does not fit in an IPv6 packet") }
+            guard udpLength <= 65_535 else {
+                throw .unwritable("a \(packet.payload.count)-byte payload does not fit in an IPv6 packet")
+            }
             pseudo.appendBE(UInt32(udpLength))
             pseudo += [0, 0, 0, 17]
             var checksum = Self.internetChecksum(pseudo + udp)
             if checksum == 0 { checksum = 0xFFFF }
-            udp[6] = UInt8(checksum >> 8); udp[7] = UInt8(checksum & 0xFF)
+            udp[6] = UInt8(checksum >> 8)
+            udp[7] = UInt8(checksum & 0xFF)
             var ip: [UInt8] = [0x60, 0, 0, 0]
             ip.appendBE(UInt16(udpLength))
             ip += [17, 64]

@@ -14,7 +14,10 @@ public struct UDPPacket: Sendable, Equatable {
     public var time: CaptureTime
 
     /// A packet with the given parts.
-    public init(source: [UInt8], sourcePort: UInt16, destination: [UInt8], destinationPort: UInt16, payload: [UInt8], time: CaptureTime) {
+    public init(
+        source: [UInt8], sourcePort: UInt16, destination: [UInt8], destinationPort: UInt16, payload: [UInt8],
+        time: CaptureTime
+    ) {
         self.source = source
         self.sourcePort = sourcePort
         self.destination = destination
@@ -35,7 +38,10 @@ public struct CaptureTime: Sendable, Equatable, Comparable {
     public init(seconds: Int64, nanoseconds: Int64) {
         self.seconds = seconds + nanoseconds / 1_000_000_000
         self.nanoseconds = nanoseconds % 1_000_000_000
-        if self.nanoseconds < 0 { self.nanoseconds += 1_000_000_000; self.seconds -= 1 }
+        if self.nanoseconds < 0 {
+            self.nanoseconds += 1_000_000_000
+            self.seconds -= 1
+        }
     }
 
     /// A time from seconds since 1970 (as `Date.timeIntervalSince1970` gives).

@@ -133,7 +133,9 @@ public struct IPMsgCore: Sendable {
     public func peers(named nick: String) -> [IPMsgPeer] {
         let exact = peers.values.filter { $0.nick == nick }
         if !exact.isEmpty { return exact.sorted { $0.address.description < $1.address.description } }
-        return peers.values.filter { $0.nick.lowercased() == nick.lowercased() }.sorted { $0.address.description < $1.address.description }
+        return peers.values.filter { $0.nick.lowercased() == nick.lowercased() }.sorted {
+            $0.address.description < $1.address.description
+        }
     }
 
     // MARK: - Messages
@@ -143,8 +145,10 @@ public struct IPMsgCore: Sendable {
     ///
     /// - Throws: `PayloadError.unencodable` when the peer's encoding cannot carry the text,
     ///   ``IPMsgPacket/CodecError/tooLarge(_:)`` when it does not fit a packet.
-    public mutating func send(_ text: String, to address: UDPAddress, files: [IPMsgFileEntry] = [], now: UInt64,
-                              unixSeconds: UInt32) throws -> (id: UInt32, outputs: [Output]) {
+    public mutating func send(
+        _ text: String, to address: UDPAddress, files: [IPMsgFileEntry] = [], now: UInt64,
+        unixSeconds: UInt32
+    ) throws -> (id: UInt32, outputs: [Output]) {
         let peer = peers[address]
         let (bytes, utf8) = try encodeText(text, for: peer)
         var options: IPMsgCommand.Options = [.sendCheck]
@@ -155,7 +159,9 @@ public struct IPMsgCore: Sendable {
             extensions.append(try IPMsgFileEntry.encode(files))
         }
         let number = numbers.next(unixSeconds: unixSeconds)
-        let packet = header(number, IPMsgCommand(.sendMessage, options.union(.capableOfUTF8)), peer: peer, extra: bytes, extensions: extensions)
+        let packet = header(
+            number, IPMsgCommand(.sendMessage, options.union(.capableOfUTF8)), peer: peer, extra: bytes,
+            extensions: extensions)
         let encoded = try packet.encode()
         pending[number] = Pending(packet: packet, to: address, sends: 1, nextAt: now &+ settings.retryInterval)
         return (number, [.send(encoded, to: address)])
@@ -166,13 +172,15 @@ public struct IPMsgCore: Sendable {
         let utf8 = settings.encoding == .utf8
         let bytes = try settings.encoding.encode(text)
         let options: IPMsgCommand.Options = utf8 ? [.broadcast, .utf8] : [.broadcast]
-        let packet = header(numbers.next(unixSeconds: unixSeconds), IPMsgCommand(.sendMessage, options), peer: nil, extra: bytes)
+        let packet = header(
+            numbers.next(unixSeconds: unixSeconds), IPMsgCommand(.sendMessage, options), peer: nil, extra: bytes)
         return [.broadcast(try packet.encode())]
     }
 
     /// The GETFILEDATA packet that asks a peer for a file it offered (sent over TCP to the peer's port).
     public mutating func fileRequest(_ request: IPMsgFileRequest, unixSeconds: UInt32) -> [UInt8] {
-        let packet = header(numbers.next(unixSeconds: unixSeconds), IPMsgCommand(.getFileData), peer: nil, extra: request.extra)
+        let packet = header(
+            numbers.next(unixSeconds: unixSeconds), IPMsgCommand(.getFileData), peer: nil, extra: request.extra)
         return (try? packet.encode()) ?? []
     }
 
@@ -182,7 +190,9 @@ public struct IPMsgCore: Sendable {
         for (number, item) in pending.sorted(by: { $0.key < $1.key }) where item.nextAt <= now {
             if item.sends >= settings.tries {
                 pending[number] = nil
-                outputs.append(.event(.undelivered(id: number, to: peers[item.to] ?? stranger(item.to, now: now), tries: item.sends)))
+                outputs.append(
+                    .event(
+                        .undelivered(id: number, to: peers[item.to] ?? stranger(item.to, now: now), tries: item.sends)))
                 continue
             }
             var again = item
@@ -210,7 +220,9 @@ public struct IPMsgCore: Sendable {
     // MARK: - Receiving
 
     /// Handles one datagram from `sender`.
-    public mutating func receive(_ bytes: [UInt8], from sender: UDPAddress, now: UInt64, unixSeconds: UInt32) -> [Output] {
+    public mutating func receive(_ bytes: [UInt8], from sender: UDPAddress, now: UInt64, unixSeconds: UInt32)
+        -> [Output]
+    {
         if ownAddresses.contains(sender) {
             counters.own += 1
             return []
@@ -230,7 +242,9 @@ public struct IPMsgCore: Sendable {
         case .sendMessage:
             return message(packet, from: sender, now: now, unixSeconds: unixSeconds)
         case .receivedMessage:
-            guard let number = packet.acknowledgedNumber, let item = pending[number], item.to == sender else { return [] }
+            guard let number = packet.acknowledgedNumber, let item = pending[number], item.to == sender else {
+                return []
+            }
             pending[number] = nil
             return [.event(.delivered(id: number, to: peers[sender] ?? stranger(sender, now: now)))]
         default:
@@ -239,7 +253,9 @@ public struct IPMsgCore: Sendable {
         }
     }
 
-    private mutating func presence(_ packet: IPMsgPacket, from sender: UDPAddress, now: UInt64, unixSeconds: UInt32) -> [Output] {
+    private mutating func presence(_ packet: IPMsgPacket, from sender: UDPAddress, now: UInt64, unixSeconds: UInt32)
+        -> [Output]
+    {
         let known = peers[sender]
         if known == nil && peers.count >= settings.maximumPeers {
             counters.peersRefused += 1
@@ -249,10 +265,12 @@ public struct IPMsgCore: Sendable {
         forgetNumbers(of: sender)
         let version = IPMsgVersion(packet.version)
         let declared = packet.declaredEncoding
-        let acceptsUTF8 = packet.command.has(.capableOfUTF8) || packet.command.has(.utf8) || version.speaksUTF8
+        let acceptsUTF8 =
+            packet.command.has(.capableOfUTF8) || packet.command.has(.utf8) || version.speaksUTF8
             || declared == "utf-8" || declared == "utf8" || (known?.acceptsUTF8 ?? false)
-        let encoding = textEncoding(of: packet, version: version, declared: declared, fields: [packet.extra, packet.group],
-                                    fallback: known?.encoding)
+        let encoding = textEncoding(
+            of: packet, version: version, declared: declared, fields: [packet.extra, packet.group],
+            fallback: known?.encoding)
         let user = encoding.decode(packet.user).escaped
         let nickText = encoding.decode(packet.extra).escaped
         let peer = IPMsgPeer(
@@ -278,12 +296,15 @@ public struct IPMsgCore: Sendable {
         return outputs
     }
 
-    private mutating func message(_ packet: IPMsgPacket, from sender: UDPAddress, now: UInt64, unixSeconds: UInt32) -> [Output] {
+    private mutating func message(_ packet: IPMsgPacket, from sender: UDPAddress, now: UInt64, unixSeconds: UInt32)
+        -> [Output]
+    {
         var outputs: [Output] = []
         let options = packet.command.options
         if options.contains(.sendCheck) && options.isDisjoint(with: [.broadcast, .autoReturn]) {
-            let ack = header(numbers.next(unixSeconds: unixSeconds), IPMsgCommand(.receivedMessage), peer: peers[sender],
-                             extra: Array(String(packet.packetNumber).utf8))
+            let ack = header(
+                numbers.next(unixSeconds: unixSeconds), IPMsgCommand(.receivedMessage), peer: peers[sender],
+                extra: Array(String(packet.packetNumber).utf8))
             if let bytes = try? ack.encode() {
                 counters.acknowledged += 1
                 outputs.append(.send(bytes, to: sender))
@@ -307,7 +328,8 @@ public struct IPMsgCore: Sendable {
         if options.contains(.utf8) {
             encoding = .utf8
         } else {
-            encoding = textEncoding(of: packet, version: peer.version, declared: nil, fields: [packet.extra], fallback: peer.encoding)
+            encoding = textEncoding(
+                of: packet, version: peer.version, declared: nil, fields: [packet.extra], fallback: peer.encoding)
             if encoding != peer.encoding, peers[sender] != nil {
                 // Per-peer detection, as iptux does: keep answering in what it writes.
                 peer.encoding = encoding
@@ -317,10 +339,13 @@ public struct IPMsgCore: Sendable {
         peer.lastSeen = now
         peers[sender]?.lastSeen = now
         let files = options.contains(.fileAttach) ? IPMsgFileEntry.decode(packet.extensions.first ?? []) : []
-        outputs.append(.event(.message(IPMsgIncoming(
-            from: peer, packetNumber: packet.packetNumber, text: encoding.decode(packet.extra),
-            broadcast: options.contains(.broadcast), autoReturn: options.contains(.autoReturn),
-            files: files, fileEncoding: encoding))))
+        outputs.append(
+            .event(
+                .message(
+                    IPMsgIncoming(
+                        from: peer, packetNumber: packet.packetNumber, text: encoding.decode(packet.extra),
+                        broadcast: options.contains(.broadcast), autoReturn: options.contains(.autoReturn),
+                        files: files, fileEncoding: encoding))))
         return outputs
     }
 
@@ -328,12 +353,15 @@ public struct IPMsgCore: Sendable {
 
     /// The encoding text from this packet is read in: UTF-8 when flagged or when the bytes are valid UTF-8 with
     /// something beyond ASCII; else what is known of the peer; else the default.
-    private func textEncoding(of packet: IPMsgPacket, version: IPMsgVersion, declared: String?, fields: [[UInt8]],
-                              fallback: TextEncoding?) -> TextEncoding {
+    private func textEncoding(
+        of packet: IPMsgPacket, version: IPMsgVersion, declared: String?, fields: [[UInt8]],
+        fallback: TextEncoding?
+    ) -> TextEncoding {
         if packet.command.has(.utf8) { return .utf8 }
         let nonASCII = fields.filter { $0.contains { $0 >= 0x80 } }
         if !nonASCII.isEmpty {
-            return nonASCII.allSatisfy({ TextEncoding.utf8.decode($0).isValid }) ? .utf8 : (fallback == .utf8 ? settings.encoding : fallback ?? settings.encoding)
+            return nonASCII.allSatisfy({ TextEncoding.utf8.decode($0).isValid })
+                ? .utf8 : (fallback == .utf8 ? settings.encoding : fallback ?? settings.encoding)
         }
         if version.speaksUTF8 || declared == "utf-8" || declared == "utf8" { return .utf8 }
         return fallback ?? settings.encoding
@@ -344,7 +372,8 @@ public struct IPMsgCore: Sendable {
         return (try encoding.encode(text), encoding == .utf8 && !(peer?.version.speaksUTF8 ?? false))
     }
 
-    private mutating func presencePacket(_ mode: IPMsgCommand.Mode, to peer: IPMsgPeer?, unixSeconds: UInt32) -> [UInt8] {
+    private mutating func presencePacket(_ mode: IPMsgCommand.Mode, to peer: IPMsgPeer?, unixSeconds: UInt32) -> [UInt8]
+    {
         let encoding = peer.map { $0.acceptsUTF8 ? .utf8 : $0.encoding } ?? settings.encoding
         var options: IPMsgCommand.Options = [.capableOfUTF8]
         if identity.absence != nil { options.insert(.absence) }
@@ -353,23 +382,29 @@ public struct IPMsgCore: Sendable {
         let nickText = identity.absence.map { "\(identity.nick) [\($0)]" } ?? identity.nick
         let nick = (try? encoding.encode(nickText)) ?? (try? TextEncoding.gb18030.encode(nickText)) ?? []
         let group = (try? encoding.encode(identity.group)) ?? (try? TextEncoding.gb18030.encode(identity.group)) ?? []
-        let packet = header(numbers.next(unixSeconds: unixSeconds), IPMsgCommand(mode, options), peer: peer,
-                            extra: mode == .exit ? [] : nick, extensions: mode == .exit ? [] : [group])
+        let packet = header(
+            numbers.next(unixSeconds: unixSeconds), IPMsgCommand(mode, options), peer: peer,
+            extra: mode == .exit ? [] : nick, extensions: mode == .exit ? [] : [group])
         return (try? packet.encode()) ?? []
     }
 
-    private func header(_ number: UInt32, _ command: IPMsgCommand, peer: IPMsgPeer?, extra: [UInt8], extensions: [[UInt8]] = []) -> IPMsgPacket {
-        IPMsgPacket(version: Array("1".utf8), packetNumber: number, user: Array(identity.user.utf8), host: Array(identity.host.utf8),
-                    command: command, extra: extra, extensions: extensions)
+    private func header(
+        _ number: UInt32, _ command: IPMsgCommand, peer: IPMsgPeer?, extra: [UInt8], extensions: [[UInt8]] = []
+    ) -> IPMsgPacket {
+        IPMsgPacket(
+            version: Array("1".utf8), packetNumber: number, user: Array(identity.user.utf8),
+            host: Array(identity.host.utf8),
+            command: command, extra: extra, extensions: extensions)
     }
 
     private func stranger(_ address: UDPAddress, packet: IPMsgPacket? = nil, now: UInt64) -> IPMsgPeer {
         let version = packet.map { IPMsgVersion($0.version) } ?? IPMsgVersion(Array("1".utf8))
         let encoding = version.speaksUTF8 ? TextEncoding.utf8 : settings.encoding
         let user = packet.map { encoding.decode($0.user).escaped } ?? "?"
-        return IPMsgPeer(address: address, user: user, host: packet.map { encoding.decode($0.host).escaped } ?? "?",
-                         nick: user, group: "", version: version, encoding: encoding, acceptsUTF8: version.speaksUTF8,
-                         isAbsent: false, announced: false, lastSeen: now)
+        return IPMsgPeer(
+            address: address, user: user, host: packet.map { encoding.decode($0.host).escaped } ?? "?",
+            nick: user, group: "", version: version, encoding: encoding, acceptsUTF8: version.speaksUTF8,
+            isAbsent: false, announced: false, lastSeen: now)
     }
 
     /// Token bucket in total plus a minimum spacing per address: a BR_ENTRY flood from spoofed addresses gets at
@@ -395,7 +430,8 @@ public struct IPMsgCore: Sendable {
     }
 
     private mutating func forgetOld(now: UInt64) {
-        for (address, numbers) in remembered where numbers.values.contains(where: { now &- $0 > settings.duplicateMemory }) {
+        for (address, numbers) in remembered
+        where numbers.values.contains(where: { now &- $0 > settings.duplicateMemory }) {
             let kept = numbers.filter { now &- $0.value <= settings.duplicateMemory }
             rememberedCount -= numbers.count - kept.count
             remembered[address] = kept.isEmpty ? nil : kept

@@ -65,7 +65,8 @@ public final class IPMsgFileServer: Sendable {
     public func offer(packetNumber: UInt32, to peer: String, files: [(entry: IPMsgFileEntry, path: String)]) {
         offers.withLockedValue { offers in
             for (entry, path) in files {
-                offers[UInt64(packetNumber) << 32 | UInt64(entry.id)] = Offered(peer: peer, path: path, size: entry.size)
+                offers[UInt64(packetNumber) << 32 | UInt64(entry.id)] = Offered(
+                    peer: peer, path: path, size: entry.size)
             }
         }
     }
@@ -110,10 +111,13 @@ public final class IPMsgFileServer: Sendable {
                 return first
             }
             guard let request, let packet = try? IPMsgPacket.decode(request), packet.command.mode == .getFileData,
-                  let wanted = IPMsgFileRequest(extra: packet.extra) else { return }
+                let wanted = IPMsgFileRequest(extra: packet.extra)
+            else { return }
             let key = UInt64(wanted.packetNumber) << 32 | UInt64(wanted.fileID)
-            guard let offered = offers.withLockedValue({ $0[key] }), offered.peer == peer, wanted.offset <= offered.size,
-                  let handle = FileHandle(forReadingAtPath: offered.path) else { return }
+            guard let offered = offers.withLockedValue({ $0[key] }), offered.peer == peer,
+                wanted.offset <= offered.size,
+                let handle = FileHandle(forReadingAtPath: offered.path)
+            else { return }
             defer { try? handle.close() }
             try handle.seek(toOffset: wanted.offset)
             var sent: UInt64 = 0
@@ -127,7 +131,8 @@ public final class IPMsgFileServer: Sendable {
                 sent += UInt64(chunk.count)
                 left -= UInt64(chunk.count)
             }
-            continuation.yield(Served(packetNumber: wanted.packetNumber, fileID: wanted.fileID, bytes: sent, peer: peer))
+            continuation.yield(
+                Served(packetNumber: wanted.packetNumber, fileID: wanted.fileID, bytes: sent, peer: peer))
         }
     }
 
@@ -142,12 +147,16 @@ public enum IPMsgFileFetch {
     ///
     /// The name must pass ``IPMsgFileName/problem(_:)``; an existing file is never overwritten; a short transfer
     /// removes the partial file. Returns the path written.
-    public static func fetch(from host: String, port: Int, request: [UInt8], size: UInt64, name: String, directory: String,
-                             timeout: Duration = .seconds(30)) async throws -> String {
+    public static func fetch(
+        from host: String, port: Int, request: [UInt8], size: UInt64, name: String, directory: String,
+        timeout: Duration = .seconds(30)
+    ) async throws -> String {
         if let problem = IPMsgFileName.problem(name) { throw IPMsgFileError("refused file name '\(name)': \(problem)") }
         let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
-        guard URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path
-                == URL(fileURLWithPath: directory).standardizedFileURL.path else {
+        guard
+            URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path
+                == URL(fileURLWithPath: directory).standardizedFileURL.path
+        else {
             throw IPMsgFileError("refused file name '\(name)': it leaves the download directory")
         }
         // O_EXCL: never replace or follow anything already there.
@@ -159,7 +168,9 @@ public enum IPMsgFileFetch {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.seconds(5))
                 .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
                 }
             received = try await withThrowingTaskGroup(of: UInt64?.self) { group in
                 group.addTask {
@@ -191,7 +202,8 @@ public enum IPMsgFileFetch {
         try? file.close()
         guard received == size else {
             unlink(path)
-            throw IPMsgFileError("'\(name)' from \(host): got \(received) of \(size) bytes; the partial file was removed")
+            throw IPMsgFileError(
+                "'\(name)' from \(host): got \(received) of \(size) bytes; the partial file was removed")
         }
         return path
     }

@@ -39,7 +39,8 @@ public final class IPMsgMessenger: Sendable {
         self.socket = socket
         self.broadcastAddresses = broadcastAddresses
         self.core = NIOLockedValueBox(core)
-        (events, continuation) = AsyncStream.makeStream(of: IPMsgCore.IPMsgEvent.self, bufferingPolicy: .bufferingNewest(10_000))
+        (events, continuation) = AsyncStream.makeStream(
+            of: IPMsgCore.IPMsgEvent.self, bufferingPolicy: .bufferingNewest(10_000))
     }
 
     /// Binds the port and prepares; nothing is sent until ``announce()``.
@@ -50,14 +51,18 @@ public final class IPMsgMessenger: Sendable {
         let targets = try UDPAddress.broadcastAddresses(port: configuration.port, interface: configuration.interface)
         var options = UDPSocketOptions()
         options.broadcast = true
-        let socket = try await UDPSocket.bind(to: try UDPAddress(ip: "0.0.0.0", port: configuration.port), options: options)
+        let socket = try await UDPSocket.bind(
+            to: try UDPAddress(ip: "0.0.0.0", port: configuration.port), options: options)
         let port = socket.localAddress.port ?? configuration.port
-        var core = IPMsgCore(identity: configuration.identity, settings: configuration.settings,
-                             lastPacketNumber: UInt32(clamping: Int(Date().timeIntervalSince1970)))
+        var core = IPMsgCore(
+            identity: configuration.identity, settings: configuration.settings,
+            lastPacketNumber: UInt32(clamping: Int(Date().timeIntervalSince1970)))
         // Our broadcasts come back to us on every interface; they are recognised by source address and port.
         let own = (try? NetworkInterface.all()) ?? []
-        core.ownAddresses = Set(own.flatMap(\.addresses).filter { $0.family == .ipv4 }.compactMap { try? UDPAddress($0, port: port) })
-        return IPMsgMessenger(socket: socket, broadcastAddresses: targets.map { $0.withPort(configuration.port) }, core: core)
+        core.ownAddresses = Set(
+            own.flatMap(\.addresses).filter { $0.family == .ipv4 }.compactMap { try? UDPAddress($0, port: port) })
+        return IPMsgMessenger(
+            socket: socket, broadcastAddresses: targets.map { $0.withPort(configuration.port) }, core: core)
     }
 
     /// Receives, answers and resends until cancelled; then ends ``events``.
@@ -68,7 +73,9 @@ public final class IPMsgMessenger: Sendable {
                 for try await batch in self.socket.batches {
                     for datagram in batch where !datagram.truncated {
                         let outputs = self.core.withLockedValue {
-                            $0.receive(datagram.bytes, from: datagram.sender, now: MonotonicClock.nanoseconds, unixSeconds: Self.unixSeconds)
+                            $0.receive(
+                                datagram.bytes, from: datagram.sender, now: MonotonicClock.nanoseconds,
+                                unixSeconds: Self.unixSeconds)
                         }
                         await self.perform(outputs)
                     }

@@ -54,8 +54,10 @@ public struct IPMsgPeer: Sendable, Hashable {
     public var lastSeen: UInt64
 
     /// Makes a peer record.
-    public init(address: UDPAddress, user: String, host: String, nick: String, group: String, version: IPMsgVersion,
-                encoding: TextEncoding, acceptsUTF8: Bool, isAbsent: Bool, announced: Bool, lastSeen: UInt64) {
+    public init(
+        address: UDPAddress, user: String, host: String, nick: String, group: String, version: IPMsgVersion,
+        encoding: TextEncoding, acceptsUTF8: Bool, isAbsent: Bool, announced: Bool, lastSeen: UInt64
+    ) {
         self.address = address
         self.user = user
         self.host = host

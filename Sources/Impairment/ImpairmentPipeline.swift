@@ -189,8 +189,8 @@ public struct ImpairmentPipeline: Sendable, Equatable {
         let inDelayLine = max(0, scheduled.bytes + heldBytes - onLink.bytes)
         let delayLimit = settings.effectiveDelayLimit
         guard size <= delayLimit / copies, inDelayLine <= delayLimit - size * copies,
-              scheduled.copies + held.count + copies <= settings.effectiveDatagramLimit,
-              size <= room / copies
+            scheduled.copies + held.count + copies <= settings.effectiveDatagramLimit,
+            size <= room / copies
         else {
             totals.overflowed += 1
             return output
@@ -217,10 +217,11 @@ public struct ImpairmentPipeline: Sendable, Equatable {
         if reorderDraw < settings.reorder {
             let hold = settings.reorderHold
             heldBytes += bytes.count * copies
-            held.append(HeldDatagram(
-                bytes: bytes, duplicated: duplicated, arrival: now, natural: natural,
-                deadline: natural.addingSaturated(hold.timeout.clampedNanoseconds),
-                remaining: max(1, hold.distance)))
+            held.append(
+                HeldDatagram(
+                    bytes: bytes, duplicated: duplicated, arrival: now, natural: natural,
+                    deadline: natural.addingSaturated(hold.timeout.clampedNanoseconds),
+                    remaining: max(1, hold.distance)))
             return output
         }
         emit(bytes, duplicated: duplicated, arrival: now, notBefore: natural, into: &output)
@@ -266,8 +267,9 @@ public struct ImpairmentPipeline: Sendable, Equatable {
     private mutating func release(_ entry: HeldDatagram, notBefore: UInt64, into output: inout [ScheduledDatagram]) {
         if entry.overtaken { totals.reordered += 1 }
         let behindLast = lastRelease.addingSaturated(Self.tieBreakSpacing)
-        emit(entry.bytes, duplicated: entry.duplicated, arrival: entry.arrival,
-             notBefore: max(notBefore, behindLast), into: &output)
+        emit(
+            entry.bytes, duplicated: entry.duplicated, arrival: entry.arrival,
+            notBefore: max(notBefore, behindLast), into: &output)
     }
 
     private mutating func emit(
@@ -284,7 +286,9 @@ public struct ImpairmentPipeline: Sendable, Equatable {
         lastRelease = time
     }
 
-    private mutating func record(_ bytes: [UInt8], at time: UInt64, arrival: UInt64, into output: inout [ScheduledDatagram]) {
+    private mutating func record(
+        _ bytes: [UInt8], at time: UInt64, arrival: UInt64, into output: inout [ScheduledDatagram]
+    ) {
         output.append(ScheduledDatagram(bytes: bytes, releaseTime: time))
         if time > latestTime { scheduled.append(time: time, bytes: bytes.count, copies: 1) }
         totals.forwarded += 1

@@ -113,7 +113,8 @@ public struct BitRate: Sendable, Equatable, Hashable, CustomStringConvertible {
         }
         if multiplier > 1 { unit = unit.dropFirst() }
         guard ["", "bit/s", "bps", "bit"].contains(unit) else {
-            throw quantity.error(.unknownUnit(quantity.unit, expected: "k, M or G, optionally followed by bit/s or bps"))
+            throw quantity.error(
+                .unknownUnit(quantity.unit, expected: "k, M or G, optionally followed by bit/s or bps"))
         }
         guard quantity.value >= 0 else { throw quantity.error(.negative) }
         let bits = quantity.value * multiplier
@@ -124,7 +125,8 @@ public struct BitRate: Sendable, Equatable, Hashable, CustomStringConvertible {
 
     /// A short human-readable form such as `2.5 Mbit/s`, truncated to three decimals.
     public var description: String {
-        for (scale, prefix) in [(UInt64(1_000_000_000), "G"), (1_000_000, "M"), (1_000, "k")] where bitsPerSecond >= scale {
+        for (scale, prefix) in [(UInt64(1_000_000_000), "G"), (1_000_000, "M"), (1_000, "k")]
+        where bitsPerSecond >= scale {
             let whole = bitsPerSecond / scale
             let thousandths = (bitsPerSecond % scale) * 1_000 / scale
             guard thousandths > 0 else { return "\(whole) \(prefix)bit/s" }
@@ -234,7 +236,7 @@ private struct Quantity {
 extension String {
     fileprivate func trimmingWhitespace() -> String {
         guard let first = firstIndex(where: { !$0.isWhitespace }),
-              let last = lastIndex(where: { !$0.isWhitespace })
+            let last = lastIndex(where: { !$0.isWhitespace })
         else { return "" }
         return String(self[first...last])
     }

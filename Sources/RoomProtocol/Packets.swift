@@ -157,7 +157,8 @@ public enum ServerPacket: Hashable, Sendable {
         case .welcome(let welcome): welcome.token
         case .refused: nil
         case .ended(let token, _), .ack(let token, _), .pong(let token, _), .deliver(let token, _, _),
-             .pathChallenge(let token, _): token
+            .pathChallenge(let token, _):
+            token
         }
     }
 }

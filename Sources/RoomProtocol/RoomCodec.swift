@@ -194,9 +194,10 @@ public enum RoomCodec {
                     let history = try reader.u16()
                     let heartbeat = try reader.u32()
                     let timeout = try reader.u32()
-                    packet = .welcome(Welcome(
-                        nonce: nonce, token: token, serverInstance: instance, maxTextBytes: maxText,
-                        historyCount: history, heartbeatMillis: heartbeat, timeoutMillis: timeout))
+                    packet = .welcome(
+                        Welcome(
+                            nonce: nonce, token: token, serverInstance: instance, maxTextBytes: maxText,
+                            historyCount: history, heartbeatMillis: heartbeat, timeoutMillis: timeout))
                 case PacketType.refused:
                     let nonce = try reader.u64()
                     let reason = RefusalReason(rawValue: try reader.u8())
@@ -239,14 +240,17 @@ public enum RoomCodec {
     public static func versionMismatchReply(to datagram: some Collection<UInt8>) -> [UInt8]? {
         let bytes = Array(datagram.prefix(RoomWire.headerSize + 8))
         guard bytes.count == RoomWire.headerSize + 8, datagram.count <= RoomWire.maxDatagramSize,
-              bytes[0] == RoomWire.magic0, bytes[1] == RoomWire.magic1,
-              bytes[2] != RoomWire.version, bytes[3] == PacketType.join
+            bytes[0] == RoomWire.magic0, bytes[1] == RoomWire.magic1,
+            bytes[2] != RoomWire.version, bytes[3] == PacketType.join
         else { return nil }
         let nonce = bytes[4...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         // ASCII, so cutting at a byte count cuts at a character boundary.
         let text = "this server speaks room protocol version \(RoomWire.version) only"
         let room = 3 * datagram.count - (RoomWire.headerSize + 8 + 1 + 2)
-        guard var reply = try? encode(ServerPacket.refused(nonce: nonce, reason: .unsupportedVersion, text: String(text.prefix(room)))) else {
+        guard
+            var reply = try? encode(
+                ServerPacket.refused(nonce: nonce, reason: .unsupportedVersion, text: String(text.prefix(room))))
+        else {
             return nil
         }
         if bytes[2] == 1 { reply[2] = 1 }
@@ -260,7 +264,9 @@ public enum RoomCodec {
         var bytes = Array(datagram.prefix(RoomWire.maxDatagramSize + 1))
         guard bytes.count > 3, bytes[2] == 1, bytes[3] == PacketType.refused else { return nil }
         bytes[2] = RoomWire.version
-        guard case .refused(let nonce, .unsupportedVersion, let text)? = try? decodeServerPacket(bytes) else { return nil }
+        guard case .refused(let nonce, .unsupportedVersion, let text)? = try? decodeServerPacket(bytes) else {
+            return nil
+        }
         return (nonce, text)
     }
 

@@ -150,7 +150,7 @@ public struct RoomLimits: Hashable, Sendable {
         if blankSymbols.contains(scalar.value) { return true }
         switch scalar.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse, .unassigned,
-             .spaceSeparator, .lineSeparator, .paragraphSeparator:
+            .spaceSeparator, .lineSeparator, .paragraphSeparator:
             return true
         default:
             return false

@@ -40,8 +40,12 @@ public struct SessionToken: Hashable, Sendable, CustomStringConvertible {
     public var bytes: [UInt8] {
         var result: [UInt8] = []
         result.reserveCapacity(RoomWire.tokenSize)
-        for shift in stride(from: 56, through: 0, by: -8) { result.append(UInt8(truncatingIfNeeded: high >> UInt64(shift))) }
-        for shift in stride(from: 56, through: 0, by: -8) { result.append(UInt8(truncatingIfNeeded: low >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            result.append(UInt8(truncatingIfNeeded: high >> UInt64(shift)))
+        }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            result.append(UInt8(truncatingIfNeeded: low >> UInt64(shift)))
+        }
         return result
     }
 

@@ -59,8 +59,8 @@ public struct FloodEnd: Equatable, Sendable {
     /// version, or inconsistent (a last sequence that is not `sent - 1`). Trailing bytes are ignored; never traps.
     public init?(decoding raw: UnsafeRawBufferPointer) {
         guard raw.count >= Self.size,
-              UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)) == Self.magic,
-              raw[4] == Self.version
+            UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)) == Self.magic,
+            raw[4] == Self.version
         else { return nil }
         let stream = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         let last = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 12, as: UInt64.self))

@@ -104,16 +104,16 @@ public enum RateFormat {
 
     private static func round(_ value: Double, places: Int) -> Double {
         var scale = 1.0
-        for _ in 0 ..< places { scale *= 10 }
+        for _ in 0..<places { scale *= 10 }
         return (value * scale).rounded() / scale
     }
 
     /// Renders a non-negative finite value with exactly `places` decimals.
     private static func fixed(_ value: Double, places: Int) -> String {
         var scale: UInt64 = 1
-        for _ in 0 ..< places { scale *= 10 }
+        for _ in 0..<places { scale *= 10 }
         let scaled = (value * Double(scale)).rounded()
-        guard scaled < 9.0e18 else { return String(value) } // absurdly large: plain description
+        guard scaled < 9.0e18 else { return String(value) }  // absurdly large: plain description
         let integer = UInt64(scaled)
         var text = String(integer / scale)
         if places > 0 {

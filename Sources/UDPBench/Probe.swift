@@ -52,7 +52,7 @@ public struct Probe: Equatable, Sendable {
         let start = buffer.count
         buffer.append(contentsOf: repeatElement(0 as UInt8, count: size))
         buffer.withUnsafeMutableBytes { raw in
-            encode(into: UnsafeMutableRawBufferPointer(rebasing: raw[start ..< start + Self.headerSize]))
+            encode(into: UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + Self.headerSize]))
         }
     }
 
@@ -61,7 +61,8 @@ public struct Probe: Equatable, Sendable {
     /// rewrite only the header per datagram. No alignment is required. Traps (precondition) when
     /// `raw.count < Probe.headerSize`.
     public func encode(into raw: UnsafeMutableRawBufferPointer) {
-        precondition(raw.count >= Self.headerSize, "buffer of \(raw.count) bytes is below the \(Self.headerSize)-byte header")
+        precondition(
+            raw.count >= Self.headerSize, "buffer of \(raw.count) bytes is below the \(Self.headerSize)-byte header")
         raw.storeBytes(of: Self.magic.bigEndian, toByteOffset: 0, as: UInt32.self)
         raw.storeBytes(of: Self.version, toByteOffset: 4, as: UInt8.self)
         raw.storeBytes(of: 0, toByteOffset: 5, as: UInt8.self)
@@ -84,16 +85,16 @@ public struct Probe: Equatable, Sendable {
         var iterator = bytes.makeIterator()
         func read(_ count: Int) -> UInt64? {
             var value: UInt64 = 0
-            for _ in 0 ..< count {
+            for _ in 0..<count {
                 guard let byte = iterator.next() else { return nil }
                 value = value << 8 | UInt64(byte)
             }
             return value
         }
         guard let magic = read(4), magic == UInt64(Self.magic),
-              let version = read(1), version == UInt64(Self.version),
-              read(3) != nil, // flags + reserved
-              let stream = read(4), let sequence = read(8), let sendTime = read(8)
+            let version = read(1), version == UInt64(Self.version),
+            read(3) != nil,  // flags + reserved
+            let stream = read(4), let sequence = read(8), let sendTime = read(8)
         else { return nil }
         self.init(stream: UInt32(truncatingIfNeeded: stream), sequence: sequence, sendTime: sendTime)
     }
@@ -103,8 +104,8 @@ public struct Probe: Equatable, Sendable {
     /// bytes, flags and reserved fields are ignored. No alignment is required; never traps.
     public init?(decoding raw: UnsafeRawBufferPointer) {
         guard raw.count >= Self.headerSize,
-              UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)) == Self.magic,
-              raw[4] == Self.version
+            UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)) == Self.magic,
+            raw[4] == Self.version
         else { return nil }
         self.init(
             stream: UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),

@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
 
 /// Everything that can go wrong with a UDP socket, in words that say what to do next.
 ///
@@ -71,7 +72,8 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
         case .closed:
             return "the socket is closed"
         case .unaddressableSender:
-            return "a datagram came from an unbound Unix-domain socket, which cannot be answered; the socket was closed (senders must bind a path)"
+            return
+                "a datagram came from an unbound Unix-domain socket, which cannot be answered; the socket was closed (senders must bind a path)"
         case .interfaceUnavailable(let interface, let reason):
             return interface.isEmpty ? reason : "interface '\(interface)': \(reason)"
         case .system(let operation, let code):
@@ -117,9 +119,12 @@ public enum UDPError: Error, Equatable, Sendable, CustomStringConvertible {
         case EADDRNOTAVAIL: return .addressNotAvailable(address)
         case EACCES, EPERM:
             if operation == "bind" {
-                return .permissionDenied("binding \(address)", hint: "ports below 1024 need root (or CAP_NET_BIND_SERVICE); use a port of 1024 or more")
+                return .permissionDenied(
+                    "binding \(address)",
+                    hint: "ports below 1024 need root (or CAP_NET_BIND_SERVICE); use a port of 1024 or more")
             }
-            return .permissionDenied("sending to \(address)", hint: "it looks like a broadcast address; enable broadcast (--broadcast)")
+            return .permissionDenied(
+                "sending to \(address)", hint: "it looks like a broadcast address; enable broadcast (--broadcast)")
         case ENETUNREACH: return .networkUnreachable(address)
         case EHOSTUNREACH: return .hostUnreachable(address)
         case ECONNREFUSED: return .connectionRefused(address)

@@ -1,8 +1,7 @@
-import UDPKit
 import Impairment
 import NIOConcurrencyHelpers
 import NIOCore
-
+import UDPKit
 
 /// Bytes that all lanes of a proxy may hold waiting together, so that the total stays bounded however
 /// many clients there are. Lanes take and give back under their own lock (lane, then budget; never the
@@ -68,8 +67,8 @@ final class Lane: Sendable {
         var nextWake: UInt64? {
             let next = head < queue.count ? queue[head].releaseTime : nil
             switch (next, pipeline.nextDeadline) {
-            case let (a?, b?): return min(a, b)
-            case let (a, b): return a ?? b
+            case (let a?, let b?): return min(a, b)
+            case (let a, let b): return a ?? b
             }
         }
     }

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Impairment
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UDPKit
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A UDP relay between clients and one upstream address that can lose, delay, jitter, duplicate,
 /// reorder, rate-limit and corrupt datagrams, each direction on its own settings.
@@ -129,7 +130,10 @@ public final class UDPProxy: Service {
         var down = ImpairmentCounters()
     }
 
-    private init(listener: UDPSocket, upstreams: UpstreamSockets, configuration: Configuration, onEvent: (@Sendable (Event) -> Void)?) {
+    private init(
+        listener: UDPSocket, upstreams: UpstreamSockets, configuration: Configuration,
+        onEvent: (@Sendable (Event) -> Void)?
+    ) {
         self.listener = listener
         self.upstreams = upstreams
         self.localAddress = listener.localAddress
@@ -141,19 +145,25 @@ public final class UDPProxy: Service {
     /// Binds the client-facing socket. Call `run()` to start relaying.
     /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
     /// - Throws: `UDPProxyError.upstreamIsItself` when the upstream is the address just bound.
-    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration,
-                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> UDPProxy {
+    public static func bind(
+        to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration,
+        onEvent: (@Sendable (Event) -> Void)? = nil
+    ) async throws -> UDPProxy {
         let upstreams = try UpstreamSockets(upstream: configuration.upstream)
         let listener = try await UDPSocket.bind(to: endpoint, family: family, options: socketOptions)
-        return try await checked(UDPProxy(listener: listener, upstreams: upstreams, configuration: configuration, onEvent: onEvent))
+        return try await checked(
+            UDPProxy(listener: listener, upstreams: upstreams, configuration: configuration, onEvent: onEvent))
     }
 
     /// Binds the client-facing socket to a resolved address. See `bind(to:family:configuration:onEvent:)`.
-    public static func bind(to address: UDPAddress, configuration: Configuration,
-                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> UDPProxy {
+    public static func bind(
+        to address: UDPAddress, configuration: Configuration,
+        onEvent: (@Sendable (Event) -> Void)? = nil
+    ) async throws -> UDPProxy {
         let upstreams = try UpstreamSockets(upstream: configuration.upstream)
         let listener = try await UDPSocket.bind(to: address, options: socketOptions)
-        return try await checked(UDPProxy(listener: listener, upstreams: upstreams, configuration: configuration, onEvent: onEvent))
+        return try await checked(
+            UDPProxy(listener: listener, upstreams: upstreams, configuration: configuration, onEvent: onEvent))
     }
 
     /// Refuses a proxy whose upstream is its own listening socket: each datagram would come back as a new client,
@@ -162,7 +172,8 @@ public final class UDPProxy: Service {
         let upstream = proxy.configuration.upstream
         if isOwnAddress(upstream, listening: proxy.localAddress) {
             await proxy.listener.close()
-            throw UDPProxyError.upstreamIsItself(upstream: upstream.description, listening: proxy.localAddress.description)
+            throw UDPProxyError.upstreamIsItself(
+                upstream: upstream.description, listening: proxy.localAddress.description)
         }
         return proxy
     }
@@ -193,10 +204,13 @@ public final class UDPProxy: Service {
     /// The counters now.
     public var counters: Counters {
         let (mappings, base) = state.withLockedValue { state in
-            (Array(state.mappings.values), Counters(
-                up: state.up, down: state.down, clients: state.mappings.count, mappings: state.opened,
-                expired: state.expired, refused: state.refused, sendErrors: state.sendErrors
-            ))
+            (
+                Array(state.mappings.values),
+                Counters(
+                    up: state.up, down: state.down, clients: state.mappings.count, mappings: state.opened,
+                    expired: state.expired, refused: state.refused, sendErrors: state.sendErrors
+                )
+            )
         }
         var counters = base
         for mapping in mappings {
@@ -239,7 +253,10 @@ public final class UDPProxy: Service {
                 if admitted {
                     deliver.yield(delivery)
                 } else {
-                    self.state.withLockedValue { $0.down.received += delivery.payloads.count; $0.down.overflowed += delivery.payloads.count }
+                    self.state.withLockedValue {
+                        $0.down.received += delivery.payloads.count
+                        $0.down.overflowed += delivery.payloads.count
+                    }
                 }
             }
             deliver.finish()
@@ -260,7 +277,9 @@ public final class UDPProxy: Service {
 
     /// The relay's tasks: client to upstream here, expiry, upstream to client and the impairment lanes in child
     /// tasks. Every mapping is closed before it returns.
-    private func relayUntilStopped(replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?) async throws {
+    private func relayUntilStopped(
+        replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?
+    ) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await self.expireIdleMappings() }
             group.addTask { await self.relayDown(replies, onEvent: onEvent) }
@@ -301,7 +320,10 @@ public final class UDPProxy: Service {
                         if let lane = mapping.upLane {
                             lane.submit(datagrams.map(\.payload))
                         } else {
-                            state.withLockedValue { $0.up.received += datagrams.count; $0.up.forwarded += datagrams.count }
+                            state.withLockedValue {
+                                $0.up.received += datagrams.count
+                                $0.up.forwarded += datagrams.count
+                            }
                             sendUp(datagrams.map(\.payload), on: mapping)
                         }
                     }
@@ -331,7 +353,10 @@ public final class UDPProxy: Service {
                 continue
             }
             mapping.touch()
-            state.withLockedValue { $0.up.received += run.count; $0.up.forwarded += run.count }
+            state.withLockedValue {
+                $0.up.received += run.count
+                $0.up.forwarded += run.count
+            }
             sendUp(run.map(\.payload), on: mapping)
         }
     }
@@ -347,7 +372,8 @@ public final class UDPProxy: Service {
         }
         guard admitted else { return nil }
         do {
-            let mapping = try upstreams.open { fd in Mapping(client: client, descriptor: fd, upLane: nil, downLane: nil) }
+            let mapping = try upstreams.open { fd in Mapping(client: client, descriptor: fd, upLane: nil, downLane: nil)
+            }
             state.withLockedValue { $0.mappings[client] = mapping }
             return mapping
         } catch {
@@ -360,7 +386,10 @@ public final class UDPProxy: Service {
 
     /// The mapping of `client`, opened (with its tasks) when it has none; nil when the proxy is full or the system
     /// has no descriptor left for another upstream socket.
-    private func mapping(for client: UDPAddress, group: inout ThrowingDiscardingTaskGroup<any Error>, onEvent: (@Sendable (Event) -> Void)?) async throws -> Mapping? {
+    private func mapping(
+        for client: UDPAddress, group: inout ThrowingDiscardingTaskGroup<any Error>,
+        onEvent: (@Sendable (Event) -> Void)?
+    ) async throws -> Mapping? {
         if let existing = state.withLockedValue({ $0.mappings[client] }) { return existing }
         let index: Int? = state.withLockedValue { state in
             guard state.mappings.count < configuration.maximumClients else { return nil }
@@ -374,8 +403,16 @@ public final class UDPProxy: Service {
             mapping = try upstreams.open { fd in
                 Mapping(
                     client: client, descriptor: fd,
-                    upLane: configuration.up.isNone ? nil : Lane(settings: configuration.up, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index)), budget: budget),
-                    downLane: configuration.down.isNone ? nil : Lane(settings: configuration.down, generator: SeededGenerator(seed: seed, stream: UInt64(2 * index + 1)), budget: budget)
+                    upLane: configuration.up.isNone
+                        ? nil
+                        : Lane(
+                            settings: configuration.up,
+                            generator: SeededGenerator(seed: seed, stream: UInt64(2 * index)), budget: budget),
+                    downLane: configuration.down.isNone
+                        ? nil
+                        : Lane(
+                            settings: configuration.down,
+                            generator: SeededGenerator(seed: seed, stream: UInt64(2 * index + 1)), budget: budget)
                 )
             }
         } catch UDPError.system(_, let code) where [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code) {
@@ -403,7 +440,9 @@ public final class UDPProxy: Service {
     }
 
     /// Upstream to clients, for every mapping, until the reading thread stops or the task is cancelled.
-    private func relayDown(_ replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?) async {
+    private func relayDown(_ replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?)
+        async
+    {
         let upstream = configuration.upstream
         for await (mapping, payloads) in replies {
             let bytes = payloads.reduce(0) { $0 + $1.readableBytes + Self.datagramOverhead }
@@ -412,13 +451,19 @@ public final class UDPProxy: Service {
             mapping.touch()
             if let onEvent {
                 for payload in payloads {
-                    onEvent(Event(direction: .down, client: mapping.client, datagram: Datagram(payload: payload, sender: upstream)))
+                    onEvent(
+                        Event(
+                            direction: .down, client: mapping.client,
+                            datagram: Datagram(payload: payload, sender: upstream)))
                 }
             }
             if let lane = mapping.downLane {
                 lane.submit(payloads)
             } else {
-                state.withLockedValue { $0.down.received += payloads.count; $0.down.forwarded += payloads.count }
+                state.withLockedValue {
+                    $0.down.received += payloads.count
+                    $0.down.forwarded += payloads.count
+                }
                 await send(payloads.map { OutgoingDatagram(payload: $0, to: mapping.client) }, on: listener)
             }
         }
@@ -441,7 +486,8 @@ public final class UDPProxy: Service {
 
     /// Closes mappings idle for `idleTimeout`, checking a few times per timeout.
     private func expireIdleMappings() async {
-        let timeout = UInt64(configuration.idleTimeout.components.seconds) * 1_000_000_000
+        let timeout =
+            UInt64(configuration.idleTimeout.components.seconds) * 1_000_000_000
             + UInt64(configuration.idleTimeout.components.attoseconds / 1_000_000_000)
         let interval = max(timeout / 4, 10_000_000)
         while !Task.isCancelled {
@@ -450,7 +496,8 @@ public final class UDPProxy: Service {
             let idle = state.withLockedValue { state in
                 // A mapping with datagrams still waiting to be sent (a delay longer than the timeout) is not idle.
                 let idle = state.mappings.values.filter {
-                    now - min(now, $0.lastActive) >= timeout && $0.upLane?.isEmpty != false && $0.downLane?.isEmpty != false
+                    now - min(now, $0.lastActive) >= timeout && $0.upLane?.isEmpty != false
+                        && $0.downLane?.isEmpty != false
                 }
                 for mapping in idle {
                     state.mappings[mapping.client] = nil
@@ -496,8 +543,9 @@ public enum UDPProxyError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .upstreamIsItself(upstream, listening):
-            return "the server address \(upstream) is the proxy's own (listening on \(listening)): it would relay to itself; give the server's address"
+        case .upstreamIsItself(let upstream, let listening):
+            return
+                "the server address \(upstream) is the proxy's own (listening on \(listening)): it would relay to itself; give the server's address"
         }
     }
 }

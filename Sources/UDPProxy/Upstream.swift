@@ -1,12 +1,13 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import UDPKit
+
 #if canImport(Glibc)
 import CUDPSys
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOConcurrencyHelpers
-import NIOCore
-import UDPKit
 
 /// The upstream sockets of all client mappings, read by one thread (`poll`, then `recvmmsg` where the Linux fast
 /// path is built, else `recv`) into one shared buffer.
@@ -31,7 +32,8 @@ final class UpstreamSockets: @unchecked Sendable {
     private var version = 0
     private var stopping = false
     /// The reading thread's receive slots: `batch` datagrams of up to 64 KiB, shared by all sockets.
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: UpstreamSockets.batch * UpstreamSockets.slot, alignment: 16)
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: UpstreamSockets.batch * UpstreamSockets.slot, alignment: 16)
     private static let batch = 16
     private static let slot = 65_536
     #if UDPKIT_LINUX_FAST_PATH
@@ -90,7 +92,10 @@ final class UpstreamSockets: @unchecked Sendable {
         let fd: CInt
         do {
             #if canImport(Glibc)
-            fd = try SystemCall.run("socket") { socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0) }
+            fd = try SystemCall.run("socket") {
+                socket(
+                    family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            }
             #else
             fd = try SystemCall.run("socket") { socket(family, SOCK_DGRAM, 0) }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
@@ -106,7 +111,9 @@ final class UpstreamSockets: @unchecked Sendable {
             connected = withUnsafePointer(to: &raw) { pointer in
                 Result { () throws(SystemCallError) -> CInt in
                     try SystemCall.run("connect") {
-                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        }
                     }
                 }
             }
@@ -115,7 +122,9 @@ final class UpstreamSockets: @unchecked Sendable {
             connected = withUnsafePointer(to: &raw) { pointer in
                 Result { () throws(SystemCallError) -> CInt in
                     try SystemCall.run("connect") {
-                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                        }
                     }
                 }
             }
@@ -194,7 +203,8 @@ final class UpstreamSockets: @unchecked Sendable {
             for index in 0..<count {
                 // The pointer outlives the closure: the caller keeps the buffers alive and unmodified.
                 payloads[next + index].withUnsafeReadableBytes { bytes in
-                    sendVectors[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+                    sendVectors[index] = iovec(
+                        iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
                 }
                 sendMessages[index] = cudp_mmsghdr()
                 sendMessages[index].msg_hdr.msg_iov = sendVectors + index
@@ -202,7 +212,9 @@ final class UpstreamSockets: @unchecked Sendable {
             }
             let messages = sendMessages
             do throws(SystemCallError) {
-                guard let sent = try SystemCall.nonBlocking("sendmmsg", { cudp_sendmmsg(fd, messages, UInt32(count), 0) }) else {
+                guard
+                    let sent = try SystemCall.nonBlocking("sendmmsg", { cudp_sendmmsg(fd, messages, UInt32(count), 0) })
+                else {
                     // The socket's buffer is full: the rest are dropped rather than waited for.
                     return failed + payloads.count - next
                 }
@@ -269,9 +281,12 @@ final class UpstreamSockets: @unchecked Sendable {
                 let count: CInt
                 do throws(SystemCallError) {
                     // EAGAIN: all read.
-                    guard let received = try SystemCall.nonBlocking("recvmmsg", { cudp_recvmmsg(fd, messages, UInt32(Self.batch), 0) }) else { break }
+                    guard
+                        let received = try SystemCall.nonBlocking(
+                            "recvmmsg", { cudp_recvmmsg(fd, messages, UInt32(Self.batch), 0) })
+                    else { break }
                     count = received
-                } catch where error.errno == ECONNREFUSED {
+                } catch  where error.errno == ECONNREFUSED {
                     // Nothing listens upstream (yet); the client finds out by the silence, as without a proxy.
                     continue
                 } catch {
@@ -279,7 +294,10 @@ final class UpstreamSockets: @unchecked Sendable {
                 }
                 for index in 0..<Int(count) {
                     let length = min(Int(receiveMessages[index].msg_len), Self.slot)
-                    payloads.append(ByteBuffer(bytes: UnsafeRawBufferPointer(start: buffer.baseAddress! + index * Self.slot, count: length)))
+                    payloads.append(
+                        ByteBuffer(
+                            bytes: UnsafeRawBufferPointer(start: buffer.baseAddress! + index * Self.slot, count: length)
+                        ))
                 }
                 if count < Self.batch { break }
             }
@@ -291,7 +309,7 @@ final class UpstreamSockets: @unchecked Sendable {
                     // EAGAIN: all read. A signal during the call (EINTR) is retried by the wrapper.
                     guard let count = try SystemCall.nonBlocking("recv", { recv(fd, base, size, 0) }) else { break }
                     received = count
-                } catch where error.errno == ECONNREFUSED {
+                } catch  where error.errno == ECONNREFUSED {
                     // Nothing listens upstream (yet); the client finds out by the silence, as without a proxy.
                     continue
                 } catch {
@@ -310,7 +328,9 @@ private enum System {
     static func close(_ fd: CInt) { _ = systemClose(fd) }
     static func write(_ fd: CInt, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { systemWrite(fd, bytes, count) }
     static func read(_ fd: CInt, _ bytes: UnsafeMutableRawPointer, _ count: Int) -> Int { systemRead(fd, bytes, count) }
-    static func send(_ fd: CInt, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: CInt) -> Int { systemSend(fd, bytes, count, flags) }
+    static func send(_ fd: CInt, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: CInt) -> Int {
+        systemSend(fd, bytes, count, flags)
+    }
 }
 
 #if canImport(Glibc)

@@ -66,7 +66,8 @@ struct ClientCore {
         self.nick = nick
         self.configuration = configuration
         if let burst = configuration.commandBurst {
-            pacer = TokenBucket(capacity: max(1, burst), refillInterval: max(1, configuration.commandRefillInterval), now: now)
+            pacer = TokenBucket(
+                capacity: max(1, burst), refillInterval: max(1, configuration.commandRefillInterval), now: now)
         }
     }
 
@@ -136,7 +137,9 @@ struct ClientCore {
 
     /// The room's own checks, made here too so that the user hears at once, not after a round trip.
     private func check(_ command: ClientCommand) throws(RoomClientError) {
-        let limit = welcome.map { min(max(Int($0.maxTextBytes), 1), StringField.text.maxBytes) } ?? RoomLimits.standard.maxTextBytes
+        let limit =
+            welcome.map { min(max(Int($0.maxTextBytes), 1), StringField.text.maxBytes) }
+            ?? RoomLimits.standard.maxTextBytes
         let limits = RoomLimits(maxTextBytes: limit)
         func checkText(_ text: String) throws(RoomClientError) {
             do { try limits.checkText(text) } catch { throw .invalidText(error) }
@@ -156,7 +159,10 @@ struct ClientCore {
             break
         case .unrecognized(let code, let body):
             // A known code would encode as that command; a body must fit in a datagram.
-            guard (try? RoomCodec.encode(ClientPacket.command(token: SessionToken(high: 0, low: 0), sequence: 1, command))) != nil else {
+            guard
+                (try? RoomCodec.encode(ClientPacket.command(token: SessionToken(high: 0, low: 0), sequence: 1, command)))
+                    != nil
+            else {
                 throw .unsupportedCommand(code: code, bytes: body.count)
             }
         }
@@ -184,7 +190,9 @@ struct ClientCore {
         counters.received += 1
         guard !truncated, let packet = try? RoomCodec.decodeServerPacket(bytes) else {
             counters.malformed += 1
-            if !truncated, let refusal = RoomCodec.decodeVersionRefusal(bytes), let joining, refusal.nonce == joining.nonce {
+            if !truncated, let refusal = RoomCodec.decodeVersionRefusal(bytes), let joining,
+                refusal.nonce == joining.nonce
+            {
                 // An older server: it cannot let us in, and says so in its own version.
                 if !joining.rejoin { outcome = .failure(RoomClientError.refused(.unsupportedVersion, refusal.text)) }
                 finish(.refused(.unsupportedVersion, refusal.text))
@@ -201,7 +209,8 @@ struct ClientCore {
             guard var joining, nonce == joining.nonce else { return foreign() }
             // Worth waiting out: the next JOIN (already scheduled) may get in. A full room may have a place
             // again in a moment (a member leaves, or the room counted one that never confirmed).
-            var transient = reason == .rateLimited || (joining.rejoin && (reason == .shuttingDown || reason == .roomFull))
+            var transient =
+                reason == .rateLimited || (joining.rejoin && (reason == .shuttingDown || reason == .roomFull))
             if reason == .roomFull, !joining.rejoin, joining.fullRefusals < configuration.fullRoomRetries {
                 joining.fullRefusals += 1
                 // The server answered, so nothing was lost: no backoff, just the pause.
@@ -232,7 +241,9 @@ struct ClientCore {
             heard(now: now)
             session!.commands.acknowledge(acknowledgement, now: now)
             session!.blocked = false
-            if let leave = session!.leaveSequence, acknowledgement.covers(leave) { return finish(.left(confirmed: true)) }
+            if let leave = session!.leaveSequence, acknowledgement.covers(leave) {
+                return finish(.left(confirmed: true))
+            }
         case .pong(let token, let echo):
             guard session?.token == token else { return foreign() }
             heard(now: now)
@@ -292,13 +303,15 @@ struct ClientCore {
                     outcome = .failure(RoomClientError.refused(refusal.reason, refusal.text))
                     return finish(.refused(refusal.reason, refusal.text))
                 }
-                outcome = .failure(RoomClientError.serverNotResponding(seconds: Double(configuration.joinTimeout) / 1e9))
+                outcome = .failure(
+                    RoomClientError.serverNotResponding(seconds: Double(configuration.joinTimeout) / 1e9))
                 return finish(.serverNotResponding)
             }
             guard now >= joining.nextAttempt else { return }
             send(.join(nonce: joining.nonce, nick: nick))
             joining.attempts += 1
-            joining.nextAttempt = now.plus(RoomTiming(stream: configuration.stream).joinRetryDelay(afterAttempts: joining.attempts))
+            joining.nextAttempt = now.plus(
+                RoomTiming(stream: configuration.stream).joinRetryDelay(afterAttempts: joining.attempts))
             self.joining = joining
             return
         }

@@ -29,7 +29,8 @@ public enum RoomClientError: Error, Sendable, CustomStringConvertible {
         case .invalidNick(let error): "\(error)"
         case .invalidText(let error): "\(error)"
         case .backlogFull(let count): "\(count) messages are waiting for the server already; wait until it catches up"
-        case .unsupportedCommand(let code, let bytes): "command 0x\(String(code, radix: 16)) with \(bytes) bytes cannot be sent"
+        case .unsupportedCommand(let code, let bytes):
+            "command 0x\(String(code, radix: 16)) with \(bytes) bytes cannot be sent"
         case .notInRoom: "not in the room"
         }
     }
@@ -173,14 +174,17 @@ public final class RoomClient: Sendable {
         self.server = server
         self.configuration = configuration
         (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
-        shared = NIOLockedValueBox(Shared(core: ClientCore(nick: nick, configuration: configuration, now: RoomClock.now())))
+        shared = NIOLockedValueBox(
+            Shared(core: ClientCore(nick: nick, configuration: configuration, now: RoomClock.now())))
     }
 
     /// Joins the room at `server` as `nick`, retrying the JOIN until the server answers or `joinTimeout`.
     /// - Throws: `RoomClientError.refused` (nick taken, room full, ...), `.serverNotResponding`,
     ///   `.invalidNick` (checked against the default nick rules before sending), `UDPError`s from opening
     ///   the socket, `CancellationError`.
-    public static func join(_ server: UDPAddress, nick: String, configuration: Configuration = .init()) async throws -> RoomClient {
+    public static func join(_ server: UDPAddress, nick: String, configuration: Configuration = .init()) async throws
+        -> RoomClient
+    {
         do {
             try RoomLimits.standard.checkNick(nick)
         } catch {
@@ -190,7 +194,8 @@ public final class RoomClient: Sendable {
         // restarting) is closed by the failed send, and the member could not rejoin. Tokens and nonces, not
         // source addresses, tell the server's packets from others, so a server answering from another of its
         // addresses is fine too.
-        let socket = try await UDPSocket.client(for: server, from: configuration.localAddress, options: configuration.socketOptions)
+        let socket = try await UDPSocket.client(
+            for: server, from: configuration.localAddress, options: configuration.socketOptions)
         let client = RoomClient(socket: socket, server: server, nick: nick, configuration: configuration)
         client.startTasks()
         await client.apply(client.update { core, now in core.start(now: now) })
@@ -260,12 +265,14 @@ public final class RoomClient: Sendable {
         Task { [self] in
             do {
                 for try await batch in socket.batches {
-                    await apply(update { core, now in
-                        for datagram in batch {
-                            core.receive(datagram.payload.readableBytesView, truncated: datagram.truncated, now: now)
-                        }
-                        core.transmit(now: now)
-                    })
+                    await apply(
+                        update { core, now in
+                            for datagram in batch {
+                                core.receive(
+                                    datagram.payload.readableBytesView, truncated: datagram.truncated, now: now)
+                            }
+                            core.transmit(now: now)
+                        })
                 }
             } catch {
                 // The socket failed under us: nothing more can arrive, so the client stops.

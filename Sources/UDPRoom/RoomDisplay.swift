@@ -30,12 +30,18 @@ public struct RoomDisplay: Sendable {
         case .room(let event):
             return lines(for: event)
         case .sessionEnded(let reason):
-            let why = reason == .serverShutdown ? "the server is shutting down" : reason == .tooSlow ? "we fell too far behind"
-                : reason == .roomFull ? "the room filled up before we got in" : "\(reason)"
+            let why =
+                reason == .serverShutdown
+                ? "the server is shutting down"
+                : reason == .tooSlow
+                    ? "we fell too far behind"
+                    : reason == .roomFull ? "the room filled up before we got in" : "\(reason)"
             return ["-!- session ended (\(why)); rejoining"]
         case .rejoined(let restarted, let resent):
             var line = restarted ? "-!- server restarted; rejoined" : "-!- session expired; rejoined"
-            if resent > 0 { line += "; \(resent) unconfirmed message\(resent == 1 ? "" : "s") sent again (one may show twice)" }
+            if resent > 0 {
+                line += "; \(resent) unconfirmed message\(resent == 1 ? "" : "s") sent again (one may show twice)"
+            }
             return [line]
         case .serverNotResponding:
             return ["-!- the server is not responding; still trying"]

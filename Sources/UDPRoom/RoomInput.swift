@@ -37,7 +37,8 @@ public enum RoomInput: Equatable, Sendable {
         let rest = line.dropFirst(1 + name.count).drop { $0 == " " }
         switch name.lowercased() {
         case "me":
-            return rest.isEmpty ? .invalid("/me needs an action: /me waves") : .command(.say(kind: .action, text: String(rest)))
+            return rest.isEmpty
+                ? .invalid("/me needs an action: /me waves") : .command(.say(kind: .action, text: String(rest)))
         case "msg":
             let nick = rest.prefix { $0 != " " }
             let text = rest.dropFirst(nick.count).drop { $0 == " " }

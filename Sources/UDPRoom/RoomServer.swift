@@ -133,8 +133,10 @@ public final class RoomServer: Service {
 
     /// A room on `socket`, which it closes when `run()` returns. Use `bind` for a socket with suitable options
     /// (receive buffer, datagram size).
-    public init(socket: UDPSocket, configuration: Configuration = .init(), instance: UInt64 = .random(in: 1...UInt64.max),
-                onEvent: (@Sendable (Event) -> Void)? = nil) {
+    public init(
+        socket: UDPSocket, configuration: Configuration = .init(), instance: UInt64 = .random(in: 1...UInt64.max),
+        onEvent: (@Sendable (Event) -> Void)? = nil
+    ) {
         self.socket = socket
         self.configuration = configuration
         self.instance = instance
@@ -143,17 +145,23 @@ public final class RoomServer: Service {
 
     /// Binds a room's socket to `endpoint`. Call `run()` to serve.
     /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
-    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration = .init(),
-                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> RoomServer {
-        RoomServer(socket: try await UDPSocket.bind(to: endpoint, family: family, options: roomSocketOptions(buffer: 4 << 20)),
-                   configuration: configuration, onEvent: onEvent)
+    public static func bind(
+        to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, configuration: Configuration = .init(),
+        onEvent: (@Sendable (Event) -> Void)? = nil
+    ) async throws -> RoomServer {
+        RoomServer(
+            socket: try await UDPSocket.bind(to: endpoint, family: family, options: roomSocketOptions(buffer: 4 << 20)),
+            configuration: configuration, onEvent: onEvent)
     }
 
     /// Binds a room's socket to a resolved address. See `bind(to:family:configuration:onEvent:)`.
-    public static func bind(to address: UDPAddress, configuration: Configuration = .init(),
-                            onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> RoomServer {
-        RoomServer(socket: try await UDPSocket.bind(to: address, options: roomSocketOptions(buffer: 4 << 20)),
-                   configuration: configuration, onEvent: onEvent)
+    public static func bind(
+        to address: UDPAddress, configuration: Configuration = .init(),
+        onEvent: (@Sendable (Event) -> Void)? = nil
+    ) async throws -> RoomServer {
+        RoomServer(
+            socket: try await UDPSocket.bind(to: address, options: roomSocketOptions(buffer: 4 << 20)),
+            configuration: configuration, onEvent: onEvent)
     }
 
     /// The address members send to.
@@ -206,7 +214,9 @@ public final class RoomServer: Service {
                 // A broadcast or multicast "sender" is a spoofed source: any answer (WELCOME, ENDED, REFUSED) would
                 // go to a whole subnet or group.
                 for datagram in batch where !datagram.sender.isBroadcastOrMulticast {
-                    core.receive(datagram.payload.readableBytesView, truncated: datagram.truncated, from: datagram.sender, now: arrival, unixMillis: millis)
+                    core.receive(
+                        datagram.payload.readableBytesView, truncated: datagram.truncated, from: datagram.sender,
+                        now: arrival, unixMillis: millis)
                 }
                 core.tick(now: RoomClock.now())
                 try await flush(&core)

@@ -106,7 +106,9 @@ struct ServerCore {
     // MARK: - Input
 
     /// Handles one datagram that arrived at monotonic time `now` (nanoseconds), `unixMillis` on the wall clock.
-    mutating func receive(_ bytes: some Collection<UInt8>, truncated: Bool, from address: UDPAddress, now: UInt64, unixMillis: UInt64) {
+    mutating func receive(
+        _ bytes: some Collection<UInt8>, truncated: Bool, from address: UDPAddress, now: UInt64, unixMillis: UInt64
+    ) {
         counters.received += 1
         let packet: ClientPacket
         do {
@@ -143,11 +145,13 @@ struct ServerCore {
             }
         case .command(let token, let sequence, let command):
             guard authenticate(token, from: address, size: size, now: now) != nil,
-                  let receipt = updateSession(token, { session in
-                      // Duplicates too: a repeated command usually means the acknowledgement was lost.
-                      session.owesAck = true
-                      return session.commands.receive(sequence: sequence, payload: command)
-                  })
+                let receipt = updateSession(
+                    token,
+                    { session in
+                        // Duplicates too: a repeated command usually means the acknowledgement was lost.
+                        session.owesAck = true
+                        return session.commands.receive(sequence: sequence, payload: command)
+                    })
             else { return }
             // The deliverable items are the received one and the buffered ones that follow it.
             var next = sequence
@@ -180,11 +184,16 @@ struct ServerCore {
     /// Finds the session of `token`, confirming it on its first packet; answers an unknown token with ENDED.
     /// The token proves the packet comes from the member, not that the member receives at its source
     /// address (the source may be forged), so a new address only gets a challenge.
-    private mutating func authenticate(_ token: SessionToken, from address: UDPAddress, size: Int, now: UInt64) -> Path? {
-        guard case let (home, confirmed)? = updateSession(token, { session in
-            session.lastHeard = now
-            return (session.address, session.confirmed)
-        }) else {
+    private mutating func authenticate(_ token: SessionToken, from address: UDPAddress, size: Int, now: UInt64) -> Path?
+    {
+        guard
+            case (let home, let confirmed)? = updateSession(
+                token,
+                { session in
+                    session.lastHeard = now
+                    return (session.address, session.confirmed)
+                })
+        else {
             if unknownTokenLimiter.allow(address, now: now) {
                 drop(.unknownSession)
                 // ENDED (21 bytes) is smaller than any packet carrying a token (28 bytes at least).
@@ -211,7 +220,10 @@ struct ServerCore {
     /// hear of it, and only now does its stream (history first) start flowing there. False when the room filled
     /// since the WELCOME: the session is ended (the member may try again).
     private mutating func confirm(_ token: SessionToken, now: UInt64) -> Bool {
-        guard case let (nick, home, joinedFrom)? = updateSession(token, { ($0.nick, $0.address, $0.joinKey.address) }) else { return false }
+        guard
+            case (let nick, let home, let joinedFrom)? = updateSession(
+                token, { ($0.nick, $0.address, $0.joinKey.address) })
+        else { return false }
         guard counters.members < limits.maxMembers else {
             send(.ended(token: token, reason: .roomFull), to: home)
             remove(token, announce: .left(nick))
@@ -232,13 +244,18 @@ struct ServerCore {
     /// ago. A packet from yet another address starts over with a new challenge: each address's bytes
     /// stay within three times its own.
     private mutating func challenge(_ token: SessionToken, at address: UDPAddress, received: Int, now: UInt64) {
-        guard let probe = updateSession(token, { session -> PathProbe in
-            var probe = session.probe.flatMap { $0.address == address ? $0 : nil }
-                ?? PathProbe(address: address, challenge: .random(in: 1...UInt64.max))
-            probe.received += received
-            session.probe = probe
-            return probe
-        }) else { return }
+        guard
+            let probe = updateSession(
+                token,
+                { session -> PathProbe in
+                    var probe =
+                        session.probe.flatMap { $0.address == address ? $0 : nil }
+                        ?? PathProbe(address: address, challenge: .random(in: 1...UInt64.max))
+                    probe.received += received
+                    session.probe = probe
+                    return probe
+                })
+        else { return }
         if let last = probe.lastChallenge, now < last.plus(timing.stream.initialTimeout) { return }
         let packet = ServerPacket.pathChallenge(token: token, challenge: probe.challenge)
         guard let size = try? RoomCodec.encode(packet).count, probe.sent + size <= 3 * probe.received else { return }
@@ -253,13 +270,17 @@ struct ServerCore {
     /// The member answered the challenge from the address it was sent to: it receives there, so its packets go
     /// there from now on. Items in flight reach it there when their retransmission is due.
     private mutating func migrate(_ token: SessionToken, to address: UDPAddress, now: UInt64) {
-        guard case let (from, nick, inRoom)? = updateSession(token, { session in
-            let from = session.address
-            session.address = address
-            session.probe = nil
-            session.lastHeard = now
-            return (from, session.nick, session.confirmed && session.leaving == nil)
-        }) else { return }
+        guard
+            case (let from, let nick, let inRoom)? = updateSession(
+                token,
+                { session in
+                    let from = session.address
+                    session.address = address
+                    session.probe = nil
+                    session.lastHeard = now
+                    return (from, session.nick, session.confirmed && session.leaving == nil)
+                })
+        else { return }
         counters.migrations += 1
         if inRoom {
             events.append(.moved(nick: nick, from: from, to: address))
@@ -270,7 +291,11 @@ struct ServerCore {
     private mutating func forgetPending(from address: UDPAddress) {
         let key = address.withPort(0)
         pendingCount -= 1
-        if let count = pendingByAddress[key], count > 1 { pendingByAddress[key] = count - 1 } else { pendingByAddress[key] = nil }
+        if let count = pendingByAddress[key], count > 1 {
+            pendingByAddress[key] = count - 1
+        } else {
+            pendingByAddress[key] = nil
+        }
     }
 
     private mutating func join(nonce: UInt64, nick: String, from address: UDPAddress, size: Int, now: UInt64) {
@@ -281,7 +306,9 @@ struct ServerCore {
             // The JOIN's source may be forged: the answer stays within three times the JOIN (which is padded
             // to 64 bytes), its text cut to fit.
             let room = 3 * size - (RoomWire.headerSize + 8 + 1 + 2)
-            send(.refused(nonce: nonce, reason: reason, text: clipped(text, to: min(room, StringField.reason.maxBytes))), to: address)
+            send(
+                .refused(nonce: nonce, reason: reason, text: clipped(text, to: min(room, StringField.reason.maxBytes))),
+                to: address)
         }
         guard joinLimiter.allow(address, now: now) else {
             drop(.addressRateLimited)
@@ -300,7 +327,9 @@ struct ServerCore {
         } catch {
             return refuse(.invalidNick, "invalid nick: \(error)")
         }
-        if let holder = nicks[RoomLimits.nickKey(nick)], let held = sessions[holder], !held.confirmed, held.address == address {
+        if let holder = nicks[RoomLimits.nickKey(nick)], let held = sessions[holder], !held.confirmed,
+            held.address == address
+        {
             // The same address asks again for the nick its unconfirmed session holds, with a new nonce: it gave
             // that attempt up (a late repeat of an old JOIN can create such a session), so this one replaces it.
             remove(holder, announce: .left(held.nick))
@@ -332,12 +361,14 @@ struct ServerCore {
         var token = SessionToken.random()
         while sessions[token] != nil { token = SessionToken.random() }
         let welcome = Welcome(
-            nonce: nonce, token: token, serverInstance: instance, historyCount: history.count, limits: limits, timing: timing)
+            nonce: nonce, token: token, serverInstance: instance, historyCount: history.count, limits: limits,
+            timing: timing)
         var stream = ReliableSender<RoomEvent>(configuration: timing.stream)
         // The history starts the stream; it waits there until the session is confirmed.
         for event in history { _ = stream.enqueue(event) }
         sessions[token] = Session(
-            token: token, serial: nextSerial, welcome: welcome, joinKey: key, created: now, nick: nick, address: address,
+            token: token, serial: nextSerial, welcome: welcome, joinKey: key, created: now, nick: nick,
+            address: address,
             lastHeard: now, events: stream, commands: ReliableReceiver(window: timing.stream.window),
             bucket: limits.makeCommandBucket(now: now))
         nextSerial += 1
@@ -350,7 +381,9 @@ struct ServerCore {
 
     // MARK: - Commands
 
-    private mutating func perform(_ command: ClientCommand, sequence: UInt64, from token: SessionToken, now: UInt64, unixMillis: UInt64) {
+    private mutating func perform(
+        _ command: ClientCommand, sequence: UInt64, from token: SessionToken, now: UInt64, unixMillis: UInt64
+    ) {
         // Nothing after a LEAVE counts: the nick may belong to someone else already.
         guard let nick = updateSession(token, { $0.leaving == nil ? $0.nick : nil }) ?? nil else { return }
         func notice(_ code: NoticeCode, _ text: String) {
@@ -387,7 +420,8 @@ struct ServerCore {
                 return notice(.noSuchMember, "nobody called \(to) is in the room")
             }
             counters.privateMessages += 1
-            let event = RoomEvent.privateMessage(from: nick, to: other.nick, text: text, unixMillis: unixMillis, flags: [])
+            let event = RoomEvent.privateMessage(
+                from: nick, to: other.nick, text: text, unixMillis: unixMillis, flags: [])
             deliver(event, to: recipient)
             if recipient != token { deliver(event, to: token) }
         case .changeNick(let new):
@@ -400,14 +434,18 @@ struct ServerCore {
             if let holder = nicks[key], holder != token {
                 return notice(.nickTaken, "the nick \(new) is taken")
             }
-            guard new != nick else { return deliver(.notice(code: .info, inReplyTo: sequence, text: clipped("you are \(nick) already")), to: token) }
+            guard new != nick else {
+                return deliver(
+                    .notice(code: .info, inReplyTo: sequence, text: clipped("you are \(nick) already")), to: token)
+            }
             nicks[RoomLimits.nickKey(nick)] = nil
             nicks[key] = token
             updateSession(token) { $0.nick = new }
             events.append(.nickChanged(from: nick, to: new))
             broadcast(.nickChanged(from: nick, to: new))
         case .who:
-            let names = sessions.values.filter { $0.confirmed && $0.leaving == nil }.sorted { $0.serial < $1.serial }.map(\.nick)
+            let names = sessions.values.filter { $0.confirmed && $0.leaving == nil }.sorted { $0.serial < $1.serial }
+                .map(\.nick)
             for page in RoomEvent.whoPages(names) { deliver(page, to: token) }
         case .leave:
             // Gone from the room at once (the nick is free); the events its earlier commands caused (a /who
@@ -436,7 +474,8 @@ struct ServerCore {
     /// Appends `event` to one member's stream; a member whose stream is full is dropped afterwards.
     private mutating func deliver(_ event: RoomEvent, to token: SessionToken) {
         let overflows = updateSession(token) { session in
-            let full = !session.confirmed && session.events.count >= Int(session.welcome.historyCount) + Self.pendingBacklog
+            let full =
+                !session.confirmed && session.events.count >= Int(session.welcome.historyCount) + Self.pendingBacklog
             return full || session.events.enqueue(event) == nil
         }
         if overflows == true, !overflowed.contains(token) {
@@ -523,19 +562,24 @@ struct ServerCore {
         }
         dropOverflowed(now: now)
         for token in sessions.keys.filter({ sessions[$0]?.confirmed == true }) {
-            guard case let (packets, address, again)? = updateSession(token, { session in
-                var packets: [ServerPacket] = []
-                var again = 0
-                if session.owesAck {
-                    session.owesAck = false
-                    packets.append(.ack(token: token, session.acknowledgement))
-                }
-                for transmission in session.events.due(now: now) {
-                    if transmission.attempt > 1 { again += 1 }
-                    packets.append(.deliver(token: token, sequence: transmission.sequence, transmission.payload))
-                }
-                return (packets, session.address, again)
-            }) else { continue }
+            guard
+                case (let packets, let address, let again)? = updateSession(
+                    token,
+                    { session in
+                        var packets: [ServerPacket] = []
+                        var again = 0
+                        if session.owesAck {
+                            session.owesAck = false
+                            packets.append(.ack(token: token, session.acknowledgement))
+                        }
+                        for transmission in session.events.due(now: now) {
+                            if transmission.attempt > 1 { again += 1 }
+                            packets.append(
+                                .deliver(token: token, sequence: transmission.sequence, transmission.payload))
+                        }
+                        return (packets, session.address, again)
+                    })
+            else { continue }
             counters.retransmissions += again
             for packet in packets { send(packet, to: address) }
         }
@@ -608,4 +652,3 @@ func clipped(_ text: String, to maxBytes: Int = StringField.reason.maxBytes) -> 
     }
     return result
 }
-

@@ -1,12 +1,13 @@
+// Thread lives in Foundation proper, not FoundationEssentials.
+import Foundation
+import NIOConcurrencyHelpers
+import UDPKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-// Thread lives in Foundation proper, not FoundationEssentials.
-import Foundation
-import NIOConcurrencyHelpers
-import UDPKit
 
 /// Settings for answering each datagram with a program's output (`udp echo --exec`), as inetd and socat's
 /// `UDP-RECVFROM,fork EXEC:` do. A server with these settings ignores SIGPIPE process-wide.
@@ -77,15 +78,21 @@ final class CommandRunner: Sendable {
 
     /// This process's open descriptors, from /proc/self/fd (Linux) or /dev/fd.
     private static func openDescriptors() -> [Int32] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))
+        let names =
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))
             ?? (try? FileManager.default.contentsOfDirectory(atPath: "/dev/fd")) ?? []
         return names.compactMap { Int32($0) }
     }
 
     private func run(payload: [UInt8], environment extra: [String]) -> Outcome {
-        var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1]
+        var input: [Int32] = [-1, -1]
+        var output: [Int32] = [-1, -1]
         guard pipe(&input) == 0 else { return .dropped(.execFailed) }
-        guard pipe(&output) == 0 else { close(input[0]); close(input[1]); return .dropped(.execFailed) }
+        guard pipe(&output) == 0 else {
+            close(input[0])
+            close(input[1])
+            return .dropped(.execFailed)
+        }
         // Only the child's copies (made by dup2) may survive exec: a command must not hold another's pipe open.
         for fd in input + output { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
 
@@ -111,13 +118,18 @@ final class CommandRunner: Sendable {
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         var environment: [String] = []
         var entry = environ
         while let pointer = entry.pointee {
             let text = String(cString: pointer)
-            if !text.hasPrefix("UDP_PEER_ADDR=") && !text.hasPrefix("UDP_PEER_PORT=") && !text.hasPrefix("UDP_LOCAL_PORT=") { environment.append(text) }
+            if !text.hasPrefix("UDP_PEER_ADDR=") && !text.hasPrefix("UDP_PEER_PORT=")
+                && !text.hasPrefix("UDP_LOCAL_PORT=")
+            {
+                environment.append(text)
+            }
             entry += 1
         }
         environment += extra
@@ -129,32 +141,48 @@ final class CommandRunner: Sendable {
         close(input[0])
         close(output[1])
         guard spawned == 0 else {
-            close(input[1]); close(output[0])
+            close(input[1])
+            close(output[0])
             return .dropped(.execFailed)
         }
 
         let deadline = ContinuousClock.now + settings.timeout
         var written = 0
         var writeEnd: Int32 = input[1]
-        if payload.isEmpty { close(writeEnd); writeEnd = -1 } else { _ = fcntl(writeEnd, F_SETFL, O_NONBLOCK) }
+        if payload.isEmpty {
+            close(writeEnd)
+            writeEnd = -1
+        } else {
+            _ = fcntl(writeEnd, F_SETFL, O_NONBLOCK)
+        }
         var reply: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16_384)
         var result: Outcome?
         while result == nil {
             let left = deadline - ContinuousClock.now
-            if left <= .zero { result = .dropped(.execTimeout); break }
+            if left <= .zero {
+                result = .dropped(.execTimeout)
+                break
+            }
             var fds = [pollfd(fd: output[0], events: Int16(POLLIN), revents: 0)]
             if writeEnd >= 0 { fds.append(pollfd(fd: writeEnd, events: Int16(POLLOUT), revents: 0)) }
-            let millis = Int32(min(1000, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+            let millis = Int32(
+                min(1000, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
             let ready = poll(&fds, nfds_t(fds.count), millis)
-            if ready < 0 && errno != EINTR { result = .dropped(.execFailed); break }
+            if ready < 0 && errno != EINTR {
+                result = .dropped(.execFailed)
+                break
+            }
             if ready <= 0 { continue }
             if writeEnd >= 0 && fds[1].revents != 0 {
                 let n = payload[written...].withUnsafeBytes { write(writeEnd, $0.baseAddress, $0.count) }
                 // A command that exits without reading stdin closes the pipe: that is its business.
                 if n > 0 { written += n }
                 if n < 0 && errno != EAGAIN && errno != EINTR { written = payload.count }
-                if written >= payload.count { close(writeEnd); writeEnd = -1 }
+                if written >= payload.count {
+                    close(writeEnd)
+                    writeEnd = -1
+                }
             }
             if fds[0].revents != 0 {
                 let n = chunk.withUnsafeMutableBytes { read(output[0], $0.baseAddress, $0.count) }

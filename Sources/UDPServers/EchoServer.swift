@@ -1,13 +1,14 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// An echo server (or, with a `ReplyTemplate`, a greeting server like the classic Python one) that is safe to leave running.
 ///
@@ -148,12 +149,14 @@ public final class EchoServer: Service {
     private let dropsAtClose = NIOLockedValueBox<Int??>(nil)
 
     /// A server answering on `socket`, which it closes when `run()` returns.
-    public init(socket: UDPSocket, configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) {
+    public init(socket: UDPSocket, configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil)
+    {
         self.socket = socket
         self.configuration = configuration
         self.onEvent = onEvent
         let limiter = RateLimiter(rate: configuration.repliesPerSecond, burst: configuration.burst)
-        self.state = NIOLockedValueBox((Counters(), Engine(limiter: limiter, loops: LoopGuard(limit: configuration.loopLimit))))
+        self.state = NIOLockedValueBox(
+            (Counters(), Engine(limiter: limiter, loops: LoopGuard(limit: configuration.loopLimit))))
         self.runner = configuration.exec.map { CommandRunner(settings: $0, localPort: socket.localAddress.port ?? 0) }
     }
 
@@ -162,15 +165,23 @@ public final class EchoServer: Service {
     /// With a wildcard address, give `options` with `receivePacketInfo` on, or datagrams sent to a broadcast or
     /// multicast address cannot be told apart (see the type's overview).
     /// - Throws: `UDPError` from binding (`.addressInUse`, ...).
-    public static func bind(to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, options: UDPSocketOptions = .init(),
-                            configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> EchoServer {
-        EchoServer(socket: try await UDPSocket.bind(to: endpoint, family: family, options: options), configuration: configuration, onEvent: onEvent)
+    public static func bind(
+        to endpoint: UDPEndpoint, family: UDPAddress.Family? = nil, options: UDPSocketOptions = .init(),
+        configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil
+    ) async throws -> EchoServer {
+        EchoServer(
+            socket: try await UDPSocket.bind(to: endpoint, family: family, options: options),
+            configuration: configuration, onEvent: onEvent)
     }
 
     /// Binds the server's socket to a resolved address. See `bind(to:family:options:configuration:onEvent:)`.
-    public static func bind(to address: UDPAddress, options: UDPSocketOptions = .init(),
-                            configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> EchoServer {
-        EchoServer(socket: try await UDPSocket.bind(to: address, options: options), configuration: configuration, onEvent: onEvent)
+    public static func bind(
+        to address: UDPAddress, options: UDPSocketOptions = .init(),
+        configuration: Configuration = .init(), onEvent: (@Sendable (Event) -> Void)? = nil
+    ) async throws -> EchoServer {
+        EchoServer(
+            socket: try await UDPSocket.bind(to: address, options: options), configuration: configuration,
+            onEvent: onEvent)
     }
 
     /// The address clients send to.
@@ -236,7 +247,9 @@ public final class EchoServer: Service {
                             state.engine.lastSender = datagram.sender
                             state.engine.lastSenderRefusal = refusal(for: datagram.sender)
                             state.engine.loops.select(datagram.sender)
-                            if state.engine.senders.count < 100_000, state.engine.senders.insert(datagram.sender).inserted {
+                            if state.engine.senders.count < 100_000,
+                                state.engine.senders.insert(datagram.sender).inserted
+                            {
                                 state.counters.senders += 1
                             }
                         }
@@ -244,16 +257,22 @@ public final class EchoServer: Service {
                         var reason: DropReason?
                         if let refused = state.engine.lastSenderRefusal {
                             reason = refused
-                        } else if let refused = screen(kind: datagram.arrival?.kind, sender: datagram.sender, now: now, limiter: &state.engine.limiter) {
+                        } else if let refused = screen(
+                            kind: datagram.arrival?.kind, sender: datagram.sender, now: now,
+                            limiter: &state.engine.limiter)
+                        {
                             reason = refused
                         } else if state.engine.loops.isLoop(datagram.payload, now: nanos) {
                             reason = .loop
                         } else {
-                            (reply, reason) = answer(datagram, count: state.engine.count, now: now, limiter: &state.engine.limiter)
+                            (reply, reason) = answer(
+                                datagram, count: state.engine.count, now: now, limiter: &state.engine.limiter)
                         }
                         if let made = reply {
                             // Only a plain echo sends the payload back as it came (no template, rules or checksum).
-                            let echoed = configuration.template == nil && configuration.rules == nil && configuration.append == nil
+                            let echoed =
+                                configuration.template == nil && configuration.rules == nil
+                                && configuration.append == nil
                             state.engine.loops.replied(made, echoed: echoed, now: nanos)
                             outgoing.append(OutgoingDatagram(payload: made, to: datagram.sender))
                             state.counters.replied += 1
@@ -262,7 +281,10 @@ public final class EchoServer: Service {
                             state.counters.dropped[reason, default: 0] += 1
                         }
                         if onEvent != nil {
-                            events.append(Event(datagram: datagram, reply: reply.map { Array($0.readableBytesView) }, dropped: reason))
+                            events.append(
+                                Event(
+                                    datagram: datagram, reply: reply.map { Array($0.readableBytesView) },
+                                    dropped: reason))
                         }
                     }
                 }
@@ -280,7 +302,10 @@ public final class EchoServer: Service {
             var result: (ByteBuffer?, DropReason?)
             switch outcome {
             case .dropped(let reason): result = (nil, reason)
-            case .reply(let bytes): result = check(configuration.append?.appended(to: bytes) ?? bytes, for: datagram, now: ContinuousClock.now, limiter: &state.engine.limiter)
+            case .reply(let bytes):
+                result = check(
+                    configuration.append?.appended(to: bytes) ?? bytes, for: datagram, now: ContinuousClock.now,
+                    limiter: &state.engine.limiter)
             }
             if let reply = result.0 {
                 state.engine.loops.replied(reply, to: datagram.sender, now: MonotonicClock.nanoseconds)
@@ -342,16 +367,21 @@ public final class EchoServer: Service {
     }
 
     /// Why a datagram from an acceptable sender gets no reply because of where it was sent, or nil.
-    private func screen(kind: Datagram.Arrival.Kind?, sender: UDPAddress, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> DropReason? {
+    private func screen(
+        kind: Datagram.Arrival.Kind?, sender: UDPAddress, now: ContinuousClock.Instant, limiter: inout RateLimiter
+    ) -> DropReason? {
         guard let kind, kind != .unicast else { return nil }
         guard configuration.allowBroadcast else { return kind == .broadcast ? .toBroadcast : .toMulticast }
         return limiter.allow(sender, now: now) ? nil : .rateLimited
     }
 
     /// The reply to a datagram that passed every other check.
-    private func answer(_ datagram: Datagram, count: Int, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
+    private func answer(_ datagram: Datagram, count: Int, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> (
+        ByteBuffer?, DropReason?
+    ) {
         if let runner {
-            return runner.start(datagram, done: { [self] outcome in finish(outcome, for: datagram) }) ? (nil, nil) : (nil, .execBusy)
+            return runner.start(datagram, done: { [self] outcome in finish(outcome, for: datagram) })
+                ? (nil, nil) : (nil, .execBusy)
         }
         let reply: [UInt8]
         switch configuration.choose(datagram, count: count) {
@@ -364,7 +394,9 @@ public final class EchoServer: Service {
 
     /// The protections that depend on a reply's size: what fits, and a reply larger than its request only under
     /// the rate limit and the per-source budget of three times the bytes received.
-    private func check(_ reply: [UInt8], for datagram: Datagram, now: ContinuousClock.Instant, limiter: inout RateLimiter) -> (ByteBuffer?, DropReason?) {
+    private func check(
+        _ reply: [UInt8], for datagram: Datagram, now: ContinuousClock.Instant, limiter: inout RateLimiter
+    ) -> (ByteBuffer?, DropReason?) {
         if let limit = datagram.sender.maximumPayload, reply.count > limit { return (nil, .amplification) }
         if !configuration.allowAmplification, let refused = limiter.admit(reply: reply.count, to: datagram, now: now) {
             return (nil, refused == .rateLimited ? .rateLimited : .amplification)
@@ -398,7 +430,9 @@ struct LoopGuard {
                 func mix(_ range: Range<Int>) {
                     var offset = range.lowerBound
                     while offset + 8 <= range.upperBound {
-                        hash = (hash ^ bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* 0x0000_0100_0000_01B3
+                        hash =
+                            (hash ^ bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                            &* 0x0000_0100_0000_01B3
                         hash ^= hash >> 29
                         offset += 8
                     }

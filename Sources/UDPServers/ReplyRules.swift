@@ -1,10 +1,11 @@
+import UDPKit
+import UDPText
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import UDPKit
-import UDPText
 
 /// A reply rule, "smart response" style: when a datagram matches, the reply is built from the rule's template.
 ///
@@ -61,7 +62,9 @@ public struct ReplyRule: Sendable {
 
     /// A rule from its two halves (a rules file's `{"match": ..., "reply": ...}`).
     /// - Throws: `RuleError` naming the rule and saying what is wrong.
-    public init(match: String, reply: String, encoding: TextEncoding = .utf8, name: String = "rule", source: String? = nil) throws(RuleError) {
+    public init(
+        match: String, reply: String, encoding: TextEncoding = .utf8, name: String = "rule", source: String? = nil
+    ) throws(RuleError) {
         let source = source ?? "\(match) => \(reply)"
         self.source = source
         func fail(_ reason: String) -> RuleError { RuleError(rule: name, source: source, reason: reason) }
@@ -79,7 +82,9 @@ public struct ReplyRule: Sendable {
             do { self.match = .prefix(try Hex.parse(String(match.dropFirst(4)))) } catch { throw fail("\(error)") }
         } else if match.hasPrefix("regex:") {
             let pattern: RulePattern
-            do { pattern = try RulePattern(String(match.dropFirst(6)), encoding: encoding) } catch { throw fail(error.reason) }
+            do { pattern = try RulePattern(String(match.dropFirst(6)), encoding: encoding) } catch {
+                throw fail(error.reason)
+            }
             groups = pattern.groupCount
             self.match = .regex(pattern)
         } else {
@@ -140,14 +145,20 @@ public struct RulePattern: Sendable {
         do {
             regex = try Regex(pattern)
         } catch {
-            throw RuleError(rule: "", source: pattern, reason: "bad regex '\(TerminalText.escape(pattern))': \(String(describing: error).split(separator: "\n").first ?? "")")
+            throw RuleError(
+                rule: "", source: pattern,
+                reason:
+                    "bad regex '\(TerminalText.escape(pattern))': \(String(describing: error).split(separator: "\n").first ?? "")"
+            )
         }
         groupCount = Self.countGroups(pattern)
     }
 
     /// The groups' bytes when the decoded payload contains a match; nil when it does not, or is not text.
     func groups(in payload: some Collection<UInt8>) -> [[UInt8]?]? {
-        guard let text = encoding.decode(payload).string, let match = try? regex.firstMatch(in: text) else { return nil }
+        guard let text = encoding.decode(payload).string, let match = try? regex.firstMatch(in: text) else {
+            return nil
+        }
         var groups: [[UInt8]?] = []
         for index in 1..<max(1, match.output.count) {
             groups.append(match.output[index].substring.flatMap { try? encoding.encode(String($0)) })
@@ -164,15 +175,30 @@ public struct RulePattern: Sendable {
         var inClass = false
         while i < chars.count {
             let c = chars[i]
-            if c == "\\" { i += 2; continue }
-            if inClass { if c == "]" { inClass = false }; i += 1; continue }
-            if c == "[" { inClass = true; i += 1; continue }
+            if c == "\\" {
+                i += 2
+                continue
+            }
+            if inClass {
+                if c == "]" { inClass = false }
+                i += 1
+                continue
+            }
+            if c == "[" {
+                inClass = true
+                i += 1
+                continue
+            }
             if c == "(" {
                 if i + 1 < chars.count, chars[i + 1] == "?" {
                     let rest = chars[(i + 2)...].prefix(2)
-                    if rest.first == "<" && rest.dropFirst().first != "=" && rest.dropFirst().first != "!" { count += 1 }
-                    else if rest.first == "P" && rest.dropFirst().first == "<" { count += 1 }
-                    else if rest.first == "'" { count += 1 }
+                    if rest.first == "<" && rest.dropFirst().first != "=" && rest.dropFirst().first != "!" {
+                        count += 1
+                    } else if rest.first == "P" && rest.dropFirst().first == "<" {
+                        count += 1
+                    } else if rest.first == "'" {
+                        count += 1
+                    }
                 } else {
                     count += 1
                 }
@@ -213,14 +239,19 @@ public struct ReplyRules: Sendable {
                 entries = try JSONDecoder().decode(RuleFile.self, from: data).rules
             }
         } catch {
-            throw RuleError(rule: file, source: "", reason: "not a rules file: expected a JSON array of \"MATCH => REPLY\" strings or {\"match\": ..., \"reply\": ...} objects")
+            throw RuleError(
+                rule: file, source: "",
+                reason:
+                    "not a rules file: expected a JSON array of \"MATCH => REPLY\" strings or {\"match\": ..., \"reply\": ...} objects"
+            )
         }
         var rules: [ReplyRule] = []
         for (index, entry) in entries.enumerated() {
             let name = "\(file) rule \(index + 1)"
             switch entry {
             case .text(let text): rules.append(try ReplyRule(text, encoding: encoding, name: name))
-            case .pair(let match, let reply): rules.append(try ReplyRule(match: match, reply: reply, encoding: encoding, name: name))
+            case .pair(let match, let reply):
+                rules.append(try ReplyRule(match: match, reply: reply, encoding: encoding, name: name))
             }
         }
         self.rules = rules

@@ -1,10 +1,11 @@
+import UDPKit
+import UDPText
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import UDPKit
-import UDPText
 
 /// A reply built from a template such as `Hello, {text}!` — the classic Python greeting server's reply.
 ///
@@ -49,15 +50,20 @@ public struct ReplyTemplate: Sendable, Equatable {
                 case "1", "2", "3", "4", "5", "6", "7", "8", "9":
                     let group = Int(name)!
                     guard group <= groups else {
-                        throw TemplateError(message: groups == 0
-                            ? "{\(name)} in reply template: capture groups need a regex: rule"
-                            : "{\(name)} in reply template: the regex has only \(groups) capture group\(groups == 1 ? "" : "s")")
+                        throw TemplateError(
+                            message: groups == 0
+                                ? "{\(name)} in reply template: capture groups need a regex: rule"
+                                : "{\(name)} in reply template: the regex has only \(groups) capture group\(groups == 1 ? "" : "s")"
+                        )
                     }
                     highest = max(highest, group)
                     parts.append(.group(group))
                 default:
                     let shown = TerminalText.escape(name)
-                    throw TemplateError(message: "unknown placeholder {\(shown)} in reply template (use {text}, {hex}, {from}, {port}, {time}, {count}, {length}\(groups > 0 ? ", {1}..{\(min(groups, 9))}" : ""))")
+                    throw TemplateError(
+                        message:
+                            "unknown placeholder {\(shown)} in reply template (use {text}, {hex}, {from}, {port}, {time}, {count}, {length}\(groups > 0 ? ", {1}..{\(min(groups, 9))}" : ""))"
+                    )
                 }
             }
         }

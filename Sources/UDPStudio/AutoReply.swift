@@ -1,11 +1,12 @@
+import UDPKit
+import UDPServers
+import UDPText
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import UDPKit
-import UDPText
-import UDPServers
 
 /// One auto-reply rule of a listener, as the page and the API write it: a match kind, a pattern and a reply.
 /// It becomes a `ReplyRule`, the rule `udp echo --rule` uses, so both answer alike.
@@ -159,7 +160,9 @@ public struct ReplyGuard: Sendable {
     public init() {}
 
     /// Whether `reply` to `datagram` may be sent; `ownPorts` are the local ports of the studio's sockets.
-    public mutating func check(reply: Int, to datagram: Datagram, ownPorts: Set<Int>, now: ContinuousClock.Instant = .now) -> Refusal? {
+    public mutating func check(
+        reply: Int, to datagram: Datagram, ownPorts: Set<Int>, now: ContinuousClock.Instant = .now
+    ) -> Refusal? {
         let port = datagram.sender.port ?? 0
         if blockedSourcePorts.contains(port) { return .loopPort }
         if let kind = datagram.arrival?.kind, kind != .unicast { return .broadcast }

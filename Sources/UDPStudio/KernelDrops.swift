@@ -24,9 +24,11 @@ enum KernelDrops {
         for line in table.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 13,
-                  let local = fields[1].split(separator: ":").last, let port = Int(local, radix: 16), ports.contains(port),
-                  let remote = fields[2].split(separator: ":").last, remote == "0000",
-                  let count = Int(fields[fields.count - 1]) else { continue }
+                let local = fields[1].split(separator: ":").last, let port = Int(local, radix: 16),
+                ports.contains(port),
+                let remote = fields[2].split(separator: ":").last, remote == "0000",
+                let count = Int(fields[fields.count - 1])
+            else { continue }
             drops[port, default: 0] += count
         }
         return drops

@@ -1,10 +1,11 @@
+import Foundation
+import UDPKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import UDPKit
 
 /// A named datagram the user saved: where it goes and what it carries.
 public struct SavedPacket: Sendable, Codable, Equatable {
@@ -24,7 +25,10 @@ public struct SavedPacket: Sendable, Codable, Equatable {
     public var interval: Double?
 
     /// A saved packet.
-    public init(name: String, to: String, text: String? = nil, hex: String? = nil, escapes: Bool? = nil, count: Int? = nil, interval: Double? = nil) {
+    public init(
+        name: String, to: String, text: String? = nil, hex: String? = nil, escapes: Bool? = nil, count: Int? = nil,
+        interval: Double? = nil
+    ) {
         self.name = name
         self.to = to
         self.text = text
@@ -101,20 +105,26 @@ public struct PacketLibrary: Sendable, Codable, Equatable {
             throw LibraryError(message: "cannot read \(url.path): \(error.localizedDescription)")
         }
         do { return try JSONDecoder().decode(PacketLibrary.self, from: data) } catch {
-            throw LibraryError(message: "\(url.path) is not a saved-packets file (JSON with \"packets\" and \"sequences\"); fix or move it")
+            throw LibraryError(
+                message:
+                    "\(url.path) is not a saved-packets file (JSON with \"packets\" and \"sequences\"); fix or move it")
         }
     }
 
     /// Writes the library to `url` (atomically, readable by the user only), creating the directory.
     public func save(to url: URL) throws(LibraryError) {
         do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = try encoder.encode(self)
             let temporary = url.deletingLastPathComponent().appendingPathComponent(".packets-\(getpid()).json")
-            guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            guard
+                FileManager.default.createFile(
+                    atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600])
+            else {
                 throw LibraryError(message: "cannot write \(temporary.path)")
             }
             guard rename(temporary.path, url.path) == 0 else {
@@ -136,8 +146,12 @@ public struct PacketLibrary: Sendable, Codable, Equatable {
     /// - Throws: `LibraryError` for a bad name or a packet that would not send.
     public mutating func put(_ packet: SavedPacket) throws(LibraryError) {
         try Self.checkName(packet.name)
-        do { _ = try packet.request.payload() } catch { throw LibraryError(message: "packet '\(packet.name)': \(error)") }
-        do { _ = try UDPEndpoint.parse(packet.to) } catch { throw LibraryError(message: "packet '\(packet.name)': \(error)") }
+        do { _ = try packet.request.payload() } catch {
+            throw LibraryError(message: "packet '\(packet.name)': \(error)")
+        }
+        do { _ = try UDPEndpoint.parse(packet.to) } catch {
+            throw LibraryError(message: "packet '\(packet.name)': \(error)")
+        }
         packets.removeAll { $0.name == packet.name }
         packets.append(packet)
         packets.sort { $0.name < $1.name }
@@ -150,8 +164,12 @@ public struct PacketLibrary: Sendable, Codable, Equatable {
             throw LibraryError(message: "sequence '\(sequence.name)': 1 to 1000 steps")
         }
         for step in sequence.steps {
-            guard packet(named: step.packet) != nil else { throw LibraryError(message: "sequence '\(sequence.name)': no saved packet '\(step.packet)'") }
-            guard step.delay >= 0, step.delay <= 3_600_000 else { throw LibraryError(message: "sequence '\(sequence.name)': a delay must be 0 to 3600000 ms") }
+            guard packet(named: step.packet) != nil else {
+                throw LibraryError(message: "sequence '\(sequence.name)': no saved packet '\(step.packet)'")
+            }
+            guard step.delay >= 0, step.delay <= 3_600_000 else {
+                throw LibraryError(message: "sequence '\(sequence.name)': a delay must be 0 to 3600000 ms")
+            }
         }
         sequences.removeAll { $0.name == sequence.name }
         sequences.append(sequence)

@@ -25,8 +25,10 @@ public struct SendRequest: Sendable, Codable, Equatable {
     public var ttl: Int?
 
     /// A request.
-    public init(to: String, text: String? = nil, hex: String? = nil, escapes: Bool? = nil, encoding: String? = nil,
-                from: Int? = nil, count: Int? = nil, interval: Double? = nil, interface: String? = nil, ttl: Int? = nil) {
+    public init(
+        to: String, text: String? = nil, hex: String? = nil, escapes: Bool? = nil, encoding: String? = nil,
+        from: Int? = nil, count: Int? = nil, interval: Double? = nil, interface: String? = nil, ttl: Int? = nil
+    ) {
         self.to = to
         self.text = text
         self.hex = hex
@@ -73,7 +75,9 @@ public struct SendRequest: Sendable, Codable, Equatable {
         guard destinations.count == 1, destinations[0].isMulticast else {
             throw .badInput("an interface and a TTL apply to a multicast group destination")
         }
-        guard from == nil else { throw .badInput("a multicast interface or TTL needs a new socket: leave \"from\" empty") }
+        guard from == nil else {
+            throw .badInput("a multicast interface or TTL needs a new socket: leave \"from\" empty")
+        }
         var options = UDPSocketOptions()
         if let ttl {
             guard (0...255).contains(ttl) else { throw .badInput("ttl must be from 0 to 255") }
@@ -89,8 +93,12 @@ public struct SendRequest: Sendable, Codable, Equatable {
     func repeats() throws(SendError) -> (count: Int, interval: Double) {
         let count = self.count ?? 1
         let interval = self.interval ?? 0
-        guard (1...Self.maximumCount).contains(count) else { throw .badInput("count must be from 1 to \(Self.maximumCount)") }
-        guard interval.isFinite, (0...60_000).contains(interval) else { throw .badInput("interval must be from 0 to 60000 ms") }
+        guard (1...Self.maximumCount).contains(count) else {
+            throw .badInput("count must be from 1 to \(Self.maximumCount)")
+        }
+        guard interval.isFinite, (0...60_000).contains(interval) else {
+            throw .badInput("interval must be from 0 to 60000 ms")
+        }
         guard Double(count - 1) * interval <= Self.maximumDuration else {
             throw .badInput("count × interval must stay within \(Int(Self.maximumDuration / 1000)) s")
         }
@@ -128,6 +136,6 @@ public struct SendResult: Sendable, Codable, Equatable {
     public var from: String
 }
 
-private extension String {
-    var nilIfEmpty: String? { isEmpty ? nil : self }
+extension String {
+    fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
 }

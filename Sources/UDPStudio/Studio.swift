@@ -1,12 +1,13 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import ServiceLifecycle
+import UDPKit
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOConcurrencyHelpers
-import NIOCore
-import ServiceLifecycle
-import UDPKit
 
 /// Exact counts of what a socket (or the whole studio) received and sent.
 public struct TrafficCounters: Sendable, Codable, Equatable {
@@ -68,8 +69,10 @@ public struct ListenerSpec: Sendable, Codable, Equatable {
     public var rules: [AutoReplyRule]?
 
     /// A spec.
-    public init(address: String, group: String? = nil, interface: String? = nil, source: String? = nil,
-                rules: [AutoReplyRule]? = nil) {
+    public init(
+        address: String, group: String? = nil, interface: String? = nil, source: String? = nil,
+        rules: [AutoReplyRule]? = nil
+    ) {
         self.address = address
         self.group = group
         self.interface = interface
@@ -184,10 +187,11 @@ public final class Studio: Service {
     public init(configuration: Configuration = .init()) throws(LibraryError) {
         self.configuration = configuration
         let library = try PacketLibrary.load(from: configuration.libraryLocation)
-        state = NIOLockedValueBox(State(
-            history: History(capacity: configuration.historyCapacity, byteLimit: configuration.historyBytes),
-            library: library, replyGuard: configuration.replyGuard
-        ))
+        state = NIOLockedValueBox(
+            State(
+                history: History(capacity: configuration.historyCapacity, byteLimit: configuration.historyBytes),
+                library: library, replyGuard: configuration.replyGuard
+            ))
     }
 
     // MARK: - Listeners
@@ -205,7 +209,9 @@ public final class Studio: Service {
         // Room for bursts while the studio is busy elsewhere (the kernel caps it at net.core.rmem_max).
         options.receiveBufferSize = 4 << 20
         let membership = spec.membership
-        if membership == nil, [spec.interface, spec.source].contains(where: { !($0 ?? "").trimmingCharacters(in: .whitespaces).isEmpty }) {
+        if membership == nil,
+            [spec.interface, spec.source].contains(where: { !($0 ?? "").trimmingCharacters(in: .whitespaces).isEmpty })
+        {
             throw StudioError.badListener("an interface or a source applies to a multicast group: give the group too")
         }
         // As `udp listen --join`: members of a group share their port, so other receivers on this host still get it.
@@ -265,24 +271,30 @@ public final class Studio: Service {
 
     /// Every listener, by id.
     public var listeners: [ListenerInfo] {
-        Self.withKernelDrops(state.withLockedValue { $0.listeners.values.sorted { $0.listener.id < $1.listener.id }.map(Self.info) })
+        Self.withKernelDrops(
+            state.withLockedValue { $0.listeners.values.sorted { $0.listener.id < $1.listener.id }.map(Self.info) })
     }
 
     private static func withKernelDrops(_ listeners: [ListenerInfo]) -> [ListenerInfo] {
         #if os(Linux)
         let drops = KernelDrops.read(ports: Set(listeners.map(\.port)))
-        return listeners.map { var l = $0; l.kernelDrops = drops[l.port] ?? 0; return l }
+        return listeners.map {
+            var l = $0
+            l.kernelDrops = drops[l.port] ?? 0
+            return l
+        }
         #else
         return listeners
         #endif
     }
 
     private static func info(_ s: ListenerState) -> ListenerInfo {
-        ListenerInfo(id: s.listener.id, requested: s.listener.spec.address, address: s.listener.socket.localAddress.description,
-                     port: s.listener.socket.localAddress.port ?? 0, group: s.listener.spec.membership?.group,
-                     interface: s.listener.spec.membership?.interface, source: s.listener.spec.membership?.source,
-                     counters: s.counters,
-                     kernelDrops: nil, rules: s.ruleList)
+        ListenerInfo(
+            id: s.listener.id, requested: s.listener.spec.address, address: s.listener.socket.localAddress.description,
+            port: s.listener.socket.localAddress.port ?? 0, group: s.listener.spec.membership?.group,
+            interface: s.listener.spec.membership?.interface, source: s.listener.spec.membership?.source,
+            counters: s.counters,
+            kernelDrops: nil, rules: s.ruleList)
     }
 
     // MARK: - History and updates
@@ -372,7 +384,9 @@ public final class Studio: Service {
                 if !replies.isEmpty {
                     do {
                         try await socket.send(replies.map { OutgoingDatagram(bytes: $0.bytes, to: $0.to) })
-                        record(replies.map { ($0.bytes, $0.to, ["auto-reply"]) }, from: socket, listener: listener, sentAt: Date())
+                        record(
+                            replies.map { ($0.bytes, $0.to, ["auto-reply"]) }, from: socket, listener: listener,
+                            sentAt: Date())
                     } catch {
                         // A reply that could not leave (ICMP unreachable from an earlier one): nothing to record.
                     }
@@ -407,7 +421,9 @@ public final class Studio: Service {
                 if let kind = datagram.arrival?.kind, kind != .unicast { marks.append(kind.rawValue) }
                 var roundTrip: Double?
                 if !state.pendingReplies.isEmpty,
-                   let sentAt = state.pendingReplies.removeValue(forKey: PeerKey(localPort: localPort, remote: datagram.sender)) {
+                    let sentAt = state.pendingReplies.removeValue(
+                        forKey: PeerKey(localPort: localPort, remote: datagram.sender))
+                {
                     roundTrip = Double(now &- sentAt) / 1e9
                 }
                 if let rules, let reply = rules.reply(to: datagram, count: counters.received) {
@@ -421,11 +437,14 @@ public final class Studio: Service {
                         counters.sentBytes += reply.count
                     }
                 }
-                state.history.append(StudioRecord(
-                    id: 0, time: datagram.receivedAt, direction: .incoming, listener: listener, localPort: localPort,
-                    remoteAddress: datagram.sender.ip ?? datagram.sender.path ?? "", remotePort: datagram.sender.port ?? 0,
-                    bytes: bytes, truncated: datagram.truncated, marks: marks, roundTrip: roundTrip
-                ))
+                state.history.append(
+                    StudioRecord(
+                        id: 0, time: datagram.receivedAt, direction: .incoming, listener: listener,
+                        localPort: localPort,
+                        remoteAddress: datagram.sender.ip ?? datagram.sender.path ?? "",
+                        remotePort: datagram.sender.port ?? 0,
+                        bytes: bytes, truncated: datagram.truncated, marks: marks, roundTrip: roundTrip
+                    ))
             }
             if let listener {
                 state.listeners[listener]?.counters = counters
@@ -437,14 +456,16 @@ public final class Studio: Service {
     }
 
     /// Adds sent datagrams to the history (counters are counted by the caller).
-    private func record(_ sent: [([UInt8], UDPAddress, [String])], from socket: UDPSocket, listener: Int?, sentAt: Date) {
+    private func record(_ sent: [([UInt8], UDPAddress, [String])], from socket: UDPSocket, listener: Int?, sentAt: Date)
+    {
         let localPort = socket.localAddress.port ?? 0
         state.withLockedValue { state in
             for (bytes, to, marks) in sent {
-                state.history.append(StudioRecord(
-                    id: 0, time: sentAt, direction: .outgoing, listener: listener, localPort: localPort,
-                    remoteAddress: to.ip ?? to.path ?? "", remotePort: to.port ?? 0, bytes: bytes, marks: marks
-                ))
+                state.history.append(
+                    StudioRecord(
+                        id: 0, time: sentAt, direction: .outgoing, listener: listener, localPort: localPort,
+                        remoteAddress: to.ip ?? to.path ?? "", remotePort: to.port ?? 0, bytes: bytes, marks: marks
+                    ))
             }
         }
     }
@@ -463,18 +484,22 @@ public final class Studio: Service {
         let destinations = try await Self.destinations(request.to)
         for destination in destinations {
             if let limit = destination.maximumPayload, payload.count > limit {
-                throw .badInput("\(payload.count) bytes do not fit in one datagram to \(destination) (at most \(limit))")
+                throw .badInput(
+                    "\(payload.count) bytes do not fit in one datagram to \(destination) (at most \(limit))")
             }
         }
         let multicast = try request.multicastOptions(for: destinations)
-        let (socket, listener) = multicast == nil
+        let (socket, listener) =
+            multicast == nil
             ? try await sendingSocket(from: request.from, family: destinations[0].family)
             : (try await multicastSocket(multicast!, family: destinations[0].family), nil)
         let result: Result<SendResult, SendError>
         do {
-            result = .success(try await stoppable {
-                try await self.deliver(payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
-            })
+            result = .success(
+                try await stoppable {
+                    try await self.deliver(
+                        payload, to: destinations, count: count, interval: interval, socket: socket, listener: listener)
+                })
         } catch let error as SendError {
             result = .failure(error)
         } catch {
@@ -510,20 +535,26 @@ public final class Studio: Service {
     @discardableResult
     public func runSequence(_ name: String) async throws -> Int {
         let library = self.library
-        guard let sequence = library.sequences.first(where: { $0.name == name }) else { throw StudioError.noSuchPacket(name) }
+        guard let sequence = library.sequences.first(where: { $0.name == name }) else {
+            throw StudioError.noSuchPacket(name)
+        }
         return try await stoppable {
             var sent = 0
             for step in sequence.steps {
                 // A stop between two steps: the next step's send is a task of its own, which the stop did not reach.
                 if Task.isCancelled { throw SendError.stopped(sent: sent) }
-                guard let packet = library.packet(named: step.packet) else { throw StudioError.noSuchPacket(step.packet) }
+                guard let packet = library.packet(named: step.packet) else {
+                    throw StudioError.noSuchPacket(step.packet)
+                }
                 do {
                     sent += try await self.send(packet.request).sent
                 } catch SendError.stopped(let more) {
                     throw SendError.stopped(sent: sent + more)
                 }
                 if step.delay > 0 {
-                    do { try await Task.sleep(for: .milliseconds(step.delay)) } catch { throw SendError.stopped(sent: sent) }
+                    do { try await Task.sleep(for: .milliseconds(step.delay)) } catch {
+                        throw SendError.stopped(sent: sent)
+                    }
                 }
             }
             return sent
@@ -559,7 +590,9 @@ public final class Studio: Service {
         }
     }
 
-    private func sendingSocket(from listener: Int?, family: UDPAddress.Family) async throws(SendError) -> (UDPSocket, Int?) {
+    private func sendingSocket(from listener: Int?, family: UDPAddress.Family) async throws(SendError) -> (
+        UDPSocket, Int?
+    ) {
         if let listener {
             guard let socket = state.withLockedValue({ $0.listeners[listener]?.listener.socket }) else {
                 throw .badInput("no listener \(listener)")
@@ -597,7 +630,9 @@ public final class Studio: Service {
 
     /// A socket for one send to a multicast group with its own interface or TTL, receiving (and recording) replies
     /// until the send ends.
-    private func multicastSocket(_ options: UDPSocketOptions, family: UDPAddress.Family) async throws(SendError) -> UDPSocket {
+    private func multicastSocket(_ options: UDPSocketOptions, family: UDPAddress.Family) async throws(SendError)
+        -> UDPSocket
+    {
         let socket: UDPSocket
         do {
             let wildcard = try UDPAddress(ip: family == .ipv6 ? "::" : "0.0.0.0", port: 0)
@@ -609,8 +644,10 @@ public final class Studio: Service {
         return socket
     }
 
-    private func deliver(_ payload: [UInt8], to destinations: [UDPAddress], count: Int, interval: Double,
-                         socket: UDPSocket, listener: Int?) async throws(SendError) -> SendResult {
+    private func deliver(
+        _ payload: [UInt8], to destinations: [UDPAddress], count: Int, interval: Double,
+        socket: UDPSocket, listener: Int?
+    ) async throws(SendError) -> SendResult {
         let buffer = ByteBuffer(bytes: payload)
         let localPort = socket.localAddress.port ?? 0
         var sent = 0
@@ -628,7 +665,9 @@ public final class Studio: Service {
                 }
                 do { try await socket.send(buffer, to: destination) } catch { throw .failed("\(error)", sent: sent) }
                 sent += 1
-                let marks = destination.isLimitedBroadcast || destinations.count > 1 ? ["broadcast"] : destination.isMulticast ? ["multicast"] : []
+                let marks =
+                    destination.isLimitedBroadcast || destinations.count > 1
+                    ? ["broadcast"] : destination.isMulticast ? ["multicast"] : []
                 state.withLockedValue { state in
                     if let listener {
                         state.listeners[listener]?.counters.sent += 1
@@ -642,8 +681,9 @@ public final class Studio: Service {
             }
             notify()
         }
-        return SendResult(sent: sent, bytes: sent * payload.count, to: destinations.map(\.description),
-                          from: socket.localAddress.description)
+        return SendResult(
+            sent: sent, bytes: sent * payload.count, to: destinations.map(\.description),
+            from: socket.localAddress.description)
     }
 
     // MARK: - Saved packets

@@ -1,10 +1,11 @@
+import UDPKit
+import UDPText
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import UDPKit
-import UDPText
 
 /// One datagram the studio saw arrive or sent, as the traffic log shows it.
 public struct StudioRecord: Sendable, Equatable {
@@ -42,7 +43,8 @@ public struct StudioRecord: Sendable, Equatable {
 
     /// A record with the given fields.
     public init(
-        id: Int, time: Date, direction: Direction, listener: Int?, localPort: Int, remoteAddress: String, remotePort: Int,
+        id: Int, time: Date, direction: Direction, listener: Int?, localPort: Int, remoteAddress: String,
+        remotePort: Int,
         bytes: [UInt8], truncated: Bool = false, marks: [String] = [], roundTrip: Double? = nil
     ) {
         self.id = id
@@ -65,7 +67,8 @@ public struct StudioRecord: Sendable, Equatable {
 
 extension StudioRecord: Codable {
     private enum CodingKeys: String, CodingKey {
-        case id, time, direction, listener, localPort, remoteAddress, remotePort, length, text, hex, truncated, marks, roundTrip
+        case id, time, direction, listener, localPort, remoteAddress, remotePort, length, text, hex, truncated, marks,
+            roundTrip
     }
 
     /// The JSON form: the payload as `hex` (exact) and `text` (escaped, for reading), plus `length`.

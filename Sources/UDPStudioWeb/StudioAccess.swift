@@ -36,8 +36,10 @@ public struct StudioAccess: Sendable {
         public var fetchSite: String?
 
         /// Parts of a request.
-        public init(method: String, path: String, queryToken: String? = nil, authorization: String? = nil,
-                    host: String? = nil, origin: String? = nil, fetchSite: String? = nil) {
+        public init(
+            method: String, path: String, queryToken: String? = nil, authorization: String? = nil,
+            host: String? = nil, origin: String? = nil, fetchSite: String? = nil
+        ) {
             self.method = method
             self.path = path
             self.queryToken = queryToken
@@ -98,7 +100,8 @@ public struct StudioAccess: Sendable {
         }
         if given == nil, let queryToken = request.queryToken { given = queryToken }
         if given == nil, request.path.hasPrefix("/s/") {
-            given = request.path.dropFirst(3).split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+            given = request.path.dropFirst(3).split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+                .first.map(String.init)
         }
         guard let given, !given.isEmpty else {
             return .unauthorized("a token is required: open the address udp studio printed")
@@ -109,7 +112,8 @@ public struct StudioAccess: Sendable {
 
     /// Compares without an early exit, so the time taken does not tell how much of a guess was right.
     static func equalInConstantTime(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
         var difference = UInt8(x.count == y.count ? 0 : 1)
         for i in 0..<max(x.count, y.count) {
             difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)

@@ -33,7 +33,8 @@ public struct StudioWebServer: Sendable {
     private let boundPort = NIOLockedValueBox<Int?>(nil)
 
     /// A server for `studio` on `host:port` (port 0 picks a free one), with a new random token.
-    public init(studio: Studio, host: String = "127.0.0.1", port: Int = 8425, token: String = StudioAccess.makeToken()) {
+    public init(studio: Studio, host: String = "127.0.0.1", port: Int = 8425, token: String = StudioAccess.makeToken())
+    {
         self.studio = studio
         self.host = host
         self.port = port
@@ -94,7 +95,8 @@ public struct StudioWebServer: Sendable {
         router.post("/api/send") { request, context in
             let body: SendRequest
             do { body = try await request.decode(as: SendRequest.self, context: context) } catch {
-                return Self.problem(.badRequest, "the body must be JSON such as {\"to\":\"127.0.0.1:9000\",\"text\":\"hello\"}")
+                return Self.problem(
+                    .badRequest, "the body must be JSON such as {\"to\":\"127.0.0.1:9000\",\"text\":\"hello\"}")
             }
             let result: SendResult
             do {
@@ -149,14 +151,19 @@ public struct StudioWebServer: Sendable {
             try Self.json(studio.library)
         }
         router.put("/api/packets/:name") { request, context in
-            guard let packet = try? await Self.decodeNamed(SavedPacket.self, request, name: Self.pathName(context.parameters.get("name")) ?? "") else {
-                return Self.problem(.badRequest, "the body must be JSON such as {\"to\":\"127.0.0.1:9000\",\"text\":\"hi\"}")
+            guard
+                let packet = try? await Self.decodeNamed(
+                    SavedPacket.self, request, name: Self.pathName(context.parameters.get("name")) ?? "")
+            else {
+                return Self.problem(
+                    .badRequest, "the body must be JSON such as {\"to\":\"127.0.0.1:9000\",\"text\":\"hi\"}")
             }
             do { try studio.save(packet) } catch { return Self.problem(.badRequest, "\(error)") }
             return try Self.json(packet)
         }
         router.delete("/api/packets/:name") { _, context in
-            guard let name = Self.pathName(context.parameters.get("name")), (try? studio.deleteSaved(name)) == true else {
+            guard let name = Self.pathName(context.parameters.get("name")), (try? studio.deleteSaved(name)) == true
+            else {
                 return Self.problem(.notFound, "no such saved packet")
             }
             return try Self.json(OK())
@@ -171,15 +178,20 @@ public struct StudioWebServer: Sendable {
             }
         }
         router.put("/api/sequences/:name") { request, context in
-            guard let sequence = try? await Self.decodeNamed(SavedSequence.self, request, name: Self.pathName(context.parameters.get("name")) ?? "") else {
-                return Self.problem(.badRequest, "the body must be JSON such as {\"steps\":[{\"packet\":\"hello\",\"delay\":100}]}")
+            guard
+                let sequence = try? await Self.decodeNamed(
+                    SavedSequence.self, request, name: Self.pathName(context.parameters.get("name")) ?? "")
+            else {
+                return Self.problem(
+                    .badRequest, "the body must be JSON such as {\"steps\":[{\"packet\":\"hello\",\"delay\":100}]}")
             }
             do { try studio.save(sequence) } catch { return Self.problem(.badRequest, "\(error)") }
             return try Self.json(sequence)
         }
         router.post("/api/sequences/:name/run") { _, context in
             do {
-                return try Self.json(Sent(sent: try await studio.runSequence(Self.pathName(context.parameters.get("name")) ?? "")))
+                return try Self.json(
+                    Sent(sent: try await studio.runSequence(Self.pathName(context.parameters.get("name")) ?? "")))
             } catch let error as StudioError {
                 return Self.problem(.notFound, error.description)
             } catch {
@@ -191,25 +203,30 @@ public struct StudioWebServer: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-store"
-            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-                // A stream never ends by itself: end it when the server shuts down gracefully (SIGINT, SIGTERM).
-                let (events, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .bufferingNewest(64))
-                let producer = Task {
-                    await cancelWhenGracefulShutdown {
-                        await Self.stream(studio, after: after, batch: batch, to: continuation)
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody { writer in
+                    // A stream never ends by itself: end it when the server shuts down gracefully (SIGINT, SIGTERM).
+                    let (events, continuation) = AsyncStream<ByteBuffer>.makeStream(
+                        bufferingPolicy: .bufferingNewest(64))
+                    let producer = Task {
+                        await cancelWhenGracefulShutdown {
+                            await Self.stream(studio, after: after, batch: batch, to: continuation)
+                        }
+                        continuation.finish()
                     }
-                    continuation.finish()
-                }
-                defer { producer.cancel() }
-                for await event in events { try await writer.write(event) }
-                try await writer.finish(nil)
-            })
+                    defer { producer.cancel() }
+                    for await event in events { try await writer.write(event) }
+                    try await writer.finish(nil)
+                })
         }
     }
 
     /// Writes `records` events as the history grows (at most ten a second, each with at most `batch` of the newest
     /// records) and a `stats` event every second, until the client goes away or the studio shuts down.
-    private static func stream(_ studio: Studio, after: Int?, batch: Int, to output: AsyncStream<ByteBuffer>.Continuation) async {
+    private static func stream(
+        _ studio: Studio, after: Int?, batch: Int, to output: AsyncStream<ByteBuffer>.Continuation
+    ) async {
         let (ticks, tick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let changes = studio.changes()
         let forward = Task {
@@ -236,7 +253,8 @@ public struct StudioWebServer: Sendable {
                 let total = studio.snapshot().lastID
                 let skipped = max(0, newest.id - last - records.count)
                 last = newest.id
-                guard let message = try? event("records", RecordsBody(records: records, last: total, skipped: skipped)) else { return }
+                guard let message = try? event("records", RecordsBody(records: records, last: total, skipped: skipped))
+                else { return }
                 output.yield(message)
             }
             if ContinuousClock.now - lastStats >= .milliseconds(900) {
@@ -290,7 +308,9 @@ public struct StudioWebServer: Sendable {
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(value))))
+        return Response(
+            status: status, headers: headers,
+            body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(value))))
     }
 
     static func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
@@ -304,7 +324,8 @@ public struct StudioWebServer: Sendable {
         var body = ByteBuffer(bytes: bytes)
         if name == "index.html" {
             // The page loads its scripts and styles from /s/TOKEN/, so they need the token too; the token is hex.
-            body = ByteBuffer(string: String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "{{TOKEN}}", with: token))
+            body = ByteBuffer(
+                string: String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "{{TOKEN}}", with: token))
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
@@ -316,7 +337,9 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let access: StudioAccess
     let boundPort: NIOLockedValueBox<Int?>
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         let parts = StudioAccess.RequestParts(
             method: request.method.rawValue, path: request.uri.path,
             queryToken: request.uri.queryParameters.get("token"),
@@ -332,7 +355,8 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         case .forbidden(let message):
             response = StudioWebServer.problem(.forbidden, message)
         }
-        response.headers[.contentSecurityPolicy] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        response.headers[.contentSecurityPolicy] =
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         response.headers[.init("X-Content-Type-Options")!] = "nosniff"
         response.headers[.init("Referrer-Policy")!] = "no-referrer"
         response.headers[.init("X-Frame-Options")!] = "DENY"

@@ -18,13 +18,13 @@ struct BenchPing: AsyncParsableCommand {
         commandName: "ping",
         abstract: "Send numbered probes to an echo server and report round-trip percentiles and loss.",
         discussion: """
-        The server must send each datagram back unchanged (udp echo, socat, a Python recvfrom/sendto loop). Probes carry a 28-byte header (stream id, sequence number, send time), so stray or duplicated replies are recognized. Round-trip times go into an HDR histogram (3 significant digits).
+            The server must send each datagram back unchanged (udp echo, socat, a Python recvfrom/sendto loop). Probes carry a 28-byte header (stream id, sequence number, send time), so stray or duplicated replies are recognized. Round-trip times go into an HDR histogram (3 significant digits).
 
-        Examples:
-          udp bench ping 127.0.0.1 9999
-          udp bench ping 127.0.0.1 9999 --count 10000 --inflight 32 --size 1472
-          udp bench ping [::1]:9999 --count 100 --interval 10ms --json
-        """
+            Examples:
+              udp bench ping 127.0.0.1 9999
+              udp bench ping 127.0.0.1 9999 --count 10000 --inflight 32 --size 1472
+              udp bench ping [::1]:9999 --count 100 --interval 10ms --json
+            """
     )
 
     @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT of an echo server.", valueName: "target"))
@@ -39,10 +39,14 @@ struct BenchPing: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Datagram size in bytes (at least 28).")
     var size: Int = 64
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Pause between probes when one is in flight, e.g. 10ms.", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Pause between probes when one is in flight, e.g. 10ms.", valueName: "duration"))
     var interval: DurationArgument?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("A probe with no reply after this long counts as lost.", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("A probe with no reply after this long counts as lost.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 1)
 
     @Flag(help: "One JSON object with the results.")
@@ -53,7 +57,9 @@ struct BenchPing: AsyncParsableCommand {
     func validate() throws {
         guard (1...100_000_000).contains(count) else { throw ValidationError("--count must be from 1 to 100000000") }
         guard (1...65_536).contains(inflight) else { throw ValidationError("--inflight must be from 1 to 65536") }
-        guard (Probe.headerSize...65_507).contains(size) else { throw ValidationError("--size must be from \(Probe.headerSize) to 65507") }
+        guard (Probe.headerSize...65_507).contains(size) else {
+            throw ValidationError("--size must be from \(Probe.headerSize) to 65507")
+        }
         guard timeout.seconds > 0 else { throw ValidationError("--timeout must be more than 0") }
     }
 
@@ -62,7 +68,8 @@ struct BenchPing: AsyncParsableCommand {
         guard extra.isEmpty else { throw CLIFailure.usage("unexpected argument '\(extra[0])'") }
         let destination = try await resolveOne(endpoint, family: try network.family())
         let socket = try await UDPSocket.connect(to: destination)
-        let settings = PingSettings(count: count, inflight: inflight, size: size, interval: interval?.duration, timeout: timeout.duration)
+        let settings = PingSettings(
+            count: count, inflight: inflight, size: size, interval: interval?.duration, timeout: timeout.duration)
         let result = try await closing(socket) {
             try await withSignalCancellation { try await PingRun(socket: socket, settings: settings).run() }
         }
@@ -92,10 +99,16 @@ struct PingResult: Sendable {
 
     func table(destination: UDPAddress) -> String {
         func us(_ nanos: UInt64) -> String { RateFormat.duration(nanos: Double(nanos)) }
-        var lines = ["ping \(destination): \(sent) sent, \(stats.unique) received, \(lost) lost (\(percent(lost, sent))), \(stats.duplicates) duplicate, \(stats.reordered) reordered"]
+        var lines = [
+            "ping \(destination): \(sent) sent, \(stats.unique) received, \(lost) lost (\(percent(lost, sent))), \(stats.duplicates) duplicate, \(stats.reordered) reordered"
+        ]
         if received > 0 {
-            lines.append("rtt min \(us(histogram.min))  p50 \(us(histogram.valueAtPercentile(50)))  p90 \(us(histogram.valueAtPercentile(90)))  p99 \(us(histogram.valueAtPercentile(99)))  p99.9 \(us(histogram.valueAtPercentile(99.9)))  max \(us(histogram.max))")
-            lines.append("jitter \(RateFormat.duration(nanos: jitter.jitterNanos)), \(RateFormat.count(Double(received) / max(1e-9, seconds(elapsed)))) replies/s")
+            lines.append(
+                "rtt min \(us(histogram.min))  p50 \(us(histogram.valueAtPercentile(50)))  p90 \(us(histogram.valueAtPercentile(90)))  p99 \(us(histogram.valueAtPercentile(99)))  p99.9 \(us(histogram.valueAtPercentile(99.9)))  max \(us(histogram.max))"
+            )
+            lines.append(
+                "jitter \(RateFormat.duration(nanos: jitter.jitterNanos)), \(RateFormat.count(Double(received) / max(1e-9, seconds(elapsed)))) replies/s"
+            )
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -146,7 +159,8 @@ struct PingRun: Sendable {
                 while outstanding.count < settings.inflight && next < settings.count {
                     let now = clock.now
                     buffer.removeAll(keepingCapacity: true)
-                    Probe(stream: stream, sequence: next, sendTime: nanos(now)).encode(into: &buffer, size: settings.size)
+                    Probe(stream: stream, sequence: next, sendTime: nanos(now)).encode(
+                        into: &buffer, size: settings.size)
                     batch.append(OutgoingDatagram(bytes: buffer, to: socket.remoteAddress!))
                     outstanding[next] = now
                     next += 1
@@ -158,7 +172,9 @@ struct PingRun: Sendable {
                 }
                 let oldest = outstanding.values.min() ?? clock.now
                 var wait = oldest + settings.timeout - clock.now
-                if let interval = settings.interval, next < settings.count, outstanding.count < settings.inflight { wait = min(wait, interval) }
+                if let interval = settings.interval, next < settings.count, outstanding.count < settings.inflight {
+                    wait = min(wait, interval)
+                }
                 let replies: [Datagram]
                 do {
                     replies = try await socket.receiveBatch(timeout: max(wait, .zero))

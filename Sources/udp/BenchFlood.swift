@@ -12,19 +12,21 @@ struct BenchFlood: AsyncParsableCommand {
         commandName: "flood",
         abstract: "Send numbered datagrams as fast as asked; with --window, count the echoes too.",
         discussion: """
-        One-way (the default): run `udp bench sink` at the other end; it reports what arrived. Echo mode (--window N): the target echoes every datagram (udp echo), at most N are unanswered at once, and loss, reordering, duplicates, jitter and round-trip times are measured here.
+            One-way (the default): run `udp bench sink` at the other end; it reports what arrived. Echo mode (--window N): the target echoes every datagram (udp echo), at most N are unanswered at once, and loss, reordering, duplicates, jitter and round-trip times are measured here.
 
-        Examples:
-          udp bench sink 9000 &  udp bench flood 127.0.0.1 9000 --duration 5s
-          udp bench flood 127.0.0.1 9000 --rate 10k --size 1472
-          udp bench flood 127.0.0.1 9999 --window 256 --json
-        """
+            Examples:
+              udp bench sink 9000 &  udp bench flood 127.0.0.1 9000 --duration 5s
+              udp bench flood 127.0.0.1 9000 --rate 10k --size 1472
+              udp bench flood 127.0.0.1 9999 --window 256 --json
+            """
     )
 
     @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT of a sink or an echo server.", valueName: "target"))
     var words: [String] = []
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Datagrams per second (k and M suffixes) or 'max'.", valueName: "rate"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Datagrams per second (k and M suffixes) or 'max'.", valueName: "rate"))
     var rate: RateArgument = .max
 
     @Option(parsing: .unconditional, help: "Datagram size in bytes (at least 28).")
@@ -39,7 +41,9 @@ struct BenchFlood: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Echo mode: datagrams unanswered at once.")
     var window: Int?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Echo mode: how long to wait for the last echoes.", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Echo mode: how long to wait for the last echoes.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 1)
 
     @Flag(help: "Send datagrams one by one (sendmmsg) even where UDP segmentation offload (GSO) is available.")
@@ -51,7 +55,9 @@ struct BenchFlood: AsyncParsableCommand {
     @OptionGroup var network: NetworkOptions
 
     func validate() throws {
-        guard (Probe.headerSize...65_507).contains(size) else { throw ValidationError("--size must be from \(Probe.headerSize) to 65507") }
+        guard (Probe.headerSize...65_507).contains(size) else {
+            throw ValidationError("--size must be from \(Probe.headerSize) to 65507")
+        }
         guard duration.seconds > 0 else { throw ValidationError("--duration must be more than 0") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let window, !(1...1_000_000).contains(window) { throw ValidationError("--window must be from 1 to 1000000") }
@@ -70,13 +76,16 @@ struct BenchFlood: AsyncParsableCommand {
         let progress = NIOLockedValueBox(FloodResult(settings: settings))
         let live = LiveLine {
             let r = progress.withLockedValue { $0 }
-            var text = "\(RateFormat.duration(nanos: r.seconds * 1e9))  sent \(r.sent) (\(RateFormat.count(r.sentPerSecond))/s)"
+            var text =
+                "\(RateFormat.duration(nanos: r.seconds * 1e9))  sent \(r.sent) (\(RateFormat.count(r.sentPerSecond))/s)"
             if r.settings.window != nil { text += "  echoed \(r.flow.sequences.unique)" }
             return text
         }
         let result = try await closing(socket) {
             try await withSignalCancellation {
-                try await live.while { try await FloodRun(socket: socket, settings: settings, progress: progress).run() }
+                try await live.while {
+                    try await FloodRun(socket: socket, settings: settings, progress: progress).run()
+                }
             }
         }
         Terminal.writeStdout(json ? result.json + "\n" : result.table(destination: destination))
@@ -89,7 +98,10 @@ enum RateArgument: ExpressibleByArgument, Equatable {
     case perSecond(Double)
 
     init?(argument: String) {
-        if argument == "max" { self = .max; return }
+        if argument == "max" {
+            self = .max
+            return
+        }
         var text = argument
         var scale = 1.0
         for (suffix, factor) in [("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9)] where text.hasSuffix(suffix) {
@@ -137,9 +149,13 @@ struct FloodResult: Sendable {
         ]
         if settings.window != nil {
             let s = flow.sequences
-            lines.append("echoed    \(s.unique) datagrams  \(RateFormat.count(Double(s.unique) / max(seconds, 1e-9)))/s  lost \(lost) (\(percent(lost, sent))), \(s.duplicates) duplicate, \(s.reordered) reordered" + (flow.jitterNanos.map { ", jitter \(RateFormat.duration(nanos: $0))" } ?? ""))
+            lines.append(
+                "echoed    \(s.unique) datagrams  \(RateFormat.count(Double(s.unique) / max(seconds, 1e-9)))/s  lost \(lost) (\(percent(lost, sent))), \(s.duplicates) duplicate, \(s.reordered) reordered"
+                    + (flow.jitterNanos.map { ", jitter \(RateFormat.duration(nanos: $0))" } ?? ""))
             if flow.datagrams > 0 {
-                lines.append("rtt       p50 \(RateFormat.duration(nanos: Double(rtt.valueAtPercentile(50))))  p99 \(RateFormat.duration(nanos: Double(rtt.valueAtPercentile(99))))  max \(RateFormat.duration(nanos: Double(rtt.max)))")
+                lines.append(
+                    "rtt       p50 \(RateFormat.duration(nanos: Double(rtt.valueAtPercentile(50))))  p99 \(RateFormat.duration(nanos: Double(rtt.valueAtPercentile(99))))  max \(RateFormat.duration(nanos: Double(rtt.max)))"
+                )
             }
         }
         return lines.joined(separator: "\n") + "\n"
@@ -160,7 +176,10 @@ struct FloodResult: Sendable {
                 ("jitter_ms", jitter),
             ]
             if flow.datagrams > 0 {
-                fields += [("rtt_p50_us", .double(Double(rtt.valueAtPercentile(50)) / 1000)), ("rtt_p99_us", .double(Double(rtt.valueAtPercentile(99)) / 1000))]
+                fields += [
+                    ("rtt_p50_us", .double(Double(rtt.valueAtPercentile(50)) / 1000)),
+                    ("rtt_p99_us", .double(Double(rtt.valueAtPercentile(99)) / 1000)),
+                ]
             }
         }
         return JSONText.object(fields)
@@ -191,7 +210,8 @@ struct FloodRun: Sendable {
 
     /// Datagrams per segmentation-offload send, or nil to send them one by one.
     var segmentsPerSend: Int? {
-        guard settings.offload, UDPSocket.supportsSegmentationOffload, let limit = socket.remoteAddress?.maximumPayload else { return nil }
+        guard settings.offload, UDPSocket.supportsSegmentationOffload, let limit = socket.remoteAddress?.maximumPayload
+        else { return nil }
         let n = min(UDPSocket.maximumSegments, limit / settings.size)
         return n > 1 ? n : nil
     }
@@ -220,10 +240,14 @@ struct FloodRun: Sendable {
                     allowed = min(allowed, window - (result.sent - result.flow.sequences.unique - writtenOff))
                 }
                 if allowed > 0 {
-                    let datagrams = Self.batch(count: allowed, first: UInt64(result.sent), stream: stream, size: settings.size, segmentsPerSend: perSend, to: destination)
+                    let datagrams = Self.batch(
+                        count: allowed, first: UInt64(result.sent), stream: stream, size: settings.size,
+                        segmentsPerSend: perSend, to: destination)
                     do {
                         try await socket.send(datagrams)
-                    } catch UDPError.system(_, let code) where perSend != nil && (code == EIO || code == EOPNOTSUPP || code == EINVAL) {
+                    } catch UDPError.system(_, let code)
+                        where perSend != nil && (code == EIO || code == EOPNOTSUPP || code == EINVAL)
+                    {
                         // The route cannot segment (no checksum offload, say): go on without.
                         perSend = nil
                         continue
@@ -231,8 +255,10 @@ struct FloodRun: Sendable {
                     result.sent += allowed
                 }
                 if settings.window != nil {
-                    let windowFull = allowed <= 0 && settings.window! <= result.sent - result.flow.sequences.unique - writtenOff
-                    let wait: Duration = windowFull ? settings.timeout : allowed > 0 ? .zero : nextDue(after: result.sent, start: start)
+                    let windowFull =
+                        allowed <= 0 && settings.window! <= result.sent - result.flow.sequences.unique - writtenOff
+                    let wait: Duration =
+                        windowFull ? settings.timeout : allowed > 0 ? .zero : nextDue(after: result.sent, start: start)
                     let replies = try await socket.receiveBatch(timeout: wait)
                     record(replies, stream: stream, into: &result)
                     if windowFull && replies.isEmpty { writtenOff = result.sent - result.flow.sequences.unique }
@@ -250,7 +276,8 @@ struct FloodRun: Sendable {
             result.seconds = Double(MonotonicClock.nanoseconds - start) / 1e9
             if settings.window != nil {
                 while result.flow.sequences.unique < result.sent,
-                      case let replies = try await socket.receiveBatch(timeout: settings.timeout), !replies.isEmpty {
+                    case let replies = try await socket.receiveBatch(timeout: settings.timeout), !replies.isEmpty
+                {
                     record(replies, stream: stream, into: &result)
                 }
             }
@@ -264,7 +291,9 @@ struct FloodRun: Sendable {
 
     /// Gaps between copies of the final report: a sink whose receive buffer overflowed at the end of the flood
     /// needs a moment to drain it before a copy can get in. About 0.6 s in all (none once interrupted).
-    static let endReportGaps: [Duration] = [.zero, .milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160), .milliseconds(320)]
+    static let endReportGaps: [Duration] = [
+        .zero, .milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160), .milliseconds(320),
+    ]
 
     /// Tells the sink how many probes were sent, so that it can count a lost tail; repeated because UDP may lose
     /// it too. Errors are ignored: the report is a courtesy, the flood's own figures stand without it.
@@ -297,12 +326,14 @@ struct FloodRun: Sendable {
 
     /// `count` probes numbered from `first`, in one allocation; with `segmentsPerSend`, grouped into
     /// segmentation-offload sends of that many datagrams each.
-    static func batch(count: Int, first: UInt64, stream: UInt32, size: Int, segmentsPerSend: Int?, to destination: UDPAddress) -> [OutgoingDatagram] {
+    static func batch(
+        count: Int, first: UInt64, stream: UInt32, size: Int, segmentsPerSend: Int?, to destination: UDPAddress
+    ) -> [OutgoingDatagram] {
         var buffer = ByteBufferAllocator().buffer(capacity: count * size)
         let sendTime = MonotonicClock.nanoseconds
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count * size) { raw in
             for i in 0..<count {
-                let slot = UnsafeMutableRawBufferPointer(rebasing: raw[i * size ..< (i + 1) * size])
+                let slot = UnsafeMutableRawBufferPointer(rebasing: raw[i * size..<(i + 1) * size])
                 slot.initializeMemory(as: UInt8.self, repeating: 0)
                 Probe(stream: stream, sequence: first + UInt64(i), sendTime: sendTime).encode(into: slot)
             }
@@ -316,7 +347,9 @@ struct FloodRun: Sendable {
         return stride(from: 0, to: count, by: perSend).map { i in
             let n = min(perSend, count - i)
             let payload = buffer.getSlice(at: i * size, length: n * size)!
-            return n == 1 ? OutgoingDatagram(payload: payload, to: destination) : OutgoingDatagram(segments: payload, segmentSize: size, to: destination)
+            return n == 1
+                ? OutgoingDatagram(payload: payload, to: destination)
+                : OutgoingDatagram(segments: payload, segmentSize: size, to: destination)
         }
     }
 }

@@ -10,12 +10,12 @@ struct BenchSink: AsyncParsableCommand {
         commandName: "sink",
         abstract: "Receive a one-way flood and report rate, loss, reordering, duplicates and jitter.",
         discussion: """
-        The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report, with the datagrams the kernel dropped because the receive buffer was full. The flood ends with a final report (repeated, in case one is lost) saying how many it sent: the sink then prints its report, with loss counted against what was sent, so a lost tail shows. Without that report (it was lost, or the flood was killed), loss is "at least" what the gaps in the sequence numbers show. A flood with a new stream id (another run of `udp bench flood`) also closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
+            The receiving end of `udp bench flood` (like `iperf3 -s`). Runs until Ctrl-C, SIGTERM, --count or --timeout, then prints a report, with the datagrams the kernel dropped because the receive buffer was full. The flood ends with a final report (repeated, in case one is lost) saying how many it sent: the sink then prints its report, with loss counted against what was sent, so a lost tail shows. Without that report (it was lost, or the flood was killed), loss is "at least" what the gaps in the sequence numbers show. A flood with a new stream id (another run of `udp bench flood`) also closes the report of the previous one, so one sink serves several floods. Datagrams that are not bench probes are counted and ignored.
 
-        Examples:
-          udp bench sink 9000
-          udp bench sink 127.0.0.1:9000 --json --timeout 2s
-        """
+            Examples:
+              udp bench sink 9000
+              udp bench sink 127.0.0.1:9000 --json --timeout 2s
+            """
     )
 
     @Argument(help: ArgumentHelp("[HOST:]PORT to bind.", valueName: "address"))
@@ -24,10 +24,14 @@ struct BenchSink: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this many probes.")
     var count: Int?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Stop when nothing arrived for this long (after the first probe).", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Stop when nothing arrived for this long (after the first probe).", valueName: "duration"))
     var timeout: DurationArgument?
 
-    @Option(help: ArgumentHelp("SO_RCVBUF: the socket's receive buffer in bytes (the system may double it).", valueName: "bytes"))
+    @Option(
+        help: ArgumentHelp(
+            "SO_RCVBUF: the socket's receive buffer in bytes (the system may double it).", valueName: "bytes"))
     var recvBuffer: Int = 4 << 20
 
     @Flag(help: "One JSON object per flood.")
@@ -41,19 +45,23 @@ struct BenchSink: AsyncParsableCommand {
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let timeout, timeout.seconds <= 0 { throw ValidationError("--timeout must be more than 0") }
-        guard (1...(1 << 30)).contains(recvBuffer) else { throw ValidationError("--recv-buffer must be from 1 to 1073741824") }
+        guard (1...(1 << 30)).contains(recvBuffer) else {
+            throw ValidationError("--recv-buffer must be from 1 to 1073741824")
+        }
     }
 
     func run() async throws {
         var options = UDPSocketOptions()
         options.receiveBufferSize = recvBuffer
         options.receiveOffload = true
-        let socket = try await UDPSocket.bind(to: try UDPEndpoint.parse(address, defaultHost: .any), family: try network.family(), options: options)
+        let socket = try await UDPSocket.bind(
+            to: try UDPEndpoint.parse(address, defaultHost: .any), family: try network.family(), options: options)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("sink on \(socket.localAddress)\n") }
         let current = NIOLockedValueBox(SinkReport())
         let live = LiveLine {
             let r = current.withLockedValue { $0 }
-            return "received \(r.flow.sequences.unique)  \(RateFormat.count(r.flow.datagramsPerSecond()))/s  lost \(r.flow.sequences.lost)"
+            return
+                "received \(r.flow.sequences.unique)  \(RateFormat.count(r.flow.datagramsPerSecond()))/s  lost \(r.flow.sequences.lost)"
         }
         let json = self.json
         // The kernel counts drops for the socket's life; each report gets those since the one before.
@@ -62,16 +70,22 @@ struct BenchSink: AsyncParsableCommand {
             // Queued, never waited for: a slow reader of stdout must not make the sink lose datagrams.
             var report = report
             if let drops = socket.kernelDrops {
-                report.kernelDrops = drops - dropsReported.withLockedValue { reported in
-                    defer { reported = drops }
-                    return reported
-                }
+                report.kernelDrops =
+                    drops
+                    - dropsReported.withLockedValue { reported in
+                        defer { reported = drops }
+                        return reported
+                    }
             }
             Terminal.writeStdout(json ? report.json + "\n" : report.table)
         }
         try await closing(socket) {
             let (last, _) = try await withSignalCancellation {
-                try await live.while { try await SinkRun(socket: socket, count: count, idle: timeout?.duration, current: current, onFinished: emit).run() }
+                try await live.while {
+                    try await SinkRun(
+                        socket: socket, count: count, idle: timeout?.duration, current: current, onFinished: emit
+                    ).run()
+                }
             }
             // Reported before the socket closes: the kernel's drop count belongs to the socket.
             if last.flow.datagrams > 0 || last.notProbes > 0 || !last.hasReportedBefore { emit(last) }
@@ -102,12 +116,18 @@ struct SinkReport: Sendable {
         let s = flow.sequences
         let seconds = String(format: "%.2f s", flow.arrivalSpan)
         let of = sent.map { " of \($0) sent" } ?? ""
-        var text = "received  \(s.unique) datagrams\(of) (\(flow.bytes) bytes) in \(seconds)  \(RateFormat.count(flow.datagramsPerSecond()))/s  \(RateFormat.bits(perSecond: flow.bitsPerSecond()))\n"
-        text += "lost      \(sent == nil ? "at least " : "")\(lost) (\(percent(lost, expected))), \(s.duplicates) duplicate, \(s.reordered) reordered"
+        var text =
+            "received  \(s.unique) datagrams\(of) (\(flow.bytes) bytes) in \(seconds)  \(RateFormat.count(flow.datagramsPerSecond()))/s  \(RateFormat.bits(perSecond: flow.bitsPerSecond()))\n"
+        text +=
+            "lost      \(sent == nil ? "at least " : "")\(lost) (\(percent(lost, expected))), \(s.duplicates) duplicate, \(s.reordered) reordered"
         if let jitter = flow.jitterNanos { text += ", jitter \(RateFormat.duration(nanos: jitter))" }
         if notProbes > 0 { text += ", \(notProbes) not bench probes" }
-        if sent == nil && s.unique > 0 { text += "\n          (no final report from the flood: loss after the last datagram received is not counted)" }
-        if let kernelDrops, kernelDrops > 0 { text += "\nkernel    \(kernelDrops) dropped on this host (receive buffer full)" }
+        if sent == nil && s.unique > 0 {
+            text += "\n          (no final report from the flood: loss after the last datagram received is not counted)"
+        }
+        if let kernelDrops, kernelDrops > 0 {
+            text += "\nkernel    \(kernelDrops) dropped on this host (receive buffer full)"
+        }
         return text + "\n"
     }
 

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import UDPKit
-import UDPText
 import UDPServers
+import UDPText
 
 /// Exit codes, as documented in `udp --help`.
 enum ExitCode32 {
@@ -46,7 +46,8 @@ struct CLIFailure: Error, CustomStringConvertible {
         case let udp as UDPError:
             if let failure = unixSocketFailure(udp) { return (failure.message, failure.code) }
             // A name that is not an interface here is a typing mistake (usage), not an unreachable network.
-            if case .interfaceUnavailable(let name, _) = udp, !name.isEmpty, (try? NetworkInterface.lookup(name)) == nil {
+            if case .interfaceUnavailable(let name, _) = udp, !name.isEmpty, (try? NetworkInterface.lookup(name)) == nil
+            {
                 return (udp.description, ExitCode32.usage)
             }
             return (udp.description, code(for: udp))
@@ -72,7 +73,9 @@ struct CLIFailure: Error, CustomStringConvertible {
             let arguments = Array(CommandLine.arguments.dropFirst())
             message = CommandLineHelp.explain(message, arguments: arguments)
             if let first = message.first { message = first.lowercased() + message.dropFirst() }
-            return ("\(message) (see '\(CommandLineHelp.helpCommand(for: arguments))')", code == 1 ? ExitCode32.usage : code)
+            return (
+                "\(message) (see '\(CommandLineHelp.helpCommand(for: arguments))')", code == 1 ? ExitCode32.usage : code
+            )
         }
     }
 
@@ -82,24 +85,38 @@ struct CLIFailure: Error, CustomStringConvertible {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let (path, _) = CommandLineHelp.commandPath(arguments)
         let words = arguments.dropFirst(path.count)
-        guard let index = words.indices.first(where: { i in
-            let word = words[i]
-            let isPath = word.hasPrefix("unix:") || word.hasPrefix("/") || word.hasPrefix("./") || word.hasPrefix("../")
-            return isPath && (i == words.startIndex || words[i - 1] != "--file")
-        }) else { return nil }
+        guard
+            let index = words.indices.first(where: { i in
+                let word = words[i]
+                let isPath =
+                    word.hasPrefix("unix:") || word.hasPrefix("/") || word.hasPrefix("./") || word.hasPrefix("../")
+                return isPath && (i == words.startIndex || words[i - 1] != "--file")
+            })
+        else { return nil }
         let socketPath = words[index].hasPrefix("unix:") ? String(words[index].dropFirst(5)) : words[index]
         let shown = TerminalText.escape(socketPath)
         let directory = (socketPath as NSString).deletingLastPathComponent
         let binds = ["listen", "echo", "bench sink", "room serve"].contains(path.joined(separator: " "))
         switch error {
         case .system(_, ENOENT) where binds:
-            return CLIFailure(message: "cannot create the Unix socket \(shown): the directory \(TerminalText.escape(directory.isEmpty ? "." : directory)) does not exist; create it or choose another path", code: ExitCode32.other)
+            return CLIFailure(
+                message:
+                    "cannot create the Unix socket \(shown): the directory \(TerminalText.escape(directory.isEmpty ? "." : directory)) does not exist; create it or choose another path",
+                code: ExitCode32.other)
         case .system(_, ENOENT):
-            return CLIFailure(message: "no Unix socket at \(shown): start the receiver first (udp listen unix:\(shown)) or check the path", code: ExitCode32.unavailable)
+            return CLIFailure(
+                message:
+                    "no Unix socket at \(shown): start the receiver first (udp listen unix:\(shown)) or check the path",
+                code: ExitCode32.unavailable)
         case .connectionRefused:
-            return CLIFailure(message: "nothing is receiving on the Unix socket \(shown) (a file left over by a program that stopped, or not a socket); start the receiver, or remove the file", code: ExitCode32.unavailable)
+            return CLIFailure(
+                message:
+                    "nothing is receiving on the Unix socket \(shown) (a file left over by a program that stopped, or not a socket); start the receiver, or remove the file",
+                code: ExitCode32.unavailable)
         case .system(_, ENOTDIR):
-            return CLIFailure(message: "cannot use the Unix socket \(shown): a part of the path is not a directory", code: binds ? ExitCode32.other : ExitCode32.unavailable)
+            return CLIFailure(
+                message: "cannot use the Unix socket \(shown): a part of the path is not a directory",
+                code: binds ? ExitCode32.other : ExitCode32.unavailable)
         default:
             return nil
         }
@@ -109,9 +126,11 @@ struct CLIFailure: Error, CustomStringConvertible {
         switch error {
         case .invalidAddress, .invalidPort: return ExitCode32.usage
         case .messageTooLarge: return ExitCode32.dataError
-        case .nameNotFound, .networkUnreachable, .hostUnreachable, .connectionRefused, .interfaceUnavailable: return ExitCode32.unavailable
+        case .nameNotFound, .networkUnreachable, .hostUnreachable, .connectionRefused, .interfaceUnavailable:
+            return ExitCode32.unavailable
         case .timedOut: return ExitCode32.timedOut
-        case .addressInUse, .addressNotAvailable, .permissionDenied, .closed, .unaddressableSender, .system: return ExitCode32.other
+        case .addressInUse, .addressNotAvailable, .permissionDenied, .closed, .unaddressableSender, .system:
+            return ExitCode32.other
         }
     }
 }

@@ -8,16 +8,16 @@ struct Client: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Interactive client: each line you type is sent as a request and the reply is printed.",
         discussion: """
-        Replaces the classic Python input() loop client (send a line, wait for the reply). A lost reply prints a timeout line and the loop goes on; a reply that arrives late is shown, marked late. Works with piped input for scripts. Ends at end of input (Ctrl-D).
+            Replaces the classic Python input() loop client (send a line, wait for the reply). A lost reply prints a timeout line and the loop goes on; a reply that arrives late is shown, marked late. Works with piped input for scripts. Ends at end of input (Ctrl-D).
 
-        Late replies: a reply that comes after its request gave up is printed when it arrives, as 'late-reply from ADDRESS ... line=N' (with --json, "event":"late-reply" and "line"), N being the input line it answers when its bytes match that request (as an echo's do). After the last line the client waits a little (at most 5 s) for the late replies still owed.
+            Late replies: a reply that comes after its request gave up is printed when it arrives, as 'late-reply from ADDRESS ... line=N' (with --json, "event":"late-reply" and "line"), N being the input line it answers when its bytes match that request (as an echo's do). After the last line the client waits a little (at most 5 s) for the late replies still owed.
 
-        Exit status: 0 when every request was answered; 75 when some timed out (a message on stderr names the lines, and how many late replies were shown); 69 when the server refused (nothing listens there: ICMP port unreachable), which wins over 75; 65 when every request was answered but some lines could not be made into a datagram (bad --hex or escapes, too large).
+            Exit status: 0 when every request was answered; 75 when some timed out (a message on stderr names the lines, and how many late replies were shown); 69 when the server refused (nothing listens there: ICMP port unreachable), which wins over 75; 65 when every request was answered but some lines could not be made into a datagram (bad --hex or escapes, too large).
 
-        Examples:
-          udp client 127.0.0.1 9999
-          printf 'Tom\\nJerry\\n' | udp client 127.0.0.1 9999 --timeout 300ms --retries 0
-        """
+            Examples:
+              udp client 127.0.0.1 9999
+              printf 'Tom\\nJerry\\n' | udp client 127.0.0.1 9999 --timeout 300ms --retries 0
+            """
     )
 
     @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT.", valueName: "target"))
@@ -31,12 +31,17 @@ struct Client: AsyncParsableCommand {
 
     func run() async throws {
         let (endpoint, extra) = try parseTarget(words, what: "server address")
-        guard extra.isEmpty else { throw CLIFailure.usage("unexpected argument '\(extra[0])': type messages on standard input") }
-        let formatter = DatagramFormatter(style: request.json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
+        guard extra.isEmpty else {
+            throw CLIFailure.usage("unexpected argument '\(extra[0])': type messages on standard input")
+        }
+        let formatter = DatagramFormatter(
+            style: request.json ? .json : payload.hex ? .hex : .text, encoding: try payload.textEncoding())
         let destination = try await resolveOne(endpoint, family: try network.family())
         let socket = try await request.connect(to: destination)
         let interactive = Terminal.stdinIsTTY && !request.json && !request.raw
-        let session = ClientSession(socket: socket, destination: destination, formatter: formatter, payload: payload, request: request, interactive: interactive)
+        let session = ClientSession(
+            socket: socket, destination: destination, formatter: formatter, payload: payload, request: request,
+            interactive: interactive)
         let outcome = try await closing(socket) { try await withSignalCancellation { try await session.run() } }
         Terminal.flushStdout()
         if let failure = outcome.failure { throw failure }
@@ -98,9 +103,11 @@ struct ClientSession: Sendable {
                 var parts: [String] = []
                 if !timedOut.isEmpty { parts.append("\(Self.lines(timedOut)) timed out") }
                 if !refused.isEmpty { parts.append("\(Self.lines(refused)) refused") }
-                var message = "\(unanswered.count) of \(requests) request\(requests == 1 ? "" : "s") got no reply (\(parts.joined(separator: "; ")))"
+                var message =
+                    "\(unanswered.count) of \(requests) request\(requests == 1 ? "" : "s") got no reply (\(parts.joined(separator: "; ")))"
                 if lateReplies > 0 { message += "; \(lateReplies) late repl\(lateReplies == 1 ? "y" : "ies") shown" }
-                return CLIFailure(message: message, code: refused.isEmpty ? ExitCode32.timedOut : ExitCode32.unavailable)
+                return CLIFailure(
+                    message: message, code: refused.isEmpty ? ExitCode32.timedOut : ExitCode32.unavailable)
             }
             if !badInput.isEmpty { return CLIFailure.data("\(Self.lines(badInput)) could not be sent (bad input)") }
             return nil
@@ -108,7 +115,8 @@ struct ClientSession: Sendable {
 
         static func lines(_ numbers: [Int]) -> String {
             let shown = numbers.prefix(10).map(String.init).joined(separator: ", ")
-            return (numbers.count == 1 ? "line " : "lines ") + shown + (numbers.count > 10 ? " and \(numbers.count - 10) more" : "")
+            return (numbers.count == 1 ? "line " : "lines ") + shown
+                + (numbers.count > 10 ? " and \(numbers.count - 10) more" : "")
         }
     }
 
@@ -167,7 +175,8 @@ struct ClientSession: Sendable {
         if interactive { Terminal.writeStdout("talking to \(destination); type a line and Enter, Ctrl-D to end\n> ") }
 
         func refuse(_ request: Pending, address: String) {
-            Terminal.writeStderr("udp: line \(request.number) \(request.text): \(UDPError.connectionRefused(address))\n")
+            Terminal.writeStderr(
+                "udp: line \(request.number) \(request.text): \(UDPError.connectionRefused(address))\n")
             outcome.refused.append(request.number)
         }
 
@@ -248,7 +257,8 @@ struct ClientSession: Sendable {
                             Terminal.writeStdout("\n")
                             promptShown = false
                         }
-                        let extra: [(key: String, value: JSONText.Value)] = earlier.map { [("line", .int($0.number))] } ?? []
+                        let extra: [(key: String, value: JSONText.Value)] =
+                            earlier.map { [("line", .int($0.number))] } ?? []
                         if request.raw {
                             Terminal.writeStdout(bytes: bytes)
                         } else {
@@ -283,8 +293,10 @@ struct ClientSession: Sendable {
                         continue
                     }
                     pending = nil
-                    let seconds = Double(policy.total.components.seconds) + Double(policy.total.components.attoseconds) / 1e18
-                    Terminal.writeStderr("udp: line \(current.number) \(current.text): \(UDPError.timedOut(seconds: seconds))\n")
+                    let seconds =
+                        Double(policy.total.components.seconds) + Double(policy.total.components.attoseconds) / 1e18
+                    Terminal.writeStderr(
+                        "udp: line \(current.number) \(current.text): \(UDPError.timedOut(seconds: seconds))\n")
                     outcome.timedOut.append(current.number)
                     unanswered.append(Failure(number: current.number, text: current.text, bytes: current.bytes))
                     if unanswered.count > 64 { unanswered.removeFirst() }
@@ -305,7 +317,9 @@ struct ClientSession: Sendable {
             Terminal.writeStdout(bytes: Array(datagram.payload.readableBytesView))
             return
         }
-        var extra: [(key: String, value: JSONText.Value)] = [("rtt_ms", .double((roundTrip.milliseconds * 1000).rounded() / 1000))]
+        var extra: [(key: String, value: JSONText.Value)] = [
+            ("rtt_ms", .double((roundTrip.milliseconds * 1000).rounded() / 1000))
+        ]
         if attempts > 1 { extra.append(("attempts", .int(attempts))) }
         Terminal.writeStdout(formatter.render(datagram, event: "reply", extra: extra))
     }

@@ -45,13 +45,18 @@ enum CommandLineHelp {
             guard let word = words.first else {
                 // `udp` alone prints its help; a group such as `udp room` names what it groups.
                 if path.count == 1 || asksForHelp { return nil }
-                return CLIFailure.usage("'\(path.joined(separator: " "))' needs a subcommand: \(names.map { "\(path.joined(separator: " ")) \($0)" }.joined(separator: ", ")) (see '\(path.joined(separator: " ")) --help')")
+                return CLIFailure.usage(
+                    "'\(path.joined(separator: " "))' needs a subcommand: \(names.map { "\(path.joined(separator: " ")) \($0)" }.joined(separator: ", ")) (see '\(path.joined(separator: " ")) --help')"
+                )
             }
             if word.hasPrefix("-") { return nil }
             guard let next = subcommands.first(where: { $0._commandName == word }) else {
                 if path.count == 1 && word == "help" { return nil }
-                let whose = path.count == 1 ? "the commands are" : "the subcommands of '\(path.joined(separator: " "))' are"
-                return CLIFailure.usage("unknown command '\(TerminalText.escape(word))'; \(whose) \(names.joined(separator: ", ")) (see '\(path.joined(separator: " ")) --help')")
+                let whose =
+                    path.count == 1 ? "the commands are" : "the subcommands of '\(path.joined(separator: " "))' are"
+                return CLIFailure.usage(
+                    "unknown command '\(TerminalText.escape(word))'; \(whose) \(names.joined(separator: ", ")) (see '\(path.joined(separator: " ")) --help')"
+                )
             }
             command = next
             path.append(word)
@@ -67,16 +72,20 @@ enum CommandLineHelp {
             if isPortPosition(value, arguments: arguments) {
                 return "invalid port '\(value)': expected a number from 0 to 65535"
             }
-            return "'\(value)' is a negative number, not an option; message words that start with '-' go after '--' (as in: udp send HOST PORT -- \(value))"
+            return
+                "'\(value)' is a negative number, not an option; message words that start with '-' go after '--' (as in: udp send HOST PORT -- \(value))"
         }
         // "Missing expected argument '<address>'" when the address given was a negative number (`udp listen -1`).
         if message.hasPrefix("Missing expected argument"),
-           let value = arguments.first(where: { isNegativeNumber($0) && isPortPosition($0, arguments: arguments) }) {
+            let value = arguments.first(where: { isNegativeNumber($0) && isPortPosition($0, arguments: arguments) })
+        {
             return "invalid port '\(value)': expected a number from 0 to 65535"
         }
         // "Missing value for '--count <count>'" when the value given was a negative number.
         if let option = quoted(message, after: "Missing value for '").map({ String($0.split(separator: " ")[0]) }),
-           let index = arguments.firstIndex(of: option), index + 1 < arguments.count, isNegativeNumber(arguments[index + 1]) {
+            let index = arguments.firstIndex(of: option), index + 1 < arguments.count,
+            isNegativeNumber(arguments[index + 1])
+        {
             return "\(option) \(arguments[index + 1]): must not be negative"
         }
         // "The value '5' is invalid for '--timeout <duration>'"

@@ -1,10 +1,11 @@
+import Foundation
+import NIOConcurrencyHelpers
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import NIOConcurrencyHelpers
 
 /// Typed lines in, messages out, on one terminal, without one garbling the other.
 ///
@@ -132,7 +133,9 @@ final class Console: Sendable {
 /// swallowed whole so that they never end up in a message.
 struct KeyReader {
     enum Action: Equatable {
-        case none, insert(UInt8), erase, clear, submit, end
+        case none
+        case insert(UInt8)
+        case erase, clear, submit, end
     }
 
     private enum State { case text, escape, sequence }
@@ -148,7 +151,9 @@ struct KeyReader {
             return .none
         case .text:
             switch byte {
-            case 0x1B: state = .escape; return .none
+            case 0x1B:
+                state = .escape
+                return .none
             case 0x0D, 0x0A: return .submit
             case 0x7F, 0x08: return .erase
             case 0x15: return .clear

@@ -8,11 +8,11 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A short tour on loopback: receive, echo, request/reply, truncation, encodings.",
         discussion: """
-        Everything runs in this one process on 127.0.0.1 and ::1, on free ports; nothing leaves the machine. It prints what each step did and exits 0, in well under two seconds.
+            Everything runs in this one process on 127.0.0.1 and ::1, on free ports; nothing leaves the machine. It prints what each step did and exits 0, in well under two seconds.
 
-        Examples:
-          udp demo
-        """
+            Examples:
+              udp demo
+            """
     )
 
     func run() async throws {
@@ -43,14 +43,16 @@ struct Demo: AsyncParsableCommand {
             }
         }
         let client = try await UDPSocket.connect(to: echo.localAddress)
-        let reply = try await client.request(ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .milliseconds(200), retries: 2))
+        let reply = try await client.request(
+            ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .milliseconds(200), retries: 2))
         out.show(reply.datagram, note: String(format: "round trip %.3f ms", reply.roundTrip.milliseconds))
 
         out.step("5. Nobody listening: ICMP port unreachable is reported, not a silent wait")
         let deadPort = try await freePort()
         let lonely = try await UDPSocket.connect(to: try UDPAddress(ip: "127.0.0.1", port: deadPort))
         do {
-            _ = try await lonely.request(ByteBuffer(string: "anyone?"), policy: RequestPolicy(timeout: .milliseconds(200), retries: 0))
+            _ = try await lonely.request(
+                ByteBuffer(string: "anyone?"), policy: RequestPolicy(timeout: .milliseconds(200), retries: 0))
             out.say("unexpected reply")
         } catch let error as UDPError {
             out.say("error: \(error)")

@@ -3,24 +3,25 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
-import UDPText
 import UDPServers
+import UDPText
 
 struct Echo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Echo server; with --reply, a greeting server (\"Hello, NAME!\"). Protected against abuse by default.",
+        abstract:
+            "Echo server; with --reply, a greeting server (\"Hello, NAME!\"). Protected against abuse by default.",
         discussion: """
-        Replaces the classic Python echo server and greeting server (a recvfrom/sendto loop). Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: only datagrams sent to one of this host's own addresses are answered, never those sent to a broadcast address or a multicast group (--allow-broadcast answers them too, under --rate); no reply to a broadcast or multicast "sender", to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a source that keeps sending back the reply it was just sent (another server answering us) is a loop, ended by withholding a reply; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second and at most three times the bytes it sent. --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM), with the datagrams the kernel dropped because the receive buffer was full.
+            Replaces the classic Python echo server and greeting server (a recvfrom/sendto loop). Each datagram goes back to its sender byte for byte, or, with --reply, a reply built from a template. Protections, on by default: only datagrams sent to one of this host's own addresses are answered, never those sent to a broadcast address or a multicast group (--allow-broadcast answers them too, under --rate); no reply to a broadcast or multicast "sender", to source port 0 or to the loop-prone ports 7, 13, 17, 19 and 37; a source that keeps sending back the reply it was just sent (another server answering us) is a loop, ended by withholding a reply; a reply is never larger than its request unless the template makes it so, and then each source gets at most --rate replies per second and at most three times the bytes it sent. --allow/--deny lists. Unanswered datagrams are counted by reason in the summary (on Ctrl-C or SIGTERM), with the datagrams the kernel dropped because the receive buffer was full.
 
-        Template placeholders: {text} (the request's bytes), {hex}, {from}, {port}, {time}, {count}, {length}; {{ and }} are literal braces.
+            Template placeholders: {text} (the request's bytes), {hex}, {from}, {port}, {time}, {count}, {length}; {{ and }} are literal braces.
 
-        Examples:
-          udp echo 9999
-          udp echo 9999 --reply 'Hello, {text}!'    a greeting server
-          udp echo 127.0.0.1:9999 --allow 127.0.0.0/8 --quiet
-          udp echo 9999 --interactive               you type each reply
-          udp echo 9999 --threads 4                 four sockets on port 9999, a thread each
-        """
+            Examples:
+              udp echo 9999
+              udp echo 9999 --reply 'Hello, {text}!'    a greeting server
+              udp echo 127.0.0.1:9999 --allow 127.0.0.0/8 --quiet
+              udp echo 9999 --interactive               you type each reply
+              udp echo 9999 --threads 4                 four sockets on port 9999, a thread each
+            """
     )
 
     @Argument(help: ArgumentHelp("[HOST:]PORT to bind, or a Unix socket path.", valueName: "address"))
@@ -38,7 +39,10 @@ struct Echo: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Never answer these sources (CIDR, repeatable).", valueName: "cidr"))
     var deny: [String] = []
 
-    @Option(name: .customLong("rate"), parsing: .unconditional, help: ArgumentHelp("Replies per second per source when a reply is larger than its request.", valueName: "per-second"))
+    @Option(
+        name: .customLong("rate"), parsing: .unconditional,
+        help: ArgumentHelp(
+            "Replies per second per source when a reply is larger than its request.", valueName: "per-second"))
     var rateOption = PerSecond(20)
 
     var rate: Double { rateOption.value }
@@ -52,7 +56,11 @@ struct Echo: AsyncParsableCommand {
     @Flag(help: "Also answer datagrams sent to a broadcast address or a multicast group (under --rate).")
     var allowBroadcast = false
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Answer on this many sockets bound to the same address (SO_REUSEPORT), each with a thread of its own; the system spreads senders over them, each sender always to the same one (1-64; default 1). Other programs of the same user can then bind the port too.", valueName: "n"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Answer on this many sockets bound to the same address (SO_REUSEPORT), each with a thread of its own; the system spreads senders over them, each sender always to the same one (1-64; default 1). Other programs of the same user can then bind the port too.",
+            valueName: "n"))
     var threads = 1
 
     @Flag(help: "Print the bound address on stderr.")
@@ -73,7 +81,9 @@ struct Echo: AsyncParsableCommand {
         guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be more than 0") }
         if interactive && reply != nil { throw ValidationError("--interactive and --reply cannot be used together") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be from 1 to 64") }
-        if interactive && threads > 1 { throw ValidationError("--interactive answers one datagram at a time: it takes no --threads") }
+        if interactive && threads > 1 {
+            throw ValidationError("--interactive answers one datagram at a time: it takes no --threads")
+        }
     }
 
     func run() async throws {
@@ -100,12 +110,15 @@ struct Echo: AsyncParsableCommand {
         let endpoint = try UDPEndpoint.parse(address, defaultHost: .any)
         if case .ip = endpoint.kind, !Self.receivesOnlyUnicast(endpoint) { options.receivePacketInfo = true }
         if threads > 1 {
-            guard case .ip = endpoint.kind else { throw CLIFailure.usage("--threads needs an IP address to bind: a Unix socket path has one reader") }
+            guard case .ip = endpoint.kind else {
+                throw CLIFailure.usage("--threads needs an IP address to bind: a Unix socket path has one reader")
+            }
             options.reusePort = true
         }
         let formatter = DatagramFormatter(style: json ? .json : payload.hex ? .hex : .text, encoding: encoding)
         let log = quiet || interactive ? nil : Self.logger(formatter)
-        let first = try await EchoServer.bind(to: endpoint, family: try network.family(), options: options, configuration: config, onEvent: log)
+        let first = try await EchoServer.bind(
+            to: endpoint, family: try network.family(), options: options, configuration: config, onEvent: log)
         // The others bind the address the first one got (its port, when port 0 chose one). A sender's datagrams
         // always reach the same socket (the kernel hashes its address and port), so each server's per-source state
         // (rate limits, loop detection) sees all of that source's traffic.
@@ -134,8 +147,10 @@ struct Echo: AsyncParsableCommand {
         let drops = servers.reduce(Int?.none) { total, server in server.kernelDrops.map { (total ?? 0) + $0 } ?? total }
         let perSocket = servers.count > 1 ? servers.map(\.counters.received) : nil
         let counters = Self.total(servers.map(\.counters))
-        Terminal.writeStderr((json ? Self.jsonSummary(counters, kernelDrops: drops, perSocket: perSocket)
-                                   : Self.summary(counters, kernelDrops: drops, perSocket: perSocket)) + "\n")
+        Terminal.writeStderr(
+            (json
+                ? Self.jsonSummary(counters, kernelDrops: drops, perSocket: perSocket)
+                : Self.summary(counters, kernelDrops: drops, perSocket: perSocket)) + "\n")
         Terminal.finish()
     }
 
@@ -157,7 +172,9 @@ struct Echo: AsyncParsableCommand {
     /// True for a numeric unicast address: the system hands a socket bound there only datagrams sent to that
     /// address (broadcast and multicast go to wildcard-bound sockets, and to those bound to that very address).
     static func receivesOnlyUnicast(_ endpoint: UDPEndpoint) -> Bool {
-        guard case .ip(.name(let text), _) = endpoint.kind, let address = try? UDPAddress(ip: text, port: 0) else { return false }
+        guard case .ip(.name(let text), _) = endpoint.kind, let address = try? UDPAddress(ip: text, port: 0) else {
+            return false
+        }
         return !address.isAny && !address.isBroadcastOrMulticast
     }
 
@@ -171,7 +188,8 @@ struct Echo: AsyncParsableCommand {
     }
 
     static func summary(_ c: EchoServer.Counters, kernelDrops: Int? = nil, perSocket: [Int]? = nil) -> String {
-        var text = "\(c.received) received (\(c.receivedBytes) bytes) from \(c.senders) sender\(c.senders == 1 ? "" : "s"), \(c.replied) replied (\(c.repliedBytes) bytes)"
+        var text =
+            "\(c.received) received (\(c.receivedBytes) bytes) from \(c.senders) sender\(c.senders == 1 ? "" : "s"), \(c.replied) replied (\(c.repliedBytes) bytes)"
         if c.droppedTotal > 0 {
             let reasons = EchoServer.DropReason.allCases.compactMap { r in c.dropped[r].map { "\(r.rawValue) \($0)" } }
             text += ", \(c.droppedTotal) not answered (\(reasons.joined(separator: ", ")))"
@@ -185,12 +203,22 @@ struct Echo: AsyncParsableCommand {
     static func jsonSummary(_ c: EchoServer.Counters, kernelDrops: Int?, perSocket: [Int]? = nil) -> String {
         var fields: [(key: String, value: JSONText.Value)] = [
             ("received", .int(c.received)), ("received_bytes", .int(c.receivedBytes)), ("senders", .int(c.senders)),
-            ("replied", .int(c.replied)), ("replied_bytes", .int(c.repliedBytes)), ("not_answered", .int(c.droppedTotal)),
-            ("dropped", .raw(JSONText.object(EchoServer.DropReason.allCases.map { (key: $0.rawValue, value: JSONText.Value.int(c.dropped[$0] ?? 0)) }))),
+            ("replied", .int(c.replied)), ("replied_bytes", .int(c.repliedBytes)),
+            ("not_answered", .int(c.droppedTotal)),
+            (
+                "dropped",
+                .raw(
+                    JSONText.object(
+                        EchoServer.DropReason.allCases.map {
+                            (key: $0.rawValue, value: JSONText.Value.int(c.dropped[$0] ?? 0))
+                        }))
+            ),
             ("kernel_drops", kernelDrops.map { .int($0) } ?? .null),
         ]
         // With --threads: what each socket received, in the order they were bound.
-        if let perSocket { fields.append(("received_per_socket", .raw("[" + perSocket.map(String.init).joined(separator: ",") + "]"))) }
+        if let perSocket {
+            fields.append(("received_per_socket", .raw("[" + perSocket.map(String.init).joined(separator: ",") + "]")))
+        }
         return JSONText.object(fields)
     }
 
@@ -198,9 +226,13 @@ struct Echo: AsyncParsableCommand {
     /// when a person types (stdin is a terminal), so stdout stays the datagrams alone. A line that cannot be sent
     /// (bad hex, a bad escape, too large) is reported and the same datagram waits for another line. SIGINT, SIGTERM
     /// or the end of input (once no typed line is left) stop the server, with a summary on stderr.
-    private func runInteractive(_ socket: UDPSocket, screen: EchoServer, formatter: DatagramFormatter, encoding: TextEncoding) async throws {
+    private func runInteractive(
+        _ socket: UDPSocket, screen: EchoServer, formatter: DatagramFormatter, encoding: TextEncoding
+    ) async throws {
         let counters = NIOLockedValueBox(InteractiveCounters())
-        let session = InteractiveEcho(socket: socket, screen: screen, formatter: formatter, payload: payload, prompt: Terminal.stdinIsTTY, counters: counters)
+        let session = InteractiveEcho(
+            socket: socket, screen: screen, formatter: formatter, payload: payload, prompt: Terminal.stdinIsTTY,
+            counters: counters)
         try await closing(socket) { try await withSignalCancellation { try await session.run() } }
         Terminal.writeStderr(counters.withLockedValue { $0.line } + "\n")
         Terminal.finish()
@@ -350,7 +382,8 @@ struct InteractiveCounters: Sendable {
     }
 
     var line: String {
-        var text = "\(datagrams) received (\(bytes) bytes) from \(senders.count) sender\(senders.count == 1 ? "" : "s"), \(repliedCount) replied (\(repliedBytes) bytes)"
+        var text =
+            "\(datagrams) received (\(bytes) bytes) from \(senders.count) sender\(senders.count == 1 ? "" : "s"), \(repliedCount) replied (\(repliedBytes) bytes)"
         if failed > 0 { text += ", \(failed) failed" }
         let unanswered = datagrams - repliedCount - failed
         if unanswered > 0 { text += ", \(unanswered) not answered" }

@@ -6,19 +6,22 @@ struct Interfaces: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the network interfaces: index, flags, addresses with prefix length, broadcast address, MTU.",
         discussion: """
-        Shows where 'udp broadcast' sends (every interface that is up with a broadcast address) and the names to give --interface.
+            Shows where 'udp broadcast' sends (every interface that is up with a broadcast address) and the names to give --interface.
 
-        Examples:
-          udp interfaces                  every interface
-          udp interfaces eth0             one interface
-          udp interfaces --json | jq .    one JSON object per interface
-        """
+            Examples:
+              udp interfaces                  every interface
+              udp interfaces eth0             one interface
+              udp interfaces --json | jq .    one JSON object per interface
+            """
     )
 
     @Argument(help: ArgumentHelp("Show only this interface.", valueName: "name"))
     var name: String?
 
-    @Flag(help: "One JSON object per interface: name, index, flags, mtu, addresses (family, address, prefix, broadcast, scope).")
+    @Flag(
+        help:
+            "One JSON object per interface: name, index, flags, mtu, addresses (family, address, prefix, broadcast, scope)."
+    )
     var json = false
 
     func run() throws {
@@ -30,7 +33,8 @@ struct Interfaces: ParsableCommand {
 
     /// `2: eth0  <up,running,broadcast,multicast>  mtu 1500`, then one indented line per address.
     static func text(_ interface: NetworkInterface) -> String {
-        var out = "\(interface.index): \(TerminalText.escape(interface.name))  <\(interface.flags.names.joined(separator: ","))>"
+        var out =
+            "\(interface.index): \(TerminalText.escape(interface.name))  <\(interface.flags.names.joined(separator: ","))>"
         if let mtu = interface.mtu { out += "  mtu \(mtu)" }
         out += "\n"
         for address in interface.addresses {

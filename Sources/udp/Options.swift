@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ArgumentParser
 import Foundation
 import Logging
@@ -10,6 +5,12 @@ import NIOConcurrencyHelpers
 import ServiceLifecycle
 import UDPKit
 import UDPText
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How message words and lines become bytes, and how received bytes are shown: what every payload option group
 /// shares. Each command takes the group whose help fits it: `PayloadOptions` (it sends and shows),
@@ -45,8 +46,15 @@ extension PayloadCoding {
     /// values, so neither a text encoding nor backslash escapes take part.
     func checkMessageOptions() throws {
         guard hex else { return }
-        if let encodingName { throw CLIFailure.usage("--encoding \(encodingName) does not apply to --hex messages (hex gives the bytes themselves); drop one of them") }
-        if escapes { throw CLIFailure.usage("-e does not apply to --hex messages (hex gives the bytes themselves); drop one of them") }
+        if let encodingName {
+            throw CLIFailure.usage(
+                "--encoding \(encodingName) does not apply to --hex messages (hex gives the bytes themselves); drop one of them"
+            )
+        }
+        if escapes {
+            throw CLIFailure.usage(
+                "-e does not apply to --hex messages (hex gives the bytes themselves); drop one of them")
+        }
     }
 }
 
@@ -55,10 +63,16 @@ struct PayloadOptions: ParsableArguments, PayloadCoding {
     @Flag(help: "Messages are hex (spaces, colons, 0x prefixes allowed); received payloads are shown as a hex dump.")
     var hex = false
 
-    @Option(name: .customLong("encoding"), help: ArgumentHelp("Text encoding of messages and of what is shown: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.", valueName: "name"))
+    @Option(
+        name: .customLong("encoding"),
+        help: ArgumentHelp(
+            "Text encoding of messages and of what is shown: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.",
+            valueName: "name"))
     var encodingName: String?
 
-    @Flag(name: [.customShort("e"), .long], help: "Interpret backslash escapes in messages: \\n \\t \\r \\0 \\\\ \\xNN \\u{NNNN}.")
+    @Flag(
+        name: [.customShort("e"), .long],
+        help: "Interpret backslash escapes in messages: \\n \\t \\r \\0 \\\\ \\xNN \\u{NNNN}.")
     var escapes = false
 }
 
@@ -67,10 +81,16 @@ struct MessageOptions: ParsableArguments, PayloadCoding {
     @Flag(help: "MESSAGE words and stdin lines are hex (spaces, colons, 0x prefixes allowed).")
     var hex = false
 
-    @Option(name: .customLong("encoding"), help: ArgumentHelp("Text encoding of the message: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.", valueName: "name"))
+    @Option(
+        name: .customLong("encoding"),
+        help: ArgumentHelp(
+            "Text encoding of the message: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.",
+            valueName: "name"))
     var encodingName: String?
 
-    @Flag(name: [.customShort("e"), .long], help: "Interpret backslash escapes in messages: \\n \\t \\r \\0 \\\\ \\xNN \\u{NNNN}.")
+    @Flag(
+        name: [.customShort("e"), .long],
+        help: "Interpret backslash escapes in messages: \\n \\t \\r \\0 \\\\ \\xNN \\u{NNNN}.")
     var escapes = false
 }
 
@@ -79,7 +99,11 @@ struct DisplayOptions: ParsableArguments, PayloadCoding {
     @Flag(help: "Show each payload as a hex dump.")
     var hex = false
 
-    @Option(name: .customLong("encoding"), help: ArgumentHelp("Text encoding to decode payloads with: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.", valueName: "name"))
+    @Option(
+        name: .customLong("encoding"),
+        help: ArgumentHelp(
+            "Text encoding to decode payloads with: utf8 (the default), gb18030, gbk (gb2312), shift-jis, latin1.",
+            valueName: "name"))
     var encodingName: String?
 
     var escapes: Bool { false }
@@ -123,9 +147,13 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     static func parse(_ text: String) -> Result<Double, DurationProblem> {
         let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("s", 1), ("m", 60)]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty else { return .failure(DurationProblem("missing duration; give one with a unit: \(unitList)")) }
+        guard !trimmed.isEmpty else {
+            return .failure(DurationProblem("missing duration; give one with a unit: \(unitList)"))
+        }
         // The number is the leading run of digits, sign and point; the rest is the unit.
-        let unitStart = trimmed.firstIndex { !($0.isASCII && ($0.isNumber || $0 == "." || $0 == "-" || $0 == "+")) } ?? trimmed.endIndex
+        let unitStart =
+            trimmed.firstIndex { !($0.isASCII && ($0.isNumber || $0 == "." || $0 == "-" || $0 == "+")) }
+            ?? trimmed.endIndex
         let number = String(trimmed[..<unitStart])
         let unit = String(trimmed[unitStart...]).trimmingCharacters(in: .whitespaces)
         guard let value = Double(number), value.isFinite else {
@@ -202,8 +230,11 @@ func parseTarget(_ words: [String], what: String = "destination") throws -> (UDP
     if let single = try? UDPEndpoint.parse(first) {
         endpoint = single
         rest = Array(words.dropFirst())
-        if case .ip = single.kind, let next = rest.first, !next.isEmpty, next.allSatisfy({ $0.isASCII && $0.isNumber }) {
-            Terminal.writeStderr("udp: warning: '\(next)' after \(first) is part of the message, not a port (give HOST PORT or HOST:PORT, not both)\n")
+        if case .ip = single.kind, let next = rest.first, !next.isEmpty, next.allSatisfy({ $0.isASCII && $0.isNumber })
+        {
+            Terminal.writeStderr(
+                "udp: warning: '\(next)' after \(first) is part of the message, not a port (give HOST PORT or HOST:PORT, not both)\n"
+            )
         }
     } else if words.count >= 2, !first.contains(":") || words[1].first.map({ $0.isNumber || $0 == "-" }) == true {
         // HOST PORT: check the host first, so the error names the word that is wrong.
@@ -219,7 +250,8 @@ func parseTarget(_ words: [String], what: String = "destination") throws -> (UDP
         throw CLIFailure.usage("missing port after '\(first)': give HOST PORT or HOST:PORT")
     }
     if case .ip(_, 0) = endpoint.kind {
-        throw CLIFailure.usage("port 0 is not a destination (it means any free port when binding); give the port the \(what) uses")
+        throw CLIFailure.usage(
+            "port 0 is not a destination (it means any free port when binding); give the port the \(what) uses")
     }
     return (endpoint, rest)
 }
@@ -255,14 +287,17 @@ func resolveOne(_ endpoint: UDPEndpoint, family: UDPAddress.Family?) async throw
 /// shuts the others down gracefully too, and its error is rethrown. A second SIGINT or SIGTERM ends the process at
 /// once, whatever a shutdown is still waiting for (`SignalWatch`).
 func runServices(_ services: [any Service]) async throws {
-    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: services.map {
-            .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
-        },
-        gracefulShutdownSignals: [.sigint, .sigterm],
-        // The group only logs its own steps (at debug level); stderr belongs to the command.
-        logger: Logger(label: "udp", factory: { _ in SwiftLogNoOpLogHandler() })
-    ))
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: services.map {
+                .init(
+                    service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            gracefulShutdownSignals: [.sigint, .sigterm],
+            // The group only logs its own steps (at debug level); stderr belongs to the command.
+            logger: Logger(label: "udp", factory: { _ in SwiftLogNoOpLogHandler() })
+        ))
     // The group watches the signals itself once it runs; a signal that came before (while the command was
     // starting) is passed on here, so it is not missed.
     if SignalWatch.attach({ Task { await group.triggerGracefulShutdown() } }) {
@@ -345,7 +380,9 @@ enum SignalWatch {
         let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
         // Stderr may be the stalled pipe: the line is given up after 50 ms rather than waited for.
         let deadline = MonotonicClock.nanoseconds + 50_000_000
-        Terminal.writeAll(STDERR_FILENO, Array("udp: \(name) again: stopping now, without finishing the shutdown\n".utf8), deadline: { deadline })
+        Terminal.writeAll(
+            STDERR_FILENO, Array("udp: \(name) again: stopping now, without finishing the shutdown\n".utf8),
+            deadline: { deadline })
         // Killed by the signal itself, as without a handler, so that the parent (a shell running a loop, say) sees
         // why it ended.
         signal(sig, SIG_DFL)

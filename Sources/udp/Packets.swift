@@ -2,21 +2,21 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import UDPKit
-import UDPText
 import UDPStudio
+import UDPText
 
 /// `udp packets`: the saved-packets library that `udp studio` edits, from the command line.
 struct Packets: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the saved packets and sequences (the library udp studio keeps); 'udp send @NAME' sends one.",
         discussion: """
-        The library is $XDG_CONFIG_HOME/udp/packets.json, else ~/.config/udp/packets.json.
+            The library is $XDG_CONFIG_HOME/udp/packets.json, else ~/.config/udp/packets.json.
 
-        Examples:
-          udp packets                 name, destination and payload of each saved packet
-          udp packets --json          one JSON object per packet
-          udp send @greeting          send the saved packet "greeting"
-        """
+            Examples:
+              udp packets                 name, destination and payload of each saved packet
+              udp packets --json          one JSON object per packet
+              udp send @greeting          send the saved packet "greeting"
+            """
     )
 
     @Flag(help: "One JSON object per line.")
@@ -43,10 +43,13 @@ struct Packets: ParsableCommand {
             let payload = packet.hex.map { "hex " + $0 } ?? TerminalText.escape(packet.text ?? "")
             let repeats = (packet.count ?? 1) > 1 ? "  ×\(packet.count!)" : ""
             let name = TerminalText.escape(packet.name)
-            Terminal.writeStdout("\(name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0))  \(TerminalText.escape(packet.to))  \(payload)\(repeats)\n")
+            Terminal.writeStdout(
+                "\(name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0))  \(TerminalText.escape(packet.to))  \(payload)\(repeats)\n"
+            )
         }
         for sequence in library.sequences {
-            let steps = sequence.steps.map { "\(TerminalText.escape($0.packet)) +\(Int($0.delay))ms" }.joined(separator: ", ")
+            let steps = sequence.steps.map { "\(TerminalText.escape($0.packet)) +\(Int($0.delay))ms" }.joined(
+                separator: ", ")
             Terminal.writeStdout("sequence \(TerminalText.escape(sequence.name)): \(steps)\n")
         }
     }
@@ -57,14 +60,20 @@ extension Send {
     /// given here take precedence).
     func sendSaved(_ words: [String]) async throws {
         let name = String(words[0].dropFirst())
-        guard words.count == 1 else { throw CLIFailure.usage("'@\(name)' sends a saved packet as it is; give no other destination or message") }
+        guard words.count == 1 else {
+            throw CLIFailure.usage("'@\(name)' sends a saved packet as it is; give no other destination or message")
+        }
         let library: PacketLibrary
-        do { library = try PacketLibrary.load(from: PacketLibrary.defaultLocation()) } catch { throw CLIFailure.data(error.message) }
+        do { library = try PacketLibrary.load(from: PacketLibrary.defaultLocation()) } catch {
+            throw CLIFailure.data(error.message)
+        }
         guard let packet = library.packet(named: name) else {
             throw CLIFailure.usage("no saved packet named '\(TerminalText.escape(name))' (see 'udp packets')")
         }
         let payload: [UInt8]
-        do { payload = try packet.request.payload() } catch { throw CLIFailure.data("saved packet '\(name)': \(error)") }
+        do { payload = try packet.request.payload() } catch {
+            throw CLIFailure.data("saved packet '\(name)': \(error)")
+        }
         let endpoint = try UDPEndpoint.parse(packet.to)
         let family = try network.family()
         let destinations: [UDPAddress]
@@ -94,7 +103,9 @@ extension Send {
                 }
             }
             if !outgoing.quiet && Terminal.stderrIsTTY {
-                Terminal.writeStderr("sent \(sent) datagram\(sent == 1 ? "" : "s") (\(sent * payload.count) bytes) of '\(name)' to \(packet.to)\n")
+                Terminal.writeStderr(
+                    "sent \(sent) datagram\(sent == 1 ? "" : "s") (\(sent * payload.count) bytes) of '\(name)' to \(packet.to)\n"
+                )
             }
         }
     }

@@ -1,28 +1,40 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
 import UDPKit
 import UDPText
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Payloads that change and check themselves: `--template` and `--append`, for `send`, `broadcast` and `request`.
 struct ShapingOptions: ParsableArguments {
-    @Flag(help: "The message is a template: {counter} (1, 2, 3... per datagram), {time}, {unixtime}, {random:N} (N random bytes as hex), {hex:...} (those bytes); {{ and }} are literal braces.")
+    @Flag(
+        help:
+            "The message is a template: {counter} (1, 2, 3... per datagram), {time}, {unixtime}, {random:N} (N random bytes as hex), {hex:...} (those bytes); {{ and }} are literal braces."
+    )
     var template = false
 
-    @Option(help: ArgumentHelp("Append a checksum to every datagram: sum8, xor8, crc8, crc16-modbus (low byte first), crc16-ccitt, crc16-xmodem, crc32 (big-endian); add :le or :be to choose the byte order.", valueName: "checksum"))
+    @Option(
+        help: ArgumentHelp(
+            "Append a checksum to every datagram: sum8, xor8, crc8, crc16-modbus (low byte first), crc16-ccitt, crc16-xmodem, crc32 (big-endian); add :le or :be to choose the byte order.",
+            valueName: "checksum"))
     var append: String?
 
     /// Turns the message bytes (already encoded with `encoding`) into what makes each datagram.
     func shaper(for message: [UInt8], encoding: TextEncoding, hex: Bool) throws -> Shaper {
         let checksum = try parseChecksum(append)
         guard template else { return Shaper(fixed: message, template: nil, checksum: checksum) }
-        if hex { throw CLIFailure.usage("--template applies to text messages; write bytes as {hex:...} inside the template instead of --hex") }
-        guard let text = encoding.decode(message).string else { throw CLIFailure.data("the template is not valid \(encoding.rawValue) text") }
+        if hex {
+            throw CLIFailure.usage(
+                "--template applies to text messages; write bytes as {hex:...} inside the template instead of --hex")
+        }
+        guard let text = encoding.decode(message).string else {
+            throw CLIFailure.data("the template is not valid \(encoding.rawValue) text")
+        }
         return Shaper(fixed: message, template: try SendTemplate(text, encoding: encoding), checksum: checksum)
     }
 }

@@ -1,12 +1,13 @@
+import Capture
+import Foundation
+import NIOConcurrencyHelpers
+import UDPKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Capture
-import Foundation
-import NIOConcurrencyHelpers
-import UDPKit
 
 /// `udp listen --pcap FILE`: every datagram also goes to a pcap file (raw IP link type, real addresses and ports,
 /// receive timestamps) that Wireshark and tshark open. `-` writes the capture to stdout, which then carries
@@ -21,10 +22,16 @@ final class PcapSink: Sendable {
     /// Opens (creating or truncating) `path` and writes the file header. `local` is the destination recorded for
     /// datagrams whose own destination address the system did not report.
     init(path: String, local: UDPAddress) throws {
-        guard local.family != .unix else { throw CLIFailure.usage("--pcap records IP datagrams; a Unix-domain socket has no addresses to record") }
+        guard local.family != .unix else {
+            throw CLIFailure.usage("--pcap records IP datagrams; a Unix-domain socket has no addresses to record")
+        }
         self.local = local
         if path == "-" {
-            if Terminal.stdoutIsTTY { throw CLIFailure.usage("--pcap - writes a binary capture to stdout, which is a terminal; redirect it to a file or a pipe (| tshark -r -)") }
+            if Terminal.stdoutIsTTY {
+                throw CLIFailure.usage(
+                    "--pcap - writes a binary capture to stdout, which is a terminal; redirect it to a file or a pipe (| tshark -r -)"
+                )
+            }
             ownsStdout = true
             descriptor = STDOUT_FILENO
         } else {
@@ -53,12 +60,15 @@ final class PcapSink: Sendable {
         guard var destination = to.rawBytes else { return }
         // A dual-stack socket reports IPv4 senders as IPv4 but may see itself as IPv6: record one family.
         if source.count == 4 && destination.count == 16 {
-            destination = destination.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) ? Array(destination.suffix(4)) : [0, 0, 0, 0]
+            destination =
+                destination.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF])
+                ? Array(destination.suffix(4)) : [0, 0, 0, 0]
         } else if source.count == 16 && destination.count == 4 {
             destination = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + destination
         }
-        let packet = UDPPacket(source: source, sourcePort: UInt16(port), destination: destination, destinationPort: UInt16(to.port ?? 0),
-                               payload: datagram.bytes, time: CaptureTime(secondsSince1970: datagram.receivedAt.timeIntervalSince1970))
+        let packet = UDPPacket(
+            source: source, sourcePort: UInt16(port), destination: destination, destinationPort: UInt16(to.port ?? 0),
+            payload: datagram.bytes, time: CaptureTime(secondsSince1970: datagram.receivedAt.timeIntervalSince1970))
         guard let record = try? writer.withLockedValue({ try $0.record(packet) }) else { return }
         if ownsStdout {
             Terminal.writeStdout(bytes: record)
@@ -68,11 +78,17 @@ final class PcapSink: Sendable {
     }
 
     private func put(_ bytes: [UInt8]) {
-        if ownsStdout { Terminal.writeStdout(bytes: bytes); return }
+        if ownsStdout {
+            Terminal.writeStdout(bytes: bytes)
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { systemWrite(descriptor, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
+            }
             offset += n
         }
     }

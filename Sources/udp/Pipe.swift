@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
@@ -10,25 +5,33 @@ import NIOCore
 import UDPKit
 import UDPText
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 struct PipeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipe",
         abstract: "netcat's -u, binary-safe: stdin goes out as datagrams, the payloads that come back go to stdout.",
         discussion: """
-        Replaces nc -u HOST PORT and socat - UDP:HOST:PORT. Each read of standard input (up to --size bytes, default 1,472: one Ethernet frame's worth) is sent as one datagram; the payload of every datagram that comes back is written to standard output as it is, in order, with nothing added. After standard input ends, replies are still received for --linger (default 1 s). Truncation, refusals and other errors go to stderr, never into the data. On a terminal, control characters are shown escaped.
+            Replaces nc -u HOST PORT and socat - UDP:HOST:PORT. Each read of standard input (up to --size bytes, default 1,472: one Ethernet frame's worth) is sent as one datagram; the payload of every datagram that comes back is written to standard output as it is, in order, with nothing added. After standard input ends, replies are still received for --linger (default 1 s). Truncation, refusals and other errors go to stderr, never into the data. On a terminal, control characters are shown escaped.
 
-        With --listen it is nc -u -l: it receives from anyone, writes the payloads to stdout, and sends standard input to the last sender (--first: to the first one), waiting for a sender before sending anything. It runs until interrupted, or until nothing arrives for --timeout (exit 75 if nothing arrived at all, as udp listen --timeout).
+            With --listen it is nc -u -l: it receives from anyone, writes the payloads to stdout, and sends standard input to the last sender (--first: to the first one), waiting for a sender before sending anything. It runs until interrupted, or until nothing arrives for --timeout (exit 75 if nothing arrived at all, as udp listen --timeout).
 
-        Examples:
-          printf 'ping' | udp pipe 127.0.0.1 9999                one datagram, prints the reply
-          udp pipe 127.0.0.1 9999 < request.bin > reply.bin      binary in, binary out
-          printf '01 03 00 00 00 01' | xxd -r -p | udp pipe 127.0.0.1 502 --append crc16-modbus | xxd
-          udp pipe --listen 9999 > received.bin                  nc -u -l 9999
-          udp pipe --listen 127.0.0.1:9999 --first < greeting.txt
-        """
+            Examples:
+              printf 'ping' | udp pipe 127.0.0.1 9999                one datagram, prints the reply
+              udp pipe 127.0.0.1 9999 < request.bin > reply.bin      binary in, binary out
+              printf '01 03 00 00 00 01' | xxd -r -p | udp pipe 127.0.0.1 502 --append crc16-modbus | xxd
+              udp pipe --listen 9999 > received.bin                  nc -u -l 9999
+              udp pipe --listen 127.0.0.1:9999 --first < greeting.txt
+            """
     )
 
-    @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT to talk to; with --listen, the [HOST:]PORT to bind.", valueName: "address"))
+    @Argument(
+        help: ArgumentHelp(
+            "HOST PORT or HOST:PORT to talk to; with --listen, the [HOST:]PORT to bind.", valueName: "address"))
     var words: [String] = []
 
     @Flag(help: "Bind and receive from anyone (nc -u -l); stdin goes to the last sender.")
@@ -46,7 +49,8 @@ struct PipeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --listen: stop when nothing arrives for this long.", valueName: "duration"))
     var timeout: DurationArgument?
 
-    @Option(help: ArgumentHelp("Append a checksum to every datagram sent (see 'udp send --help').", valueName: "checksum"))
+    @Option(
+        help: ArgumentHelp("Append a checksum to every datagram sent (see 'udp send --help').", valueName: "checksum"))
     var append: String?
 
     @Option(help: ArgumentHelp("Local address to send from: [HOST:]PORT.", valueName: "address"))
@@ -60,9 +64,13 @@ struct PipeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65_507).contains(size) else { throw ValidationError("--size must be from 1 to 65507") }
         if first && !listen { throw ValidationError("--first applies to --listen") }
-        if timeout != nil && !listen { throw ValidationError("--timeout applies to --listen (use --linger for how long to wait after stdin ends)") }
+        if timeout != nil && !listen {
+            throw ValidationError("--timeout applies to --listen (use --linger for how long to wait after stdin ends)")
+        }
         if let timeout, timeout.seconds <= 0 { throw ValidationError("--timeout must be more than 0") }
-        if listen && from != nil { throw ValidationError("--from applies to HOST PORT; with --listen, give the address to bind") }
+        if listen && from != nil {
+            throw ValidationError("--from applies to HOST PORT; with --listen, give the address to bind")
+        }
     }
 
     func run() async throws {
@@ -75,21 +83,27 @@ struct PipeCommand: AsyncParsableCommand {
         if listen {
             guard words.count == 1 else { throw CLIFailure.usage("--listen takes one address: [HOST:]PORT") }
             options.receiveBufferSize = 1 << 20
-            socket = try await UDPSocket.bind(to: try UDPEndpoint.parse(words[0], defaultHost: .any), family: family, options: options)
+            socket = try await UDPSocket.bind(
+                to: try UDPEndpoint.parse(words[0], defaultHost: .any), family: family, options: options)
             if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("listening on \(socket.localAddress)\n") }
         } else {
             let (endpoint, rest) = try parseTarget(words)
-            guard rest.isEmpty else { throw CLIFailure.usage("udp pipe sends standard input; unexpected '\(rest[0])' (use udp send for messages)") }
+            guard rest.isEmpty else {
+                throw CLIFailure.usage(
+                    "udp pipe sends standard input; unexpected '\(rest[0])' (use udp send for messages)")
+            }
             let peer = try await resolveOne(endpoint, family: family)
             var local: UDPAddress?
             if let from {
-                local = try await resolveOne(try UDPEndpoint.parse(from, defaultHost: .any), family: peer.family == .unix ? nil : peer.family)
+                local = try await resolveOne(
+                    try UDPEndpoint.parse(from, defaultHost: .any), family: peer.family == .unix ? nil : peer.family)
             }
             socket = try await UDPSocket.connect(to: peer, from: local, options: options)
             destination = peer
             if showPort { Terminal.writeStderr("local address \(socket.localAddress)\n") }
         }
-        let session = PipeSession(socket: socket, destination: destination, first: first, checksum: checksum, size: size)
+        let session = PipeSession(
+            socket: socket, destination: destination, first: first, checksum: checksum, size: size)
         let linger = listen ? nil : self.linger.duration
         let idle = timeout?.duration
         try await closing(socket) {
@@ -138,7 +152,10 @@ final class PipeSession: Sendable {
             group.addTask { try await self.receive(idle: idle) }
             group.addTask {
                 try await self.sendStandardInput()
-                guard let linger else { try await Task.sleep(for: .seconds(86_400 * 365)); return }
+                guard let linger else {
+                    try await Task.sleep(for: .seconds(86_400 * 365))
+                    return
+                }
                 try await Task.sleep(for: linger)
             }
             // Whichever ends first (linger after stdin, or the idle timeout) ends the run.
@@ -162,7 +179,8 @@ final class PipeSession: Sendable {
                 // Listening, and nobody ever came: as for udp listen --timeout, that is a timeout, not a success.
                 if !connected, let idle, peer.withLockedValue({ $0 == nil }) {
                     let seconds = Double(idle.components.seconds) + Double(idle.components.attoseconds) / 1e18
-                    Terminal.writeStderr("udp: no datagram arrived within \(DurationArgument.format(seconds: seconds))\n")
+                    Terminal.writeStderr(
+                        "udp: no datagram arrived within \(DurationArgument.format(seconds: seconds))\n")
                     errors.withLockedValue { $0 = $0 ?? UDPError.timedOut(seconds: seconds) }
                 }
                 return
@@ -172,10 +190,12 @@ final class PipeSession: Sendable {
                     peer.withLockedValue { if $0 == nil || !first { $0 = datagram.sender } }
                 }
                 if datagram.truncated {
-                    Terminal.writeStderr("udp: a datagram from \(datagram.sender) was cut to \(datagram.payload.readableBytes) bytes\n")
+                    Terminal.writeStderr(
+                        "udp: a datagram from \(datagram.sender) was cut to \(datagram.payload.readableBytes) bytes\n")
                 }
                 if Terminal.stdoutIsTTY {
-                    Terminal.writeStdout(TerminalText.escapeKeepingLines(String(decoding: datagram.bytes, as: UTF8.self)))
+                    Terminal.writeStdout(
+                        TerminalText.escapeKeepingLines(String(decoding: datagram.bytes, as: UTF8.self)))
                 } else {
                     Terminal.writeStdout(bytes: datagram.bytes)
                 }
@@ -212,7 +232,10 @@ final class PipeSession: Sendable {
     }
 
     private func note(refused who: String) {
-        let first = refusedShown.withLockedValue { shown in defer { shown = true }; return !shown }
+        let first = refusedShown.withLockedValue { shown in
+            defer { shown = true }
+            return !shown
+        }
         if first { Terminal.writeStderr("udp: \(UDPError.connectionRefused(who))\n") }
         errors.withLockedValue { $0 = $0 ?? UDPError.connectionRefused(who) }
     }
@@ -236,14 +259,20 @@ final class ChunkReader: Sendable {
             while true {
                 room.wait()
                 let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, size) }
-                if n < 0 && errno == EINTR { room.signal(); continue }
+                if n < 0 && errno == EINTR {
+                    room.signal()
+                    continue
+                }
                 if n < 0 && errno == EAGAIN {
                     var poller = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
                     _ = poll(&poller, 1, -1)
                     room.signal()
                     continue
                 }
-                if n < 0 { Terminal.writeStderr("udp: reading standard input failed: \(String(cString: strerror(errno)))\n"); break }
+                if n < 0 {
+                    Terminal.writeStderr("udp: reading standard input failed: \(String(cString: strerror(errno)))\n")
+                    break
+                }
                 if n == 0 { break }
                 continuation.yield(Array(buffer[0..<n]))
             }

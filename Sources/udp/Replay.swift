@@ -8,14 +8,14 @@ struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send the UDP payloads of a pcap or pcapng capture to HOST PORT, with the capture's timing.",
         discussion: """
-        Replaces tcpreplay and hand-written scapy loops for UDP: reads a capture written by tcpdump, tshark, dumpcap, Wireshark or udp listen --pcap (Ethernet, Linux cooked v1/v2, raw IP and BSD loopback link types; IPv4 and IPv6), and sends each UDP payload, in order, from one socket, to HOST PORT. The gaps between packets are the captured ones divided by --speed (2: twice as fast; 0: no pauses, as fast as the socket allows); no single pause is longer than --max-pause. Packets that are not UDP are skipped and counted. A summary goes to stderr at the end. A capture cut short or corrupt is an error (exit 65) that names the record; what was sent before it is reported.
+            Replaces tcpreplay and hand-written scapy loops for UDP: reads a capture written by tcpdump, tshark, dumpcap, Wireshark or udp listen --pcap (Ethernet, Linux cooked v1/v2, raw IP and BSD loopback link types; IPv4 and IPv6), and sends each UDP payload, in order, from one socket, to HOST PORT. The gaps between packets are the captured ones divided by --speed (2: twice as fast; 0: no pauses, as fast as the socket allows); no single pause is longer than --max-pause. Packets that are not UDP are skipped and counted. A summary goes to stderr at the end. A capture cut short or corrupt is an error (exit 65) that names the record; what was sent before it is reported.
 
-        Examples:
-          udp replay capture.pcap 127.0.0.1 9999
-          udp replay capture.pcapng 127.0.0.1:9999 --speed 0
-          udp replay capture.pcap 127.0.0.1 5353 --dst-port 5353 --speed 10
-          udp replay capture.pcap 127.0.0.1 9999 --src-port 40000 --count 100
-        """
+            Examples:
+              udp replay capture.pcap 127.0.0.1 9999
+              udp replay capture.pcapng 127.0.0.1:9999 --speed 0
+              udp replay capture.pcap 127.0.0.1 5353 --dst-port 5353 --speed 10
+              udp replay capture.pcap 127.0.0.1 9999 --src-port 40000 --count 100
+            """
     )
 
     @Argument(help: ArgumentHelp("The capture file, then HOST PORT or HOST:PORT.", valueName: "file-and-target"))
@@ -33,7 +33,9 @@ struct Replay: AsyncParsableCommand {
     @Option(help: "Send at most this many datagrams.")
     var count: Int?
 
-    @Option(help: ArgumentHelp("The longest pause between two datagrams, however long the capture's gap.", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "The longest pause between two datagrams, however long the capture's gap.", valueName: "duration"))
     var maxPause: DurationArgument = DurationArgument(seconds: 10)
 
     @Option(help: ArgumentHelp("Local address to send from: [HOST:]PORT.", valueName: "address"))
@@ -58,19 +60,26 @@ struct Replay: AsyncParsableCommand {
         guard rest.isEmpty else { throw CLIFailure.usage("unexpected '\(rest[0])' after HOST PORT") }
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = unreadableReason(path)
-            throw CLIFailure.data("cannot read '\(path)': \(reason)\(reason == "it is a directory" ? "; give a capture file (.pcap or .pcapng)" : "")")
+            throw CLIFailure.data(
+                "cannot read '\(path)': \(reason)\(reason == "it is a directory" ? "; give a capture file (.pcap or .pcapng)" : "")"
+            )
         }
         var reader: CaptureReader
         do { reader = try CaptureReader(Array(data)) } catch { throw CLIFailure.data("\(path): \(error.message)") }
         let destination = try await resolveOne(endpoint, family: try network.family())
         var local: UDPAddress?
         if let from {
-            local = try await resolveOne(try UDPEndpoint.parse(from, defaultHost: .any), family: destination.family == .unix ? nil : destination.family)
+            local = try await resolveOne(
+                try UDPEndpoint.parse(from, defaultHost: .any),
+                family: destination.family == .unix ? nil : destination.family)
         }
         let socket = try await UDPSocket.client(for: destination, from: local)
         let stop = StopSignal()
         defer { stop.cancel() }
-        var sent = 0, bytes = 0, filtered = 0, tooLarge = 0
+        var sent = 0
+        var bytes = 0
+        var filtered = 0
+        var tooLarge = 0
         var failure: CaptureError?
         let started = ContinuousClock.now
         var firstTime: CaptureTime?
@@ -86,9 +95,18 @@ struct Replay: AsyncParsableCommand {
                     failure = error
                     break
                 }
-                if let srcPort, Int(packet.sourcePort) != srcPort { filtered += 1; continue }
-                if let dstPort, Int(packet.destinationPort) != dstPort { filtered += 1; continue }
-                if let limit = destination.maximumPayload, packet.payload.count > limit { tooLarge += 1; continue }
+                if let srcPort, Int(packet.sourcePort) != srcPort {
+                    filtered += 1
+                    continue
+                }
+                if let dstPort, Int(packet.destinationPort) != dstPort {
+                    filtered += 1
+                    continue
+                }
+                if let limit = destination.maximumPayload, packet.payload.count > limit {
+                    tooLarge += 1
+                    continue
+                }
                 if speed > 0 {
                     // Keep to the capture's clock (scaled) from the first packet sent, so pauses do not add up drift.
                     let base = firstTime ?? packet.time
@@ -114,10 +132,14 @@ struct Replay: AsyncParsableCommand {
         }
         if !quiet {
             let seconds = (ContinuousClock.now - started).milliseconds / 1000
-            var line = "sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(destination) in \(String(format: "%.3f", seconds)) s from \(reader.records) record\(reader.records == 1 ? "" : "s")"
+            var line =
+                "sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(destination) in \(String(format: "%.3f", seconds)) s from \(reader.records) record\(reader.records == 1 ? "" : "s")"
             var notes: [String] = []
             if reader.skippedTotal > 0 {
-                notes.append("skipped " + reader.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+                notes.append(
+                    "skipped "
+                        + reader.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
+                            separator: ", "))
             }
             if filtered > 0 { notes.append("\(filtered) filtered out by port") }
             if tooLarge > 0 { notes.append("\(tooLarge) too large for \(destination)") }

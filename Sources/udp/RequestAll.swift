@@ -6,7 +6,9 @@ import UDPText
 extension Request {
     /// A broadcast or multicast request answered by a connected socket would wait in vain: replies come from
     /// each host's own address.
-    static let needsAll = CLIFailure.usage("replies to a broadcast or multicast request come from other addresses; add --all to collect every one until --timeout")
+    static let needsAll = CLIFailure.usage(
+        "replies to a broadcast or multicast request come from other addresses; add --all to collect every one until --timeout"
+    )
 
     /// Where `--all` sends: every subnet's broadcast address for `<broadcast>` (or --interface's only), otherwise
     /// the one address, with what a broadcast or multicast destination needs (as `udp send` does).
@@ -36,13 +38,15 @@ extension Request {
         var local = plan.local
         if let from = request.from {
             let first = destinations[0]
-            let bound = try await resolveOne(try UDPEndpoint.parse(from, defaultHost: .any), family: first.family == .unix ? nil : first.family)
+            let bound = try await resolveOne(
+                try UDPEndpoint.parse(from, defaultHost: .any), family: first.family == .unix ? nil : first.family)
             local = local.map { $0.withPort(bound.port ?? 0) } ?? bound
         }
         let destination = destinations[0]
         let options = plan.options
         let socket = try await UDPSocket.client(for: destination, from: local, options: options)
-        let raw = request.raw, quiet = request.json || request.raw
+        let raw = request.raw
+        let quiet = request.json || request.raw
         let wait = request.timeout
         let (replies, senders) = try await closing(socket) {
             try await withSignalCancellation {
@@ -50,10 +54,14 @@ extension Request {
                 let deadline = ContinuousClock.now + wait.duration
                 do {
                     for destination in destinations { try await socket.send(ByteBuffer(bytes: bytes), to: destination) }
-                } catch UDPError.networkUnreachable(let address) where destination.isLimitedBroadcast || destination.isMulticast {
+                } catch UDPError.networkUnreachable(let address)
+                    where destination.isLimitedBroadcast || destination.isMulticast
+                {
                     // Both go by the default route unless an interface is named.
-                    throw CLIFailure(message: "network unreachable for \(address): no default route to send it by; name an interface (--interface)",
-                                     code: ExitCode32.unavailable)
+                    throw CLIFailure(
+                        message:
+                            "network unreachable for \(address): no default route to send it by; name an interface (--interface)",
+                        code: ExitCode32.unavailable)
                 }
                 var replies = 0
                 var senders = Set<UDPAddress>()
@@ -70,7 +78,9 @@ extension Request {
                                 Terminal.writeStdout(bytes: datagram.bytes)
                             } else {
                                 let rtt = datagram.receivedAt.timeIntervalSince(sentAt) * 1000
-                                let extra: [(key: String, value: JSONText.Value)] = [("rtt_ms", .double((rtt * 1000).rounded() / 1000))]
+                                let extra: [(key: String, value: JSONText.Value)] = [
+                                    ("rtt_ms", .double((rtt * 1000).rounded() / 1000))
+                                ]
                                 Terminal.writeStdout(formatter.render(datagram, event: "reply", extra: extra))
                             }
                         }
@@ -81,7 +91,11 @@ extension Request {
             }
         }
         Terminal.flushStdout()
-        if !quiet && replies > 0 { Terminal.writeStderr("\(replies) repl\(replies == 1 ? "y" : "ies") from \(senders) address\(senders == 1 ? "" : "es") in \(wait.defaultValueDescription)\n") }
+        if !quiet && replies > 0 {
+            Terminal.writeStderr(
+                "\(replies) repl\(replies == 1 ? "y" : "ies") from \(senders) address\(senders == 1 ? "" : "es") in \(wait.defaultValueDescription)\n"
+            )
+        }
         if replies == 0 { throw UDPError.timedOut(seconds: wait.seconds) }
     }
 }

@@ -2,20 +2,20 @@ import ArgumentParser
 import Foundation
 import RoomProtocol
 import UDPKit
-import UDPText
 import UDPRoom
+import UDPText
 
 struct Room: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Chat room: one server, many members; nothing lost, doubled or reordered under loss.",
         discussion: """
-        Replaces the classic two-person Python "chat room" (a receive thread and a send thread). Members join with a nick and get a secret session token that every later packet carries, so knowing someone's address is not enough to post as them. Messages are acknowledged and retransmitted, so every member sees each message sent after it joined exactly once, in each sender's order, whatever the network loses, duplicates or reorders. The wire format is docs/room-protocol.md.
+            Replaces the classic two-person Python "chat room" (a receive thread and a send thread). Members join with a nick and get a secret session token that every later packet carries, so knowing someone's address is not enough to post as them. Messages are acknowledged and retransmitted, so every member sees each message sent after it joined exactly once, in each sender's order, whatever the network loses, duplicates or reorders. The wire format is docs/room-protocol.md.
 
-        Examples:
-          udp room serve 9000
-          udp room join 127.0.0.1:9000 --nick alice
-          printf 'hello\\n/me waves\\n' | udp room join 127.0.0.1:9000 --nick bot
-        """,
+            Examples:
+              udp room serve 9000
+              udp room join 127.0.0.1:9000 --nick alice
+              printf 'hello\\n/me waves\\n' | udp room join 127.0.0.1:9000 --nick bot
+            """,
         subcommands: [RoomServe.self, RoomJoin.self]
     )
 }
@@ -25,15 +25,18 @@ struct RoomServe: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run a chat room server.",
         discussion: """
-        Prints a line per join, leave, timeout, nick change and refused join; on Ctrl-C or SIGTERM tells the members it is stopping (they rejoin by themselves when it is back) and prints a summary: members, messages, and every dropped datagram or command by reason.
+            Prints a line per join, leave, timeout, nick change and refused join; on Ctrl-C or SIGTERM tells the members it is stopping (they rejoin by themselves when it is back) and prints a summary: members, messages, and every dropped datagram or command by reason.
 
-        Examples:
-          udp room serve                         port 9000, any address
-          udp room serve 127.0.0.1:9000 --max-members 10
-        """
+            Examples:
+              udp room serve                         port 9000, any address
+              udp room serve 127.0.0.1:9000 --max-members 10
+            """
     )
 
-    @Argument(help: ArgumentHelp("[HOST:]PORT to serve on (default: port 9000 on any address; port 0: any free port).", valueName: "address"))
+    @Argument(
+        help: ArgumentHelp(
+            "[HOST:]PORT to serve on (default: port 9000 on any address; port 0: any free port).", valueName: "address")
+    )
     var address: String?
 
     // The older way to say where: --port PORT and --bind HOST.
@@ -55,10 +58,15 @@ struct RoomServe: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Longest message, in bytes of UTF-8.", valueName: "bytes"))
     var maxText: Int = RoomLimits.standard.maxTextBytes
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("How often members send a heartbeat (100ms to 60s).", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("How often members send a heartbeat (100ms to 60s).", valueName: "duration"))
     var heartbeat: DurationArgument = DurationArgument(seconds: 2)
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Drop a member silent this long (1s to 600s, at least twice --heartbeat).", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Drop a member silent this long (1s to 600s, at least twice --heartbeat).", valueName: "duration"))
     var memberTimeout: DurationArgument = DurationArgument(seconds: 10)
 
     @Flag(help: "Print the bound address on stderr.")
@@ -70,15 +78,25 @@ struct RoomServe: AsyncParsableCommand {
     @OptionGroup var network: NetworkOptions
 
     func validate() throws {
-        if let portOption, !(0...65_535).contains(portOption) { throw ValidationError("--port must be from 0 to 65535") }
+        if let portOption, !(0...65_535).contains(portOption) {
+            throw ValidationError("--port must be from 0 to 65535")
+        }
         _ = try LocalAddress(from: address, port: portOption, bind: bindOption, what: "[HOST:]PORT")
         guard maxMembers >= 1 else { throw ValidationError("--max-members must be at least 1") }
         guard (0...65_535).contains(history) else { throw ValidationError("--history must be from 0 to 65535") }
-        guard (1...StringField.text.maxBytes).contains(maxText) else { throw ValidationError("--max-text must be from 1 to \(StringField.text.maxBytes)") }
+        guard (1...StringField.text.maxBytes).contains(maxText) else {
+            throw ValidationError("--max-text must be from 1 to \(StringField.text.maxBytes)")
+        }
         // The ranges clients accept (they clamp whatever a server announces to them).
-        guard (0.1...60).contains(heartbeat.seconds) else { throw ValidationError("--heartbeat must be from 100ms to 60s") }
-        guard (1...600).contains(memberTimeout.seconds) else { throw ValidationError("--member-timeout must be from 1s to 600s") }
-        guard memberTimeout.seconds >= 2 * heartbeat.seconds else { throw ValidationError("--member-timeout must be at least twice --heartbeat") }
+        guard (0.1...60).contains(heartbeat.seconds) else {
+            throw ValidationError("--heartbeat must be from 100ms to 60s")
+        }
+        guard (1...600).contains(memberTimeout.seconds) else {
+            throw ValidationError("--member-timeout must be from 1s to 600s")
+        }
+        guard memberTimeout.seconds >= 2 * heartbeat.seconds else {
+            throw ValidationError("--member-timeout must be at least twice --heartbeat")
+        }
     }
 
     func run() async throws {
@@ -88,7 +106,8 @@ struct RoomServe: AsyncParsableCommand {
         configuration.timing.memberTimeout = UInt64(memberTimeout.seconds * 1e9)
         let family = try network.family()
         let host = bind ?? (family == .ipv6 ? "::" : family == .ipv4 ? "0.0.0.0" : "*")
-        let endpoint = try UDPEndpoint.parse(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        let endpoint = try UDPEndpoint.parse(
+            host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)")
         let log: (@Sendable (RoomServer.Event) -> Void)? = quiet ? nil : Self.log
         let server = try await RoomServer.bind(to: endpoint, family: family, configuration: configuration, onEvent: log)
         if showPort || Terminal.stderrIsTTY { Terminal.writeStderr("room server on \(server.localAddress)\n") }
@@ -114,13 +133,15 @@ struct RoomServe: AsyncParsableCommand {
         case .timedOut(let nick, let reason): "\(TerminalText.escape(nick)) timed out (\(reason))"
         case .nickChanged(let from, let to): "\(TerminalText.escape(from)) is now \(TerminalText.escape(to))"
         case .moved(let nick, let from, let to): "\(TerminalText.escape(nick)) moved from \(from) to \(to)"
-        case .refused(let nick, let address, let reason): "refused \(TerminalText.escape(nick)) from \(address): \(reason)"
+        case .refused(let nick, let address, let reason):
+            "refused \(TerminalText.escape(nick)) from \(address): \(reason)"
         }
     }
 
     static func summary(_ c: RoomServer.Counters) -> String {
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
-        var text = "room: \(plural(c.joined, "member")) joined (\(c.left) left, \(c.timedOut) timed out, \(c.refused) refused); "
+        var text =
+            "room: \(plural(c.joined, "member")) joined (\(c.left) left, \(c.timedOut) timed out, \(c.refused) refused); "
             + "\(plural(c.messages, "message")), \(c.privateMessages) private; "
             + "\(c.received) datagrams received, \(c.sent) sent (\(c.retransmissions) again)"
         if c.migrations > 0 || c.pathChallenges > 0 {
@@ -139,17 +160,17 @@ struct RoomJoin: AsyncParsableCommand {
         commandName: "join",
         abstract: "Join a chat room.",
         discussion: """
-        Lines you type are said to the room; incoming messages appear above the line being typed without garbling it. Commands: /me ACTION, /msg NICK TEXT, /nick NAME, /who, /help, /quit (or Ctrl-D). If the server restarts, the client rejoins by itself and says so.
+            Lines you type are said to the room; incoming messages appear above the line being typed without garbling it. Commands: /me ACTION, /msg NICK TEXT, /nick NAME, /who, /help, /quit (or Ctrl-D). If the server restarts, the client rejoins by itself and says so.
 
-        With piped input, each line is sent (paced to the room's rate limit) and the client leaves at the end of input, once the server confirmed everything, or after --wait (exit 75 then). A full room is tried again three times, a second apart, before giving up (exit 69).
+            With piped input, each line is sent (paced to the room's rate limit) and the client leaves at the end of input, once the server confirmed everything, or after --wait (exit 75 then). A full room is tried again three times, a second apart, before giving up (exit 69).
 
-        If your address changes (a NAT rebinding, another network), the server checks that you receive at the new one before it sends you anything there; the client answers by itself and nothing is lost.
+            If your address changes (a NAT rebinding, another network), the server checks that you receive at the new one before it sends you anything there; the client answers by itself and nothing is lost.
 
-        Examples:
-          udp room join 127.0.0.1:9000 --nick alice
-          udp room join chat.example.net 9000 --nick 李雷
-          printf 'hello\\n/me waves\\n' | udp room join 127.0.0.1:9000 --nick bot
-        """
+            Examples:
+              udp room join 127.0.0.1:9000 --nick alice
+              udp room join chat.example.net 9000 --nick 李雷
+              printf 'hello\\n/me waves\\n' | udp room join 127.0.0.1:9000 --nick bot
+            """
     )
 
     @Argument(help: ArgumentHelp("HOST:PORT or HOST PORT of the room server.", valueName: "server"))
@@ -158,10 +179,15 @@ struct RoomJoin: AsyncParsableCommand {
     @Option(help: "Your nick: 1 to 24 characters, no spaces or control characters.")
     var nick: String
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Give up joining after this long without an answer.", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Give up joining after this long without an answer.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(seconds: 10)
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("At the end of piped input, wait at most this long for the server to confirm.", valueName: "duration"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "At the end of piped input, wait at most this long for the server to confirm.", valueName: "duration"))
     var wait: DurationArgument = DurationArgument(seconds: 10)
 
     @OptionGroup var network: NetworkOptions
@@ -177,13 +203,17 @@ struct RoomJoin: AsyncParsableCommand {
 
     func run() async throws {
         let (endpoint, extra) = try parseTarget(words, what: "room server address")
-        guard extra.isEmpty else { throw CLIFailure.usage("unexpected argument '\(extra[0])': type messages on standard input") }
+        guard extra.isEmpty else {
+            throw CLIFailure.usage("unexpected argument '\(extra[0])': type messages on standard input")
+        }
         let server = try await resolveOne(endpoint, family: try network.family())
         var configuration = RoomClient.Configuration()
         configuration.joinTimeout = UInt64(timeout.seconds * 1e9)
         let client: RoomClient
         do {
-            client = try await withSignalCancellation { [nick, configuration] in try await RoomClient.join(server, nick: nick, configuration: configuration) }
+            client = try await withSignalCancellation { [nick, configuration] in
+                try await RoomClient.join(server, nick: nick, configuration: configuration)
+            }
         } catch let error as RoomClientError {
             switch error {
             case .serverNotResponding: throw CLIFailure(message: error.description, code: ExitCode32.timedOut)
@@ -195,7 +225,8 @@ struct RoomJoin: AsyncParsableCommand {
         let console = Console(prompt: "> ")
         defer { console.close() }
         if interactive {
-            console.show("joined \(server) as \(TerminalText.escape(nick)); /help for commands, /quit or Ctrl-D to leave")
+            console.show(
+                "joined \(server) as \(TerminalText.escape(nick)); /help for commands, /quit or Ctrl-D to leave")
         }
         let wait = UInt64(self.wait.seconds * 1e9)
         let ending: RoomClient.Ending? = try await withSignalCancellation {
@@ -225,7 +256,10 @@ struct RoomJoin: AsyncParsableCommand {
         case .refused(let reason, let text)?:
             throw CLIFailure(message: RoomClientError.refused(reason, text).description, code: ExitCode32.unavailable)
         case .left(confirmed: false)? where !interactive:
-            throw CLIFailure(message: "the server did not confirm everything sent within \(String(format: "%g", self.wait.seconds)) s", code: ExitCode32.timedOut)
+            throw CLIFailure(
+                message:
+                    "the server did not confirm everything sent within \(String(format: "%g", self.wait.seconds)) s",
+                code: ExitCode32.timedOut)
         default:
             break
         }

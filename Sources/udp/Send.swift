@@ -7,46 +7,56 @@ struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send datagrams: the message words as one datagram, or one datagram per line of stdin.",
         discussion: """
-        Replaces the classic Python sender (socket + sendto). With no MESSAGE, each line of standard input (without its newline) is sent as one datagram; --each sends each MESSAGE word as its own datagram. HOST PORT or HOST:PORT, not both: in 'udp send 127.0.0.1:9999 9998 x' the 9998 is part of the message (a warning says so).
+            Replaces the classic Python sender (socket + sendto). With no MESSAGE, each line of standard input (without its newline) is sent as one datagram; --each sends each MESSAGE word as its own datagram. HOST PORT or HOST:PORT, not both: in 'udp send 127.0.0.1:9999 9998 x' the 9998 is part of the message (a warning says so).
 
-        Broadcast: <broadcast> (or broadcast) sends to the broadcast address of every interface that is up, so it works without a default route; --interface picks one. A directed address such as 10.1.1.255 works as it is, and 255.255.255.255 is sent as itself (add --interface where there is no default route). Broadcast permission (SO_BROADCAST) is turned on by itself.
+            Broadcast: <broadcast> (or broadcast) sends to the broadcast address of every interface that is up, so it works without a default route; --interface picks one. A directed address such as 10.1.1.255 works as it is, and 255.255.255.255 is sent as itself (add --interface where there is no default route). Broadcast permission (SO_BROADCAST) is turned on by itself.
 
-        Multicast: a group address (224.0.0.0/4, ff00::/8) is sent to on --interface, with --ttl hops (default 1: the local network) and --no-loop to keep this host's own members from receiving it.
+            Multicast: a group address (224.0.0.0/4, ff00::/8) is sent to on --interface, with --ttl hops (default 1: the local network) and --no-loop to keep this host's own members from receiving it.
 
-        Saved packets: @NAME in place of the destination and message sends the packet saved under NAME in udp studio (list them with 'udp packets'), to its saved destination, with its saved count and interval unless --count or --interval is given.
+            Saved packets: @NAME in place of the destination and message sends the packet saved under NAME in udp studio (list them with 'udp packets'), to its saved destination, with its saved count and interval unless --count or --interval is given.
 
-        Examples:
-          udp send 127.0.0.1 9999 hello world       one datagram: "hello world"
-          udp send [::1]:9999 --each Tom Jerry      two datagrams
-          udp send localhost 9999 --hex '48 65 6c 6c 6f 0a'
-          udp send 127.0.0.1 2425 -e '1:100:will:will-pc:32:hi\\x00'
-          printf 'a\\nb\\n' | udp send 127.0.0.1 9999    two datagrams
-          udp send 127.0.0.1 9999 --file packet.bin --count 10 --interval 100ms
-          udp send unix:/tmp/app.sock ping
-          udp send '<broadcast>' 2425 hello        every broadcast address
-          udp send 239.1.2.3 5000 --interface eth0 --ttl 4 hello
-          udp send ff02::1:3 5355 --interface eth0 hello
-          udp send 127.0.0.1 9999 hi --from 127.0.0.1:5000   from a fixed port
-          udp send @hello --count 1                 the saved packet "hello", once
-        """
+            Examples:
+              udp send 127.0.0.1 9999 hello world       one datagram: "hello world"
+              udp send [::1]:9999 --each Tom Jerry      two datagrams
+              udp send localhost 9999 --hex '48 65 6c 6c 6f 0a'
+              udp send 127.0.0.1 2425 -e '1:100:will:will-pc:32:hi\\x00'
+              printf 'a\\nb\\n' | udp send 127.0.0.1 9999    two datagrams
+              udp send 127.0.0.1 9999 --file packet.bin --count 10 --interval 100ms
+              udp send unix:/tmp/app.sock ping
+              udp send '<broadcast>' 2425 hello        every broadcast address
+              udp send 239.1.2.3 5000 --interface eth0 --ttl 4 hello
+              udp send ff02::1:3 5355 --interface eth0 hello
+              udp send 127.0.0.1 9999 hi --from 127.0.0.1:5000   from a fixed port
+              udp send @hello --count 1                 the saved packet "hello", once
+            """
     )
 
-    @Argument(help: ArgumentHelp("HOST PORT or HOST:PORT, then the message words; or @NAME, a saved packet.", valueName: "target-and-message"))
+    @Argument(
+        help: ArgumentHelp(
+            "HOST PORT or HOST:PORT, then the message words; or @NAME, a saved packet.", valueName: "target-and-message"
+        ))
     var words: [String] = []
 
-    @Flag(help: "Allow sending to a broadcast address (SO_BROADCAST); on by itself for this host's broadcast addresses.")
+    @Flag(
+        help: "Allow sending to a broadcast address (SO_BROADCAST); on by itself for this host's broadcast addresses.")
     var broadcast = false
 
-    @Option(parsing: .unconditional, help: "IP time-to-live / hop limit (1-255); for a multicast group, how many routers it may cross.")
+    @Option(
+        parsing: .unconditional,
+        help: "IP time-to-live / hop limit (1-255); for a multicast group, how many routers it may cross.")
     var ttl: Int?
 
-    @Option(help: ArgumentHelp("For <broadcast>, 255.255.255.255 and multicast groups: the interface to send on.", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "For <broadcast>, 255.255.255.255 and multicast groups: the interface to send on.", valueName: "name"))
     var interface: String?
 
     @Flag(help: "With <broadcast>: send to 255.255.255.255 itself rather than to each interface's broadcast address.")
     var limited = false
 
-    @Flag(inversion: .prefixedNo, help: "For a multicast group: whether this host's own members receive the datagrams too (default: yes).")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "For a multicast group: whether this host's own members receive the datagrams too (default: yes).")
     var loop: Bool?
 
     @OptionGroup var outgoing: OutgoingOptions
@@ -117,12 +127,15 @@ struct SendPlan {
                 // 255.255.255.255 leaves by the route to it (the default route) unless the socket is bound to an
                 // address of the interface, which is the portable way to pick one.
                 guard let address = interface.firstAddress(.ipv4) else {
-                    throw UDPError.interfaceUnavailable(interface.name, reason: "it has no IPv4 address to send 255.255.255.255 from")
+                    throw UDPError.interfaceUnavailable(
+                        interface.name, reason: "it has no IPv4 address to send 255.255.255.255 from")
                 }
                 local = address
             }
         } else if interface != nil {
-            throw CLIFailure.usage("--interface applies to <broadcast>, 255.255.255.255 and multicast groups; other destinations go where the routing table sends them")
+            throw CLIFailure.usage(
+                "--interface applies to <broadcast>, 255.255.255.255 and multicast groups; other destinations go where the routing table sends them"
+            )
         }
     }
 }
@@ -136,14 +149,16 @@ struct OutgoingOptions: ParsableArguments {
     var file: String?
 
     // Optional so that an explicit `--count 1` can be told from no --count (which lets `@NAME` use its saved count).
-    @Option(name: .customLong("count"), parsing: .unconditional,
-            help: "Send each datagram this many times (to each destination); default 1, or a saved packet's own count.")
+    @Option(
+        name: .customLong("count"), parsing: .unconditional,
+        help: "Send each datagram this many times (to each destination); default 1, or a saved packet's own count.")
     var givenCount: Int?
 
     /// How many times to send each datagram: `--count`, else 1.
     var count: Int { givenCount ?? 1 }
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Pause between datagrams, e.g. 100ms, 1s.", valueName: "duration"))
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Pause between datagrams, e.g. 100ms, 1s.", valueName: "duration"))
     var interval: DurationArgument?
 
     @Option(help: ArgumentHelp("Local address to send from: [HOST:]PORT.", valueName: "address"))
@@ -171,7 +186,11 @@ struct OutgoingOptions: ParsableArguments {
     /// Checks what can be checked before any address is resolved.
     func check(message: [String]) throws {
         if file != nil && !message.isEmpty { throw CLIFailure.usage("give either MESSAGE words or --file, not both") }
-        if each && message.isEmpty { throw CLIFailure.usage("--each needs MESSAGE words: each word is sent as its own datagram (stdin lines are already one datagram each)") }
+        if each && message.isEmpty {
+            throw CLIFailure.usage(
+                "--each needs MESSAGE words: each word is sent as its own datagram (stdin lines are already one datagram each)"
+            )
+        }
         _ = try payload.textEncoding()
         _ = try parseChecksum(shaping.append)
     }
@@ -181,7 +200,8 @@ struct OutgoingOptions: ParsableArguments {
         let first = plan.destinations[0]
         var local = plan.local
         if let from {
-            let bound = try await resolveOne(try UDPEndpoint.parse(from, defaultHost: .any), family: first.family == .unix ? nil : first.family)
+            let bound = try await resolveOne(
+                try UDPEndpoint.parse(from, defaultHost: .any), family: first.family == .unix ? nil : first.family)
             // --from's port still applies when the plan chose the address (255.255.255.255 on an interface).
             local = local.map { $0.withPort(bound.port ?? 0) } ?? bound
         }
@@ -211,7 +231,9 @@ struct OutgoingOptions: ParsableArguments {
             while stop.map({ !$0.isSet }) ?? (round < count) {
                 round += 1
                 for destination in plan.destinations {
-                    if sent > 0, let pause { if let stop { await stop.sleep(for: pause) } else { try await Task.sleep(for: pause) } }
+                    if sent > 0, let pause {
+                        if let stop { await stop.sleep(for: pause) } else { try await Task.sleep(for: pause) }
+                    }
                     if stop?.isSet == true { break }
                     let datagram = constant ?? shaper.bytes(counter: sent + 1)
                     try checkSize(datagram, destination)
@@ -235,11 +257,16 @@ struct OutgoingOptions: ParsableArguments {
                 }
             }
         } catch UDPError.networkUnreachable(let address)
-            where (first.isLimitedBroadcast && plan.local == nil) || (first.isMulticast && plan.options.multicastInterface == nil) {
+            where (first.isLimitedBroadcast && plan.local == nil)
+            || (first.isMulticast && plan.options.multicastInterface == nil)
+        {
             // Both go by the default route unless told otherwise: say how to tell.
-            let alternative = first.isLimitedBroadcast ? ", or drop --limited to reach each subnet's broadcast address" : ""
-            throw CLIFailure(message: "network unreachable for \(address): no default route to send it by; name an interface (--interface)\(alternative)",
-                             code: ExitCode32.unavailable)
+            let alternative =
+                first.isLimitedBroadcast ? ", or drop --limited to reach each subnet's broadcast address" : ""
+            throw CLIFailure(
+                message:
+                    "network unreachable for \(address): no default route to send it by; name an interface (--interface)\(alternative)",
+                code: ExitCode32.unavailable)
         }
         if sent == 0 && !quiet {
             Terminal.writeStderr("udp: warning: nothing sent: standard input was empty\n")
@@ -262,7 +289,9 @@ struct OutgoingOptions: ParsableArguments {
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                throw CLIFailure.data(isDirectory.boolValue ? "cannot send '\(path)': it is a directory" : "cannot read '\(path)': permission denied")
+                throw CLIFailure.data(
+                    isDirectory.boolValue
+                        ? "cannot send '\(path)': it is a directory" : "cannot read '\(path)': permission denied")
             }
             throw CLIFailure.data("cannot read '\(path)': no such file")
         }

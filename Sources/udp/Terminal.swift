@@ -1,11 +1,12 @@
+import Foundation
+import NIOConcurrencyHelpers
+import UDPKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import NIOConcurrencyHelpers
-import UDPKit
 
 /// Output to the standard streams.
 ///

@@ -8,16 +8,20 @@ struct UDPCommand: AsyncParsableCommand {
         commandName: "udp",
         abstract: "UDP done properly: send, listen, request, and a debugging toolkit for UDP services.",
         discussion: """
-        Addresses: HOST PORT or HOST:PORT, [v6addr]:PORT; "", *, 0.0.0.0 and :: mean any address; <broadcast> means every interface's broadcast address; port 0 means any free port (when binding; it is no destination).
+            Addresses: HOST PORT or HOST:PORT, [v6addr]:PORT; "", *, 0.0.0.0 and :: mean any address; <broadcast> means every interface's broadcast address; port 0 means any free port (when binding; it is no destination).
 
-        Durations (--timeout, --interval, --delay, ...): a number and its unit, 100us, 250ms, 5s, 2m; only 0 goes without.
+            Durations (--timeout, --interval, --delay, ...): a number and its unit, 100us, 250ms, 5s, 2m; only 0 goes without.
 
-        Shell completions: udp --generate-completion-script bash (or zsh, fish).
+            Shell completions: udp --generate-completion-script bash (or zsh, fish).
 
-        Exit codes: 0 success, 64 bad usage, 65 bad input data, 69 unreachable or refused, 75 timed out, 1 anything else.
-        """,
+            Exit codes: 0 success, 64 bad usage, 65 bad input data, 69 unreachable or refused, 75 timed out, 1 anything else.
+            """,
         version: UDPKitVersion.current,
-        subcommands: [Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Room.self, Broadcast.self, IPMsgCLI.self, Interfaces.self, Bench.self, Proxy.self, PipeCommand.self, Replay.self, StudioCommand.self, Packets.self, Demo.self]
+        subcommands: [
+            Send.self, Listen.self, Request.self, Client.self, Echo.self, Chat.self, Room.self, Broadcast.self,
+            IPMsgCLI.self, Interfaces.self, Bench.self, Proxy.self, PipeCommand.self, Replay.self, StudioCommand.self,
+            Packets.self, Demo.self,
+        ]
     )
 
     static func main() async {
@@ -29,7 +33,9 @@ struct UDPCommand: AsyncParsableCommand {
         }
         raiseDescriptorLimit()
         do {
-            if let problem = CommandLineHelp.commandWordProblem(Array(CommandLine.arguments.dropFirst())) { throw problem }
+            if let problem = CommandLineHelp.commandWordProblem(Array(CommandLine.arguments.dropFirst())) {
+                throw problem
+            }
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()

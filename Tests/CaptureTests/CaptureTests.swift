@@ -1,13 +1,17 @@
-@testable import Capture
 import XCTest
+
+@testable import Capture
 
 final class CaptureTests: XCTestCase {
     private let v4a: [UInt8] = [127, 0, 0, 1], v4b: [UInt8] = [127, 0, 0, 2]
     private let v6a: [UInt8] = Array(repeating: 0, count: 15) + [1]
 
-    private func packet(_ payload: String, v6: Bool = false, at seconds: Int64 = 1_700_000_000, nanos: Int64 = 123_456_000) -> UDPPacket {
-        UDPPacket(source: v6 ? v6a : v4a, sourcePort: 5000, destination: v6 ? v6a : v4b, destinationPort: 9999,
-                  payload: Array(payload.utf8), time: CaptureTime(seconds: seconds, nanoseconds: nanos))
+    private func packet(
+        _ payload: String, v6: Bool = false, at seconds: Int64 = 1_700_000_000, nanos: Int64 = 123_456_000
+    ) -> UDPPacket {
+        UDPPacket(
+            source: v6 ? v6a : v4a, sourcePort: 5000, destination: v6 ? v6a : v4b, destinationPort: 9999,
+            payload: Array(payload.utf8), time: CaptureTime(seconds: seconds, nanoseconds: nanos))
     }
 
     private func readAll(_ bytes: [UInt8]) throws -> (packets: [UDPPacket], reader: CaptureReader) {
@@ -35,7 +39,11 @@ final class CaptureTests: XCTestCase {
         XCTAssertEqual(PcapWriter.internetChecksum(Array(ip[0..<20])), 0)
         let udp = Array(ip[20...])
         XCTAssertEqual(PcapWriter.internetChecksum(v4a + v4b + [0, 17, 0, UInt8(udp.count)] + udp), 0)
-        XCTAssertThrowsError(try writer.ipPacket(UDPPacket(source: v4a, sourcePort: 1, destination: v6a, destinationPort: 2, payload: [], time: .init(seconds: 0, nanoseconds: 0))))
+        XCTAssertThrowsError(
+            try writer.ipPacket(
+                UDPPacket(
+                    source: v4a, sourcePort: 1, destination: v6a, destinationPort: 2, payload: [],
+                    time: .init(seconds: 0, nanoseconds: 0))))
     }
 
     /// Wraps an IP packet the way each link type does and reads it back.
@@ -96,8 +104,12 @@ final class CaptureTests: XCTestCase {
             XCTAssertTrue(error.message.contains("record 3"), error.message)
             XCTAssertTrue(error.message.contains("cut short"), error.message)
         }
-        XCTAssertThrowsError(try CaptureReader(Array("hello world".utf8))) { XCTAssertTrue("\($0)".contains("not a pcap")) }
-        XCTAssertThrowsError(try CaptureReader(pcap(link: 147, frames: []))) { XCTAssertTrue("\($0)".contains("link type 147")) }
+        XCTAssertThrowsError(try CaptureReader(Array("hello world".utf8))) {
+            XCTAssertTrue("\($0)".contains("not a pcap"))
+        }
+        XCTAssertThrowsError(try CaptureReader(pcap(link: 147, frames: []))) {
+            XCTAssertTrue("\($0)".contains("link type 147"))
+        }
     }
 
     func testPcapngBothByteOrdersAndResolution() throws {
@@ -111,7 +123,9 @@ final class CaptureTests: XCTestCase {
             XCTAssertEqual(packets.map(\.payload), [Array("ng".utf8)])
             XCTAssertEqual(packets.first?.time, CaptureTime(seconds: 1_700_000_000, nanoseconds: 123_456_789))
             // Cut inside the packet block.
-            XCTAssertThrowsError(try readAll(Array(file.dropLast(10)))) { XCTAssertTrue("\($0)".contains("record 1"), "\($0)") }
+            XCTAssertThrowsError(try readAll(Array(file.dropLast(10)))) {
+                XCTAssertTrue("\($0)".contains("record 1"), "\($0)")
+            }
         }
     }
 
@@ -119,19 +133,34 @@ final class CaptureTests: XCTestCase {
 
     private func pcap(link: UInt32, frames: [[UInt8]]) -> [UInt8] {
         var out: [UInt8] = []
-        out.appendLE(UInt32(0xA1B2_C3D4)); out.appendLE(UInt16(2)); out.appendLE(UInt16(4))
-        out.appendLE(UInt32(0)); out.appendLE(UInt32(0)); out.appendLE(UInt32(65535)); out.appendLE(link)
+        out.appendLE(UInt32(0xA1B2_C3D4))
+        out.appendLE(UInt16(2))
+        out.appendLE(UInt16(4))
+        out.appendLE(UInt32(0))
+        out.appendLE(UInt32(0))
+        out.appendLE(UInt32(65535))
+        out.appendLE(link)
         for (i, frame) in frames.enumerated() {
-            out.appendLE(UInt32(1_700_000_000 + i)); out.appendLE(UInt32(0))
-            out.appendLE(UInt32(frame.count)); out.appendLE(UInt32(frame.count))
+            out.appendLE(UInt32(1_700_000_000 + i))
+            out.appendLE(UInt32(0))
+            out.appendLE(UInt32(frame.count))
+            out.appendLE(UInt32(frame.count))
             out += frame
         }
         return out
     }
 
     private func pcapng(bigEndian: Bool, link: UInt16, tsresol: UInt8, frames: [([UInt8], UInt64)]) -> [UInt8] {
-        func u32(_ v: UInt32) -> [UInt8] { var a: [UInt8] = []; bigEndian ? a.appendBE(v) : a.appendLE(v); return a }
-        func u16(_ v: UInt16) -> [UInt8] { var a: [UInt8] = []; bigEndian ? a.appendBE(v) : a.appendLE(v); return a }
+        func u32(_ v: UInt32) -> [UInt8] {
+            var a: [UInt8] = []
+            bigEndian ? a.appendBE(v) : a.appendLE(v)
+            return a
+        }
+        func u16(_ v: UInt16) -> [UInt8] {
+            var a: [UInt8] = []
+            bigEndian ? a.appendBE(v) : a.appendLE(v)
+            return a
+        }
         func block(_ type: UInt32, _ body: [UInt8]) -> [UInt8] {
             let padded = body + Array(repeating: 0, count: (4 - body.count % 4) % 4)
             let length = UInt32(12 + padded.count)
@@ -141,7 +170,10 @@ final class CaptureTests: XCTestCase {
         out += block(1, u16(link) + u16(0) + u32(0) + u16(9) + u16(1) + [tsresol, 0, 0, 0] + u16(0) + u16(0))
         out += block(5, u32(0) + u32(0) + u32(0))  // an interface statistics block, to be skipped
         for (frame, stamp) in frames {
-            out += block(6, u32(0) + u32(UInt32(stamp >> 32)) + u32(UInt32(stamp & 0xFFFF_FFFF)) + u32(UInt32(frame.count)) + u32(UInt32(frame.count)) + frame)
+            out += block(
+                6,
+                u32(0) + u32(UInt32(stamp >> 32)) + u32(UInt32(stamp & 0xFFFF_FFFF)) + u32(UInt32(frame.count))
+                    + u32(UInt32(frame.count)) + frame)
         }
         return out
     }

@@ -44,30 +44,47 @@ final class CodecTests: XCTestCase {
 
     func testFourFieldsMeanEmptyExtraAndFewerAreMalformed() throws {
         XCTAssertEqual(try IPMsgPacket.decode(bytes("1:5:a:b:2")).extra, [])
-        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:5:a:b"))) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .missingFields) }
-        XCTAssertThrowsError(try IPMsgPacket.decode(bytes(""))) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .missingFields) }
+        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:5:a:b"))) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .missingFields)
+        }
+        XCTAssertThrowsError(try IPMsgPacket.decode(bytes(""))) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .missingFields)
+        }
         // A ':' after the first NUL does not count as a header separator.
         XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:5:a\0:b:2:x")))
     }
 
     func testNumbersMustBeDecimal32Bit() {
-        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:x5:a:b:32:hi"))) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badPacketNumber) }
-        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1::a:b:32:hi"))) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badPacketNumber) }
-        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:4294967296:a:b:32:hi"))) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badPacketNumber) }
+        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:x5:a:b:32:hi"))) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badPacketNumber)
+        }
+        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1::a:b:32:hi"))) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badPacketNumber)
+        }
+        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:4294967296:a:b:32:hi"))) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badPacketNumber)
+        }
         XCTAssertEqual(try? IPMsgPacket.decode(bytes("1:4294967295:a:b:32:hi")).packetNumber, UInt32.max)
-        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:5:a:b:0x20:hi"))) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badCommand) }
-        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:5:a:b:-32:hi"))) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badCommand) }
+        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:5:a:b:0x20:hi"))) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badCommand)
+        }
+        XCTAssertThrowsError(try IPMsgPacket.decode(bytes("1:5:a:b:-32:hi"))) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .badCommand)
+        }
     }
 
     func testEveryModeAndOptionValue() {
         let modes: [(IPMsgCommand.Mode, UInt8, String)] = [
-            (.entry, 0x01, "BR_ENTRY"), (.exit, 0x02, "BR_EXIT"), (.answerEntry, 0x03, "ANSENTRY"), (.absence, 0x04, "BR_ABSENCE"),
+            (.entry, 0x01, "BR_ENTRY"), (.exit, 0x02, "BR_EXIT"), (.answerEntry, 0x03, "ANSENTRY"),
+            (.absence, 0x04, "BR_ABSENCE"),
             (.isGetList, 0x10, "BR_ISGETLIST"), (.okGetList, 0x11, "OKGETLIST"), (.getList, 0x12, "GETLIST"),
             (.answerList, 0x13, "ANSLIST"), (.isGetList2, 0x18, "BR_ISGETLIST2"),
             (.sendMessage, 0x20, "SENDMSG"), (.receivedMessage, 0x21, "RECVMSG"), (.readMessage, 0x30, "READMSG"),
             (.deleteMessage, 0x31, "DELMSG"), (.answerReadMessage, 0x32, "ANSREADMSG"), (.getInfo, 0x40, "GETINFO"),
-            (.sendInfo, 0x41, "SENDINFO"), (.getAbsenceInfo, 0x50, "GETABSENCEINFO"), (.sendAbsenceInfo, 0x51, "SENDABSENCEINFO"),
-            (.getFileData, 0x60, "GETFILEDATA"), (.releaseFiles, 0x61, "RELEASEFILES"), (.getDirectoryFiles, 0x62, "GETDIRFILES"),
+            (.sendInfo, 0x41, "SENDINFO"), (.getAbsenceInfo, 0x50, "GETABSENCEINFO"),
+            (.sendAbsenceInfo, 0x51, "SENDABSENCEINFO"),
+            (.getFileData, 0x60, "GETFILEDATA"), (.releaseFiles, 0x61, "RELEASEFILES"),
+            (.getDirectoryFiles, 0x62, "GETDIRFILES"),
         ]
         for (mode, value, name) in modes {
             XCTAssertEqual(mode.rawValue, value)
@@ -75,7 +92,8 @@ final class CodecTests: XCTestCase {
         }
         let options: [(IPMsgCommand.Options, UInt32)] = [
             (.absence, 0x100), (.sendCheck, 0x100), (.secret, 0x200), (.broadcast, 0x400), (.multicast, 0x800),
-            (.autoReturn, 0x2000), (.readCheck, 0x100000), (.fileAttach, 0x200000), (.utf8, 0x800000), (.capableOfUTF8, 0x1000000),
+            (.autoReturn, 0x2000), (.readCheck, 0x100000), (.fileAttach, 0x200000), (.utf8, 0x800000),
+            (.capableOfUTF8, 0x1000000),
         ]
         for (option, value) in options { XCTAssertEqual(option.rawValue, value) }
         let command = IPMsgCommand(rawValue: 0x20 | 0x100 | 0x800000 | 0x200000)
@@ -95,7 +113,9 @@ final class CodecTests: XCTestCase {
 
     func testEncodeRefusesBytesThatWouldSplitDifferently() {
         var packet = IPMsgPacket(packetNumber: 1, user: bytes("a:b"), host: bytes("h"), command: IPMsgCommand(.entry))
-        XCTAssertThrowsError(try packet.encode()) { XCTAssertEqual($0 as? IPMsgPacket.CodecError, .forbiddenByte(field: "user", byte: 0x3a)) }
+        XCTAssertThrowsError(try packet.encode()) {
+            XCTAssertEqual($0 as? IPMsgPacket.CodecError, .forbiddenByte(field: "user", byte: 0x3a))
+        }
         packet.user = bytes("a")
         packet.extra = [0x41, 0, 0x42]
         XCTAssertThrowsError(try packet.encode())
@@ -137,7 +157,7 @@ final class CodecTests: XCTestCase {
 
     func testFileEntriesWithEscapedColons() throws {
         let entries = [
-            IPMsgFileEntry(id: 0, name: bytes("notes.txt"), size: 0x1234, modified: 0x5f000000),
+            IPMsgFileEntry(id: 0, name: bytes("notes.txt"), size: 0x1234, modified: 0x5f00_0000),
             IPMsgFileEntry(id: 1, name: bytes("a:b::c:"), size: 0, modified: 1, attributes: 1),
             IPMsgFileEntry(id: 2, name: bytes(":lead"), size: UInt64.max, modified: 0, attributes: 2),
         ]
@@ -147,10 +167,12 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(IPMsgFileEntry.decode(field), entries)
         // iptux's own form: BEL then ':' between entries, and a trailing one.
         let iptuxField = bytes("0:bashrc:ffffffffffffffff:0:1:\u{7}:1:x y:10:5:1:\u{7}:")
-        XCTAssertEqual(IPMsgFileEntry.decode(iptuxField), [
-            IPMsgFileEntry(id: 0, name: bytes("bashrc"), size: .max, modified: 0),
-            IPMsgFileEntry(id: 1, name: bytes("x y"), size: 16, modified: 5),
-        ])
+        XCTAssertEqual(
+            IPMsgFileEntry.decode(iptuxField),
+            [
+                IPMsgFileEntry(id: 0, name: bytes("bashrc"), size: .max, modified: 0),
+                IPMsgFileEntry(id: 1, name: bytes("x y"), size: 16, modified: 5),
+            ])
         // Extended attributes after attr are skipped; decoding stops at a broken entry.
         XCTAssertEqual(IPMsgFileEntry.decode(bytes("3:f:2:3:1:14=5:\u{7}zz:bad\u{7}4:g:1:1:1:\u{7}")).map(\.id), [3])
         XCTAssertThrowsError(try IPMsgFileEntry.encode([IPMsgFileEntry(id: 0, name: [], size: 0, modified: 0)]))
@@ -167,7 +189,9 @@ final class CodecTests: XCTestCase {
     func testHostileFileNames() {
         XCTAssertNil(IPMsgFileName.problem("report 2024.pdf"))
         XCTAssertNil(IPMsgFileName.problem("报告.txt"))
-        for bad in ["", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", "a\0b", "a\nb", String(repeating: "x", count: 256)] {
+        for bad in [
+            "", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", "a\0b", "a\nb", String(repeating: "x", count: 256),
+        ] {
             XCTAssertNotNil(IPMsgFileName.problem(bad), bad)
         }
     }
@@ -176,7 +200,10 @@ final class CodecTests: XCTestCase {
     /// target in Fuzz/ does the same at scale).
     func testDecodeEncodeIsStableOnRandomInput() throws {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return state >> 33 }
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
         let alphabet: [UInt8] = Array("0123::::45:ab\0\u{7}".utf8) + [0xff, 0x80]
         var decoded = 0
         for _ in 0..<20_000 {

@@ -6,7 +6,9 @@ import XCTest
 final class CoreTests: XCTestCase {
     private let me = IPMsgIdentity(user: "bob", host: "bob-pc", nick: "Bob", group: "Ops")
     private let second: UInt64 = 1_000_000_000
-    private func address(_ last: Int, port: Int = 2425) -> UDPAddress { try! UDPAddress(ip: "10.0.0.\(last)", port: port) }
+    private func address(_ last: Int, port: Int = 2425) -> UDPAddress {
+        try! UDPAddress(ip: "10.0.0.\(last)", port: port)
+    }
     private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     private func sent(_ outputs: [IPMsgCore.Output]) -> [(IPMsgPacket, UDPAddress?)] {
@@ -58,7 +60,10 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(changed.nick, "Caz")
         XCTAssertTrue(changed.isAbsent)
         XCTAssertEqual(core.peers(named: "caz").map(\.address), [address(3)])
-        guard case .left? = events(core.receive(bytes("1:8:carol:c:2:\0"), from: address(3), now: 0, unixSeconds: 1_000)).first else {
+        guard
+            case .left? = events(core.receive(bytes("1:8:carol:c:2:\0"), from: address(3), now: 0, unixSeconds: 1_000))
+                .first
+        else {
             return XCTFail("no left event")
         }
         XCTAssertEqual(core.peers.count, 1)
@@ -68,7 +73,8 @@ final class CoreTests: XCTestCase {
         var core = IPMsgCore(identity: me)
         let nick = try TextEncoding.gbk.encode("张三")
         let group = try TextEncoding.gbk.encode("销售部")
-        let feiq = bytes("1_lbt6_0#128#3C970E8A1B2C#0#0#0#4001#9:1700000000:zhang:ZHANG-PC:1:") + nick + [0] + group + [0]
+        let feiq =
+            bytes("1_lbt6_0#128#3C970E8A1B2C#0#0#0#4001#9:1700000000:zhang:ZHANG-PC:1:") + nick + [0] + group + [0]
         let outputs = core.receive(feiq, from: address(4), now: 0, unixSeconds: 1_000)
         guard case .joined(let peer)? = events(outputs).first else { return XCTFail("\(outputs)") }
         XCTAssertEqual(peer.nick, "张三")
@@ -101,7 +107,8 @@ final class CoreTests: XCTestCase {
 
     func testTheTutorialPacketIsShownAndNotAcknowledged() {
         var core = IPMsgCore(identity: me)
-        let got = core.receive(bytes("1:100:will:will-pc:32:will broadcast"), from: address(9, port: 40000), now: 0, unixSeconds: 1)
+        let got = core.receive(
+            bytes("1:100:will:will-pc:32:will broadcast"), from: address(9, port: 40000), now: 0, unixSeconds: 1)
         XCTAssertTrue(sent(got).isEmpty, "no SENDCHECKOPT, so no RECVMSG")
         guard case .message(let incoming)? = events(got).first else { return XCTFail("\(got)") }
         XCTAssertEqual(incoming.text.string, "will broadcast")
@@ -126,8 +133,16 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(acks, [77, 77, 77])
         XCTAssertEqual(core.counters.duplicates, 2)
         // A broadcast or automatic answer is never acknowledged.
-        XCTAssertTrue(sent(core.receive(bytes("1:78:alice:box:\(0x20 | 0x100 | 0x400):all\0"), from: address(2), now: 0, unixSeconds: 1)).isEmpty)
-        XCTAssertTrue(sent(core.receive(bytes("1:79:alice:box:\(0x20 | 0x100 | 0x2000):away\0"), from: address(2), now: 0, unixSeconds: 1)).isEmpty)
+        XCTAssertTrue(
+            sent(
+                core.receive(
+                    bytes("1:78:alice:box:\(0x20 | 0x100 | 0x400):all\0"), from: address(2), now: 0, unixSeconds: 1)
+            ).isEmpty)
+        XCTAssertTrue(
+            sent(
+                core.receive(
+                    bytes("1:79:alice:box:\(0x20 | 0x100 | 0x2000):away\0"), from: address(2), now: 0, unixSeconds: 1)
+            ).isEmpty)
         // The same number from another address is another message.
         XCTAssertEqual(events(core.receive(message, from: address(3), now: 0, unixSeconds: 1)).count, 1)
         // After the sender announces itself again it may reuse numbers.
@@ -153,7 +168,8 @@ final class CoreTests: XCTestCase {
             failure = events(outputs).first
         }
         XCTAssertEqual(resends.count, 3, "four sends in all")
-        XCTAssertTrue(resends.allSatisfy { $0.packetNumber == id && $0.command.has(.retry) && $0.extra == Array("hi".utf8) })
+        XCTAssertTrue(
+            resends.allSatisfy { $0.packetNumber == id && $0.command.has(.retry) && $0.extra == Array("hi".utf8) })
         guard case .undelivered(let failedID, let to, let tries)? = failure else { return XCTFail("no failure") }
         XCTAssertEqual(failedID, id)
         XCTAssertEqual(to.address, peer)
@@ -180,7 +196,8 @@ final class CoreTests: XCTestCase {
         var numbers: [UInt32] = []
         numbers += sent(core.announce(unixSeconds: 100)).map(\.0.packetNumber)
         numbers.append(try core.send("a", to: address(2), now: 0, unixSeconds: 100).id)
-        numbers += sent(core.receive(bytes("1:5:x:y:288:m\0"), from: address(2), now: 0, unixSeconds: 50)).map(\.0.packetNumber)
+        numbers += sent(core.receive(bytes("1:5:x:y:288:m\0"), from: address(2), now: 0, unixSeconds: 50)).map(
+            \.0.packetNumber)
         numbers += sent(try core.sendToAll("all", unixSeconds: 100)).map(\.0.packetNumber)
         numbers += sent(core.leave(unixSeconds: 99)).map(\.0.packetNumber)
         XCTAssertEqual(numbers, [100, 101, 102, 103, 104])
@@ -220,7 +237,12 @@ final class CoreTests: XCTestCase {
         var quiet = IPMsgCore(identity: me)
         var repeated = 0
         for i in 0..<100 {
-            repeated += sent(quiet.receive(bytes("1:\(i + 1):u:h:1:n\0\0"), from: address(2), now: UInt64(i) * (second / 100), unixSeconds: 1)).count
+            repeated +=
+                sent(
+                    quiet.receive(
+                        bytes("1:\(i + 1):u:h:1:n\0\0"), from: address(2), now: UInt64(i) * (second / 100),
+                        unixSeconds: 1)
+                ).count
         }
         XCTAssertEqual(repeated, 1)
     }

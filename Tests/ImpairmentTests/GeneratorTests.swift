@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Impairment
 
 final class GeneratorTests: XCTestCase {
@@ -37,7 +38,9 @@ final class GeneratorTests: XCTestCase {
     /// A given --seed must keep meaning the same decisions; this fails if the algorithm changes.
     func testOutputIsPinned() {
         var generator = SeededGenerator(seed: 42)
-        XCTAssertEqual((0..<3).map { _ in generator.next() }, [15_823_580_607_354_146_167, 481_619_086_435_157_457, 7_874_619_889_279_924_594])
+        XCTAssertEqual(
+            (0..<3).map { _ in generator.next() },
+            [15_823_580_607_354_146_167, 481_619_086_435_157_457, 7_874_619_889_279_924_594])
     }
 
     func testUnitIntervalIsUniformEnough() {
@@ -56,7 +59,8 @@ final class GeneratorTests: XCTestCase {
     func testWorksWithStandardLibraryRandomAPIs() {
         var first = SeededGenerator(seed: 9)
         var second = SeededGenerator(seed: 9)
-        XCTAssertEqual((0..<100).map { _ in Int.random(in: 0..<1_000, using: &first) },
-                       (0..<100).map { _ in Int.random(in: 0..<1_000, using: &second) })
+        XCTAssertEqual(
+            (0..<100).map { _ in Int.random(in: 0..<1_000, using: &first) },
+            (0..<100).map { _ in Int.random(in: 0..<1_000, using: &second) })
     }
 }

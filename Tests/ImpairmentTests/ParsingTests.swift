@@ -1,5 +1,5 @@
-import XCTest
 import Impairment
+import XCTest
 
 final class ParsingTests: XCTestCase {
     private func percentError(_ text: String) -> ImpairmentSettingError? {
@@ -75,7 +75,8 @@ final class ParsingTests: XCTestCase {
     func testDurationErrors() {
         XCTAssertEqual(durationError("-5ms")?.description, "--delay: -5ms is negative")
         // One rule for every duration in udp: a number needs its unit.
-        XCTAssertEqual(durationError("10")?.description, "--delay: add a unit to 10: 10ms, 10s or 10us (the units are us, ms, s)")
+        XCTAssertEqual(
+            durationError("10")?.description, "--delay: add a unit to 10: 10ms, 10s or 10us (the units are us, ms, s)")
         XCTAssertEqual(durationError("-10")?.problem, .negative)
         XCTAssertEqual(durationError("5x")?.description, "--delay: unknown unit 'x' in '5x' (expected us, ms or s)")
         XCTAssertEqual(durationError("5e")?.problem, .unknownUnit("e", expected: "us, ms or s"))
@@ -106,10 +107,12 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(rateError("0")?.description, "--rate: 0 is below 1 bit/s")
         XCTAssertEqual(rateError("0.4")?.problem, .belowMinimum("1 bit/s"))
         XCTAssertEqual(rateError("-1M")?.description, "--rate: -1M is negative")
-        XCTAssertEqual(rateError("5MB/s")?.problem,
-                       .unknownUnit("MB/s", expected: "k, M or G, optionally followed by bit/s or bps"))
-        XCTAssertEqual(rateError("2T")?.problem,
-                       .unknownUnit("T", expected: "k, M or G, optionally followed by bit/s or bps"))
+        XCTAssertEqual(
+            rateError("5MB/s")?.problem,
+            .unknownUnit("MB/s", expected: "k, M or G, optionally followed by bit/s or bps"))
+        XCTAssertEqual(
+            rateError("2T")?.problem,
+            .unknownUnit("T", expected: "k, M or G, optionally followed by bit/s or bps"))
         XCTAssertEqual(rateError("")?.problem, .missing)
         XCTAssertEqual(rateError("nan")?.problem, .notANumber)
         XCTAssertEqual(rateError("1001G")?.description, "--rate: 1001G is above 1000 Gbit/s")

@@ -1,5 +1,5 @@
-import XCTest
 import Impairment
+import XCTest
 
 private let millisecond: UInt64 = 1_000_000
 private let second: UInt64 = 1_000_000_000
@@ -38,16 +38,18 @@ private func simulate(
         result.arrivals.append(now)
         result.emissions += pipeline.submit(datagram(number, size: size), at: now)
         let counters = pipeline.counters(at: now)
-        XCTAssertEqual(counters.received,
-                       counters.dropped + counters.overflowed + counters.held + counters.forwarded - counters.duplicated)
+        XCTAssertEqual(
+            counters.received,
+            counters.dropped + counters.overflowed + counters.held + counters.forwarded - counters.duplicated)
     }
     let end = UInt64(count) * interval + 3_600 * second
     result.emissions += pipeline.releaseDue(at: end)
     XCTAssertNil(pipeline.nextDeadline)
     result.counters = pipeline.counters(at: end)
     XCTAssertEqual(result.emissions.count, result.counters.forwarded)
-    XCTAssertEqual(result.emissions.map(\.releaseTime), result.emissions.map(\.releaseTime).sorted(),
-                   "everything comes out in release order")
+    XCTAssertEqual(
+        result.emissions.map(\.releaseTime), result.emissions.map(\.releaseTime).sorted(),
+        "everything comes out in release order")
     return result
 }
 
@@ -56,7 +58,9 @@ private func median(_ values: [UInt64]) -> UInt64 {
     return sorted[sorted.count / 2]
 }
 
-private func assertRate(_ count: Int, of total: Int, near expected: Double, file: StaticString = #filePath, line: UInt = #line) {
+private func assertRate(
+    _ count: Int, of total: Int, near expected: Double, file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(Double(count) / Double(total), expected, accuracy: 0.015, file: file, line: line)
 }
 
@@ -105,8 +109,12 @@ final class PipelineTests: XCTestCase {
             return Set(0..<5_000).subtracting(forwarded)
         }
         let lossOnly = lost(ImpairmentSettings(loss: 0.3))
-        XCTAssertEqual(lossOnly, lost(ImpairmentSettings(loss: 0.3, duplicate: 0.5, delay: .milliseconds(40),
-                                                         jitter: .milliseconds(10))))
+        XCTAssertEqual(
+            lossOnly,
+            lost(
+                ImpairmentSettings(
+                    loss: 0.3, duplicate: 0.5, delay: .milliseconds(40),
+                    jitter: .milliseconds(10))))
     }
 
     // MARK: Loss
@@ -144,8 +152,9 @@ final class PipelineTests: XCTestCase {
 
     func testCorruptionFlipsExactlyOneBit() {
         for probability in [1.0, 0.2] {
-            var pipeline = ImpairmentPipeline(settings: ImpairmentSettings(corrupt: probability),
-                                              generator: SeededGenerator(seed: 2))
+            var pipeline = ImpairmentPipeline(
+                settings: ImpairmentSettings(corrupt: probability),
+                generator: SeededGenerator(seed: 2))
             var flipped = 0
             for number in 0..<20_000 {
                 let original = datagram(number, size: 100)
@@ -200,13 +209,15 @@ final class PipelineTests: XCTestCase {
         XCTAssertLessThan(delays.min()!, 41 * millisecond)
         XCTAssertGreaterThan(delays.max()!, 59 * millisecond)
         XCTAssertEqual(Double(median(delays)), Double(50 * millisecond), accuracy: Double(2 * millisecond))
-        XCTAssertEqual(Double(sparse.counters.addedDelayMeanNanoseconds), Double(50 * millisecond),
-                       accuracy: Double(millisecond / 2))
+        XCTAssertEqual(
+            Double(sparse.counters.addedDelayMeanNanoseconds), Double(50 * millisecond),
+            accuracy: Double(millisecond / 2))
     }
 
     func testJitterLargerThanDelayIsFlooredAtZero() {
-        let result = simulate(ImpairmentSettings(delay: .milliseconds(5), jitter: .milliseconds(10)),
-                         interval: 30 * millisecond)
+        let result = simulate(
+            ImpairmentSettings(delay: .milliseconds(5), jitter: .milliseconds(10)),
+            interval: 30 * millisecond)
         let delays = result.addedDelays()
         XCTAssertEqual(delays.min(), 0)
         XCTAssertLessThanOrEqual(delays.max()!, 15 * millisecond)
@@ -236,8 +247,9 @@ final class PipelineTests: XCTestCase {
         // (or another held datagram released by that same one).
         let order = result.emissions.map { sequenceNumber($0.bytes) }
         for (index, number) in order.enumerated() where index > 0 && order[index - 1] > number {
-            XCTAssertEqual(result.emissions[index].releaseTime,
-                           result.emissions[index - 1].releaseTime + ImpairmentPipeline.tieBreakSpacing)
+            XCTAssertEqual(
+                result.emissions[index].releaseTime,
+                result.emissions[index - 1].releaseTime + ImpairmentPipeline.tieBreakSpacing)
         }
     }
 
@@ -262,22 +274,25 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(pipeline.submit(datagram(0), at: 0), [])
         XCTAssertEqual(pipeline.nextDeadline, 40 * millisecond)
         XCTAssertEqual(pipeline.releaseDue(at: 40 * millisecond - 1), [])
-        XCTAssertEqual(pipeline.releaseDue(at: 45 * millisecond),
-                       [ScheduledDatagram(bytes: datagram(0), releaseTime: 40 * millisecond)])
+        XCTAssertEqual(
+            pipeline.releaseDue(at: 45 * millisecond),
+            [ScheduledDatagram(bytes: datagram(0), releaseTime: 40 * millisecond)])
         XCTAssertNil(pipeline.nextDeadline)
 
         // A late timer changes nothing: the next submission releases the expired datagram first,
         // at the same time a prompt timer would have.
         XCTAssertEqual(pipeline.submit(datagram(1), at: 100 * millisecond), [])
-        XCTAssertEqual(pipeline.submit(datagram(2), at: 500 * millisecond),
-                       [ScheduledDatagram(bytes: datagram(1), releaseTime: 140 * millisecond)])
+        XCTAssertEqual(
+            pipeline.submit(datagram(2), at: 500 * millisecond),
+            [ScheduledDatagram(bytes: datagram(1), releaseTime: 140 * millisecond)])
         let counters = pipeline.counters(at: 500 * millisecond)
         XCTAssertEqual(counters.reordered, 0, "nothing overtook them")
         XCTAssertEqual(counters.held, 1)
     }
 
     func testPartlyOvertakenDatagramCountsAsReorderedAfterTimeout() {
-        let settings = ImpairmentSettings(reorder: 0.5, reorderHold: ReorderHold(distance: 1_000, timeout: .milliseconds(10)))
+        let settings = ImpairmentSettings(
+            reorder: 0.5, reorderHold: ReorderHold(distance: 1_000, timeout: .milliseconds(10)))
         let result = simulate(settings, count: 2_000, interval: 2 * millisecond)
         // Held datagrams wait 10 ms while about five others pass, then time out behind them.
         XCTAssertGreaterThan(result.counters.reordered, 800)
@@ -303,7 +318,8 @@ final class PipelineTests: XCTestCase {
     func testRateThenDelay() {
         let settings = ImpairmentSettings(delay: .milliseconds(100), rate: BitRate(bitsPerSecond: 8_000))
         var pipeline = ImpairmentPipeline(settings: settings, generator: SeededGenerator(seed: 1))
-        XCTAssertEqual(pipeline.submit([UInt8](repeating: 0, count: 100), at: 0).map(\.releaseTime), [200 * millisecond])
+        XCTAssertEqual(
+            pipeline.submit([UInt8](repeating: 0, count: 100), at: 0).map(\.releaseTime), [200 * millisecond])
     }
 
     func testFullQueueDropsAndCountsOverflow() {
@@ -350,8 +366,9 @@ final class PipelineTests: XCTestCase {
     }
 
     func testTimeGoingBackwardsIsTreatedAsTheLatestTime() {
-        var pipeline = ImpairmentPipeline(settings: ImpairmentSettings(delay: .milliseconds(1)),
-                                          generator: SeededGenerator(seed: 1))
+        var pipeline = ImpairmentPipeline(
+            settings: ImpairmentSettings(delay: .milliseconds(1)),
+            generator: SeededGenerator(seed: 1))
         XCTAssertEqual(pipeline.submit([1], at: 10 * millisecond).map(\.releaseTime), [11 * millisecond])
         XCTAssertEqual(pipeline.submit([2], at: 5 * millisecond).map(\.releaseTime), [11 * millisecond])
     }
@@ -377,7 +394,8 @@ final class QueueBoundTests: XCTestCase {
 
     func testReorderHoldCountsTowardTheLimit() {
         // Everything is held (nothing ever overtakes), so only 3,000 bytes fit.
-        let settings = ImpairmentSettings(reorder: 1, queueLimit: 3_000, reorderHold: ReorderHold(distance: 1, timeout: .seconds(10)))
+        let settings = ImpairmentSettings(
+            reorder: 1, queueLimit: 3_000, reorderHold: ReorderHold(distance: 1, timeout: .seconds(10)))
         var pipeline = ImpairmentPipeline(settings: settings, generator: SeededGenerator(seed: 1))
         for number in 0..<10 { _ = pipeline.submit(datagram(number, size: 1_000), at: 0) }
         let counters = pipeline.counters(at: 0)
@@ -397,7 +415,8 @@ final class QueueBoundTests: XCTestCase {
     }
 
     func testRoomSharedWithOtherPipelinesLimitsToo() {
-        var pipeline = ImpairmentPipeline(settings: ImpairmentSettings(delay: .seconds(1)), generator: SeededGenerator(seed: 1))
+        var pipeline = ImpairmentPipeline(
+            settings: ImpairmentSettings(delay: .seconds(1)), generator: SeededGenerator(seed: 1))
         XCTAssertEqual(pipeline.submit(datagram(0, size: 500), at: 0, room: 499), [])
         XCTAssertEqual(pipeline.submit(datagram(1, size: 500), at: 0, room: 500).count, 1)
         XCTAssertEqual(pipeline.counters(at: 0).overflowed, 1)
@@ -405,8 +424,11 @@ final class QueueBoundTests: XCTestCase {
 
     func testDefaultDelayLimitBoundsALongDelayUnderLoad() {
         // 20 s of delay at 1,000 datagrams of 1,400 bytes per second would hold 28 MB; the default holds 8 MiB.
-        var pipeline = ImpairmentPipeline(settings: ImpairmentSettings(delay: .seconds(20)), generator: SeededGenerator(seed: 1))
-        for number in 0..<20_000 { _ = pipeline.submit(datagram(number, size: 1_400), at: UInt64(number) * millisecond) }
+        var pipeline = ImpairmentPipeline(
+            settings: ImpairmentSettings(delay: .seconds(20)), generator: SeededGenerator(seed: 1))
+        for number in 0..<20_000 {
+            _ = pipeline.submit(datagram(number, size: 1_400), at: UInt64(number) * millisecond)
+        }
         XCTAssertLessThanOrEqual(pipeline.waitingBytes(at: 20 * second), ImpairmentSettings.defaultDelayLimit)
         XCTAssertEqual(pipeline.counters(at: 0).forwarded, ImpairmentSettings.defaultDelayLimit / 1_400)
     }

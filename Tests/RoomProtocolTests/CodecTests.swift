@@ -31,60 +31,113 @@ final class CodecTests: XCTestCase {
     func testDocumentedVectors() throws {
         let token = SessionToken(high: 0x0011_2233_4455_6677, low: 0x8899_AABB_CCDD_EEFF)
         let client: [(ClientPacket, String)] = [
-            (.join(nonce: 0x0102_0304_0506_0708, nick: "alice"),
-             "5552 0201 0102030405060708 0005 616c696365" + String(repeating: "00", count: 45)),
-            (.ack(token: token, Acknowledgement(cumulative: 3, selective: 0b101)),
-             "5552 0202 00112233445566778899aabbccddeeff 0000000000000003 0000000000000005"),
-            (.heartbeat(token: token, echo: 9),
-             "5552 0203 00112233445566778899aabbccddeeff 0000000000000009"),
-            (.command(token: token, sequence: 1, .say(kind: .text, text: "hi")),
-             "5552 0210 00112233445566778899aabbccddeeff 0000000000000001 01 00 0002 6869"),
-            (.command(token: token, sequence: 2, .say(kind: .action, text: "waves")),
-             "5552 0210 00112233445566778899aabbccddeeff 0000000000000002 01 01 0005 7761766573"),
-            (.command(token: token, sequence: 3, .privateMessage(to: "bob", text: "é")),
-             "5552 0210 00112233445566778899aabbccddeeff 0000000000000003 02 0003 626f62 0002 c3a9"),
-            (.command(token: token, sequence: 4, .changeNick("al")),
-             "5552 0210 00112233445566778899aabbccddeeff 0000000000000004 03 0002 616c"),
-            (.command(token: token, sequence: 5, .who),
-             "5552 0210 00112233445566778899aabbccddeeff 0000000000000005 04"),
-            (.command(token: token, sequence: 6, .leave),
-             "5552 0210 00112233445566778899aabbccddeeff 0000000000000006 05"),
-            (.pathResponse(token: token, challenge: 0x0A0B_0C0D_0E0F_1011),
-             "5552 0204 00112233445566778899aabbccddeeff 0a0b0c0d0e0f1011"),
+            (
+                .join(nonce: 0x0102_0304_0506_0708, nick: "alice"),
+                "5552 0201 0102030405060708 0005 616c696365" + String(repeating: "00", count: 45)
+            ),
+            (
+                .ack(token: token, Acknowledgement(cumulative: 3, selective: 0b101)),
+                "5552 0202 00112233445566778899aabbccddeeff 0000000000000003 0000000000000005"
+            ),
+            (
+                .heartbeat(token: token, echo: 9),
+                "5552 0203 00112233445566778899aabbccddeeff 0000000000000009"
+            ),
+            (
+                .command(token: token, sequence: 1, .say(kind: .text, text: "hi")),
+                "5552 0210 00112233445566778899aabbccddeeff 0000000000000001 01 00 0002 6869"
+            ),
+            (
+                .command(token: token, sequence: 2, .say(kind: .action, text: "waves")),
+                "5552 0210 00112233445566778899aabbccddeeff 0000000000000002 01 01 0005 7761766573"
+            ),
+            (
+                .command(token: token, sequence: 3, .privateMessage(to: "bob", text: "é")),
+                "5552 0210 00112233445566778899aabbccddeeff 0000000000000003 02 0003 626f62 0002 c3a9"
+            ),
+            (
+                .command(token: token, sequence: 4, .changeNick("al")),
+                "5552 0210 00112233445566778899aabbccddeeff 0000000000000004 03 0002 616c"
+            ),
+            (
+                .command(token: token, sequence: 5, .who),
+                "5552 0210 00112233445566778899aabbccddeeff 0000000000000005 04"
+            ),
+            (
+                .command(token: token, sequence: 6, .leave),
+                "5552 0210 00112233445566778899aabbccddeeff 0000000000000006 05"
+            ),
+            (
+                .pathResponse(token: token, challenge: 0x0A0B_0C0D_0E0F_1011),
+                "5552 0204 00112233445566778899aabbccddeeff 0a0b0c0d0e0f1011"
+            ),
         ]
         let server: [(ServerPacket, String)] = [
-            (.welcome(Welcome(
-                nonce: 0x0102_0304_0506_0708, token: token, serverInstance: 0xCAFE_F00D_DEAD_BEEF,
-                maxTextBytes: 1000, historyCount: 2, heartbeatMillis: 2000, timeoutMillis: 10000)),
-             "5552 0281 0102030405060708 00112233445566778899aabbccddeeff cafef00ddeadbeef 03e8 0002 000007d0 00002710"),
-            (.refused(nonce: 0x0102_0304_0506_0708, reason: .nickTaken, text: "taken"),
-             "5552 0282 0102030405060708 01 0005 74616b656e"),
-            (.ended(token: token, reason: .unknownSession),
-             "5552 0283 00112233445566778899aabbccddeeff 01"),
-            (.ack(token: token, Acknowledgement(cumulative: 7)),
-             "5552 0284 00112233445566778899aabbccddeeff 0000000000000007 0000000000000000"),
-            (.pong(token: token, echo: 9),
-             "5552 0285 00112233445566778899aabbccddeeff 0000000000000009"),
-            (.deliver(token: token, sequence: 1, .message(
-                from: "bob", kind: .text, text: "hi", unixMillis: 0x0000_018B_CFE5_6800, flags: .history)),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000001 01 01 00 0000018bcfe56800 0003 626f62 0002 6869"),
-            (.deliver(token: token, sequence: 2, .privateMessage(
-                from: "bob", to: "al", text: "yo", unixMillis: 1, flags: [])),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000002 02 00 0000000000000001 0003 626f62 0002 616c 0002 796f"),
-            (.deliver(token: token, sequence: 3, .joined("al")),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000003 03 0002 616c"),
-            (.deliver(token: token, sequence: 4, .left("al")),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000004 04 0002 616c"),
-            (.deliver(token: token, sequence: 5, .timedOut("al")),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000005 05 0002 616c"),
-            (.deliver(token: token, sequence: 6, .nickChanged(from: "al", to: "bo")),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000006 06 0002 616c 0002 626f"),
-            (.deliver(token: token, sequence: 7, .who(names: ["al", "bob"], flags: [])),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000007 07 00 02 0002 616c 0003 626f62"),
-            (.deliver(token: token, sequence: 8, .notice(code: .rateLimited, inReplyTo: 60, text: "slow down")),
-             "5552 0290 00112233445566778899aabbccddeeff 0000000000000008 08 03 000000000000003c 0009 736c6f7720646f776e"),
-            (.pathChallenge(token: token, challenge: 0x0A0B_0C0D_0E0F_1011),
-             "5552 0286 00112233445566778899aabbccddeeff 0a0b0c0d0e0f1011"),
+            (
+                .welcome(
+                    Welcome(
+                        nonce: 0x0102_0304_0506_0708, token: token, serverInstance: 0xCAFE_F00D_DEAD_BEEF,
+                        maxTextBytes: 1000, historyCount: 2, heartbeatMillis: 2000, timeoutMillis: 10000)),
+                "5552 0281 0102030405060708 00112233445566778899aabbccddeeff cafef00ddeadbeef 03e8 0002 000007d0 00002710"
+            ),
+            (
+                .refused(nonce: 0x0102_0304_0506_0708, reason: .nickTaken, text: "taken"),
+                "5552 0282 0102030405060708 01 0005 74616b656e"
+            ),
+            (
+                .ended(token: token, reason: .unknownSession),
+                "5552 0283 00112233445566778899aabbccddeeff 01"
+            ),
+            (
+                .ack(token: token, Acknowledgement(cumulative: 7)),
+                "5552 0284 00112233445566778899aabbccddeeff 0000000000000007 0000000000000000"
+            ),
+            (
+                .pong(token: token, echo: 9),
+                "5552 0285 00112233445566778899aabbccddeeff 0000000000000009"
+            ),
+            (
+                .deliver(
+                    token: token, sequence: 1,
+                    .message(
+                        from: "bob", kind: .text, text: "hi", unixMillis: 0x0000_018B_CFE5_6800, flags: .history)),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000001 01 01 00 0000018bcfe56800 0003 626f62 0002 6869"
+            ),
+            (
+                .deliver(
+                    token: token, sequence: 2,
+                    .privateMessage(
+                        from: "bob", to: "al", text: "yo", unixMillis: 1, flags: [])),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000002 02 00 0000000000000001 0003 626f62 0002 616c 0002 796f"
+            ),
+            (
+                .deliver(token: token, sequence: 3, .joined("al")),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000003 03 0002 616c"
+            ),
+            (
+                .deliver(token: token, sequence: 4, .left("al")),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000004 04 0002 616c"
+            ),
+            (
+                .deliver(token: token, sequence: 5, .timedOut("al")),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000005 05 0002 616c"
+            ),
+            (
+                .deliver(token: token, sequence: 6, .nickChanged(from: "al", to: "bo")),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000006 06 0002 616c 0002 626f"
+            ),
+            (
+                .deliver(token: token, sequence: 7, .who(names: ["al", "bob"], flags: [])),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000007 07 00 02 0002 616c 0003 626f62"
+            ),
+            (
+                .deliver(token: token, sequence: 8, .notice(code: .rateLimited, inReplyTo: 60, text: "slow down")),
+                "5552 0290 00112233445566778899aabbccddeeff 0000000000000008 08 03 000000000000003c 0009 736c6f7720646f776e"
+            ),
+            (
+                .pathChallenge(token: token, challenge: 0x0A0B_0C0D_0E0F_1011),
+                "5552 0286 00112233445566778899aabbccddeeff 0a0b0c0d0e0f1011"
+            ),
         ]
         for (packet, hex) in client {
             XCTAssertEqual(hexString(try RoomCodec.encode(packet)), hexString(bytes(hex: hex)), "\(packet)")
@@ -106,10 +159,17 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(long.count, 14 + 60, "a JOIN long enough has no padding")
         var dirty = short
         dirty[40] = 1
-        XCTAssertThrowsError(try RoomCodec.decodeClientPacket(dirty)) { XCTAssertEqual($0 as? DecodeError, .nonzeroPadding) }
-        XCTAssertThrowsError(try RoomCodec.decodeClientPacket(short.prefix(15))) { XCTAssertEqual($0 as? DecodeError, .truncated(offset: 15)) }
-        let welcome = try RoomCodec.encode(ServerPacket.welcome(Welcome(
-            nonce: 1, token: tokenA, serverInstance: 1, maxTextBytes: 1000, historyCount: 0, heartbeatMillis: 1, timeoutMillis: 1)))
+        XCTAssertThrowsError(try RoomCodec.decodeClientPacket(dirty)) {
+            XCTAssertEqual($0 as? DecodeError, .nonzeroPadding)
+        }
+        XCTAssertThrowsError(try RoomCodec.decodeClientPacket(short.prefix(15))) {
+            XCTAssertEqual($0 as? DecodeError, .truncated(offset: 15))
+        }
+        let welcome = try RoomCodec.encode(
+            ServerPacket.welcome(
+                Welcome(
+                    nonce: 1, token: tokenA, serverInstance: 1, maxTextBytes: 1000, historyCount: 0, heartbeatMillis: 1,
+                    timeoutMillis: 1)))
         XCTAssertLessThanOrEqual(welcome.count, 3 * RoomWire.minimumJoinSize)
     }
 
@@ -118,12 +178,16 @@ final class CodecTests: XCTestCase {
     func testVersionMismatchReplies() throws {
         for version: UInt8 in [1, 3, 0xFF] {
             for extra in [0, 1, 3, 40] {
-                let join: [UInt8] = [0x55, 0x52, version, 0x01, 1, 2, 3, 4, 5, 6, 7, 8] + Array(repeating: 0x61, count: extra)
+                let join: [UInt8] =
+                    [0x55, 0x52, version, 0x01, 1, 2, 3, 4, 5, 6, 7, 8] + Array(repeating: 0x61, count: extra)
                 var reply = try XCTUnwrap(RoomCodec.versionMismatchReply(to: join))
                 XCTAssertLessThanOrEqual(reply.count, 3 * join.count, "\(join.count)-byte JOIN")
                 XCTAssertEqual(reply[2], version == 1 ? 1 : RoomWire.version)
                 reply[2] = RoomWire.version
-                guard case .refused(0x0102_0304_0506_0708, .unsupportedVersion, let text) = try RoomCodec.decodeServerPacket(reply) else {
+                guard
+                    case .refused(0x0102_0304_0506_0708, .unsupportedVersion, let text) =
+                        try RoomCodec.decodeServerPacket(reply)
+                else {
                     return XCTFail("not a refusal")
                 }
                 XCTAssertTrue(text.hasPrefix("this server"), text)
@@ -154,7 +218,8 @@ final class CodecTests: XCTestCase {
     }
 
     func testTruncatedUnrecognizedBodiesStillDecodeButTheirHeadersDoNot() throws {
-        let bytes = try RoomCodec.encode(ClientPacket.command(token: tokenA, sequence: 1, .unrecognized(code: 0x40, body: [9, 9])))
+        let bytes = try RoomCodec.encode(
+            ClientPacket.command(token: tokenA, sequence: 1, .unrecognized(code: 0x40, body: [9, 9])))
         XCTAssertEqual(
             try RoomCodec.decodeClientPacket(bytes.dropLast()),
             .command(token: tokenA, sequence: 1, .unrecognized(code: 0x40, body: [9])))
@@ -205,7 +270,9 @@ final class CodecTests: XCTestCase {
             XCTAssertEqual(decodeError(bad), .wrongDirection(type))
         }
         let pong = try RoomCodec.encode(ServerPacket.pong(token: tokenA, echo: 1))
-        for (type, expected) in [(UInt8(0x01), DecodeError.wrongDirection(1)), (0x87, .unknownType(0x87)), (0xFF, .unknownType(0xFF))] {
+        for (type, expected) in [
+            (UInt8(0x01), DecodeError.wrongDirection(1)), (0x87, .unknownType(0x87)), (0xFF, .unknownType(0xFF)),
+        ] {
             bad = pong
             bad[3] = type
             XCTAssertThrowsError(try RoomCodec.decodeServerPacket(bad)) { XCTAssertEqual($0 as? DecodeError, expected) }
@@ -225,16 +292,24 @@ final class CodecTests: XCTestCase {
             XCTAssertEqual($0 as? DecodeError, .stringTooLong(field: .nick, length: 65535))
         }
         // Exactly at the caps is fine.
-        let atCap = ClientPacket.command(token: tokenA, sequence: 1, .say(kind: .text, text: String(repeating: "x", count: 4096)))
+        let atCap = ClientPacket.command(
+            token: tokenA, sequence: 1, .say(kind: .text, text: String(repeating: "x", count: 4096)))
         XCTAssertEqual(try RoomCodec.decodeClientPacket(RoomCodec.encode(atCap)), atCap)
-        XCTAssertThrowsError(try RoomCodec.encode(ClientPacket.command(
-            token: tokenA, sequence: 1, .say(kind: .text, text: String(repeating: "x", count: 4097))))) {
+        XCTAssertThrowsError(
+            try RoomCodec.encode(
+                ClientPacket.command(
+                    token: tokenA, sequence: 1, .say(kind: .text, text: String(repeating: "x", count: 4097))))
+        ) {
             XCTAssertEqual($0 as? EncodeError, .stringTooLong(field: .text, length: 4097))
         }
-        XCTAssertThrowsError(try RoomCodec.encode(ClientPacket.join(nonce: 1, nick: String(repeating: "é", count: 65)))) {
+        XCTAssertThrowsError(try RoomCodec.encode(ClientPacket.join(nonce: 1, nick: String(repeating: "é", count: 65))))
+        {
             XCTAssertEqual($0 as? EncodeError, .stringTooLong(field: .nick, length: 130))
         }
-        XCTAssertThrowsError(try RoomCodec.encode(ServerPacket.refused(nonce: 1, reason: .roomFull, text: String(repeating: "r", count: 513)))) {
+        XCTAssertThrowsError(
+            try RoomCodec.encode(
+                ServerPacket.refused(nonce: 1, reason: .roomFull, text: String(repeating: "r", count: 513)))
+        ) {
             XCTAssertEqual($0 as? EncodeError, .stringTooLong(field: .reason, length: 513))
         }
     }
@@ -245,37 +320,51 @@ final class CodecTests: XCTestCase {
             [0xF4, 0x90, 0x80, 0x80], [0xF8, 0x88, 0x80, 0x80, 0x80], [0x61, 0xFE, 0x62],
         ]
         for sequence in invalid {
-            let join: [UInt8] = [0x55, 0x52, 2, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, UInt8(sequence.count)] + sequence + Array(repeating: 0, count: 64)
+            let join: [UInt8] =
+                [0x55, 0x52, 2, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, UInt8(sequence.count)] + sequence
+                + Array(repeating: 0, count: 64)
             XCTAssertThrowsError(try RoomCodec.decodeClientPacket(join), "\(sequence)") {
                 XCTAssertEqual($0 as? DecodeError, .invalidUTF8(field: .nick))
             }
         }
         // A literal U+FFFD and a NUL are valid UTF-8 (the nick rules reject such nicks later).
-        let valid: [UInt8] = [0x55, 0x52, 2, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, 4, 0xEF, 0xBF, 0xBD, 0x00] + Array(repeating: 0, count: 46)
+        let valid: [UInt8] =
+            [0x55, 0x52, 2, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, 4, 0xEF, 0xBF, 0xBD, 0x00] + Array(repeating: 0, count: 46)
         XCTAssertEqual(try RoomCodec.decodeClientPacket(valid), .join(nonce: 1, nick: "\u{FFFD}\u{0}"))
     }
 
     func testOversizedDatagramIsRejectedAndOversizedPacketIsNotEncoded() throws {
-        var big = try RoomCodec.encode(ClientPacket.command(token: tokenA, sequence: 1, .unrecognized(code: 0x20, body: [])))
+        var big = try RoomCodec.encode(
+            ClientPacket.command(token: tokenA, sequence: 1, .unrecognized(code: 0x20, body: [])))
         big += Array(repeating: 0, count: RoomWire.maxDatagramSize - big.count)
         XCTAssertNoThrow(try RoomCodec.decodeClientPacket(big))
         XCTAssertThrowsError(try RoomCodec.decodeClientPacket(big + [0])) {
             XCTAssertEqual($0 as? DecodeError, .datagramTooLarge(size: RoomWire.maxDatagramSize + 1))
         }
         let names = Array(repeating: String(repeating: "n", count: 100), count: 255)
-        XCTAssertThrowsError(try RoomCodec.encode(ServerPacket.deliver(token: tokenA, sequence: 1, .who(names: names, flags: [])))) {
+        XCTAssertThrowsError(
+            try RoomCodec.encode(ServerPacket.deliver(token: tokenA, sequence: 1, .who(names: names, flags: [])))
+        ) {
             guard case EncodeError.datagramTooLarge = $0 else { return XCTFail("\($0)") }
         }
-        XCTAssertThrowsError(try RoomCodec.encode(ServerPacket.deliver(token: tokenA, sequence: 1, .who(names: Array(repeating: "a", count: 256), flags: [])))) {
+        XCTAssertThrowsError(
+            try RoomCodec.encode(
+                ServerPacket.deliver(
+                    token: tokenA, sequence: 1, .who(names: Array(repeating: "a", count: 256), flags: [])))
+        ) {
             XCTAssertEqual($0 as? EncodeError, .tooManyNames(count: 256))
         }
     }
 
     func testUnrecognizedWithKnownCodeCannotBeEncoded() {
-        XCTAssertThrowsError(try RoomCodec.encode(ClientPacket.command(token: tokenA, sequence: 1, .unrecognized(code: 0x01, body: [])))) {
+        XCTAssertThrowsError(
+            try RoomCodec.encode(ClientPacket.command(token: tokenA, sequence: 1, .unrecognized(code: 0x01, body: [])))
+        ) {
             XCTAssertEqual($0 as? EncodeError, .reservedCode(1))
         }
-        XCTAssertThrowsError(try RoomCodec.encode(ServerPacket.deliver(token: tokenA, sequence: 1, .unrecognized(code: 0x08, body: [])))) {
+        XCTAssertThrowsError(
+            try RoomCodec.encode(ServerPacket.deliver(token: tokenA, sequence: 1, .unrecognized(code: 0x08, body: [])))
+        ) {
             XCTAssertEqual($0 as? EncodeError, .reservedCode(8))
         }
     }
@@ -309,7 +398,11 @@ final class CodecTests: XCTestCase {
             var bytes: [UInt8]
             if round % 4 == 0 {
                 bytes = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                if rng.chance(0.5) && bytes.count >= 4 { bytes[0] = 0x55; bytes[1] = 0x52; bytes[2] = 1 }
+                if rng.chance(0.5) && bytes.count >= 4 {
+                    bytes[0] = 0x55
+                    bytes[1] = 0x52
+                    bytes[2] = 1
+                }
             } else {
                 bytes = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
                 for _ in 0..<Int.random(in: 1...4, using: &rng) {
@@ -319,7 +412,8 @@ final class CodecTests: XCTestCase {
                     case 1 where !bytes.isEmpty:
                         bytes.removeLast(Int.random(in: 0...bytes.count, using: &rng))
                     case 2:
-                        bytes.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
+                        bytes.insert(
+                            UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
                     default:
                         if !bytes.isEmpty { bytes.remove(at: Int.random(in: 0..<bytes.count, using: &rng)) }
                     }
@@ -385,7 +479,8 @@ final class CodecTests: XCTestCase {
 
     func testErrorDescriptionsAreReadable() {
         XCTAssertEqual(DecodeError.unknownType(0x4).description, "unknown packet type 0x04")
-        XCTAssertEqual(DecodeError.stringTooLong(field: .text, length: 5000).description, "text of 5000 bytes exceeds 4096")
+        XCTAssertEqual(
+            DecodeError.stringTooLong(field: .text, length: 5000).description, "text of 5000 bytes exceeds 4096")
         XCTAssertEqual(EncodeError.reservedCode(0x1).description, "code 0x01 is a known command or event")
     }
 }

@@ -40,7 +40,10 @@ final class RoomLimitsTests: XCTestCase {
     let limits = RoomLimits.standard
 
     func testAcceptableNicks() {
-        for nick in ["alice", "a", "Zoë", "李雷", "🙂", "x-y_z.1", "e\u{301}", "한글", "\u{1100}\u{1161}", "⠁⠃", "हिंदी", String(repeating: "n", count: 24), String(repeating: "界", count: 24)] {
+        for nick in [
+            "alice", "a", "Zoë", "李雷", "🙂", "x-y_z.1", "e\u{301}", "한글", "\u{1100}\u{1161}", "⠁⠃", "हिंदी",
+            String(repeating: "n", count: 24), String(repeating: "界", count: 24),
+        ] {
             XCTAssertNoThrow(try limits.checkNick(nick), nick)
         }
     }
@@ -84,7 +87,8 @@ final class RoomLimitsTests: XCTestCase {
             }
         }
         XCTAssertEqual(NickError.forbiddenCharacter(" ").description, "a nick must not contain U+0020 (space)")
-        XCTAssertEqual(NickError.tooLong(length: 25, limit: 24).description, "a nick has at most 24 characters; this one has 25")
+        XCTAssertEqual(
+            NickError.tooLong(length: 25, limit: 24).description, "a nick has at most 24 characters; this one has 25")
     }
 
     func testNicksAreUniqueCaseInsensitivelyAndUpToCanonicalEquivalence() {
@@ -116,11 +120,14 @@ final class RoomLimitsTests: XCTestCase {
         }
         XCTAssertEqual(TextError.tooLong(bytes: 1234, limit: 1000).noticeCode, .textTooLong)
         XCTAssertEqual(TextError.empty.noticeCode, .invalidText)
-        XCTAssertEqual(TextError.tooLong(bytes: 1234, limit: 1000).description, "message too long: 1234 bytes of UTF-8, the limit is 1000")
+        XCTAssertEqual(
+            TextError.tooLong(bytes: 1234, limit: 1000).description,
+            "message too long: 1234 bytes of UTF-8, the limit is 1000")
     }
 
     func testWelcomeFromConfiguration() throws {
-        let welcome = Welcome(nonce: 1, token: tokenA, serverInstance: 2, historyCount: 70_000, limits: .standard, timing: .standard)
+        let welcome = Welcome(
+            nonce: 1, token: tokenA, serverInstance: 2, historyCount: 70_000, limits: .standard, timing: .standard)
         XCTAssertEqual(welcome.maxTextBytes, 1000)
         XCTAssertEqual(welcome.historyCount, 65_535)
         XCTAssertEqual(welcome.heartbeatMillis, 2000)
@@ -129,6 +136,7 @@ final class RoomLimitsTests: XCTestCase {
 
     func testJoinRetryDelays() {
         let timing = RoomTiming.standard
-        XCTAssertEqual((1...6).map { timing.joinRetryDelay(afterAttempts: $0) / ms }, [200, 400, 800, 1600, 2000, 2000])
+        XCTAssertEqual(
+            (1...6).map { timing.joinRetryDelay(afterAttempts: $0) / ms }, [200, 400, 800, 1600, 2000, 2000])
     }
 }

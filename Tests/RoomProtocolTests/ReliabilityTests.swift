@@ -87,7 +87,8 @@ final class ReliableSenderTests: XCTestCase {
         }
         XCTAssertTrue(sender.isIdle)
         XCTAssertGreaterThan(sent[1]!, 1)
-        XCTAssertEqual((30...40).map { sent[UInt64($0)]! }, Array(repeating: 1, count: 11), "\(sent.sorted { $0.key < $1.key })")
+        XCTAssertEqual(
+            (30...40).map { sent[UInt64($0)]! }, Array(repeating: 1, count: 11), "\(sent.sorted { $0.key < $1.key })")
         XCTAssertEqual(Double(sender.roundTripTime ?? 0) / Double(ms), 700, accuracy: 20)
     }
 
@@ -114,10 +115,13 @@ final class ReliableSenderTests: XCTestCase {
         XCTAssertEqual(sender.acknowledge(Acknowledgement(cumulative: 1), now: 3), 0)
         XCTAssertEqual(sender.acknowledge(Acknowledgement(cumulative: 9), now: 4), 0)
         XCTAssertEqual(sender.invalidAcknowledgements, 1)
-        XCTAssertEqual(sender.acknowledge(Acknowledgement(cumulative: 0, selective: .max), now: 5), 1, "bits past what was sent are ignored")
+        XCTAssertEqual(
+            sender.acknowledge(Acknowledgement(cumulative: 0, selective: .max), now: 5), 1,
+            "bits past what was sent are ignored")
         XCTAssertTrue(sender.isIdle)
         _ = sender.enqueue(4)
-        XCTAssertEqual(sender.acknowledge(Acknowledgement(cumulative: 4), now: 6), 0, "an unsent item cannot be acknowledged")
+        XCTAssertEqual(
+            sender.acknowledge(Acknowledgement(cumulative: 4), now: 6), 0, "an unsent item cannot be acknowledged")
         XCTAssertEqual(sender.due(now: 7).map(\.sequence), [4])
     }
 
@@ -153,7 +157,8 @@ final class ReliableSenderTests: XCTestCase {
         for i in 0..<10_000 {
             _ = sender.enqueue(i)
             for transmission in sender.due(now: UInt64(i)) {
-                XCTAssertEqual(receiver.receive(sequence: transmission.sequence, payload: transmission.payload).deliverable, [i])
+                XCTAssertEqual(
+                    receiver.receive(sequence: transmission.sequence, payload: transmission.payload).deliverable, [i])
             }
             sender.acknowledge(receiver.acknowledgement, now: UInt64(i))
         }
@@ -259,14 +264,16 @@ final class LossyStreamTests: XCTestCase {
         var members = (0..<3).map { index in
             Member(
                 nick: "m\(index)", token: SessionToken.random(using: &rng),
-                toServer: LossyChannel(seed: UInt64(index) * 2 + 100), toClient: LossyChannel(seed: UInt64(index) * 2 + 101))
+                toServer: LossyChannel(seed: UInt64(index) * 2 + 100),
+                toClient: LossyChannel(seed: UInt64(index) * 2 + 101))
         }
         var now: UInt64 = 0
         var malformed = 0
         while now < 300_000 * ms {
             for m in members.indices {
                 if members[m].written < 100 && rng.chance(0.05) {
-                    _ = members[m].clientSender.enqueue(.say(kind: .text, text: "\(members[m].nick)-\(members[m].written)"))
+                    _ = members[m].clientSender.enqueue(
+                        .say(kind: .text, text: "\(members[m].nick)-\(members[m].written)"))
                     members[m].written += 1
                 }
                 for t in members[m].clientSender.due(now: now) {
@@ -282,7 +289,8 @@ final class LossyStreamTests: XCTestCase {
             // Server side.
             for m in members.indices {
                 for datagram in members[m].toServer.arrivals(now: now) {
-                    guard let packet = try? RoomCodec.decodeClientPacket(datagram), packet.token == members[m].token else {
+                    guard let packet = try? RoomCodec.decodeClientPacket(datagram), packet.token == members[m].token
+                    else {
                         malformed += 1
                         continue
                     }
@@ -292,7 +300,8 @@ final class LossyStreamTests: XCTestCase {
                         let ack = ServerPacket.ack(token: members[m].token, members[m].serverReceiver.acknowledgement)
                         members[m].toClient.send(try RoomCodec.encode(ack), now: now)
                         for case .say(let kind, let text) in receipt.deliverable {
-                            let event = RoomEvent.message(from: members[m].nick, kind: kind, text: text, unixMillis: now / ms, flags: [])
+                            let event = RoomEvent.message(
+                                from: members[m].nick, kind: kind, text: text, unixMillis: now / ms, flags: [])
                             for r in members.indices { XCTAssertNotNil(members[r].serverSender.enqueue(event)) }
                         }
                     case .ack(_, let ack):
@@ -309,7 +318,9 @@ final class LossyStreamTests: XCTestCase {
                     XCTAssertEqual(packet.token, members[m].token)
                     switch packet {
                     case .deliver(_, let sequence, let event):
-                        for case .message(_, _, let text, _, _) in members[m].clientReceiver.receive(sequence: sequence, payload: event).deliverable {
+                        for case .message(_, _, let text, _, _) in members[m].clientReceiver.receive(
+                            sequence: sequence, payload: event
+                        ).deliverable {
                             members[m].seen.append(text)
                         }
                         let ack = ClientPacket.ack(token: members[m].token, members[m].clientReceiver.acknowledgement)
@@ -321,7 +332,9 @@ final class LossyStreamTests: XCTestCase {
                     }
                 }
             }
-            if members.allSatisfy({ $0.seen.count == 300 && $0.clientSender.isIdle && $0.serverSender.isIdle }) { break }
+            if members.allSatisfy({ $0.seen.count == 300 && $0.clientSender.isIdle && $0.serverSender.isIdle }) {
+                break
+            }
         }
         XCTAssertEqual(malformed, 0)
         for member in members {
@@ -329,7 +342,8 @@ final class LossyStreamTests: XCTestCase {
             XCTAssertEqual(Set(member.seen).count, 300, "\(member.nick) saw duplicates")
             for sender in members {
                 let fromSender = member.seen.filter { $0.hasPrefix(sender.nick + "-") }
-                XCTAssertEqual(fromSender, (0..<100).map { "\(sender.nick)-\($0)" }, "\(member.nick) from \(sender.nick)")
+                XCTAssertEqual(
+                    fromSender, (0..<100).map { "\(sender.nick)-\($0)" }, "\(member.nick) from \(sender.nick)")
             }
             XCTAssertEqual(member.seen, members[0].seen, "every member sees the same order")
         }

@@ -48,20 +48,27 @@ let clientSamples: [ClientPacket] = [
 
 /// One of every server packet and event, with edge-case strings.
 let serverSamples: [ServerPacket] = [
-    .welcome(Welcome(
-        nonce: 0x0102_0304_0506_0708, token: tokenA, serverInstance: 0xCAFE_F00D_DEAD_BEEF,
-        maxTextBytes: 1000, historyCount: 20, heartbeatMillis: 2000, timeoutMillis: 10000)),
+    .welcome(
+        Welcome(
+            nonce: 0x0102_0304_0506_0708, token: tokenA, serverInstance: 0xCAFE_F00D_DEAD_BEEF,
+            maxTextBytes: 1000, historyCount: 20, heartbeatMillis: 2000, timeoutMillis: 10000)),
     .refused(nonce: 5, reason: .nickTaken, text: "nick 'alice' is taken"),
     .refused(nonce: 6, reason: RefusalReason(rawValue: 200), text: ""),
     .ended(token: tokenA, reason: .unknownSession),
     .ack(token: tokenA, Acknowledgement(cumulative: 3, selective: 0b101)),
     .pong(token: tokenA, echo: .max),
-    .deliver(token: tokenA, sequence: 1, .message(
-        from: "alice", kind: .text, text: "hi", unixMillis: 1_700_000_000_000, flags: [])),
-    .deliver(token: tokenA, sequence: 2, .message(
-        from: "bob", kind: .action, text: "nods", unixMillis: 0, flags: [.history, EventFlags(rawValue: 0x80)])),
-    .deliver(token: tokenA, sequence: 3, .privateMessage(
-        from: "alice", to: "bob", text: "secret ✓", unixMillis: 12, flags: [])),
+    .deliver(
+        token: tokenA, sequence: 1,
+        .message(
+            from: "alice", kind: .text, text: "hi", unixMillis: 1_700_000_000_000, flags: [])),
+    .deliver(
+        token: tokenA, sequence: 2,
+        .message(
+            from: "bob", kind: .action, text: "nods", unixMillis: 0, flags: [.history, EventFlags(rawValue: 0x80)])),
+    .deliver(
+        token: tokenA, sequence: 3,
+        .privateMessage(
+            from: "alice", to: "bob", text: "secret ✓", unixMillis: 12, flags: [])),
     .deliver(token: tokenA, sequence: 4, .joined("carol")),
     .deliver(token: tokenA, sequence: 5, .left("carol")),
     .deliver(token: tokenA, sequence: 6, .timedOut("dave")),

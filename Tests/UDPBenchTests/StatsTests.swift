@@ -20,14 +20,14 @@ final class ProbeTests: XCTestCase {
         probe.encode(into: &buffer, size: 100)
         XCTAssertEqual(buffer.count, 101)
         XCTAssertEqual(buffer[0], 0xAA)
-        XCTAssertEqual(Array(buffer[1 ..< 13]), [0x55, 0x44, 0x50, 0x42, 1, 0, 0, 0, 0xDE, 0xAD, 0xBE, 0xEF])
-        XCTAssertEqual(Array(buffer[13 ..< 21]), [1, 2, 3, 4, 5, 6, 7, 8])
+        XCTAssertEqual(Array(buffer[1..<13]), [0x55, 0x44, 0x50, 0x42, 1, 0, 0, 0, 0xDE, 0xAD, 0xBE, 0xEF])
+        XCTAssertEqual(Array(buffer[13..<21]), [1, 2, 3, 4, 5, 6, 7, 8])
         XCTAssertTrue(buffer[29...].allSatisfy { $0 == 0 })
         XCTAssertEqual(Probe(decoding: buffer[1...]), probe)
         XCTAssertEqual(Probe(decoding: buffer.dropFirst()), probe)
-        XCTAssertEqual(Probe(decoding: AnyCollection(buffer.dropFirst())), probe) // non-contiguous path
+        XCTAssertEqual(Probe(decoding: AnyCollection(buffer.dropFirst())), probe)  // non-contiguous path
         buffer.withUnsafeBytes { raw in
-            XCTAssertEqual(Probe(decoding: UnsafeRawBufferPointer(rebasing: raw[1...])), probe) // unaligned
+            XCTAssertEqual(Probe(decoding: UnsafeRawBufferPointer(rebasing: raw[1...])), probe)  // unaligned
         }
     }
 
@@ -63,7 +63,7 @@ final class ProbeTests: XCTestCase {
         badVersion[4] = 2
         XCTAssertNil(Probe(decoding: badVersion))
         XCTAssertNil(Probe(decoding: AnyCollection(badVersion)))
-        var flagged = good // flags and reserved bytes are ignored
+        var flagged = good  // flags and reserved bytes are ignored
         flagged[5] = 1
         flagged[7] = 9
         XCTAssertEqual(Probe(decoding: flagged), Probe(stream: 5, sequence: 6, sendTime: 7))
@@ -72,10 +72,10 @@ final class ProbeTests: XCTestCase {
     func testFuzzNeverTraps() {
         var rng = SplitMix64(state: 42)
         var decoded = 0
-        for _ in 0 ..< 10_000 {
-            var bytes = (0 ..< Int.random(in: 0 ... 60, using: &rng)).map { _ in UInt8.random(in: 0 ... 255, using: &rng) }
-            if bytes.count >= 5, Bool.random(using: &rng) { // make some pass the magic/version check
-                bytes.replaceSubrange(0 ..< 5, with: [0x55, 0x44, 0x50, 0x42, 1])
+        for _ in 0..<10_000 {
+            var bytes = (0..<Int.random(in: 0...60, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if bytes.count >= 5, Bool.random(using: &rng) {  // make some pass the magic/version check
+                bytes.replaceSubrange(0..<5, with: [0x55, 0x44, 0x50, 0x42, 1])
             }
             let viaArray = Probe(decoding: bytes)
             XCTAssertEqual(viaArray, Probe(decoding: AnyCollection(bytes)))
@@ -103,7 +103,7 @@ final class SequenceStatsTests: XCTestCase {
     }
 
     func testInOrder() {
-        let s = stats(Array(0 ..< 1000))
+        let s = stats(Array(0..<1000))
         XCTAssertEqual(s.received, 1000)
         XCTAssertEqual(s.unique, 1000)
         XCTAssertEqual(s.expected, 1000)
@@ -139,19 +139,19 @@ final class SequenceStatsTests: XCTestCase {
     }
 
     func testLateArrivalOutsideWindow() {
-        let s = stats(Array(0 ... 100) + [0], window: 8)
+        let s = stats(Array(0...100) + [0], window: 8)
         XCTAssertEqual(s.late, 1)
         XCTAssertEqual(s.duplicates, 0)
         XCTAssertEqual(s.reordered, 1)
         XCTAssertEqual(s.lost, 0)
         // Exactly at the window edge: highest - sequence == window - 1 is still tracked.
-        let edge = stats(Array(0 ... 100) + [93], window: 8)
+        let edge = stats(Array(0...100) + [93], window: 8)
         XCTAssertEqual(edge.duplicates, 1)
         XCTAssertEqual(edge.late, 0)
     }
 
     func testLostTail() {
-        let s = stats(Array(0 ..< 90))
+        let s = stats(Array(0..<90))
         XCTAssertEqual(s.lost, 0)
         XCTAssertEqual(s.lost(sent: 100), 10)
     }
@@ -174,17 +174,23 @@ final class SequenceStatsTests: XCTestCase {
             var highest: UInt64?
             var (unique, duplicates, reordered, late) = (0, 0, 0, 0)
             var next: UInt64 = 0
-            for _ in 0 ..< 20_000 {
+            for _ in 0..<20_000 {
                 let sequence: UInt64
-                switch Int.random(in: 0 ..< 10, using: &rng) {
-                case 0: sequence = next &- UInt64.random(in: 0 ... UInt64(2 * window), using: &rng)
-                case 1: next += UInt64.random(in: 1 ... UInt64(3 * window), using: &rng); sequence = next
-                default: next += 1; sequence = next
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0: sequence = next &- UInt64.random(in: 0...UInt64(2 * window), using: &rng)
+                case 1:
+                    next += UInt64.random(in: 1...UInt64(3 * window), using: &rng)
+                    sequence = next
+                default:
+                    next += 1
+                    sequence = next
                 }
-                guard sequence <= next else { continue } // wrapped below 0
+                guard sequence <= next else { continue }  // wrapped below 0
                 stats.record(sequence)
                 if let top = highest, sequence < top, top - sequence >= UInt64(window) {
-                    late += 1; reordered += 1; unique += 1
+                    late += 1
+                    reordered += 1
+                    unique += 1
                 } else if seen.contains(sequence) {
                     duplicates += 1
                 } else {
@@ -204,7 +210,7 @@ final class SequenceStatsTests: XCTestCase {
 
     func testMillionsInOrder() {
         var s = SequenceStats(window: 1024)
-        for sequence: UInt64 in 0 ..< 3_000_000 where sequence % 1000 != 0 { s.record(sequence) }
+        for sequence: UInt64 in 0..<3_000_000 where sequence % 1000 != 0 { s.record(sequence) }
         XCTAssertEqual(s.lost, 3000)
         XCTAssertEqual(s.lossRatio, 0.001, accuracy: 1e-12)
         XCTAssertEqual(s.duplicates, 0)
@@ -221,7 +227,7 @@ final class JitterTests: XCTestCase {
 
     func testConstantTransitIsZeroEvenWithUnsyncedClocks() {
         var j = JitterEstimator()
-        for i: UInt64 in 0 ..< 1000 { // receiver clock numerically far below the sender's
+        for i: UInt64 in 0..<1000 {  // receiver clock numerically far below the sender's
             j.record(sendTime: UInt64.max - 10_000_000_000 + i * 1_000_000, arrivalTime: 123 + i * 1_000_000)
         }
         XCTAssertEqual(j.jitterNanos, 0)
@@ -230,7 +236,7 @@ final class JitterTests: XCTestCase {
     func testAlternatingTransitConvergesToOneMillisecond() {
         var j = JitterEstimator()
         var expected = 0.0
-        for i: UInt64 in 0 ..< 500 {
+        for i: UInt64 in 0..<500 {
             let send = i * 10_000_000
             j.record(sendTime: send, arrivalTime: send + (i % 2) * 1_000_000)
             if i > 0 { expected += (1_000_000 - expected) / 16 }
@@ -242,7 +248,7 @@ final class JitterTests: XCTestCase {
     func testSingleStepMatchesFormula() {
         var j = JitterEstimator()
         j.record(sendTime: 1000, arrivalTime: 2000)
-        j.record(sendTime: 2000, arrivalTime: 2600) // D = 600 - 1000 = -400 -> |D| = 400
+        j.record(sendTime: 2000, arrivalTime: 2600)  // D = 600 - 1000 = -400 -> |D| = 400
         XCTAssertEqual(j.jitterNanos, 25)
     }
 }
@@ -253,8 +259,8 @@ final class FloodEndTests: XCTestCase {
         XCTAssertEqual(report.lastSequence, 199_999)
         let bytes = report.bytes
         XCTAssertEqual(bytes.count, FloodEnd.size)
-        XCTAssertEqual(Array(bytes[0 ..< 5]), [0x55, 0x44, 0x50, 0x45, 1])
-        XCTAssertEqual(Array(bytes[8 ..< 12]), [0xDE, 0xAD, 0xBE, 0xEF])
+        XCTAssertEqual(Array(bytes[0..<5]), [0x55, 0x44, 0x50, 0x45, 1])
+        XCTAssertEqual(Array(bytes[8..<12]), [0xDE, 0xAD, 0xBE, 0xEF])
         XCTAssertEqual(FloodEnd(decoding: bytes), report)
         XCTAssertEqual(FloodEnd(decoding: bytes + [1, 2, 3]), report, "trailing bytes are ignored")
         let none = FloodEnd(stream: 1, sent: 0)
@@ -277,7 +283,7 @@ final class FloodEndTests: XCTestCase {
         version[4] = 2
         XCTAssertNil(FloodEnd(decoding: version))
         var inconsistent = good
-        inconsistent[19] = 9 // last sequence 9 with 3 sent
+        inconsistent[19] = 9  // last sequence 9 with 3 sent
         XCTAssertNil(FloodEnd(decoding: inconsistent))
     }
 }
@@ -288,11 +294,13 @@ final class FlowJitterTests: XCTestCase {
     func testBatchStampsDoNotDriveJitterToZero() {
         var flow = FlowStats()
         var sequence: UInt64 = 0
-        for batch: UInt64 in 0 ..< 200 {
+        for batch: UInt64 in 0..<200 {
             let send = batch * 1_000_000
-            let arrival = send + (batch % 2) * 300_000 // every other batch 300 µs later
-            for i in 0 ..< 512 {
-                flow.record(Probe(stream: 1, sequence: sequence, sendTime: send), size: 64, arrival: arrival, ownArrival: i == 0)
+            let arrival = send + (batch % 2) * 300_000  // every other batch 300 µs later
+            for i in 0..<512 {
+                flow.record(
+                    Probe(stream: 1, sequence: sequence, sendTime: send), size: 64, arrival: arrival, ownArrival: i == 0
+                )
                 sequence += 1
             }
         }
@@ -305,7 +313,7 @@ final class FlowJitterTests: XCTestCase {
     func testAbsentWithFewerThanTwoSamples() {
         var flow = FlowStats()
         XCTAssertNil(flow.jitterNanos)
-        for i: UInt64 in 0 ..< 100 {
+        for i: UInt64 in 0..<100 {
             // One send batch, one receive batch: no datagram with times of its own after the first.
             flow.record(Probe(stream: 1, sequence: i, sendTime: 5), size: 64, arrival: 9, ownArrival: i == 0)
         }

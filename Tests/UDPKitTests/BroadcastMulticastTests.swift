@@ -11,8 +11,9 @@ import XCTest
 final class BroadcastMulticastTests: XCTestCase {
     private static let probeVariable = "UDPKIT_TESTS_MULTICAST_PROBE"
 
-
-    private func assertNothing(_ socket: UDPSocket, _ message: String, file: StaticString = #filePath, line: UInt = #line) async throws {
+    private func assertNothing(
+        _ socket: UDPSocket, _ message: String, file: StaticString = #filePath, line: UInt = #line
+    ) async throws {
         if let datagram = try await socket.receive(timeout: .milliseconds(300)) {
             XCTFail("\(message): got '\(String(decoding: datagram.bytes, as: UTF8.self))'", file: file, line: line)
         }
@@ -32,7 +33,8 @@ final class BroadcastMulticastTests: XCTestCase {
             let arrival = try XCTUnwrap(datagram.arrival, "bound to \(bind)")
             XCTAssertEqual(arrival.kind, .unicast)
             XCTAssertEqual(arrival.destination, destination, "an IPv4 datagram on a dual-stack socket shows as IPv4")
-            XCTAssertEqual(arrival.interfaceName, try NetworkInterface.all().first { $0.flags.contains(.loopback) }?.name)
+            XCTAssertEqual(
+                arrival.interfaceName, try NetworkInterface.all().first { $0.flags.contains(.loopback) }?.name)
             await sender.close()
             await receiver.close()
         }
@@ -71,7 +73,9 @@ final class BroadcastMulticastTests: XCTestCase {
 
         var bad = UDPSocketOptions()
         bad.multicastTimeToLive = 256
-        XCTAssertThrowsError(try bad.validate()) { XCTAssertEqual("\($0)", "multicast TTL 256 is out of range (0-255)") }
+        XCTAssertThrowsError(try bad.validate()) {
+            XCTAssertEqual("\($0)", "multicast TTL 256 is out of range (0-255)")
+        }
     }
 
     func testMembershipRequestsAreCheckedBeforeTheSystemSeesThem() async throws {
@@ -83,7 +87,9 @@ final class BroadcastMulticastTests: XCTestCase {
         ]
         for test in cases {
             do {
-                try await socket.join(group: UDPAddress(ip: test.group, port: 0), source: test.source.map { try UDPAddress(ip: $0, port: 0) })
+                try await socket.join(
+                    group: UDPAddress(ip: test.group, port: 0),
+                    source: test.source.map { try UDPAddress(ip: $0, port: 0) })
                 XCTFail("joined \(test.group)")
             } catch let error as UDPError {
                 guard case .invalidAddress(_, let reason) = error else { return XCTFail("\(error)") }
@@ -94,7 +100,9 @@ final class BroadcastMulticastTests: XCTestCase {
     }
 
     func testBroadcastAddressesComeFromTheInterfaces() async throws {
-        let expected = NetworkInterface.directedBroadcastAddresses(from: try NetworkInterface.all()).map { "\($0.address):2425" }
+        let expected = NetworkInterface.directedBroadcastAddresses(from: try NetworkInterface.all()).map {
+            "\($0.address):2425"
+        }
         do {
             let resolved = try await UDPEndpoint.parse("<broadcast>:2425").resolve()
             XCTAssertEqual(resolved.map(\.description), expected)
@@ -103,7 +111,8 @@ final class BroadcastMulticastTests: XCTestCase {
             guard case .interfaceUnavailable = error else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try UDPAddress.broadcastAddresses(port: 1, interface: "no-such-interface")) {
-            XCTAssertEqual("\($0)", "interface 'no-such-interface': no such interface on this host (see 'udp interfaces')")
+            XCTAssertEqual(
+                "\($0)", "interface 'no-such-interface': no such interface on this host (see 'udp interfaces')")
         }
         let loopback = try XCTUnwrap(try NetworkInterface.all().first { $0.flags.contains(.loopback) })
         XCTAssertThrowsError(try UDPAddress.broadcastAddresses(port: 1, interface: loopback.name)) {
@@ -112,14 +121,16 @@ final class BroadcastMulticastTests: XCTestCase {
     }
 
     func testInterfaceAddressesBecomeSocketAddresses() throws {
-        let linkLocal = InterfaceAddress(family: .ipv6, address: "fe80::1", prefixLength: 64, scopeID: 1,
-                                         rawAddress: [0xFE, 0x80] + [UInt8](repeating: 0, count: 13) + [1])
+        let linkLocal = InterfaceAddress(
+            family: .ipv6, address: "fe80::1", prefixLength: 64, scopeID: 1,
+            rawAddress: [0xFE, 0x80] + [UInt8](repeating: 0, count: 13) + [1])
         let address = try UDPAddress(linkLocal, port: 5353)
         XCTAssertEqual(address.ip, "fe80::1")
         XCTAssertEqual(address.port, 5353)
         guard case .v6(let six) = address.socketAddress else { return XCTFail("not IPv6") }
         XCTAssertEqual(six.address.sin6_scope_id, 1, "a link-local address keeps its interface")
-        let four = InterfaceAddress(family: .ipv4, address: "10.1.1.7", prefixLength: 24, broadcast: "10.1.1.255", rawAddress: [10, 1, 1, 7])
+        let four = InterfaceAddress(
+            family: .ipv4, address: "10.1.1.7", prefixLength: 24, broadcast: "10.1.1.255", rawAddress: [10, 1, 1, 7])
         XCTAssertEqual(try UDPAddress(four, port: 9).description, "10.1.1.7:9")
         XCTAssertThrowsError(try UDPAddress(four, port: 70_000))
         let interface = NetworkInterface(name: "eth9", index: 9, flags: [.up], mtu: nil, addresses: [linkLocal, four])
@@ -138,7 +149,10 @@ final class BroadcastMulticastTests: XCTestCase {
         defer { namespace.remove() }
         let n = namespace.name
         for step in [
-            ["netns", "exec", n, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"],
+            [
+                "netns", "exec", n, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ],
             ["-n", n, "link", "add", "m0", "type", "veth", "peer", "name", "m1"],
             ["-n", n, "address", "add", "10.77.9.1/24", "broadcast", "+", "dev", "m0"],
             ["-n", n, "address", "add", "10.77.9.2/24", "dev", "m0"],
@@ -174,7 +188,9 @@ final class BroadcastMulticastTests: XCTestCase {
         for socket in [receiver, second] {
             let datagram = try await receive(socket)
             XCTAssertEqual(datagram.bytes, Array("directed".utf8))
-            XCTAssertEqual(datagram.arrival, Datagram.Arrival(destination: subnet, interfaceIndex: m0.index, interfaceName: "m0", kind: .broadcast))
+            XCTAssertEqual(
+                datagram.arrival,
+                Datagram.Arrival(destination: subnet, interfaceIndex: m0.index, interfaceName: "m0", kind: .broadcast))
         }
         await plain.close()
 
@@ -225,7 +241,8 @@ final class BroadcastMulticastTests: XCTestCase {
         let ssm = try UDPAddress(ip: "232.77.9.9", port: port)
         try await receiver.join(group: ssm, interface: m0, source: UDPAddress(ip: "10.77.9.1", port: 0))
         for from in ["10.77.9.2", "10.77.9.1"] {
-            let source = try await UDPSocket.client(for: ssm, from: UDPAddress(ip: from, port: 0), options: sending.with(loop: true))
+            let source = try await UDPSocket.client(
+                for: ssm, from: UDPAddress(ip: from, port: 0), options: sending.with(loop: true))
             try await source.send(bytes: Array(from.utf8), to: ssm)
             await source.close()
         }
@@ -248,8 +265,8 @@ final class BroadcastMulticastTests: XCTestCase {
     }
 }
 
-private extension UDPSocketOptions {
-    func with(loop: Bool) -> UDPSocketOptions {
+extension UDPSocketOptions {
+    fileprivate func with(loop: Bool) -> UDPSocketOptions {
         var copy = self
         copy.multicastLoop = loop
         return copy

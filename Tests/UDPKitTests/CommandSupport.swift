@@ -1,8 +1,9 @@
 import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import XCTest
 
 /// The outcome of running an external command to completion.
 struct CommandResult {
@@ -19,7 +20,9 @@ struct CommandResult {
 enum Command {
     /// Where iproute2's `ip` lives on this machine, if it is installed.
     static var ipTool: String? {
-        ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
     }
 
     /// Runs `executable` and waits for it, killing it after `timeout` seconds.
@@ -64,7 +67,8 @@ enum Command {
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard spawned == 0 else {
-            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "posix_spawn \(executable): \(spawned)"])
+            throw CocoaError(
+                .executableLoad, userInfo: [NSLocalizedDescriptionKey: "posix_spawn \(executable): \(spawned)"])
         }
 
         let deadline = Date().addingTimeInterval(timeout)
@@ -88,8 +92,10 @@ enum Command {
         let signal = status & 0x7F
         var result = CommandResult(
             status: signal == 0 ? (status >> 8) & 0xFF : 128 + signal,
-            standardOutput: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outputPath))) ?? Data(), as: UTF8.self),
-            standardError: String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errorPath))) ?? Data(), as: UTF8.self)
+            standardOutput: String(
+                decoding: (try? Data(contentsOf: URL(fileURLWithPath: outputPath))) ?? Data(), as: UTF8.self),
+            standardError: String(
+                decoding: (try? Data(contentsOf: URL(fileURLWithPath: errorPath))) ?? Data(), as: UTF8.self)
         )
         if timedOut { result.standardError += "\n(killed after \(timeout) seconds)" }
         return result
@@ -102,7 +108,13 @@ struct IPLink: Decodable {
     var ifname: String
     var flags: [String]
     var mtu: Int
-    var addr_info: [IPAddress]
+    var addressInfo: [IPAddress]
+
+    // `ip -j` names the address list `addr_info`.
+    enum CodingKeys: String, CodingKey {
+        case ifindex, ifname, flags, mtu
+        case addressInfo = "addr_info"
+    }
 
     struct IPAddress: Decodable {
         var family: String?
@@ -139,7 +151,9 @@ struct TestNamespace {
         // A namespace of the same name can only be left over from this process: start clean.
         _ = try? Command.run(Self.ipPath, ["netns", "del", name])
         let created = try Command.run(Self.ipPath, ["netns", "add", name])
-        guard created.succeeded else { throw Self.unavailable("cannot create a network namespace:\n\(created.transcript)") }
+        guard created.succeeded else {
+            throw Self.unavailable("cannot create a network namespace:\n\(created.transcript)")
+        }
         do {
             // Foundation's run loop needs a working loopback inside the namespace.
             try Self.ip(["-n", name, "link", "set", "lo", "up"])
@@ -152,14 +166,16 @@ struct TestNamespace {
     /// Deletes the namespace and everything in it; a failure to delete fails the test.
     func remove() {
         let removed = try? Command.run(Self.ipPath, ["netns", "del", name])
-        XCTAssertEqual(removed?.succeeded, true, "namespace \(name) was not deleted: \(removed?.transcript ?? "ip did not run")")
+        XCTAssertEqual(
+            removed?.succeeded, true, "namespace \(name) was not deleted: \(removed?.transcript ?? "ip did not run")")
     }
 
     /// Runs `ip` with arguments; a failure is reported as an unusable environment.
     static func ip(_ arguments: [String]) throws {
         let result = try Command.run(ipPath, arguments)
         guard result.succeeded else {
-            throw unavailable("namespace setup step `ip \(arguments.joined(separator: " "))` failed:\n\(result.transcript)")
+            throw unavailable(
+                "namespace setup step `ip \(arguments.joined(separator: " "))` failed:\n\(result.transcript)")
         }
     }
 
@@ -167,11 +183,13 @@ struct TestNamespace {
     /// it ran and passed.
     func runTest(_ test: String, variable: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let probe = try Command.run(Self.ipPath, ["netns", "exec", name, executable, "UDPKitTests.\(test)"],
-                                    environment: [variable: name], timeout: 60)
+        let probe = try Command.run(
+            Self.ipPath, ["netns", "exec", name, executable, "UDPKitTests.\(test)"],
+            environment: [variable: name], timeout: 60)
         let transcript = probe.transcript
         XCTAssertTrue(probe.succeeded, "\(test) failed inside the namespace:\n\(transcript)", file: file, line: line)
-        XCTAssertTrue(transcript.contains("Executed 1 test"), "\(test) did not run:\n\(transcript)", file: file, line: line)
+        XCTAssertTrue(
+            transcript.contains("Executed 1 test"), "\(test) did not run:\n\(transcript)", file: file, line: line)
         XCTAssertFalse(transcript.contains("skipped"), "\(test) skipped:\n\(transcript)", file: file, line: line)
     }
 
@@ -194,7 +212,9 @@ struct TestNamespace {
         guard let listed = try? Command.run(ipPath, ["netns", "list"]) else { return }
         for line in listed.standardOutput.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
-            guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }) else { continue }
+            guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }) else {
+                continue
+            }
             if kill(pid, 0) != 0 && errno == ESRCH { _ = try? Command.run(ipPath, ["netns", "del", name]) }
         }
     }

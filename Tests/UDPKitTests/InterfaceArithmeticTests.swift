@@ -1,5 +1,6 @@
-@testable import UDPKit
 import XCTest
+
+@testable import UDPKit
 
 final class AddressArithmeticTests: XCTestCase {
     func testPrefixLengthOfContiguousMasks() {
@@ -9,7 +10,9 @@ final class AddressArithmeticTests: XCTestCase {
         XCTAssertEqual(InterfaceAddress.prefixLength(netmask: [255, 255, 254, 0]), 23)
         XCTAssertEqual(InterfaceAddress.prefixLength(netmask: [255, 255, 255, 254]), 31)
         XCTAssertEqual(InterfaceAddress.prefixLength(netmask: [128, 0, 0, 0]), 1)
-        XCTAssertEqual(InterfaceAddress.prefixLength(netmask: [UInt8](repeating: 0xFF, count: 8) + [UInt8](repeating: 0, count: 8)), 64)
+        XCTAssertEqual(
+            InterfaceAddress.prefixLength(
+                netmask: [UInt8](repeating: 0xFF, count: 8) + [UInt8](repeating: 0, count: 8)), 64)
         XCTAssertEqual(InterfaceAddress.prefixLength(netmask: [UInt8](repeating: 0xFF, count: 16)), 128)
         XCTAssertEqual(InterfaceAddress.prefixLength(netmask: []), 0)
     }
@@ -78,7 +81,10 @@ final class AddressArithmeticTests: XCTestCase {
     }
 
     func testNumericTextRoundTrip() throws {
-        for text in ["0.0.0.0", "192.0.2.1", "255.255.255.255", "::", "::1", "fe80::1", "2001:db8::ff00:42:8329", "::ffff:192.0.2.1"] {
+        for text in [
+            "0.0.0.0", "192.0.2.1", "255.255.255.255", "::", "::1", "fe80::1", "2001:db8::ff00:42:8329",
+            "::ffff:192.0.2.1",
+        ] {
             let (family, bytes) = try XCTUnwrap(InterfaceAddress.parseNumericAddress(text), text)
             XCTAssertEqual(bytes.count, family.byteCount, text)
             XCTAssertEqual(InterfaceAddress.numericText(bytes, family: family), text)
@@ -116,29 +122,40 @@ final class FlagsTests: XCTestCase {
 final class DirectedBroadcastSelectionTests: XCTestCase {
     private func ipv4(_ text: String, _ prefix: Int, broadcast: String?) -> InterfaceAddress {
         let (_, bytes) = InterfaceAddress.parseNumericAddress(text)!
-        return InterfaceAddress(family: .ipv4, address: text, prefixLength: prefix, broadcast: broadcast, rawAddress: bytes)
+        return InterfaceAddress(
+            family: .ipv4, address: text, prefixLength: prefix, broadcast: broadcast, rawAddress: bytes)
     }
 
     func testSelectsUpBroadcastNonLoopbackInterfaces() {
-        let v6 = InterfaceAddress(family: .ipv6, address: "fd00::2", prefixLength: 64, rawAddress: [0xFD] + [UInt8](repeating: 0, count: 14) + [2])
+        let v6 = InterfaceAddress(
+            family: .ipv6, address: "fd00::2", prefixLength: 64,
+            rawAddress: [0xFD] + [UInt8](repeating: 0, count: 14) + [2])
         let interfaces = [
-            NetworkInterface(name: "lo", index: 1, flags: [.up, .running, .loopback, .broadcast], mtu: 65536,
-                             addresses: [ipv4("127.0.0.1", 8, broadcast: "127.255.255.255")]),
-            NetworkInterface(name: "eth0", index: 2, flags: [.up, .running, .broadcast, .multicast], mtu: 1500,
-                             addresses: [ipv4("192.0.2.2", 24, broadcast: "192.0.2.255"), v6,
-                                         ipv4("192.0.2.9", 24, broadcast: "192.0.2.255"),
-                                         ipv4("198.51.100.1", 32, broadcast: nil),
-                                         ipv4("203.0.113.5", 25, broadcast: "203.0.113.127")]),
-            NetworkInterface(name: "eth1", index: 3, flags: [.broadcast, .multicast], mtu: 1500,
-                             addresses: [ipv4("10.0.0.1", 8, broadcast: "10.255.255.255")]),
-            NetworkInterface(name: "tun0", index: 4, flags: [.up, .running, .pointToPoint], mtu: 1400,
-                             addresses: [ipv4("10.8.0.2", 24, broadcast: nil)]),
-            NetworkInterface(name: "eth2", index: 5, flags: [.up, .broadcast], mtu: nil,
-                             addresses: [ipv4("10.1.1.7", 24, broadcast: "10.1.1.255")]),
+            NetworkInterface(
+                name: "lo", index: 1, flags: [.up, .running, .loopback, .broadcast], mtu: 65536,
+                addresses: [ipv4("127.0.0.1", 8, broadcast: "127.255.255.255")]),
+            NetworkInterface(
+                name: "eth0", index: 2, flags: [.up, .running, .broadcast, .multicast], mtu: 1500,
+                addresses: [
+                    ipv4("192.0.2.2", 24, broadcast: "192.0.2.255"), v6,
+                    ipv4("192.0.2.9", 24, broadcast: "192.0.2.255"),
+                    ipv4("198.51.100.1", 32, broadcast: nil),
+                    ipv4("203.0.113.5", 25, broadcast: "203.0.113.127"),
+                ]),
+            NetworkInterface(
+                name: "eth1", index: 3, flags: [.broadcast, .multicast], mtu: 1500,
+                addresses: [ipv4("10.0.0.1", 8, broadcast: "10.255.255.255")]),
+            NetworkInterface(
+                name: "tun0", index: 4, flags: [.up, .running, .pointToPoint], mtu: 1400,
+                addresses: [ipv4("10.8.0.2", 24, broadcast: nil)]),
+            NetworkInterface(
+                name: "eth2", index: 5, flags: [.up, .broadcast], mtu: nil,
+                addresses: [ipv4("10.1.1.7", 24, broadcast: "10.1.1.255")]),
         ]
         let selected = NetworkInterface.directedBroadcastAddresses(from: interfaces)
-        XCTAssertEqual(selected.map { "\($0.interface) \($0.address)" },
-                       ["eth0 192.0.2.255", "eth0 203.0.113.127", "eth2 10.1.1.255"])
+        XCTAssertEqual(
+            selected.map { "\($0.interface) \($0.address)" },
+            ["eth0 192.0.2.255", "eth0 203.0.113.127", "eth2 10.1.1.255"])
         XCTAssertTrue(NetworkInterface.directedBroadcastAddresses(from: []).isEmpty)
     }
 }

@@ -20,7 +20,10 @@ final class InterfaceNamespaceTests: XCTestCase {
         defer { namespace.remove() }
 
         let setup: [[String]] = [
-            ["netns", "exec", namespace.name, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
+            [
+                "netns", "exec", namespace.name, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
             ["-n", namespace.name, "link", "add", "tst0", "type", "ifb"],
             ["-n", namespace.name, "link", "add", "tst1", "type", "ifb"],
             ["-n", namespace.name, "link", "add", "tst2", "type", "ifb"],
@@ -28,7 +31,10 @@ final class InterfaceNamespaceTests: XCTestCase {
             ["-n", namespace.name, "link", "add", "tst4", "type", "ifb"],
             ["-n", namespace.name, "address", "add", "10.9.8.7/24", "broadcast", "+", "dev", "tst0"],
             ["-n", namespace.name, "address", "add", "10.9.7.1/32", "dev", "tst0"],
-            ["-n", namespace.name, "address", "add", "10.9.8.20/24", "broadcast", "+", "label", "tst0:1", "dev", "tst0"],
+            [
+                "-n", namespace.name, "address", "add", "10.9.8.20/24", "broadcast", "+", "label", "tst0:1", "dev",
+                "tst0",
+            ],
             ["-n", namespace.name, "address", "add", "10.9.4.1/24", "broadcast", "+", "dev", "tst1"],
             ["-n", namespace.name, "address", "add", "10.9.6.0/31", "broadcast", "+", "dev", "tst2"],
             ["-n", namespace.name, "address", "add", "10.9.5.7/24", "dev", "tst3"],
@@ -61,11 +67,13 @@ final class InterfaceNamespaceTests: XCTestCase {
         XCTAssertTrue(tst0.flags.contains([.up, .running, .broadcast]), "\(tst0.flags.names)")
         XCTAssertFalse(tst0.flags.contains(.loopback))
         XCTAssertEqual(tst0.mtu, 1500)
-        XCTAssertEqual(tst0.addresses.map(Self.summary), [
-            "10.9.8.7/24 brd 10.9.8.255",
-            "10.9.7.1/32 brd -",
-            "10.9.8.20/24 brd 10.9.8.255",
-        ])
+        XCTAssertEqual(
+            tst0.addresses.map(Self.summary),
+            [
+                "10.9.8.7/24 brd 10.9.8.255",
+                "10.9.7.1/32 brd -",
+                "10.9.8.20/24 brd 10.9.8.255",
+            ])
         XCTAssertNil(try NetworkInterface.named("tst0:1"), "alias labels are folded into their device")
 
         let tst1 = try XCTUnwrap(interfaces.first { $0.name == "tst1" })
@@ -76,8 +84,9 @@ final class InterfaceNamespaceTests: XCTestCase {
         XCTAssertEqual(tst2.addresses.map(Self.summary), ["10.9.6.0/31 brd -"])
 
         let tst3 = try XCTUnwrap(interfaces.first { $0.name == "tst3" })
-        XCTAssertEqual(tst3.addresses.map(Self.summary), ["10.9.5.7/24 brd 10.9.5.255"],
-                       "without a configured broadcast address the subnet broadcast is computed")
+        XCTAssertEqual(
+            tst3.addresses.map(Self.summary), ["10.9.5.7/24 brd 10.9.5.255"],
+            "without a configured broadcast address the subnet broadcast is computed")
 
         let tst4 = try XCTUnwrap(interfaces.first { $0.name == "tst4" })
         XCTAssertEqual(tst4.addresses, [])

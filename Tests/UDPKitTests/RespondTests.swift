@@ -9,7 +9,6 @@ import XCTest
 final class RespondTests: XCTestCase {
     private let loopback = try! UDPAddress(ip: "127.0.0.1", port: 0)
 
-
     /// Starts `reply` on `server` and waits until it answers (a probe with a first byte of 0xFF is echoed).
     private func responding(
         _ server: UDPSocket,
@@ -76,7 +75,9 @@ final class RespondTests: XCTestCase {
         options.maximumDatagramSize = 100
         let small = try await UDPSocket.bind(to: loopback, options: options)
         let flags = try await responding(small) { batch in
-            batch.map { OutgoingDatagram(bytes: [$0.truncated ? 1 : 0, UInt8($0.payload.readableBytes)], to: $0.sender) }
+            batch.map {
+                OutgoingDatagram(bytes: [$0.truncated ? 1 : 0, UInt8($0.payload.readableBytes)], to: $0.sender)
+            }
         }
         try await client.send(bytes: [UInt8](repeating: 7, count: 300), to: small.localAddress)
         let cut = try await receive(client)
@@ -94,9 +95,12 @@ final class RespondTests: XCTestCase {
         let server = try await UDPSocket.bind(to: loopback)
         let task = try await responding(server) { batch in
             batch.flatMap { datagram -> [OutgoingDatagram] in
-                if datagram.bytes == [0xFF] { return [OutgoingDatagram(payload: datagram.payload, to: datagram.sender)] }
+                if datagram.bytes == [0xFF] {
+                    return [OutgoingDatagram(payload: datagram.payload, to: datagram.sender)]
+                }
                 return [
-                    OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_508), to: datagram.sender),  // over the IPv4 limit
+                    // Over the IPv4 limit:
+                    OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_508), to: datagram.sender),
                     OutgoingDatagram(bytes: Array("after".utf8), to: datagram.sender),
                 ]
             }
@@ -145,7 +149,10 @@ final class RespondTests: XCTestCase {
         for burst in 0..<10 {
             // 150 at once: more than one receive call's worth (64).
             let numbers = (0..<150).map { UInt16(burst * 150 + $0) }
-            try await client.send(numbers.map { OutgoingDatagram(bytes: [UInt8($0 >> 8), UInt8($0 & 0xFF), 0, 0], to: server.localAddress) })
+            try await client.send(
+                numbers.map {
+                    OutgoingDatagram(bytes: [UInt8($0 >> 8), UInt8($0 & 0xFF), 0, 0], to: server.localAddress)
+                })
             var got = 0
             while got < numbers.count, let reply = try await client.receive(timeout: .seconds(2)) {
                 answered.insert(UInt16(reply.bytes[0]) << 8 | UInt16(reply.bytes[1]))
@@ -165,8 +172,10 @@ final class RespondTests: XCTestCase {
         let a = try await UDPSocket.bind(to: loopback)
         let b = try await UDPSocket.bind(to: loopback)
         // (receiver, size): runs, a shorter last segment, a zero-length datagram, an address change mid-run.
-        let plan: [(UDPSocket, Int)] = [(a, 10), (a, 10), (a, 10), (a, 4), (a, 10), (a, 10), (a, 0), (a, 3), (a, 3),
-                                        (b, 10), (b, 10), (a, 7), (a, 1_472), (a, 1_472), (a, 1_472), (b, 5), (b, 8)]
+        let plan: [(UDPSocket, Int)] = [
+            (a, 10), (a, 10), (a, 10), (a, 4), (a, 10), (a, 10), (a, 0), (a, 3), (a, 3),
+            (b, 10), (b, 10), (a, 7), (a, 1_472), (a, 1_472), (a, 1_472), (b, 5), (b, 8),
+        ]
         let outgoing = plan.enumerated().map { index, step in
             OutgoingDatagram(bytes: [UInt8](repeating: UInt8(index), count: step.1), to: step.0.localAddress)
         }
@@ -239,7 +248,8 @@ final class RespondTests: XCTestCase {
             batch.map { datagram in
                 datagram.bytes == [0xFF]
                     ? OutgoingDatagram(payload: datagram.payload, to: datagram.sender)
-                    : OutgoingDatagram(segments: ByteBuffer(bytes: [1, 1, 2, 2, 3]), segmentSize: 2, to: datagram.sender)
+                    : OutgoingDatagram(
+                        segments: ByteBuffer(bytes: [1, 1, 2, 2, 3]), segmentSize: 2, to: datagram.sender)
             }
         }
         let client = try await UDPSocket.client(for: server.localAddress)
@@ -273,7 +283,8 @@ final class RespondTests: XCTestCase {
             let arrival = try XCTUnwrap(seen.withLockedValue { $0.last } ?? nil, "bound to \(bind)")
             XCTAssertEqual(arrival.kind, .unicast)
             XCTAssertEqual(arrival.destination, destination)
-            XCTAssertEqual(arrival.interfaceName, try NetworkInterface.all().first { $0.flags.contains(.loopback) }?.name)
+            XCTAssertEqual(
+                arrival.interfaceName, try NetworkInterface.all().first { $0.flags.contains(.loopback) }?.name)
             task.cancel()
             await client.close()
             await server.close()
@@ -287,7 +298,10 @@ final class RespondTests: XCTestCase {
         let onRefused: @Sendable ([OutgoingDatagram]) -> Void = { failed in refused.withLockedValue { $0 += failed } }
         let reply: @Sendable ([Datagram]) -> [OutgoingDatagram] = { batch in
             // An IPv4 socket cannot reach an IPv6 address; a 70,000-byte datagram fits no IPv4 packet.
-            [OutgoingDatagram(bytes: [1], to: v6), OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 70_000), to: batch[0].sender)]
+            [
+                OutgoingDatagram(bytes: [1], to: v6),
+                OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 70_000), to: batch[0].sender),
+            ]
                 + Self.echo(batch)
         }
         let task = Task { try await server.respond(refused: onRefused, reply) }
@@ -296,7 +310,9 @@ final class RespondTests: XCTestCase {
         let echoed = try await receive(client)
         XCTAssertEqual(echoed.bytes, [7])
         let deadline = Date().addingTimeInterval(2)
-        while refused.withLockedValue({ $0.count }) < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        while refused.withLockedValue({ $0.count }) < 2 && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         XCTAssertEqual(refused.withLockedValue { $0.map(\.payload.readableBytes) }.sorted(), [1, 70_000])
         task.cancel()
         await client.close()
@@ -314,7 +330,8 @@ final class RespondTests: XCTestCase {
             // 127.255.255.255 is loopback's broadcast route, which no interface lists: the kernel refuses a send
             // there without SO_BROADCAST (EACCES), and nothing would leave this host anyway.
             let refusedByTheKernel = try UDPAddress(ip: "127.255.255.255", port: 9)
-            let onRefused: @Sendable ([OutgoingDatagram]) -> Void = { failed in refused.withLockedValue { $0 += failed } }
+            let onRefused: @Sendable ([OutgoingDatagram]) -> Void = { failed in refused.withLockedValue { $0 += failed }
+            }
             let reply: @Sendable ([Datagram]) -> [OutgoingDatagram] = { batch in
                 [OutgoingDatagram(bytes: [0xEE], to: refusedByTheKernel)] + Self.echo(batch)
             }
@@ -326,8 +343,12 @@ final class RespondTests: XCTestCase {
                 XCTAssertEqual(echoed.bytes, [byte], "offload \(offload)")
             }
             let deadline = Date().addingTimeInterval(2)
-            while refused.withLockedValue({ $0.count }) < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
-            XCTAssertEqual(refused.withLockedValue { $0.map { Array($0.payload.readableBytesView) } }, [[0xEE], [0xEE]], "offload \(offload)")
+            while refused.withLockedValue({ $0.count }) < 2 && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            XCTAssertEqual(
+                refused.withLockedValue { $0.map { Array($0.payload.readableBytesView) } }, [[0xEE], [0xEE]],
+                "offload \(offload)")
             XCTAssertTrue(server.channel.isActive, "offload \(offload)")
             task.cancel()
             await client.close()
@@ -353,7 +374,9 @@ final class RespondTests: XCTestCase {
         XCTAssertEqual(server.kernelDrops, 0)
         let client = try await UDPSocket.client(for: server.localAddress)
         for _ in 0..<10 {
-            try await client.send((0..<20).map { _ in OutgoingDatagram(bytes: [UInt8](repeating: 1, count: 1000), to: server.localAddress) })
+            try await client.send(
+                (0..<20).map { _ in OutgoingDatagram(bytes: [UInt8](repeating: 1, count: 1000), to: server.localAddress)
+                })
         }
         var received = 0
         while try await server.receive(timeout: .milliseconds(300)) != nil { received += 1 }
@@ -421,11 +444,13 @@ final class RespondTests: XCTestCase {
     /// This process's descriptors that refer to the socket with `inode`.
     private static func descriptors(of inode: String) -> Set<CInt> {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return Set(names.compactMap { name -> CInt? in
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
-                  target == "socket:[\(inode)]" else { return nil }
-            return CInt(name)
-        })
+        return Set(
+            names.compactMap { name -> CInt? in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
+                    target == "socket:[\(inode)]"
+                else { return nil }
+                return CInt(name)
+            })
     }
     #endif
 }

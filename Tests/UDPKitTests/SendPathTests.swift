@@ -1,13 +1,15 @@
+import Foundation
+import NIOCore
+import XCTest
+
+@testable import UDPKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
 #if UDPKIT_LINUX_FAST_PATH
 import CUDPSys
 #endif
-import Foundation
-import NIOCore
-@testable import UDPKit
-import XCTest
 
 /// The parts every send goes through, tested on their own with real sockets on loopback: `DirectSender`'s order
 /// against the writes it leaves to SwiftNIO, and (fast path) `SendVector`'s joined runs and its fallback.
@@ -45,8 +47,12 @@ final class SendPathTests: XCTestCase {
     }
 
     /// Sends `bytes` through `sender`, its SwiftNIO writes going to `writes`; whether nothing was refused.
-    private static func send(_ bytes: [UInt8], to destination: UDPAddress, direct: Bool, with sender: DirectSender, writes: SlowWrites) async throws -> Bool {
-        try await sender.send([envelope(bytes, to: destination)], direct: direct, connected: false) { await writes.write($0) } == nil
+    private static func send(
+        _ bytes: [UInt8], to destination: UDPAddress, direct: Bool, with sender: DirectSender, writes: SlowWrites
+    ) async throws -> Bool {
+        try await sender.send([envelope(bytes, to: destination)], direct: direct, connected: false) {
+            await writes.write($0)
+        } == nil
     }
 
     func testASendWhileSwiftNIOStillHoldsAWriteQueuesBehindItInsteadOfOvertaking() async throws {
@@ -55,11 +61,15 @@ final class SendPathTests: XCTestCase {
         let writes = SlowWrites()
         let destination = receiver.localAddress
         // The first send is one the sender cannot carry (as a segmentation-offload run): SwiftNIO's.
-        let first = Task { [sender, writes, destination] in try await SendPathTests.send([1], to: destination, direct: false, with: sender, writes: writes) }
+        let first = Task { [sender, writes, destination] in
+            try await SendPathTests.send([1], to: destination, direct: false, with: sender, writes: writes)
+        }
         while await writes.waiting == 0 { await Task.yield() }
         XCTAssertEqual(sender.writesQueuedThroughNIO, 1)
         // The second could go straight out, but the first still waits in SwiftNIO's queue: it must queue behind.
-        let second = Task { [sender, writes, destination] in try await SendPathTests.send([2], to: destination, direct: true, with: sender, writes: writes) }
+        let second = Task { [sender, writes, destination] in
+            try await SendPathTests.send([2], to: destination, direct: true, with: sender, writes: writes)
+        }
         while await writes.waiting < 2 { await Task.yield() }
         let overtook = try await receiver.receive(timeout: .milliseconds(200))
         XCTAssertNil(overtook, "a direct send overtook a write SwiftNIO still held")
@@ -70,7 +80,8 @@ final class SendPathTests: XCTestCase {
         XCTAssertEqual(queuedInOrder, [[1], [2]])
         XCTAssertEqual(sender.writesQueuedThroughNIO, 0)
         // Once SwiftNIO's queue is empty, sends go straight out again.
-        let failure = try await sender.send([Self.envelope([3], to: destination)], direct: true, connected: false) { _ in
+        let failure = try await sender.send([Self.envelope([3], to: destination)], direct: true, connected: false) {
+            _ in
             XCTFail("a send went through SwiftNIO with nothing queued there")
         }
         XCTAssertNil(failure)
@@ -86,7 +97,10 @@ final class SendPathTests: XCTestCase {
         // Port 0 is refused by the system (EINVAL) without anything leaving the host.
         let nowhere = try UDPAddress(ip: "127.0.0.1", port: 0)
         let failure = try await sender.send(
-            [Self.envelope([1], to: receiver.localAddress), Self.envelope([2], to: nowhere), Self.envelope([3], to: receiver.localAddress)],
+            [
+                Self.envelope([1], to: receiver.localAddress), Self.envelope([2], to: nowhere),
+                Self.envelope([3], to: receiver.localAddress),
+            ],
             direct: true, connected: false
         ) { _ in XCTFail("nothing should need SwiftNIO") }
         XCTAssertEqual(failure?.index, 1)
@@ -97,7 +111,9 @@ final class SendPathTests: XCTestCase {
         sender.close()
         // Closed: everything goes to SwiftNIO, which reports the socket closed.
         var handedOver = 0
-        _ = try await sender.send([Self.envelope([4], to: receiver.localAddress)], direct: true, connected: false) { handedOver += $0.count }
+        _ = try await sender.send([Self.envelope([4], to: receiver.localAddress)], direct: true, connected: false) {
+            handedOver += $0.count
+        }
         XCTAssertEqual(handedOver, 1)
         await receiver.close()
     }
@@ -111,7 +127,9 @@ final class SendPathTests: XCTestCase {
     ) async throws -> [[UInt8]] {
         let fd = try sendingDescriptor()
         defer { close(fd) }
-        let payloads = sizes.enumerated().map { index, size in ByteBuffer(bytes: [UInt8](repeating: UInt8(index + 1), count: size)) }
+        let payloads = sizes.enumerated().map { index, size in
+            ByteBuffer(bytes: [UInt8](repeating: UInt8(index + 1), count: size))
+        }
         vector.reset(reserving: payloads.count)
         for payload in payloads { vector.append(payload, to: receiver.localAddress.socketAddress) }
         XCTAssertEqual(vector.messageCount, expectMessages, "messages for sizes \(sizes)")
@@ -210,7 +228,9 @@ final class SendPathTests: XCTestCase {
 
     func testUnixDomainDatagramsOfOneSizeToOnePathStaySeparate() async throws {
         // Unix-domain sockets ignore UDP's segmentation control message: a joined send would arrive as one datagram.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("udpkit-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "udpkit-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        ).path
         let receiver = try await UDPSocket.bind(to: try UDPAddress(unixPath: path))
         let sender = try await UDPSocket.client(for: receiver.localAddress)
         try await sender.send([
@@ -255,13 +275,15 @@ final class DatagramLimitsTests: XCTestCase {
         let v4 = try UDPAddress(ip: "127.0.0.1", port: 9)
         let v6 = try UDPAddress(ip: "::1", port: 9)
         XCTAssertNil(DatagramLimits.refusal(of: OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_507), to: v4)))
-        XCTAssertEqual(DatagramLimits.refusal(of: OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_508), to: v4)),
-                       .messageTooLarge(size: 65_508, limit: 65_507))
+        XCTAssertEqual(
+            DatagramLimits.refusal(of: OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_508), to: v4)),
+            .messageTooLarge(size: 65_508, limit: 65_507))
         XCTAssertNil(DatagramLimits.refusal(of: OutgoingDatagram(bytes: [UInt8](repeating: 0, count: 65_527), to: v6)))
         guard UDPSocket.supportsSegmentationOffload else { return }
         let run = ByteBuffer(bytes: [UInt8](repeating: 0, count: 100 * (UDPSocket.maximumSegments + 1)))
-        XCTAssertEqual(DatagramLimits.refusal(of: OutgoingDatagram(segments: run, segmentSize: 100, to: v4)),
-                       .messageTooLarge(size: run.readableBytes, limit: 100 * UDPSocket.maximumSegments))
+        XCTAssertEqual(
+            DatagramLimits.refusal(of: OutgoingDatagram(segments: run, segmentSize: 100, to: v4)),
+            .messageTooLarge(size: run.readableBytes, limit: 100 * UDPSocket.maximumSegments))
         XCTAssertNotNil(DatagramLimits.refusal(of: OutgoingDatagram(segments: run, segmentSize: 0, to: v4)))
     }
 }

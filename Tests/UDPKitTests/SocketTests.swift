@@ -7,7 +7,6 @@ import XCTest
 final class SocketTests: XCTestCase {
     private let loopback = try! UDPAddress(ip: "127.0.0.1", port: 0)
 
-
     func testByteExactAtZeroOneAndMaximumSizes() async throws {
         let receiver = try await UDPSocket.bind(to: loopback)
         let sender = try await UDPSocket.client(for: receiver.localAddress)
@@ -46,7 +45,8 @@ final class SocketTests: XCTestCase {
         let receiver = try await UDPSocket.bind(to: loopback, options: options)
         let sender = try await UDPSocket.client(for: receiver.localAddress)
         let sizes = [99, 100, 101, 5_000]
-        try await sender.send(sizes.map { OutgoingDatagram(bytes: [UInt8](repeating: 0x61, count: $0), to: receiver.localAddress) })
+        try await sender.send(
+            sizes.map { OutgoingDatagram(bytes: [UInt8](repeating: 0x61, count: $0), to: receiver.localAddress) })
         var seen: [(Int, Bool)] = []
         while seen.count < sizes.count {
             let d = try await receive(receiver)
@@ -116,7 +116,10 @@ final class SocketTests: XCTestCase {
         // An unbound sender (the address it leaves is empty), then one in the abstract namespace.
         let unbound = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         let abstract = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(unbound); close(abstract) }
+        defer {
+            close(unbound)
+            close(abstract)
+        }
         func address(_ bytes: [UInt8]) -> (sockaddr_un, socklen_t) {
             var name = sockaddr_un()
             name.sun_family = sa_family_t(AF_UNIX)
@@ -125,7 +128,9 @@ final class SocketTests: XCTestCase {
         }
         func call(_ name: (sockaddr_un, socklen_t), _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int) -> Int {
             var copy = name.0
-            return withUnsafePointer(to: &copy) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, name.1) } }
+            return withUnsafePointer(to: &copy) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, name.1) }
+            }
         }
         let target = address(Array(path.utf8) + [0])
         let abstractName = "udpkit-abstract-\(getpid())"
@@ -166,7 +171,8 @@ final class SocketTests: XCTestCase {
         }
         // The socket survives the refusal.
         do {
-            _ = try await socket.request(ByteBuffer(string: "again"), policy: RequestPolicy(timeout: .milliseconds(300), retries: 0))
+            _ = try await socket.request(
+                ByteBuffer(string: "again"), policy: RequestPolicy(timeout: .milliseconds(300), retries: 0))
             XCTFail("expected connectionRefused")
         } catch let error as UDPError {
             guard case .connectionRefused = error else { return XCTFail("\(error)") }
@@ -216,7 +222,8 @@ final class SocketTests: XCTestCase {
         let receiver = try await UDPSocket.bind(to: loopback)
         let sender = try await UDPSocket.client(for: receiver.localAddress)
         let count = 200
-        try await sender.send((0..<count).map { OutgoingDatagram(bytes: [UInt8(truncatingIfNeeded: $0)], to: receiver.localAddress) })
+        try await sender.send(
+            (0..<count).map { OutgoingDatagram(bytes: [UInt8(truncatingIfNeeded: $0)], to: receiver.localAddress) })
         var received: [UInt8] = []
         var handoffs = 0
         while received.count < count {
@@ -225,7 +232,8 @@ final class SocketTests: XCTestCase {
             handoffs += 1
             received += batch.flatMap(\.bytes)
         }
-        XCTAssertEqual(received, (0..<count).map { UInt8(truncatingIfNeeded: $0) }, "loopback keeps order and loses nothing here")
+        XCTAssertEqual(
+            received, (0..<count).map { UInt8(truncatingIfNeeded: $0) }, "loopback keeps order and loses nothing here")
         XCTAssertLessThan(handoffs, count, "datagrams arrived in batches")
         await sender.close()
         await receiver.close()
@@ -238,7 +246,10 @@ final class SocketTests: XCTestCase {
         let receiver = try await UDPSocket.bind(to: loopback, options: options)
         let sender = try await UDPSocket.client(for: receiver.localAddress)
         let count = 100
-        try await sender.send((0..<count).map { OutgoingDatagram(bytes: [UInt8](repeating: UInt8($0), count: 100), to: receiver.localAddress) })
+        try await sender.send(
+            (0..<count).map {
+                OutgoingDatagram(bytes: [UInt8](repeating: UInt8($0), count: 100), to: receiver.localAddress)
+            })
         try await Task.sleep(for: .milliseconds(100))
         var received = 0
         for try await datagram in receiver.datagrams {
@@ -284,7 +295,8 @@ final class SocketTests: XCTestCase {
         }
         let client = try await UDPSocket.connect(to: server.localAddress)
         for i in 0..<50 {
-            let reply = try await client.request(ByteBuffer(string: "n\(i)"), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
+            let reply = try await client.request(
+                ByteBuffer(string: "n\(i)"), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
             XCTAssertEqual(String(buffer: reply.datagram.payload), "n\(i)")
             XCTAssertEqual(reply.attempts, 1)
         }
@@ -297,14 +309,16 @@ final class SocketTests: XCTestCase {
         try XCTSkipUnless(UDPSocket.supportsSegmentationOffload, "no UDP GSO on this system")
         // 10 segments of 100 bytes and a short last one of 40, each with its own contents.
         let bytes = (0..<1_040).map { UInt8(truncatingIfNeeded: $0 / 100 &* 31 &+ $0) }
-        let expected = stride(from: 0, to: bytes.count, by: 100).map { Array(bytes[$0 ..< min($0 + 100, bytes.count)]) }
+        let expected = stride(from: 0, to: bytes.count, by: 100).map { Array(bytes[$0..<min($0 + 100, bytes.count)]) }
         for offload in [false, true] {
             var options = UDPSocketOptions()
             options.receiveOffload = offload
             options.maximumDatagramSize = 200
             let receiver = try await UDPSocket.bind(to: loopback, options: options)
             let sender = try await UDPSocket.client(for: receiver.localAddress)
-            try await sender.send([OutgoingDatagram(segments: ByteBuffer(bytes: bytes), segmentSize: 100, to: receiver.localAddress)])
+            try await sender.send([
+                OutgoingDatagram(segments: ByteBuffer(bytes: bytes), segmentSize: 100, to: receiver.localAddress)
+            ])
             var received: [[UInt8]] = []
             while received.count < expected.count, let datagram = try await receiver.receive(timeout: .seconds(2)) {
                 XCTAssertFalse(datagram.truncated, "receive offload \(offload)")
@@ -344,7 +358,9 @@ final class SocketTests: XCTestCase {
         XCTAssertEqual(first.bytes, [0xAA, 1])
         try await client.send((2...40).map { OutgoingDatagram(bytes: [UInt8($0)], to: server.localAddress) })
         var seen: [UInt8] = []
-        while seen.count < 39, let reply = try await client.receive(timeout: .seconds(2)) { seen.append(reply.bytes[1]) }
+        while seen.count < 39, let reply = try await client.receive(timeout: .seconds(2)) {
+            seen.append(reply.bytes[1])
+        }
         XCTAssertEqual(seen, Array(2...40))
         task.cancel()
         do {

@@ -3,7 +3,9 @@ import XCTest
 
 extension XCTestCase {
     /// The next datagram on `socket`; a test failure (and a thrown timeout) when none comes within `seconds`.
-    func receive(_ socket: UDPSocket, within seconds: Double = 2, file: StaticString = #filePath, line: UInt = #line) async throws -> Datagram {
+    func receive(_ socket: UDPSocket, within seconds: Double = 2, file: StaticString = #filePath, line: UInt = #line)
+        async throws -> Datagram
+    {
         guard let datagram = try await socket.receive(timeout: .milliseconds(Int(seconds * 1000))) else {
             XCTFail("nothing arrived on \(socket.localAddress)", file: file, line: line)
             throw UDPError.timedOut(seconds: seconds)

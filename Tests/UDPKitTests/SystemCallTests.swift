@@ -1,10 +1,11 @@
+import UDPKit
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import UDPKit
-import XCTest
 
 /// The one system call wrapper: errno read right after the call, EINTR retried, EAGAIN as "would block".
 final class SystemCallTests: XCTestCase {
@@ -26,7 +27,10 @@ final class SystemCallTests: XCTestCase {
     func testWouldBlockIsNilForANonBlockingCall() throws {
         var ends: [CInt] = [-1, -1]
         _ = try SystemCall.run("pipe") { pipe(&ends) }
-        defer { close(ends[0]); close(ends[1]) }
+        defer {
+            close(ends[0])
+            close(ends[1])
+        }
         _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
         var byte: UInt8 = 0
         // An empty non-blocking pipe: the read would block.

@@ -10,8 +10,9 @@ final class LoopbackTests: XCTestCase {
         #else
         let loopbackName = "lo"
         #endif
-        let loopback = try XCTUnwrap(interfaces.first { $0.name == loopbackName },
-                                     "no interface named \(loopbackName) in \(interfaces.map(\.name))")
+        let loopback = try XCTUnwrap(
+            interfaces.first { $0.name == loopbackName },
+            "no interface named \(loopbackName) in \(interfaces.map(\.name))")
         XCTAssertTrue(loopback.flags.contains([.up, .loopback]), "\(loopback.flags.names)")
         XCTAssertGreaterThan(loopback.index, 0)
         XCTAssertNotNil(loopback.mtu)
@@ -87,9 +88,11 @@ enum IPCommandCrossCheck {
         XCTFail("interfaces kept changing while being compared", file: file, line: line)
     }
 
-    private static func compare(_ interfaces: [NetworkInterface], with links: [IPLink], file: StaticString, line: UInt) {
-        XCTAssertEqual(interfaces.map(\.name), links.sorted { $0.ifindex < $1.ifindex }.map(\.ifname),
-                       "interface names in index order", file: file, line: line)
+    private static func compare(_ interfaces: [NetworkInterface], with links: [IPLink], file: StaticString, line: UInt)
+    {
+        XCTAssertEqual(
+            interfaces.map(\.name), links.sorted { $0.ifindex < $1.ifindex }.map(\.ifname),
+            "interface names in index order", file: file, line: line)
         for link in links {
             guard let interface = interfaces.first(where: { $0.name == link.ifname }) else { continue }
             let context = "interface \(link.ifname)"
@@ -101,16 +104,18 @@ enum IPCommandCrossCheck {
                 (.multicast, "MULTICAST"), (.pointToPoint, "POINTOPOINT"),
             ]
             for (flag, ipName) in flagPairs {
-                XCTAssertEqual(interface.flags.contains(flag), link.flags.contains(ipName),
-                               "\(context) flag \(ipName)", file: file, line: line)
+                XCTAssertEqual(
+                    interface.flags.contains(flag), link.flags.contains(ipName),
+                    "\(context) flag \(ipName)", file: file, line: line)
             }
 
-            let expected = link.addr_info.compactMap { expectedAddress($0, on: interface) }.sorted()
+            let expected = link.addressInfo.compactMap { expectedAddress($0, on: interface) }.sorted()
             let actual = interface.addresses.map(describe).sorted()
             XCTAssertEqual(actual, expected, "\(context) addresses", file: file, line: line)
             for address in interface.addresses {
-                XCTAssertEqual(address.rawAddress, presentationToBytes(address.address, family: address.family),
-                               "\(context) raw bytes of \(address.address)", file: file, line: line)
+                XCTAssertEqual(
+                    address.rawAddress, presentationToBytes(address.address, family: address.family),
+                    "\(context) raw bytes of \(address.address)", file: file, line: line)
             }
         }
     }
@@ -137,7 +142,9 @@ enum IPCommandCrossCheck {
 
     private static func presentationToBytes(_ text: String, family: InterfaceAddress.Family) -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: family.byteCount)
-        let status = bytes.withUnsafeMutableBytes { inet_pton(family == .ipv4 ? AF_INET : AF_INET6, text, $0.baseAddress) }
+        let status = bytes.withUnsafeMutableBytes {
+            inet_pton(family == .ipv4 ? AF_INET : AF_INET6, text, $0.baseAddress)
+        }
         return status == 1 ? bytes : nil
     }
 

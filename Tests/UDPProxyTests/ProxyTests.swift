@@ -17,7 +17,9 @@ final class ProxyTests: XCTestCase {
     }
 
     /// Starts a proxy in front of `upstream` and returns it with the task that runs it.
-    private func startProxy(_ configure: (inout UDPProxy.Configuration) -> Void, upstream: UDPAddress) async throws -> (UDPProxy, Task<Void, any Error>) {
+    private func startProxy(_ configure: (inout UDPProxy.Configuration) -> Void, upstream: UDPAddress) async throws -> (
+        UDPProxy, Task<Void, any Error>
+    ) {
         var configuration = UDPProxy.Configuration(upstream: upstream)
         configure(&configuration)
         let proxy = try await UDPProxy.bind(to: loopback, configuration: configuration)
@@ -55,7 +57,8 @@ final class ProxyTests: XCTestCase {
         for graceful in [true, false] {
             let upstream = try await UDPSocket.bind(to: loopback)
             let threadsBefore = threadPoolThreads()
-            let proxy = try await UDPProxy.bind(to: loopback, configuration: UDPProxy.Configuration(upstream: upstream.localAddress))
+            let proxy = try await UDPProxy.bind(
+                to: loopback, configuration: UDPProxy.Configuration(upstream: upstream.localAddress))
             let group = ServiceGroup(services: [proxy])
             let task = Task { try await group.run() }
             let client = try await UDPSocket.bind(to: loopback)
@@ -63,11 +66,13 @@ final class ProxyTests: XCTestCase {
             let relayed = try await upstream.receive(timeout: .seconds(5))
             let mapping = try XCTUnwrap(relayed?.sender, "the proxy relayed nothing")
             // One thread reads the upstream sockets; on the fast path, the unimpaired relay's receiving thread is another.
-            XCTAssertGreaterThanOrEqual(threadPoolThreads(), threadsBefore + 1, "the proxy reads its upstream sockets on a thread of its own")
+            XCTAssertGreaterThanOrEqual(
+                threadPoolThreads(), threadsBefore + 1, "the proxy reads its upstream sockets on a thread of its own")
 
             if graceful { await group.triggerGracefulShutdown() } else { task.cancel() }
             try? await task.value
-            XCTAssertEqual(threadPoolThreads(), threadsBefore, "graceful \(graceful): the reading thread outlived run()")
+            XCTAssertEqual(
+                threadPoolThreads(), threadsBefore, "graceful \(graceful): the reading thread outlived run()")
             for address in [proxy.localAddress, mapping] {
                 do {
                     let again = try await UDPSocket.bind(to: address)
@@ -84,7 +89,9 @@ final class ProxyTests: XCTestCase {
 
     /// Sends `count` 4-byte sequence numbers through `proxy`, `perMillisecond` at a time, and returns the sequence
     /// numbers that reached `receiver`, in arrival order, plus each one's one-way time in nanoseconds.
-    private func pass(_ count: Int, perMillisecond: Int, through proxy: UDPProxy, to receiver: UDPSocket) async throws -> [(UInt32, UInt64)] {
+    private func pass(_ count: Int, perMillisecond: Int, through proxy: UDPProxy, to receiver: UDPSocket) async throws
+        -> [(UInt32, UInt64)]
+    {
         let client = try await UDPSocket.client(for: proxy.localAddress)
         let start = DispatchTime.now().uptimeNanoseconds
         let collector = Task {
@@ -100,12 +107,13 @@ final class ProxyTests: XCTestCase {
         while next < count {
             let n = min(perMillisecond, count - next)
             let now = DispatchTime.now().uptimeNanoseconds
-            try await client.send((next..<next + n).map { i in
-                var buffer = ByteBuffer()
-                buffer.writeInteger(UInt32(i))
-                buffer.writeInteger(now)
-                return OutgoingDatagram(payload: buffer, to: proxy.localAddress)
-            })
+            try await client.send(
+                (next..<next + n).map { i in
+                    var buffer = ByteBuffer()
+                    buffer.writeInteger(UInt32(i))
+                    buffer.writeInteger(now)
+                    return OutgoingDatagram(payload: buffer, to: proxy.localAddress)
+                })
             next += n
             let due = start + UInt64(next / perMillisecond) * 1_000_000
             let after = DispatchTime.now().uptimeNanoseconds
@@ -140,12 +148,18 @@ final class ProxyTests: XCTestCase {
         proxyTask.cancel()
         try await proxyTask.value
         echoTask.cancel()
-        await a.close(); await b.close(); await echo.close()
+        await a.close()
+        await b.close()
+        await echo.close()
     }
 
     func testLossOver20000DatagramsIsWithinOneAndAHalfPoints() async throws {
         let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
-        let (proxy, task) = try await startProxy({ $0.up.loss = 0.3; $0.seed = 7 }, upstream: receiver.localAddress)
+        let (proxy, task) = try await startProxy(
+            {
+                $0.up.loss = 0.3
+                $0.seed = 7
+            }, upstream: receiver.localAddress)
         let arrived = try await pass(20_000, perMillisecond: 25, through: proxy, to: receiver)
         let counters = proxy.counters
         // On a busy machine the kernel may drop some before the proxy reads them: the loss is measured against
@@ -164,7 +178,12 @@ final class ProxyTests: XCTestCase {
         var runs: [[UInt32]] = []
         for _ in 0..<2 {
             let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
-            let (proxy, task) = try await startProxy({ $0.up.loss = 0.5; $0.up.duplicate = 0.1; $0.seed = 42 }, upstream: receiver.localAddress)
+            let (proxy, task) = try await startProxy(
+                {
+                    $0.up.loss = 0.5
+                    $0.up.duplicate = 0.1
+                    $0.seed = 42
+                }, upstream: receiver.localAddress)
             runs.append(try await pass(500, perMillisecond: 10, through: proxy, to: receiver).map(\.0))
             task.cancel()
             try await task.value
@@ -190,7 +209,11 @@ final class ProxyTests: XCTestCase {
 
     func testJitterStaysInItsBandAndKeepsTheOrder() async throws {
         let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
-        let (proxy, task) = try await startProxy({ $0.up.delay = .milliseconds(20); $0.up.jitter = .milliseconds(5) }, upstream: receiver.localAddress)
+        let (proxy, task) = try await startProxy(
+            {
+                $0.up.delay = .milliseconds(20)
+                $0.up.jitter = .milliseconds(5)
+            }, upstream: receiver.localAddress)
         let arrived = try await pass(300, perMillisecond: 1, through: proxy, to: receiver)
         XCTAssertEqual(arrived.map(\.0), (0..<300).map(UInt32.init))
         let delays = arrived.map { Double($0.1) / 1e6 }.sorted()
@@ -206,7 +229,12 @@ final class ProxyTests: XCTestCase {
 
     func testReorderDuplicateAndCorruptAreCountedAndSeen() async throws {
         let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
-        let (proxy, task) = try await startProxy({ $0.up.reorder = 0.1; $0.up.duplicate = 0.05; $0.seed = 3 }, upstream: receiver.localAddress)
+        let (proxy, task) = try await startProxy(
+            {
+                $0.up.reorder = 0.1
+                $0.up.duplicate = 0.05
+                $0.seed = 3
+            }, upstream: receiver.localAddress)
         let arrived = try await pass(2_000, perMillisecond: 5, through: proxy, to: receiver).map(\.0)
         let counters = proxy.counters.up
         XCTAssertEqual(arrived.count, 2_000 + counters.duplicated)
@@ -228,7 +256,8 @@ final class ProxyTests: XCTestCase {
 
     func testIdleMappingExpiresAndTheNextDatagramGetsANewOne() async throws {
         let upstream = try await UDPSocket.bind(to: loopback)
-        let (proxy, task) = try await startProxy({ $0.idleTimeout = .milliseconds(150) }, upstream: upstream.localAddress)
+        let (proxy, task) = try await startProxy(
+            { $0.idleTimeout = .milliseconds(150) }, upstream: upstream.localAddress)
         let client = try await UDPSocket.client(for: proxy.localAddress)
         try await client.send(bytes: [1], to: proxy.localAddress)
         let firstOrNil = try await upstream.receive(timeout: .seconds(2))
@@ -246,20 +275,27 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(proxy.counters.mappings, 2)
         task.cancel()
         try await task.value
-        await client.close(); await upstream.close()
+        await client.close()
+        await upstream.close()
     }
 
     func testRateLimitSerializesAndOverflowIsCounted() async throws {
         let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
         // 100 datagrams of 1,000 bytes at 400 kbit/s: 20 ms each; a 5,000-byte queue overflows.
-        let (proxy, task) = try await startProxy({
-            $0.up.rate = BitRate(bitsPerSecond: 400_000)
-            $0.up.queueLimit = 5_000
-        }, upstream: receiver.localAddress)
+        let (proxy, task) = try await startProxy(
+            {
+                $0.up.rate = BitRate(bitsPerSecond: 400_000)
+                $0.up.queueLimit = 5_000
+            }, upstream: receiver.localAddress)
         let client = try await UDPSocket.client(for: proxy.localAddress)
-        try await client.send((0..<100).map { _ in OutgoingDatagram(payload: ByteBuffer(repeating: 7, count: 1_000), to: proxy.localAddress) })
+        try await client.send(
+            (0..<100).map { _ in
+                OutgoingDatagram(payload: ByteBuffer(repeating: 7, count: 1_000), to: proxy.localAddress)
+            })
         var arrivals: [UInt64] = []
-        while let _ = try await receiver.receive(timeout: .milliseconds(300)) { arrivals.append(DispatchTime.now().uptimeNanoseconds) }
+        while (try await receiver.receive(timeout: .milliseconds(300))) != nil {
+            arrivals.append(DispatchTime.now().uptimeNanoseconds)
+        }
         let counters = proxy.counters.up
         XCTAssertEqual(counters.received, 100)
         XCTAssertEqual(arrivals.count, counters.forwarded)
@@ -270,7 +306,8 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(span, Double(arrivals.count - 1) * 20, accuracy: 10)
         task.cancel()
         try await task.value
-        await client.close(); await receiver.close()
+        await client.close()
+        await receiver.close()
     }
 
     /// A long delay holds datagrams in memory: the delay line keeps at most `queueLimit` bytes per client and
@@ -278,15 +315,19 @@ final class ProxyTests: XCTestCase {
     /// counted as discarded, not forwarded.
     func testDelayQueueIsBoundedAndDiscardedAtExit() async throws {
         let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
-        let (proxy, task) = try await startProxy({
-            $0.up.delay = .seconds(30)
-            $0.up.queueLimit = 5_000
-            $0.totalQueueLimit = 8_000
-        }, upstream: receiver.localAddress)
+        let (proxy, task) = try await startProxy(
+            {
+                $0.up.delay = .seconds(30)
+                $0.up.queueLimit = 5_000
+                $0.totalQueueLimit = 8_000
+            }, upstream: receiver.localAddress)
         let first = try await UDPSocket.client(for: proxy.localAddress)
         let second = try await UDPSocket.client(for: proxy.localAddress)
         for (index, client) in [first, second].enumerated() {
-            try await client.send((0..<20).map { _ in OutgoingDatagram(payload: ByteBuffer(repeating: 7, count: 1_000), to: proxy.localAddress) })
+            try await client.send(
+                (0..<20).map { _ in
+                    OutgoingDatagram(payload: ByteBuffer(repeating: 7, count: 1_000), to: proxy.localAddress)
+                })
             // The second client's datagrams arrive after the first's are queued.
             for _ in 0..<300 where proxy.counters.up.received < 20 * (index + 1) {
                 try await Task.sleep(for: .milliseconds(10))
@@ -307,17 +348,20 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(counters.discarded, 8)
         XCTAssertEqual(counters.overflowed, 32)
         XCTAssertEqual(proxy.queuedBytes, 0)
-        await first.close(); await second.close(); await receiver.close()
+        await first.close()
+        await second.close()
+        await receiver.close()
     }
 
     /// A delay longer than the idle timeout: the mapping is not idle while its datagram waits, so the datagram is
     /// delivered rather than discarded with an expired mapping.
     func testMappingWithQueuedDatagramsIsNotExpired() async throws {
         let receiver = try await UDPSocket.bind(to: loopback, options: receiverOptions())
-        let (proxy, task) = try await startProxy({
-            $0.up.delay = .milliseconds(600)
-            $0.idleTimeout = .milliseconds(100)
-        }, upstream: receiver.localAddress)
+        let (proxy, task) = try await startProxy(
+            {
+                $0.up.delay = .milliseconds(600)
+                $0.idleTimeout = .milliseconds(100)
+            }, upstream: receiver.localAddress)
         let client = try await UDPSocket.client(for: proxy.localAddress)
         try await client.send([OutgoingDatagram(bytes: Array("late".utf8), to: proxy.localAddress)])
         let arrived = try await receiver.receive(timeout: .seconds(5))
@@ -325,7 +369,8 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(proxy.counters.up.discarded, 0)
         task.cancel()
         try await task.value
-        await client.close(); await receiver.close()
+        await client.close()
+        await receiver.close()
     }
 
     /// Empty and largest datagrams go through whole both ways (the upstream sockets share one receive buffer of
@@ -344,7 +389,7 @@ final class ProxyTests: XCTestCase {
         task.cancel()
         try await task.value
         echoTask.cancel()
-        await client.close(); await echo.close()
+        await client.close()
+        await echo.close()
     }
 }
-

@@ -33,7 +33,9 @@ final class UnimpairedRelayTests: XCTestCase {
         configuration.maximumClients = 2
         let proxy = try await UDPProxy.bind(to: loopback, configuration: configuration)
         let proxyTask = Task { try await proxy.run() }
-        let clients = [try await UDPSocket.client(for: proxy.localAddress), try await UDPSocket.client(for: proxy.localAddress)]
+        let clients = [
+            try await UDPSocket.client(for: proxy.localAddress), try await UDPSocket.client(for: proxy.localAddress),
+        ]
         for (index, client) in clients.enumerated() {
             try await client.send(bytes: Array("first \(index)".utf8), to: proxy.localAddress)
             let answered = try await replies(client, expecting: 1)
@@ -60,8 +62,12 @@ final class UnimpairedRelayTests: XCTestCase {
     func testEveryDatagramIsReportedBothWays() async throws {
         let (echo, echoTask) = try await startEcho()
         let events = NIOLockedValueBox<[(UDPProxy.Direction, String)]>([])
-        let proxy = try await UDPProxy.bind(to: loopback, configuration: UDPProxy.Configuration(upstream: echo.localAddress)) { event in
-            events.withLockedValue { $0.append((event.direction, String(decoding: event.datagram.bytes, as: UTF8.self))) }
+        let proxy = try await UDPProxy.bind(
+            to: loopback, configuration: UDPProxy.Configuration(upstream: echo.localAddress)
+        ) { event in
+            events.withLockedValue {
+                $0.append((event.direction, String(decoding: event.datagram.bytes, as: UTF8.self)))
+            }
         }
         let proxyTask = Task { try await proxy.run() }
         let client = try await UDPSocket.client(for: proxy.localAddress)
@@ -74,6 +80,7 @@ final class UnimpairedRelayTests: XCTestCase {
         XCTAssertEqual(seen.filter { $0.0 == .up }.map(\.1), (0..<5).map { "m\($0)" })
         XCTAssertEqual(seen.filter { $0.0 == .down }.map(\.1), (0..<5).map { "m\($0)" })
         echoTask.cancel()
-        await client.close(); await echo.close()
+        await client.close()
+        await echo.close()
     }
 }

@@ -1,6 +1,7 @@
 import RoomProtocol
-@testable import UDPRoom
 import XCTest
+
+@testable import UDPRoom
 
 /// The client's side of the hardening, on `ClientCore` with a clock of the test's choosing.
 final class ClientCoreTests: XCTestCase {
@@ -42,8 +43,9 @@ final class ClientCoreTests: XCTestCase {
         }
 
         func welcome(heartbeat: UInt32 = 2000, timeout: UInt32 = 10000) -> Welcome {
-            Welcome(nonce: nonce, token: ClientCoreTests.tokenA, serverInstance: 1, maxTextBytes: 1000, historyCount: 0,
-                    heartbeatMillis: heartbeat, timeoutMillis: timeout)
+            Welcome(
+                nonce: nonce, token: ClientCoreTests.tokenA, serverInstance: 1, maxTextBytes: 1000, historyCount: 0,
+                heartbeatMillis: heartbeat, timeoutMillis: timeout)
         }
     }
 
@@ -93,7 +95,8 @@ final class ClientCoreTests: XCTestCase {
             XCTAssertNil(h.core.ending, "attempt \(attempt)")
             let joins = h.sent.count(where: { if case .join = $0 { true } else { false } })
             h.run(for: 600 * ms)
-            XCTAssertGreaterThan(h.sent.count(where: { if case .join = $0 { true } else { false } }), joins, "JOIN sent again")
+            XCTAssertGreaterThan(
+                h.sent.count(where: { if case .join = $0 { true } else { false } }), joins, "JOIN sent again")
         }
         h.hear(.refused(nonce: h.nonce, reason: .roomFull, text: "the room is full (3 members)"))
         XCTAssertEqual(h.core.ending, .refused(.roomFull, "the room is full (3 members)"))
@@ -114,7 +117,9 @@ final class ClientCoreTests: XCTestCase {
         h.hear(.refused(nonce: h.nonce, reason: .rateLimited, text: "too many JOINs from this address"))
         h.run(for: 3_100 * ms)
         guard case .failure(let error)? = h.core.takeOutcome() else { return XCTFail("no outcome") }
-        guard case RoomClientError.refused(.rateLimited, _)? = error as? RoomClientError else { return XCTFail("\(error)") }
+        guard case RoomClientError.refused(.rateLimited, _)? = error as? RoomClientError else {
+            return XCTFail("\(error)")
+        }
         XCTAssertFalse("\(error)".contains("running there"), "\(error)")
     }
 }
@@ -124,7 +129,9 @@ extension ClientCoreTests {
     /// reports that, rather than waiting for an answer it cannot read.
     func testAnOlderServersVersionRefusalIsReported() throws {
         var h = Harness()
-        var refusal = try RoomCodec.encode(ServerPacket.refused(nonce: h.nonce, reason: .unsupportedVersion, text: "this server speaks room protocol version 1 only"))
+        var refusal = try RoomCodec.encode(
+            ServerPacket.refused(
+                nonce: h.nonce, reason: .unsupportedVersion, text: "this server speaks room protocol version 1 only"))
         refusal[2] = 1
         h.core.receive(refusal, truncated: false, now: h.now)
         XCTAssertEqual(h.core.ending, .refused(.unsupportedVersion, "this server speaks room protocol version 1 only"))

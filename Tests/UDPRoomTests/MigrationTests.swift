@@ -37,7 +37,10 @@ final class RebindingNAT: Sendable {
     func rebind() async throws {
         let fresh = try await UDPSocket.bind(to: loopback)
         let (old, generation) = state.withLockedValue { state -> (UDPSocket, Int) in
-            defer { state.outside = fresh; state.generation += 1 }
+            defer {
+                state.outside = fresh
+                state.generation += 1
+            }
             return (state.outside, state.generation + 1)
         }
         await old.close()
@@ -96,13 +99,18 @@ final class MigrationTests: XCTestCase {
         try await nat.rebind()
         XCTAssertNotEqual(nat.outsideAddress, before)
         try await bob.client.say("after the move")
-        await alice.wait(timeout: 5, "bob's line from the new port") { _ in alice.messages.contains("bob: after the move") }
+        await alice.wait(timeout: 5, "bob's line from the new port") { _ in
+            alice.messages.contains("bob: after the move")
+        }
         try await alice.client.say("hello bob at your new port")
-        await bob.wait(timeout: 5, "alice's line at bob's new port") { _ in bob.messages.contains("alice: hello bob at your new port") }
+        await bob.wait(timeout: 5, "alice's line at bob's new port") { _ in
+            bob.messages.contains("alice: hello bob at your new port")
+        }
 
         XCTAssertEqual(running.server.counters.migrations, 1)
         XCTAssertGreaterThanOrEqual(running.server.counters.pathChallenges, 1)
-        XCTAssertTrue(running.events.withLockedValue { $0 }.contains(.moved(nick: "bob", from: before, to: nat.outsideAddress)))
+        XCTAssertTrue(
+            running.events.withLockedValue { $0 }.contains(.moved(nick: "bob", from: before, to: nat.outsideAddress)))
         XCTAssertFalse(bob.all.contains { if case .sessionEnded = $0 { true } else { false } }, "the session survived")
         await alice.client.close()
         await bob.client.close()

@@ -49,7 +49,9 @@ final class RoomReliabilityTests: XCTestCase {
             XCTAssertEqual(seen.count, 300, "\(member.client.nick) saw \(seen.count)")
             XCTAssertEqual(Set(seen).count, seen.count, "\(member.client.nick) saw duplicates")
             for nick in nicks {
-                XCTAssertEqual(seen.filter { $0.hasPrefix("\(nick): ") }, (0..<100).map { "\(nick): \(nick) \($0)" }, "\(member.client.nick) from \(nick)")
+                XCTAssertEqual(
+                    seen.filter { $0.hasPrefix("\(nick): ") }, (0..<100).map { "\(nick): \(nick) \($0)" },
+                    "\(member.client.nick) from \(nick)")
             }
             XCTAssertEqual(seen, members[0].messages, "every member sees the same order")
         }
@@ -59,8 +61,10 @@ final class RoomReliabilityTests: XCTestCase {
         XCTAssertGreaterThan(counters.up.reordered + counters.down.reordered, 0)
         XCTAssertGreaterThan(running.server.counters.retransmissions, 0)
         XCTAssertEqual(running.server.counters.messages, 300)
-        print("300 messages to 3 members through 20% loss, 5% duplication, 10% reordering: \(String(format: "%.2f", elapsed)) s; "
-            + "server retransmissions \(running.server.counters.retransmissions), proxy lost \(counters.up.dropped + counters.down.dropped)")
+        print(
+            "300 messages to 3 members through 20% loss, 5% duplication, 10% reordering: \(String(format: "%.2f", elapsed)) s; "
+                + "server retransmissions \(running.server.counters.retransmissions), proxy lost \(counters.up.dropped + counters.down.dropped)"
+        )
         for member in members { _ = await member.client.leave() }
         proxyTask.cancel()
         _ = try? await proxyTask.value
@@ -135,24 +139,31 @@ final class RoomReliabilityTests: XCTestCase {
         // send from exactly their addresses.
         var shared = UDPSocketOptions()
         shared.reusePort = true
-        let running = RunningServer(RoomServer(socket: try await UDPSocket.bind(to: loopback, options: shared), configuration: .fast()))
+        let running = RunningServer(
+            RoomServer(socket: try await UDPSocket.bind(to: loopback, options: shared), configuration: .fast()))
         var configuration = RoomClient.Configuration.fast()
         configuration.socketOptions.reusePort = true
         let alice = try await Transcript.join(running.address, "alice", configuration)
         let bob = try await Transcript.join(running.address, "bob")
         await bob.wait(for: .joined("bob"))
 
-        let asAlice = try await UDPSocket.bind(to: try UDPAddress(ip: "127.0.0.1", port: alice.client.localAddress.port!), options: shared)
-        let forged = try RoomCodec.encode(ClientPacket.command(
-            token: SessionToken.random(), sequence: 1, .say(kind: .text, text: "I am alice, send me your password")))
+        let asAlice = try await UDPSocket.bind(
+            to: try UDPAddress(ip: "127.0.0.1", port: alice.client.localAddress.port!), options: shared)
+        let forged = try RoomCodec.encode(
+            ClientPacket.command(
+                token: SessionToken.random(), sequence: 1, .say(kind: .text, text: "I am alice, send me your password"))
+        )
         try await asAlice.send(bytes: forged, to: running.address)
         await eventually("the server drops it") { running.server.counters.dropped[.unknownSession] == 1 }
         await asAlice.close()
 
         let asServer = try await UDPSocket.bind(to: running.address, options: shared)
-        let fakeDeliver = try RoomCodec.encode(ServerPacket.deliver(
-            token: SessionToken.random(), sequence: 1, .message(from: "server", kind: .text, text: "forged", unixMillis: 0, flags: [])))
-        try await asServer.send(bytes: fakeDeliver, to: try UDPAddress(ip: "127.0.0.1", port: bob.client.localAddress.port!))
+        let fakeDeliver = try RoomCodec.encode(
+            ServerPacket.deliver(
+                token: SessionToken.random(), sequence: 1,
+                .message(from: "server", kind: .text, text: "forged", unixMillis: 0, flags: [])))
+        try await asServer.send(
+            bytes: fakeDeliver, to: try UDPAddress(ip: "127.0.0.1", port: bob.client.localAddress.port!))
         await eventually("bob drops it") { bob.client.counters.foreign == 1 }
         await asServer.close()
 
@@ -195,12 +206,16 @@ final class RoomReliabilityTests: XCTestCase {
         let started = Date()
         try await sender.client.say("hello, hundred")
         for member in members {
-            await member.wait(timeout: 10, "the message") { _ in member.messages.contains("\(sender.client.nick): hello, hundred") }
+            await member.wait(timeout: 10, "the message") { _ in
+                member.messages.contains("\(sender.client.nick): hello, hundred")
+            }
         }
         let fanOut = Date().timeIntervalSince(started)
         XCTAssertLessThan(fanOut, 5, "fan-out to 100 members took \(fanOut) s")
-        print("100 members: joined in \(String(format: "%.2f", joinTime)) s; one message reached all in \(String(format: "%.3f", fanOut)) s; "
-            + "server sent \(running.server.counters.sent) datagrams, \(running.server.counters.retransmissions) of them again")
+        print(
+            "100 members: joined in \(String(format: "%.2f", joinTime)) s; one message reached all in \(String(format: "%.3f", fanOut)) s; "
+                + "server sent \(running.server.counters.sent) datagrams, \(running.server.counters.retransmissions) of them again"
+        )
         do {
             _ = try await RoomClient.join(running.address, nick: "m100", configuration: clientConfiguration)
             XCTFail("the 101st member got in")

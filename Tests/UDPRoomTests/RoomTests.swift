@@ -81,12 +81,14 @@ final class RoomTests: XCTestCase {
         XCTAssertEqual(bob.client.welcome?.historyCount, 3)
         await bob.wait(for: .joined("bob"))
         let history = bob.roomEvents.prefix(4).map(\.untimed)
-        XCTAssertEqual(history, [
-            .message(from: "alice", kind: .text, text: "m3", unixMillis: 0, flags: .history),
-            .message(from: "alice", kind: .text, text: "m4", unixMillis: 0, flags: .history),
-            .message(from: "alice", kind: .text, text: "m5", unixMillis: 0, flags: .history),
-            .joined("bob"),
-        ])
+        XCTAssertEqual(
+            history,
+            [
+                .message(from: "alice", kind: .text, text: "m3", unixMillis: 0, flags: .history),
+                .message(from: "alice", kind: .text, text: "m4", unixMillis: 0, flags: .history),
+                .message(from: "alice", kind: .text, text: "m5", unixMillis: 0, flags: .history),
+                .joined("bob"),
+            ])
         await alice.client.close()
         await bob.client.close()
         await running.stop()
@@ -167,7 +169,8 @@ final class RoomTests: XCTestCase {
     /// A pasted block larger than the room's burst: a client that paces itself gets every line through; one
     /// that does not has the excess dropped by the server, with a notice per dropped line.
     func testPacingKeepsAPasteUnderTheRoomsRateLimit() async throws {
-        let running = try await RunningServer(.fast(limits: RoomLimits(commandBurst: 10, commandRefillInterval: 20 * ms)))
+        let running = try await RunningServer(
+            .fast(limits: RoomLimits(commandBurst: 10, commandRefillInterval: 20 * ms)))
         let paced = try await Transcript.join(running.address, "paced", .fast(pacing: 8, every: 20 * ms))
         for n in 0..<30 { try await paced.client.say("line \(n)") }
         await paced.wait("30 lines") { _ in paced.messages.count == 30 }
@@ -176,7 +179,9 @@ final class RoomTests: XCTestCase {
         let eager = try await Transcript.join(running.address, "eager", .fast(pacing: nil))
         for n in 0..<30 { try await eager.client.say("line \(n)") }
         await eager.wait("30 answers") { _ in
-            eager.messages.filter { $0.hasPrefix("eager:") }.count + eager.roomEvents.filter { if case .notice(.rateLimited, _, _) = $0 { true } else { false } }.count == 30
+            eager.messages.filter { $0.hasPrefix("eager:") }.count
+                + eager.roomEvents.filter { if case .notice(.rateLimited, _, _) = $0 { true } else { false } }.count
+                == 30
         }
         XCTAssertGreaterThan(running.server.counters.dropped[.rateLimited] ?? 0, 10)
         await paced.client.close()

@@ -1,8 +1,9 @@
 import NIOCore
 import RoomProtocol
 import UDPKit
-@testable import UDPRoom
 import XCTest
+
+@testable import UDPRoom
 
 /// The server's rules against abuse, on `ServerCore` with a clock and addresses of the test's choosing: an
 /// attacker may put any source address on a datagram, which a unit test can do without raw sockets.
@@ -23,7 +24,8 @@ final class ServerCoreTests: XCTestCase {
 
         /// Feeds one packet, as if from `address`; returns what the server sent (to anyone) meanwhile.
         @discardableResult
-        mutating func send(_ packet: ClientPacket, from address: UDPAddress) -> [(to: UDPAddress, packet: ServerPacket)] {
+        mutating func send(_ packet: ClientPacket, from address: UDPAddress) -> [(to: UDPAddress, packet: ServerPacket)]
+        {
             let bytes = try! RoomCodec.encode(packet)
             received[address, default: 0] += bytes.count
             core.receive(bytes, truncated: false, from: address, now: now, unixMillis: 1)
@@ -50,7 +52,10 @@ final class ServerCoreTests: XCTestCase {
                 sent[datagram.destination, default: 0] += bytes.count
                 datagramsTo[datagram.destination, default: 0] += 1
                 if let refusal = RoomCodec.decodeVersionRefusal(bytes) {
-                    return (datagram.destination, .refused(nonce: refusal.nonce, reason: .unsupportedVersion, text: refusal.text))
+                    return (
+                        datagram.destination,
+                        .refused(nonce: refusal.nonce, reason: .unsupportedVersion, text: refusal.text)
+                    )
                 }
                 return (datagram.destination, try! RoomCodec.decodeServerPacket(bytes))
             }
@@ -102,7 +107,8 @@ final class ServerCoreTests: XCTestCase {
         XCTAssertEqual(fromVictim, 500 * 28)
         XCTAssertGreaterThan(toVictim, 0, "the victim address is challenged")
         XCTAssertLessThanOrEqual(toVictim, 3 * fromVictim, "amplification \(Double(toVictim) / Double(fromVictim))")
-        XCTAssertTrue(h.log.filter { $0.to == victim }.allSatisfy { if case .pathChallenge = $0.packet { true } else { false } })
+        XCTAssertTrue(
+            h.log.filter { $0.to == victim }.allSatisfy { if case .pathChallenge = $0.packet { true } else { false } })
         // The members' streams still go to their own addresses.
         for index in 0..<20 {
             XCTAssertGreaterThan(h.sent[Self.address("10.0.0.66", 5000 + index), default: 0], 20_000)
@@ -117,7 +123,9 @@ final class ServerCoreTests: XCTestCase {
         configuration.addressBurst = 10_000
         var h = Harness(configuration)
         _ = h.member("owner", at: attacker)
-        let nicks = ["a", "owner", "\u{7}", String(repeating: "n", count: 24), "\u{3164}", String(repeating: "é", count: 64)]
+        let nicks = [
+            "a", "owner", "\u{7}", String(repeating: "n", count: 24), "\u{3164}", String(repeating: "é", count: 64),
+        ]
         for nick in nicks {
             h.send(.join(nonce: 1, nick: nick), from: victim)
         }
@@ -126,7 +134,8 @@ final class ServerCoreTests: XCTestCase {
         h.received[victim, default: 0] += oldJoin.count
         h.core.receive(oldJoin, truncated: false, from: victim, now: h.now, unixMillis: 1)
         h.advance(50 * ms)
-        XCTAssertEqual(h.datagramsTo[victim], nicks.count + 2, "every JOIN, the stray token and the old JOIN are answered")
+        XCTAssertEqual(
+            h.datagramsTo[victim], nicks.count + 2, "every JOIN, the stray token and the old JOIN are answered")
         XCTAssertLessThanOrEqual(h.sent[victim, default: 0], 3 * h.received[victim, default: 0])
 
         // The worst single exchange: the shortest datagram that gets an answer, a JOIN of another version
@@ -138,7 +147,9 @@ final class ServerCoreTests: XCTestCase {
         let answer = h.sent[other, default: 0]
         XCTAssertGreaterThan(answer, 0)
         XCTAssertLessThanOrEqual(answer, 3 * bare.count)
-        print("worst answer to an unproven address: \(answer) bytes for \(bare.count): ×\(Double(answer) / Double(bare.count))")
+        print(
+            "worst answer to an unproven address: \(answer) bytes for \(bare.count): ×\(Double(answer) / Double(bare.count))"
+        )
     }
 
     /// A member whose address really changed (a NAT rebinding) moves once it answers the challenge from there;
@@ -155,7 +166,8 @@ final class ServerCoreTests: XCTestCase {
             return XCTFail("no challenge to the new address: \(out)")
         }
         h.advance(100 * ms)
-        XCTAssertTrue(h.log.filter { $0.to == new }.allSatisfy { if case .pathChallenge = $0.packet { true } else { false } })
+        XCTAssertTrue(
+            h.log.filter { $0.to == new }.allSatisfy { if case .pathChallenge = $0.packet { true } else { false } })
         XCTAssertTrue(h.log.contains { if $0.to == old, case .deliver(_, _, .who) = $0.packet { true } else { false } })
         // A wrong answer moves nothing.
         h.send(.pathResponse(token: alice, challenge: challenge &+ 1), from: new)
@@ -168,7 +180,9 @@ final class ServerCoreTests: XCTestCase {
         h.advance(500 * ms)
         let after = h.log[before...]
         XCTAssertTrue(after.contains { $0.to == new && $0.packet == .pong(token: alice, echo: 5) })
-        XCTAssertTrue(after.contains { if $0.to == new, case .deliver(_, _, .who) = $0.packet { true } else { false } }, "the stream follows")
+        XCTAssertTrue(
+            after.contains { if $0.to == new, case .deliver(_, _, .who) = $0.packet { true } else { false } },
+            "the stream follows")
         XCTAssertFalse(after.contains { $0.to == old })
         // A late packet from the old address gets a challenge there; answered from the new address (where the
         // member is now), it does not move the member back.
@@ -241,7 +255,9 @@ final class ServerCoreTests: XCTestCase {
         var refusedPerAddress = 0
         for round in 0..<10 {
             for squatter in 0..<3 {
-                let out = h.send(.join(nonce: .random(in: 1...UInt64.max), nick: "s\(squatter)x\(round)"), from: Self.address("198.51.100.\(squatter + 1)", 9))
+                let out = h.send(
+                    .join(nonce: .random(in: 1...UInt64.max), nick: "s\(squatter)x\(round)"),
+                    from: Self.address("198.51.100.\(squatter + 1)", 9))
                 if case .refused(_, .rateLimited, _)? = out.first?.packet { refusedPerAddress += 1 }
             }
             h.advance(100 * ms)
@@ -266,7 +282,9 @@ final class ServerCoreTests: XCTestCase {
         let out = h.send(.join(nonce: 3, nick: "silent"), from: victim)
         guard case .welcome(let welcome)? = out.first?.packet else { return XCTFail("\(out)") }
         for sequence in 1...(ServerCore.pendingBacklog + 1) {
-            h.send(.command(token: talker, sequence: UInt64(sequence), .say(kind: .text, text: "line \(sequence)")), from: attacker)
+            h.send(
+                .command(token: talker, sequence: UInt64(sequence), .say(kind: .text, text: "line \(sequence)")),
+                from: attacker)
         }
         XCTAssertEqual(h.core.counters.dropped[.pendingJoinLimit], 1)
         XCTAssertEqual(h.datagramsTo[victim], 1, "the WELCOME only")
@@ -308,8 +326,11 @@ final class ServerCoreTests: XCTestCase {
         // JOINs over their own limit get a (limited) refusal that says so, instead of silence.
         var refusals = 0
         for nonce in 10..<30 {
-            let answer = h.send(.join(nonce: UInt64(nonce), nick: "c\(nonce)"), from: Self.address("203.0.113.5", 40003))
-            if case .refused(_, .rateLimited, let text)? = answer.first?.packet, text.hasPrefix("too many JOINs") { refusals += 1 }
+            let answer = h.send(
+                .join(nonce: UInt64(nonce), nick: "c\(nonce)"), from: Self.address("203.0.113.5", 40003))
+            if case .refused(_, .rateLimited, let text)? = answer.first?.packet, text.hasPrefix("too many JOINs") {
+                refusals += 1
+            }
         }
         XCTAssertEqual(refusals, 1, "one refusal a second per address")
     }

@@ -26,7 +26,9 @@ final class ServerProtocolTests: XCTestCase {
 
         /// The next packet within `timeout` seconds, nil if none came.
         func next(timeout: Double = 2) async throws -> ServerPacket? {
-            guard let datagram = try await socket.receive(timeout: .milliseconds(Int64(timeout * 1000))) else { return nil }
+            guard let datagram = try await socket.receive(timeout: .milliseconds(Int64(timeout * 1000))) else {
+                return nil
+            }
             return try RoomCodec.decodeServerPacket(datagram.bytes)
         }
 
@@ -80,10 +82,12 @@ final class ServerProtocolTests: XCTestCase {
         try await raw.send(.ack(token: welcome.token, Acknowledgement(cumulative: 0)))
         let packets = try await raw.until { if case .deliver(_, _, .joined("bob")) = $0 { true } else { false } }
         // What was said after the WELCOME waited in bob's stream.
-        XCTAssertEqual(events(packets).map(\.untimed), [
-            .message(from: "alice", kind: .text, text: "before bob confirmed", unixMillis: 0, flags: []),
-            .joined("bob"),
-        ])
+        XCTAssertEqual(
+            events(packets).map(\.untimed),
+            [
+                .message(from: "alice", kind: .text, text: "before bob confirmed", unixMillis: 0, flags: []),
+                .joined("bob"),
+            ])
         await alice.wait(for: .joined("bob"))
         await alice.client.close()
         await raw.close()
@@ -93,7 +97,9 @@ final class ServerProtocolTests: XCTestCase {
     func testMalformedAndForeignDatagramsAreCountedNotAnswered() async throws {
         let running = try await RunningServer()
         let raw = try await RawMember.open(running.address)
-        var garbage: [[UInt8]] = [[], [0x55], Array("hello".utf8), [0x55, 0x52, 0x01, 0x90], [0x55, 0x52, 0x01, 0x10, 1, 2, 3]]
+        var garbage: [[UInt8]] = [
+            [], [0x55], Array("hello".utf8), [0x55, 0x52, 0x01, 0x90], [0x55, 0x52, 0x01, 0x10, 1, 2, 3],
+        ]
         var join = try RoomCodec.encode(ClientPacket.join(nonce: 7, nick: "x"))
         join.append(0)
         garbage.append(join)
@@ -105,7 +111,9 @@ final class ServerProtocolTests: XCTestCase {
 
         // A JOIN of a future version gets a REFUSED of this version echoing its nonce.
         try await raw.send(raw: [0x55, 0x52, 0x03, 0x01, 0, 0, 0, 0, 0, 0, 0, 9, 0xFF])
-        guard case .refused(9, .unsupportedVersion, _)? = try await raw.next() else { return XCTFail("no version refusal") }
+        guard case .refused(9, .unsupportedVersion, _)? = try await raw.next() else {
+            return XCTFail("no version refusal")
+        }
         // A version-1 JOIN gets it in version 1, which an old client reads.
         try await raw.send(raw: [0x55, 0x52, 0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 10, 0, 1, 0x61])
         let old = try await raw.socket.receive(timeout: .seconds(2))
@@ -127,7 +135,8 @@ final class ServerProtocolTests: XCTestCase {
     }
 
     func testRefusedCommandsGetNoticesAndLeaveEndsTheSession() async throws {
-        let running = try await RunningServer(.fast(limits: RoomLimits(maxTextBytes: 20, commandBurst: 6, commandRefillInterval: 10_000 * ms)))
+        let running = try await RunningServer(
+            .fast(limits: RoomLimits(maxTextBytes: 20, commandBurst: 6, commandRefillInterval: 10_000 * ms)))
         let raw = try await RawMember.open(running.address)
         let welcome = try await raw.join("bob")
         let token = welcome.token
@@ -159,7 +168,12 @@ final class ServerProtocolTests: XCTestCase {
             }
         }
         XCTAssertEqual(acknowledged, 7, "every command is acknowledged, refused or not")
-        XCTAssertEqual(notices, [1: .textTooLong, 2: .invalidText, 3: .unsupportedCommand, 4: .unsupportedCommand, 5: .invalidNick, 7: .rateLimited])
+        XCTAssertEqual(
+            notices,
+            [
+                1: .textTooLong, 2: .invalidText, 3: .unsupportedCommand, 4: .unsupportedCommand, 5: .invalidNick,
+                7: .rateLimited,
+            ])
         XCTAssertEqual(running.server.counters.dropped[.rejected], 5)
         XCTAssertEqual(running.server.counters.dropped[.rateLimited], 1)
 

@@ -48,9 +48,13 @@ final class RunningServer: Sendable {
     let task: Task<Void, any Error>
     let events: NIOLockedValueBox<[RoomServer.Event]>
 
-    convenience init(_ configuration: RoomServer.Configuration = .fast(), at address: UDPAddress = loopback) async throws {
+    convenience init(_ configuration: RoomServer.Configuration = .fast(), at address: UDPAddress = loopback)
+        async throws
+    {
         let events = NIOLockedValueBox<[RoomServer.Event]>([])
-        let server = try await RoomServer.bind(to: address, configuration: configuration) { event in events.withLockedValue { $0.append(event) } }
+        let server = try await RoomServer.bind(to: address, configuration: configuration) { event in
+            events.withLockedValue { $0.append(event) }
+        }
         self.init(server, events: events)
     }
 
@@ -89,7 +93,9 @@ final class Transcript: Sendable {
         }
     }
 
-    static func join(_ server: UDPAddress, _ nick: String, _ configuration: RoomClient.Configuration = .fast()) async throws -> Transcript {
+    static func join(_ server: UDPAddress, _ nick: String, _ configuration: RoomClient.Configuration = .fast())
+        async throws -> Transcript
+    {
         Transcript(try await RoomClient.join(server, nick: nick, configuration: configuration))
     }
 
@@ -106,7 +112,10 @@ final class Transcript: Sendable {
 
     /// Waits up to `timeout` seconds until `condition` holds for what was heard.
     @discardableResult
-    func wait(timeout: Double = 5, file: StaticString = #filePath, line: UInt = #line, _ what: String = "", until condition: ([RoomClient.Event]) -> Bool) async -> Bool {
+    func wait(
+        timeout: Double = 5, file: StaticString = #filePath, line: UInt = #line, _ what: String = "",
+        until condition: ([RoomClient.Event]) -> Bool
+    ) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition(all) { return true }
@@ -126,15 +135,19 @@ extension RoomEvent {
     /// The event without its time, for comparisons.
     var untimed: RoomEvent {
         switch self {
-        case .message(let from, let kind, let text, _, let flags): .message(from: from, kind: kind, text: text, unixMillis: 0, flags: flags)
-        case .privateMessage(let from, let to, let text, _, let flags): .privateMessage(from: from, to: to, text: text, unixMillis: 0, flags: flags)
+        case .message(let from, let kind, let text, _, let flags):
+            .message(from: from, kind: kind, text: text, unixMillis: 0, flags: flags)
+        case .privateMessage(let from, let to, let text, _, let flags):
+            .privateMessage(from: from, to: to, text: text, unixMillis: 0, flags: flags)
         default: self
         }
     }
 }
 
 /// Waits up to `timeout` seconds for `condition`.
-func eventually(timeout: Double = 5, _ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool) async {
+func eventually(
+    timeout: Double = 5, _ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool
+) async {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if condition() { return }

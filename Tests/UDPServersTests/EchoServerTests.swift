@@ -6,7 +6,9 @@ import UDPServers
 import XCTest
 
 final class EchoServerTests: XCTestCase {
-    private func start(_ configuration: EchoServer.Configuration = .init()) async throws -> (EchoServer, Task<Void, any Error>) {
+    private func start(_ configuration: EchoServer.Configuration = .init()) async throws -> (
+        EchoServer, Task<Void, any Error>
+    ) {
         let socket = try await UDPSocket.bind(to: UDPAddress(ip: "127.0.0.1", port: 0))
         let server = EchoServer(socket: socket, configuration: configuration)
         return (server, Task { try await server.run() })
@@ -17,7 +19,8 @@ final class EchoServerTests: XCTestCase {
         let client = try await UDPSocket.connect(to: server.socket.localAddress)
         for size in [0, 1, 1_472, 65_507] {
             let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 ^ size) }
-            let reply = try await client.request(ByteBuffer(bytes: bytes), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
+            let reply = try await client.request(
+                ByteBuffer(bytes: bytes), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
             XCTAssertEqual(reply.datagram.bytes, bytes, "size \(size)")
         }
         // The server counts a batch once its send completed, which can be just after the reply arrived here.
@@ -37,7 +40,8 @@ final class EchoServerTests: XCTestCase {
             let group = ServiceGroup(services: [server])
             let task = Task { try await group.run() }
             let client = try await UDPSocket.connect(to: server.localAddress)
-            let reply = try await client.request(ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .seconds(1), retries: 2))
+            let reply = try await client.request(
+                ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .seconds(1), retries: 2))
             XCTAssertEqual(reply.datagram.bytes, Array("ping".utf8))
             let drops = server.kernelDrops
 
@@ -72,10 +76,15 @@ final class EchoServerTests: XCTestCase {
 
     func testTemplateRendering() throws {
         let sender = try UDPAddress(ip: "10.0.0.5", port: 4242)
-        let datagram = Datagram(payload: ByteBuffer(bytes: [0xC4, 0xE3]), sender: sender, receivedAt: Date(timeIntervalSince1970: 0))
+        let datagram = Datagram(
+            payload: ByteBuffer(bytes: [0xC4, 0xE3]), sender: sender, receivedAt: Date(timeIntervalSince1970: 0))
         let template = try ReplyTemplate("你{text}|{hex}|{from}:{port}|{time}|{count}", encoding: .gbk)
-        XCTAssertEqual(template.render(datagram, count: 3), [0xC4, 0xE3, 0xC4, 0xE3] + Array("|c4e3|10.0.0.5:4242|1970-01-01T00:00:00.000Z|3".utf8))
-        XCTAssertThrowsError(try ReplyTemplate("Hello {name}")) { XCTAssertTrue("\($0)".contains("unknown placeholder {name}")) }
+        XCTAssertEqual(
+            template.render(datagram, count: 3),
+            [0xC4, 0xE3, 0xC4, 0xE3] + Array("|c4e3|10.0.0.5:4242|1970-01-01T00:00:00.000Z|3".utf8))
+        XCTAssertThrowsError(try ReplyTemplate("Hello {name}")) {
+            XCTAssertTrue("\($0)".contains("unknown placeholder {name}"))
+        }
         XCTAssertThrowsError(try ReplyTemplate("Hello {text")) { XCTAssertTrue("\($0)".contains("unclosed")) }
         XCTAssertThrowsError(try ReplyTemplate("a } b")) { XCTAssertTrue("\($0)".contains("unmatched")) }
     }
@@ -182,7 +191,9 @@ final class EchoServerTests: XCTestCase {
         while try await client.receive(timeout: .milliseconds(300)) != nil { replies += 1 }
         XCTAssertEqual(replies, 3)
         XCTAssertEqual(server.counters.dropped[.amplification], 7)
-        XCTAssertLessThanOrEqual(server.counters.repliedBytes + 28 * server.counters.replied, 3 * (server.counters.receivedBytes + 28 * server.counters.received))
+        XCTAssertLessThanOrEqual(
+            server.counters.repliedBytes + 28 * server.counters.replied,
+            3 * (server.counters.receivedBytes + 28 * server.counters.received))
         task.cancel()
         await client.close()
         await server.socket.close()
@@ -195,11 +206,11 @@ final class EchoServerTests: XCTestCase {
         let server = EchoServer(socket: socket)
         let task = Task { try await server.run() }
         let client = try await UDPSocket.connect(to: socket.localAddress)
-        let reply = try await client.request(ByteBuffer(string: "unicast"), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
+        let reply = try await client.request(
+            ByteBuffer(string: "unicast"), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
         XCTAssertEqual(String(buffer: reply.datagram.payload), "unicast")
         task.cancel()
         await client.close()
         await socket.close()
     }
 }
-

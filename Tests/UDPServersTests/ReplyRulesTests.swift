@@ -1,8 +1,8 @@
 import Foundation
 import NIOCore
 import UDPKit
-import UDPText
 import UDPServers
+import UDPText
 import XCTest
 
 final class ReplyRulesTests: XCTestCase {
@@ -60,7 +60,9 @@ final class ReplyRulesTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(texts): \(error)")
             }
         }
-        XCTAssertThrowsError(try ReplyRules(parsing: ["regex:(unclosed => x"])) { XCTAssertTrue("\($0)".contains("bad regex"), "\($0)") }
+        XCTAssertThrowsError(try ReplyRules(parsing: ["regex:(unclosed => x"])) {
+            XCTAssertTrue("\($0)".contains("bad regex"), "\($0)")
+        }
     }
 
     func testRulesFile() throws {
@@ -88,7 +90,8 @@ final class ReplyRulesTests: XCTestCase {
         let server = EchoServer(socket: socket, configuration: config)
         let task = Task { try await server.run() }
         let client = try await UDPSocket.connect(to: socket.localAddress)
-        let reply = try await client.request(ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
+        let reply = try await client.request(
+            ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .seconds(1), retries: 1))
         XCTAssertEqual(String(buffer: reply.datagram.payload), "pong")
         try await client.send(ByteBuffer(string: "other"))
         let nothing = try await client.receive(timeout: .milliseconds(200))

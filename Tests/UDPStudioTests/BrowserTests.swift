@@ -6,18 +6,27 @@ import XCTest
 /// `STUDIO_SCREENSHOT=docs/studio.png` keeps the screenshot the script takes.
 final class BrowserTests: XCTestCase {
     func testThePageInHeadlessChromium() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Browser/studio_browser.py").path
-        let ready = (try? python("import selenium, shutil, sys; sys.exit(0 if shutil.which('chromium') and shutil.which('chromedriver') else 1)").status) == 0
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Browser/studio_browser.py"
+        ).path
+        let ready =
+            (try? python(
+                "import selenium, shutil, sys; sys.exit(0 if shutil.which('chromium') and shutil.which('chromedriver') else 1)"
+            ).status) == 0
         if !ready {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("CI needs chromium, chromium-driver and selenium (.ci/run installs them)") }
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("CI needs chromium, chromium-driver and selenium (.ci/run installs them)")
+            }
             throw XCTSkip("chromium, chromedriver or selenium missing")
         }
-        let screenshot = ProcessInfo.processInfo.environment["STUDIO_SCREENSHOT"]
+        let screenshot =
+            ProcessInfo.processInfo.environment["STUDIO_SCREENSHOT"]
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("udp-studio-\(UUID().uuidString).png").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-u", script, udpBinaryPath, screenshot]
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("udp-studio-browser-\(UUID().uuidString).log")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "udp-studio-browser-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         process.standardOutput = handle

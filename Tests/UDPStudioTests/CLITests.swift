@@ -4,12 +4,15 @@ import XCTest
 
 /// `udp studio`, `udp packets` and `udp send @NAME` as a user runs them.
 final class StudioCLITests: XCTestCase {
-    private func udp(_ arguments: [String], config: URL, timeout: Double = 10) throws -> (status: Int32, stdout: String, stderr: String) {
+    private func udp(_ arguments: [String], config: URL, timeout: Double = 10) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: udpBinaryPath)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": config.path]) { $1 }
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
@@ -20,8 +23,10 @@ final class StudioCLITests: XCTestCase {
             XCTFail("udp \(arguments) did not finish")
         }
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-                String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        )
     }
 
     private func configDirectory() -> URL {
@@ -36,8 +41,11 @@ final class StudioCLITests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: udpBinaryPath)
         process.arguments = ["studio", "--http", "127.0.0.1:0", "--no-browser"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": configDirectory().path]) { $1 }
-        let out = Pipe(), err = Pipe()
+        process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": configDirectory().path]) {
+            $1
+        }
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
@@ -53,7 +61,8 @@ final class StudioCLITests: XCTestCase {
 
     func testPrintsTheURLAndStopsCleanlyOnSIGTERM() throws {
         let (process, url, _) = try startStudio()
-        XCTAssertNotNil(url.range(of: #"^http://127\.0\.0\.1:[0-9]+/\?token=[0-9a-f]{64}$"#, options: .regularExpression), url)
+        XCTAssertNotNil(
+            url.range(of: #"^http://127\.0\.0\.1:[0-9]+/\?token=[0-9a-f]{64}$"#, options: .regularExpression), url)
         // A second studio on the same port is a clear error.
         let port = url.split(separator: ":")[2].split(separator: "/")[0]
         let busy = try udp(["studio", "--http", "127.0.0.1:\(port)", "--no-browser"], config: configDirectory())
@@ -72,23 +81,27 @@ final class StudioCLITests: XCTestCase {
     func testASecondSIGINTStopsAShutdownThatAStalledClientHolds() throws {
         let (process, url, err) = try startStudio()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        guard let match = url.range(of: #"^http://127\.0\.0\.1:([0-9]+)/\?token=([0-9a-f]{64})$"#, options: .regularExpression) else {
+        guard
+            let match = url.range(
+                of: #"^http://127\.0\.0\.1:([0-9]+)/\?token=([0-9a-f]{64})$"#, options: .regularExpression)
+        else {
             return XCTFail("no URL: \(url)")
         }
         let parts = url[match].split(separator: ":")[2].split(separator: "/")
         let port = String(parts[0])
         let token = String(url.split(separator: "=").last ?? "")
         // A POST whose head arrives but whose body stops after 7 of its 1,000 bytes, held open for at most 20 s.
-        let client = try PythonPeer("""
-        import socket, sys, time
-        port, token = sys.argv[1], sys.argv[2]
-        s = socket.create_connection(("127.0.0.1", int(port)))
-        head = "POST /api/send HTTP/1.1\\r\\nHost: 127.0.0.1:%s\\r\\nAuthorization: Bearer %s\\r\\n" % (port, token)
-        head += "Content-Type: application/json\\r\\nContent-Length: 1000\\r\\n\\r\\n"
-        s.sendall(head.encode() + b'{"to":"')
-        print("stalled", flush=True)
-        time.sleep(20)
-        """, [port, token])
+        let client = try PythonPeer(
+            """
+            import socket, sys, time
+            port, token = sys.argv[1], sys.argv[2]
+            s = socket.create_connection(("127.0.0.1", int(port)))
+            head = "POST /api/send HTTP/1.1\\r\\nHost: 127.0.0.1:%s\\r\\nAuthorization: Bearer %s\\r\\n" % (port, token)
+            head += "Content-Type: application/json\\r\\nContent-Length: 1000\\r\\n\\r\\n"
+            s.sendall(head.encode() + b'{"to":"')
+            print("stalled", flush=True)
+            time.sleep(20)
+            """, [port, token])
         defer { client.process.terminate() }
         XCTAssertEqual(client.firstLine(), "stalled")
         usleep(300_000)
@@ -129,7 +142,9 @@ final class StudioCLITests: XCTestCase {
 
         let list = try udp(["packets"], config: config)
         XCTAssertEqual(list.status, 0)
-        XCTAssertTrue(list.stdout.contains("hello") && list.stdout.contains("127.0.0.1:\(port)") && list.stdout.contains("hex de ad be ef"), list.stdout)
+        XCTAssertTrue(
+            list.stdout.contains("hello") && list.stdout.contains("127.0.0.1:\(port)")
+                && list.stdout.contains("hex de ad be ef"), list.stdout)
         let json = try udp(["packets", "--json"], config: config)
         XCTAssertEqual(json.stdout.split(separator: "\n").count, 2)
 

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import UDPStudio
 import UDPStudioWeb
 import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A raw HTTP/1.1 client over a TCP socket, so tests control every header (Host, Origin) the way an attacker's page
 /// or a script would.
@@ -27,25 +28,35 @@ enum RawHTTP {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard result == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        guard result == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
         return fd
     }
 
-    static func requestText(_ method: String, _ path: String, port: Int, headers: [String: String], body: Data?) -> Data {
+    static func requestText(_ method: String, _ path: String, port: Int, headers: [String: String], body: Data?) -> Data
+    {
         var head = "\(method) \(path) HTTP/1.1\r\n"
         var all = headers
         if all["Host"] == nil { all["Host"] = "127.0.0.1:\(port)" }
         all["Connection"] = "close"
         if let body { all["Content-Length"] = String(body.count) }
-        for (name, value) in all.sorted(by: { $0.key < $1.key }) where !value.isEmpty { head += "\(name): \(value)\r\n" }
+        for (name, value) in all.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
+            head += "\(name): \(value)\r\n"
+        }
         head += "\r\n"
         return Data(head.utf8) + (body ?? Data())
     }
 
     /// Sends one request and reads the whole reply (the server closes after it).
-    static func send(_ method: String, _ path: String, port: Int, headers: [String: String] = [:], json: Any? = nil) throws -> HTTPReply {
+    static func send(_ method: String, _ path: String, port: Int, headers: [String: String] = [:], json: Any? = nil)
+        throws -> HTTPReply
+    {
         var headers = headers
         var body: Data?
         if let json {
@@ -73,7 +84,8 @@ enum RawHTTP {
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         var body = Data(data[split.upperBound...])
         if headers["transfer-encoding"] == "chunked" { body = dechunk(body) }
@@ -87,7 +99,10 @@ enum RawHTTP {
             let size = Int(String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self), radix: 16) ?? 0
             if size == 0 { break }
             let start = lineEnd.upperBound
-            guard rest.distance(from: start, to: rest.endIndex) >= size else { out.append(rest[start...]); break }
+            guard rest.distance(from: start, to: rest.endIndex) >= size else {
+                out.append(rest[start...])
+                break
+            }
             let end = rest.index(start, offsetBy: size)
             out.append(rest[start..<end])
             rest = rest[(rest.index(end, offsetBy: 2, limitedBy: rest.endIndex) ?? rest.endIndex)...]
@@ -139,6 +154,7 @@ let udpBinaryPath: String = {
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         dir = dir.deletingLastPathComponent()
     }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent(".build/debug/udp").path
 }()

@@ -2,7 +2,9 @@ import Foundation
 import XCTest
 
 /// A python3 peer: runs `script` with `arguments`, waits up to `timeout` seconds, returns its exit status and stdout.
-func python(_ script: String, _ arguments: [String] = [], timeout: Double = 10) throws -> (status: Int32, output: String) {
+func python(_ script: String, _ arguments: [String] = [], timeout: Double = 10) throws -> (
+    status: Int32, output: String
+) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", "-c", script] + arguments
@@ -62,19 +64,19 @@ final class PythonPeer: @unchecked Sendable {
 /// A receiver on 127.0.0.1 that prints its port, then one hex line per datagram until `count` arrived or `seconds`
 /// passed with nothing.
 let pythonReceiver = """
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1], flush=True)
-s.settimeout(float(sys.argv[2]))
-n = int(sys.argv[1])
-try:
-    for _ in range(n):
-        data, addr = s.recvfrom(65535)
-        print(data.hex(), addr[1], flush=True)
-except socket.timeout:
-    pass
-"""
+    import socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1], flush=True)
+    s.settimeout(float(sys.argv[2]))
+    n = int(sys.argv[1])
+    try:
+        for _ in range(n):
+            data, addr = s.recvfrom(65535)
+            print(data.hex(), addr[1], flush=True)
+    except socket.timeout:
+        pass
+    """
 
 /// Polls `condition` every 10 ms for up to `timeout` seconds.
 func eventually(timeout: Double = 5, _ condition: () -> Bool) async -> Bool {

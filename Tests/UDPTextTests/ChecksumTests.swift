@@ -54,13 +54,17 @@ final class SendTemplateTests: XCTestCase {
 
     func testTimePlaceholders() throws {
         let now = Date(timeIntervalSince1970: 1_700_000_000.25)
-        XCTAssertEqual(String(decoding: try SendTemplate("{unixtime}").render(counter: 1, now: now), as: UTF8.self), "1700000000")
-        XCTAssertEqual(String(decoding: try SendTemplate("{time}").render(counter: 1, now: now), as: UTF8.self), "2023-11-14T22:13:20.250Z")
+        XCTAssertEqual(
+            String(decoding: try SendTemplate("{unixtime}").render(counter: 1, now: now), as: UTF8.self), "1700000000")
+        XCTAssertEqual(
+            String(decoding: try SendTemplate("{time}").render(counter: 1, now: now), as: UTF8.self),
+            "2023-11-14T22:13:20.250Z")
     }
 
     func testRandomBytesAreHexOfTheRightLength() throws {
         let template = try SendTemplate("{random:4}")
-        let a = template.render(counter: 1), b = template.render(counter: 2)
+        let a = template.render(counter: 1)
+        let b = template.render(counter: 2)
         XCTAssertEqual(a.count, 8)
         XCTAssertTrue(a.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         // 32 random bits twice: equal with probability 2^-32.

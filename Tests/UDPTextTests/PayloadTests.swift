@@ -99,7 +99,8 @@ final class PayloadTests: XCTestCase {
         // An invalid character wins over an odd count.
         assertError(.invalidHexDigit("q", position: 1)) { () throws(PayloadError) in try Hex.parse("4q") }
         // Control characters are shown escaped in the one-line message.
-        assertError(.invalidHexDigit("\u{1B}", position: 2)) { () throws(PayloadError) in try Hex.parse("48\u{1B}[31m") }
+        assertError(.invalidHexDigit("\u{1B}", position: 2)) { () throws(PayloadError) in try Hex.parse("48\u{1B}[31m")
+        }
     }
 
     func testHexParseErrorDescription() {
@@ -540,7 +541,9 @@ final class PayloadTests: XCTestCase {
     // MARK: - TerminalText
 
     func testTerminalTextUnchanged() {
-        for text in ["", "hello world", "你好，世界", "こんにちは", "😀👍🏽👨‍👩‍👧", "e\u{301}", "tab-free ~!@#$%^&*()", "\u{A0}\u{2027}\u{202F}¥"] {
+        for text in [
+            "", "hello world", "你好，世界", "こんにちは", "😀👍🏽👨‍👩‍👧", "e\u{301}", "tab-free ~!@#$%^&*()", "\u{A0}\u{2027}\u{202F}¥",
+        ] {
             XCTAssertEqual(TerminalText.escape(text), text)
             XCTAssertEqual(TerminalText.escapeKeepingLines(text), text)
         }
@@ -608,7 +611,8 @@ final class PayloadTests: XCTestCase {
             .unencodable("😀", encoding: .gbk), .unencodable("\u{85}", encoding: .shiftJIS),
             .unencodable("€", encoding: .latin1), .unencodable("\u{E000}", encoding: .gb18030),
             .unencodable("x", encoding: .utf8),
-            .invalidEscape(#"\q"#, position: 0), .invalidEscape("\\\r", position: 9), .invalidEscape(#"\"#, position: 2),
+            .invalidEscape(#"\q"#, position: 0), .invalidEscape("\\\r", position: 9),
+            .invalidEscape(#"\"#, position: 2),
         ]
         for error in errors {
             assertOneLine(error.description)

@@ -8,7 +8,10 @@ final class BenchCLITests: XCTestCase {
         let server = try Run.python(Peer.echo, ["127.0.0.1", "3"])
         let port = try Peer.port(of: server)
         defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
-        let result = try Run.udp(["bench", "ping", "127.0.0.1", String(port), "--count", "50", "--inflight", "4", "--timeout", "300ms", "--json"])
+        let result = try Run.udp([
+            "bench", "ping", "127.0.0.1", String(port), "--count", "50", "--inflight", "4", "--timeout", "300ms",
+            "--json",
+        ])
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try JSONSerialization.jsonObject(with: result.stdout) as! [String: Any]
         XCTAssertEqual(report["sent"] as? Int, 50)
@@ -42,13 +45,16 @@ final class BenchCLITests: XCTestCase {
 /// `udp bench flood` and `udp bench sink`, against each other and against Python peers.
 final class FloodSinkCLITests: XCTestCase {
     private func json(_ data: Data) throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
+        try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
     }
 
     func testFloodIntoSinkAtAGivenRate() throws {
         let sink = try Run.start(["bench", "sink", "127.0.0.1:0", "--show-port", "--count", "2000", "--json"])
         let port = try Peer.listenPort(of: sink, prefix: "sink on ")
-        let flood = try Run.udp(["bench", "flood", "127.0.0.1", String(port), "--count", "2000", "--rate", "20k", "--size", "200", "--json"])
+        let flood = try Run.udp([
+            "bench", "flood", "127.0.0.1", String(port), "--count", "2000", "--rate", "20k", "--size", "200", "--json",
+        ])
         XCTAssertEqual(flood.status, 0, flood.stderr)
         let sent = try json(flood.stdout)
         XCTAssertEqual(sent["sent"] as? Int, 2000)
@@ -74,7 +80,8 @@ final class FloodSinkCLITests: XCTestCase {
             bytes += [UInt8](repeating: 0, count: 8 + 36)
             return bytes.map { String(format: "%02x", $0) }.joined()
         }
-        let sender = try Run.python(Peer.sender, ["127.0.0.1", String(port)] + [0, 1, 2, 5, 4, 4, 7].map(probe) + ["6869"])
+        let sender = try Run.python(
+            Peer.sender, ["127.0.0.1", String(port)] + [0, 1, 2, 5, 4, 4, 7].map(probe) + ["6869"])
         XCTAssertEqual(sender.finish(timeout: 5).status, 0)
         let done = sink.finish(timeout: 5)
         XCTAssertEqual(done.status, 0, done.stderr)
@@ -89,9 +96,12 @@ final class FloodSinkCLITests: XCTestCase {
     /// The flood's final report tells the sink how many were sent, so the loss it reports is exactly sent -
     /// received (before, the lost tail was invisible and the sink said "lost 0").
     func testSinkWithASmallReceiveBufferCountsTheLostTail() throws {
-        let sink = try Run.start(["bench", "sink", "127.0.0.1:0", "--show-port", "--recv-buffer", "4096", "--timeout", "2s", "--json"])
+        let sink = try Run.start([
+            "bench", "sink", "127.0.0.1:0", "--show-port", "--recv-buffer", "4096", "--timeout", "2s", "--json",
+        ])
         let port = try Peer.listenPort(of: sink, prefix: "sink on ")
-        let flood = try Run.udp(["bench", "flood", "127.0.0.1", String(port), "--count", "100000", "--json"], timeout: 30)
+        let flood = try Run.udp(
+            ["bench", "flood", "127.0.0.1", String(port), "--count", "100000", "--json"], timeout: 30)
         XCTAssertEqual(flood.status, 0, flood.stderr)
         let sent = try XCTUnwrap(try json(flood.stdout)["sent"] as? Int)
         XCTAssertEqual(sent, 100_000)
@@ -111,9 +121,12 @@ final class FloodSinkCLITests: XCTestCase {
 
     /// The same in text: the report names the count sent, and the loss matches it.
     func testSinkTextReportNamesTheCountSent() throws {
-        let sink = try Run.start(["bench", "sink", "127.0.0.1:0", "--show-port", "--recv-buffer", "4096", "--timeout", "2s"])
+        let sink = try Run.start([
+            "bench", "sink", "127.0.0.1:0", "--show-port", "--recv-buffer", "4096", "--timeout", "2s",
+        ])
         let port = try Peer.listenPort(of: sink, prefix: "sink on ")
-        let flood = try Run.udp(["bench", "flood", "127.0.0.1", String(port), "--count", "50000", "--no-offload"], timeout: 30)
+        let flood = try Run.udp(
+            ["bench", "flood", "127.0.0.1", String(port), "--count", "50000", "--no-offload"], timeout: 30)
         XCTAssertEqual(flood.status, 0, flood.stderr)
         let done = sink.finish(timeout: 15)
         XCTAssertEqual(done.status, 0, done.stderr)
@@ -160,14 +173,18 @@ final class FloodSinkCLITests: XCTestCase {
     }
 
     func testBadFloodSettings() throws {
-        for arguments in [["--rate", "0"], ["--rate", "fast"], ["--rate", "-5k"], ["--size", "27"], ["--size", "65508"],
-                          ["--duration", "0s"], ["--window", "0"], ["--count", "0"]] {
+        for arguments in [
+            ["--rate", "0"], ["--rate", "fast"], ["--rate", "-5k"], ["--size", "27"], ["--size", "65508"],
+            ["--duration", "0s"], ["--window", "0"], ["--count", "0"],
+        ] {
             let result = try Run.udp(["bench", "flood", "127.0.0.1", "9"] + arguments)
             XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
             XCTAssertEqual(result.stderr.split(separator: "\n").first?.hasPrefix("udp: "), true, result.stderr)
         }
         // Nothing listening: the ICMP error ends a paced one-way flood too, with its own exit code.
-        let refused = try Run.udp(["bench", "flood", "127.0.0.1", String(try freePort()), "--rate", "1k", "--duration", "2s"])
+        let refused = try Run.udp([
+            "bench", "flood", "127.0.0.1", String(try freePort()), "--rate", "1k", "--duration", "2s",
+        ])
         XCTAssertEqual(refused.status, 69, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("refused"), refused.stderr)
         let sink = try Run.udp(["bench", "sink", "127.0.0.1:70000"])

@@ -7,32 +7,32 @@ final class ChatCLITests: XCTestCase {
     /// The seeds' chat peer: binds, then a receive thread prints each message (decoded with the given encoding)
     /// and, after the first one, a send thread answers with the remaining arguments to whoever wrote.
     static let seedPeer = """
-    import socket, sys, threading
-    enc = sys.argv[1]
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('127.0.0.1', 0))
-    s.settimeout(5)
-    print('ready', s.getsockname()[1], flush=True)
-    first = threading.Event()
-    peer = []
-    def receive():
-        while True:
-            try:
-                data, addr = s.recvfrom(1024)
-            except socket.timeout:
-                return
-            print('got', data.decode(enc), flush=True)
-            if not peer:
-                peer.append(addr)
-                first.set()
-    def send():
-        if first.wait(5):
-            for line in sys.argv[2:]:
-                s.sendto(line.encode(enc), peer[0])
-    threads = [threading.Thread(target=receive), threading.Thread(target=send)]
-    for t in threads: t.start()
-    for t in threads: t.join()
-    """
+        import socket, sys, threading
+        enc = sys.argv[1]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(('127.0.0.1', 0))
+        s.settimeout(5)
+        print('ready', s.getsockname()[1], flush=True)
+        first = threading.Event()
+        peer = []
+        def receive():
+            while True:
+                try:
+                    data, addr = s.recvfrom(1024)
+                except socket.timeout:
+                    return
+                print('got', data.decode(enc), flush=True)
+                if not peer:
+                    peer.append(addr)
+                    first.set()
+        def send():
+            if first.wait(5):
+                for line in sys.argv[2:]:
+                    s.sendto(line.encode(enc), peer[0])
+        threads = [threading.Thread(target=receive), threading.Thread(target=send)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        """
 
     private func chatWithSeedPeer(encoding: String, mine: String, theirs: String) throws {
         let peer = try Run.python(Self.seedPeer, [encoding, theirs])
@@ -65,7 +65,8 @@ final class ChatCLITests: XCTestCase {
         // A line typed before anyone wrote has nowhere to go: it is reported, not lost silently.
         chat.inPipe.fileHandleForWriting.write(Data("too early\n".utf8))
         XCTAssertTrue(chat.waitForOutput("no peer yet"), chat.text)
-        let sender = try Run.python(Peer.sender, ["127.0.0.1", String(port), Data("first".utf8).map { String(format: "%02x", $0) }.joined()])
+        let sender = try Run.python(
+            Peer.sender, ["127.0.0.1", String(port), Data("first".utf8).map { String(format: "%02x", $0) }.joined()])
         _ = sender.finish(timeout: 5)
         XCTAssertTrue(chat.waitForOutput("peer is 127.0.0.1:"), chat.text)
         chat.closeInput()
@@ -114,13 +115,19 @@ final class ChatCLITests: XCTestCase {
     static func boundPort(of pid: Int32) -> Int? {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
-            let inodes = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { fd -> String? in
-                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-                      target.hasPrefix("socket:[") else { return nil }
-                return String(target.dropFirst(8).dropLast())
-            })
+            let inodes = Set(
+                ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap {
+                    fd -> String? in
+                    guard
+                        let target = try? FileManager.default.destinationOfSymbolicLink(
+                            atPath: "/proc/\(pid)/fd/\(fd)"),
+                        target.hasPrefix("socket:[")
+                    else { return nil }
+                    return String(target.dropFirst(8).dropLast())
+                })
             for table in ["/proc/net/udp", "/proc/net/udp6"] {
-                let rows = ((try? String(contentsOfFile: table, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+                let rows = ((try? String(contentsOfFile: table, encoding: .utf8)) ?? "").split(separator: "\n")
+                    .dropFirst()
                 for row in rows {
                     let fields = row.split(separator: " ")
                     guard fields.count > 9, inodes.contains(String(fields[9])) else { continue }

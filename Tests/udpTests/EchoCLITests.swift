@@ -8,7 +8,8 @@ final class EchoCLITests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if let line = server.stderr.split(separator: "\n").first(where: { $0.hasPrefix("echo server on ") }),
-               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...])
+            {
                 return (server, port)
             }
             usleep(10_000)
@@ -19,12 +20,12 @@ final class EchoCLITests: XCTestCase {
 
     /// The seeds' greeting client: sends three names, prints each reply.
     private let greetingClient = """
-    import socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
-    for name in sys.argv[2:]:
-        s.sendto(name.encode(), ('127.0.0.1', int(sys.argv[1])))
-        print(s.recvfrom(1024)[0].decode(), flush=True)
-    """
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+        for name in sys.argv[2:]:
+            s.sendto(name.encode(), ('127.0.0.1', int(sys.argv[1])))
+            print(s.recvfrom(1024)[0].decode(), flush=True)
+        """
 
     func testGreetingServerAnswersTheSeedsClientAndSummarizesOnSIGTERM() throws {
         let (server, port) = try startEcho(["--reply", "Hello, {text}!"])
@@ -33,19 +34,22 @@ final class EchoCLITests: XCTestCase {
         let result = server.finish(signal: SIGTERM)
         XCTAssertEqual(result.status, 0)
         XCTAssertEqual(result.text.split(separator: "\n").count, 3)
-        XCTAssertTrue(result.stderr.contains("3 received (13 bytes) from 1 sender, 3 replied (37 bytes)"), result.stderr)
+        XCTAssertTrue(
+            result.stderr.contains("3 received (13 bytes) from 1 sender, 3 replied (37 bytes)"), result.stderr)
     }
 
     func testEchoIsByteExactAndQuiet() throws {
         let (server, port) = try startEcho(["--quiet"])
-        let client = try Run.python("""
-        import socket, sys
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
-        for n in (0, 1, 1472, 65507):
-            data = bytes((i * 7 + n) & 255 for i in range(n))
-            s.sendto(data, ('127.0.0.1', int(sys.argv[1])))
-            print(n, s.recvfrom(70000)[0] == data, flush=True)
-        """, [String(port)]).finish()
+        let client = try Run.python(
+            """
+            import socket, sys
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+            for n in (0, 1, 1472, 65507):
+                data = bytes((i * 7 + n) & 255 for i in range(n))
+                s.sendto(data, ('127.0.0.1', int(sys.argv[1])))
+                print(n, s.recvfrom(70000)[0] == data, flush=True)
+            """, [String(port)]
+        ).finish()
         XCTAssertEqual(client.text, "0 True\n1 True\n1472 True\n65507 True\n", client.stderr)
         let result = server.finish(signal: SIGINT)
         XCTAssertEqual(result.status, 0)
@@ -68,33 +72,38 @@ final class EchoCLITests: XCTestCase {
         let sender = try Run.python(burstSender, [String(port), "1000", "8000", "2000"])
         XCTAssertTrue(sender.waitForOutput("sent 1000", timeout: 30), sender.stderr)
         _ = sender.finish(timeout: 5)
-        let client = try Run.python("""
-        import socket, sys
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
-        ok = 0
-        for i in range(50):
-            msg = ('question %d' % i).encode()
-            s.sendto(msg, ('127.0.0.1', int(sys.argv[1])))
-            while True:
-                data = s.recvfrom(70000)[0]
-                if data == msg:
-                    ok += 1
-                    break
-        print('answered', ok, flush=True)
-        """, [String(port)]).finish(timeout: 60)
+        let client = try Run.python(
+            """
+            import socket, sys
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+            ok = 0
+            for i in range(50):
+                msg = ('question %d' % i).encode()
+                s.sendto(msg, ('127.0.0.1', int(sys.argv[1])))
+                while True:
+                    data = s.recvfrom(70000)[0]
+                    if data == msg:
+                        ok += 1
+                        break
+            print('answered', ok, flush=True)
+            """, [String(port)]
+        ).finish(timeout: 60)
         XCTAssertEqual(client.text, "answered 50\n", client.stderr)
         let seconds = try XCTUnwrap(server.secondsToExit(after: SIGINT, limit: 10), "udp echo did not end on SIGINT")
         XCTAssertLessThan(seconds, 3)
         XCTAssertEqual(server.process.terminationStatus, 0, server.stderr)
         XCTAssertTrue(server.stderr.contains("50 replied") || server.stderr.contains(" replied ("), server.stderr)
-        XCTAssertTrue(server.stderr.range(of: #"udp: display fell behind: \d+ lines not shown"#, options: .regularExpression) != nil, server.stderr)
+        XCTAssertTrue(
+            server.stderr.range(of: #"udp: display fell behind: \d+ lines not shown"#, options: .regularExpression)
+                != nil, server.stderr)
     }
 
     private func stalledPort(_ handle: StalledStdout) throws -> Int {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix("echo server on ") }),
-               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...])
+            {
                 return port
             }
             usleep(10_000)
@@ -119,7 +128,8 @@ final class EchoCLITests: XCTestCase {
             XCTAssertEqual(result.status, 0, result.stderr)
             XCTAssertFalse(result.text.contains("reply>"), "the prompt is not data: \(result.text)")
             XCTAssertTrue(result.text.contains("q1"), result.text)
-            XCTAssertTrue(result.stderr.contains("1 received (2 bytes) from 1 sender, 1 replied (10 bytes)"), result.stderr)
+            XCTAssertTrue(
+                result.stderr.contains("1 received (2 bytes) from 1 sender, 1 replied (10 bytes)"), result.stderr)
         }
     }
 
@@ -146,7 +156,8 @@ final class EchoCLITests: XCTestCase {
     func testInteractiveOnATerminalPromptsAndSummarizesOnCtrlC() throws {
         let port = try freePort()
         // bash goes on after a child that handled Ctrl-C itself and exited normally, so the exit status shows.
-        let screen = try TerminalSession("bash -c '\(Run.udpPath) echo 127.0.0.1:\(port) --interactive; echo exit=$?; sleep 30'")
+        let screen = try TerminalSession(
+            "bash -c '\(Run.udpPath) echo 127.0.0.1:\(port) --interactive; echo exit=$?; sleep 30'")
         XCTAssertTrue(try screen.waitForScreen("echo server on"), screen.screen)
         let client = try Run.python(greetingClient, [String(port), "hello"])
         // (tmux drops trailing blanks from the screen it captures: the prompt reads "reply>".)
@@ -175,9 +186,14 @@ final class EchoCLITests: XCTestCase {
     // MARK: - Loops, kernel drops, Unix-domain senders
 
     /// The JSON summary `udp echo --json` writes on stderr when it ends.
-    private func summary(_ result: Run.Result, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
-        let last = try XCTUnwrap(result.stderr.split(separator: "\n").last, "no summary: \(result.stderr)", file: file, line: line)
-        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last), file: file, line: line)
+    private func summary(_ result: Run.Result, file: StaticString = #filePath, line: UInt = #line) throws -> [String:
+        Any]
+    {
+        let last = try XCTUnwrap(
+            result.stderr.split(separator: "\n").last, "no summary: \(result.stderr)", file: file, line: line)
+        return try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last), file: file,
+            line: line)
     }
 
     private func dropped(_ summary: [String: Any], _ reason: String) -> Int {
@@ -187,15 +203,15 @@ final class EchoCLITests: XCTestCase {
     /// Writes one UDP datagram with a chosen source address and port through a raw socket (root only): what an
     /// attacker who spoofs the source does. The payload is text, or hex after "hex:".
     static let rawSender = """
-    import socket, struct, sys
-    src, sport, dst, dport, text = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
-    payload = bytes.fromhex(text[4:]) if text.startswith('hex:') else text.encode()
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0x4242, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
-    s.sendto(ip + udp, (dst, 0))
-    print('sent', flush=True)
-    """
+        import socket, struct, sys
+        src, sport, dst, dport, text = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+        payload = bytes.fromhex(text[4:]) if text.startswith('hex:') else text.encode()
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
+        ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0x4242, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+        s.sendto(ip + udp, (dst, 0))
+        print('sent', flush=True)
+        """
 
     func testASpoofedDatagramBetweenTwoEchoServersStopsBouncingAndBothStillAnswer() throws {
         guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
@@ -205,7 +221,9 @@ final class EchoCLITests: XCTestCase {
             for server in [a, b] where server.process.isRunning { _ = server.finish(signal: SIGKILL) }
         }
         // "From" A to B: B answers A, A answers B, and so on.
-        let spoof = try Run.python(Self.rawSender, ["127.0.0.1", String(portA), "127.0.0.1", String(portB), "ping-pong"]).finish()
+        let spoof = try Run.python(
+            Self.rawSender, ["127.0.0.1", String(portA), "127.0.0.1", String(portB), "ping-pong"]
+        ).finish()
         XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
         usleep(1_200_000)
         // Both still answer a real client.
@@ -227,19 +245,21 @@ final class EchoCLITests: XCTestCase {
     func testAClientRepeatingItselfIsNotALoop() throws {
         let (server, port) = try startEcho(["--quiet", "--json"])
         // The same request 30 times, 20 ms apart, each after its reply: all but one in nine are answered.
-        let client = try Run.python("""
-        import socket, sys, time
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)
-        replies = 0
-        for i in range(30):
-            s.sendto(b'same', ('127.0.0.1', int(sys.argv[1])))
-            try:
-                replies += s.recvfrom(100)[0] == b'same'
-            except socket.timeout:
-                pass
-            time.sleep(0.02)
-        print('replies', replies, flush=True)
-        """, [String(port)]).finish(timeout: 15)
+        let client = try Run.python(
+            """
+            import socket, sys, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)
+            replies = 0
+            for i in range(30):
+                s.sendto(b'same', ('127.0.0.1', int(sys.argv[1])))
+                try:
+                    replies += s.recvfrom(100)[0] == b'same'
+                except socket.timeout:
+                    pass
+                time.sleep(0.02)
+            print('replies', replies, flush=True)
+            """, [String(port)]
+        ).finish(timeout: 15)
         XCTAssertEqual(client.text, "replies 27\n", client.stderr)
         let result = try summary(server.finish(signal: SIGTERM))
         XCTAssertEqual(result["replied"] as? Int, 27)
@@ -249,17 +269,17 @@ final class EchoCLITests: XCTestCase {
     /// Sends COUNT datagrams of SIZE bytes to PORT on 127.0.0.1 and never reads; prints "sent N". A pause every
     /// 100 datagrams lets loopback's input queue (1,000 packets) drain, so that only the receiving socket drops.
     static let burst = """
-    import socket, sys, time
-    port, count, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sent = 0
-    for i in range(count):
-        s.sendto(i.to_bytes(4, 'big') * (size // 4), ('127.0.0.1', port))
-        sent += 1
-        if sent % 100 == 0:
-            time.sleep(0.001)
-    print('sent', sent, flush=True)
-    """
+        import socket, sys, time
+        port, count, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sent = 0
+        for i in range(count):
+            s.sendto(i.to_bytes(4, 'big') * (size // 4), ('127.0.0.1', port))
+            sent += 1
+            if sent % 100 == 0:
+                time.sleep(0.001)
+        print('sent', sent, flush=True)
+        """
 
     func testEchoReportsDatagramsTheKernelDropped() throws {
         try skipWithoutFastPath("Kernel drop counts")
@@ -285,27 +305,29 @@ final class EchoCLITests: XCTestCase {
         let server = try Run.start(["echo", "unix:\(path)", "--json"])
         let deadline = Date().addingTimeInterval(5)
         while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(10_000) }
-        let clients = try Run.python("""
-        import os, socket, sys
-        path = sys.argv[1]
-        unbound = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        unbound.sendto(b'from nowhere', path)
-        abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        abstract.bind('\\0udp-test-abstract-%d' % os.getpid())
-        abstract.sendto(b'from the abstract namespace', path)
-        gone = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        gone.bind(path + '.gone')
-        gone.sendto(b'gone before the reply', path)
-        gone.close()
-        os.unlink(path + '.gone')
-        named = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        mine = path + '.client'
-        named.bind(mine)
-        named.settimeout(2)
-        named.sendto(b'answer me', path)
-        print(named.recvfrom(100)[0].decode(), flush=True)
-        os.unlink(mine)
-        """, [path]).finish()
+        let clients = try Run.python(
+            """
+            import os, socket, sys
+            path = sys.argv[1]
+            unbound = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            unbound.sendto(b'from nowhere', path)
+            abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            abstract.bind('\\0udp-test-abstract-%d' % os.getpid())
+            abstract.sendto(b'from the abstract namespace', path)
+            gone = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            gone.bind(path + '.gone')
+            gone.sendto(b'gone before the reply', path)
+            gone.close()
+            os.unlink(path + '.gone')
+            named = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            mine = path + '.client'
+            named.bind(mine)
+            named.settimeout(2)
+            named.sendto(b'answer me', path)
+            print(named.recvfrom(100)[0].decode(), flush=True)
+            os.unlink(mine)
+            """, [path]
+        ).finish()
         XCTAssertEqual(clients.text, "answer me\n", clients.stderr)
         let result = server.finish(signal: SIGTERM)
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -325,7 +347,8 @@ final class EchoCLITests: XCTestCase {
         let (server, port) = try startEcho(["--quiet", "--json"])
         // 127.255.255.255 is loopback's broadcast route: the kernel refuses a reply there without SO_BROADCAST
         // (and the reply would stay on this host anyway).
-        let spoof = try Run.python(Self.rawSender, ["127.255.255.255", "5555", "127.0.0.1", String(port), "refuse me"]).finish()
+        let spoof = try Run.python(Self.rawSender, ["127.255.255.255", "5555", "127.0.0.1", String(port), "refuse me"])
+            .finish()
         XCTAssertEqual(spoof.text, "sent\n", spoof.stderr)
         usleep(300_000)
         let json = try summary(server.finish(signal: SIGTERM))
@@ -334,4 +357,3 @@ final class EchoCLITests: XCTestCase {
         XCTAssertEqual(dropped(json, "send-failed"), 1, "\(json)")
     }
 }
-

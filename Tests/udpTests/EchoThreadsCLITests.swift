@@ -8,7 +8,8 @@ final class EchoThreadsCLITests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if let line = server.stderr.split(separator: "\n").first(where: { $0.hasPrefix("echo server on ") }),
-               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...])
+            {
                 return (server, port)
             }
             usleep(10_000)
@@ -21,30 +22,33 @@ final class EchoThreadsCLITests: XCTestCase {
     /// received some of them (all on one socket from 64 ports has odds of 2^-63) and that they add up.
     func testTwoThreadsAnswerEverySenderCorrectlyAndTheKernelSpreadsThem() throws {
         let (server, port) = try startEcho(["--threads", "2", "--quiet", "--json"])
-        let client = try Run.python("""
-        import socket, sys
-        port = int(sys.argv[1])
-        sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]
-        ok = 0
-        for i, s in enumerate(sockets):
-            s.settimeout(2)
-            s.bind(('127.0.0.1', 0))
-            message = ('sender %d of 64, port %d' % (i, s.getsockname()[1])).encode()
-            for _ in range(3):
-                s.sendto(message, ('127.0.0.1', port))
-                try:
-                    if s.recvfrom(2048)[0] == message:
-                        ok += 1
-                        break
-                except socket.timeout:
-                    pass
-        print('answered', ok, flush=True)
-        """, [String(port)]).finish(timeout: 30)
+        let client = try Run.python(
+            """
+            import socket, sys
+            port = int(sys.argv[1])
+            sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]
+            ok = 0
+            for i, s in enumerate(sockets):
+                s.settimeout(2)
+                s.bind(('127.0.0.1', 0))
+                message = ('sender %d of 64, port %d' % (i, s.getsockname()[1])).encode()
+                for _ in range(3):
+                    s.sendto(message, ('127.0.0.1', port))
+                    try:
+                        if s.recvfrom(2048)[0] == message:
+                            ok += 1
+                            break
+                    except socket.timeout:
+                        pass
+            print('answered', ok, flush=True)
+            """, [String(port)]
+        ).finish(timeout: 30)
         XCTAssertEqual(client.text, "answered 64\n", client.stderr)
         let result = server.finish(signal: SIGTERM)
         XCTAssertEqual(result.status, 0, result.stderr)
         let last = try XCTUnwrap(result.stderr.split(separator: "\n").last, "no summary: \(result.stderr)")
-        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last))
+        let summary = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last))
         let perSocket = try XCTUnwrap(summary["received_per_socket"] as? [Int], String(last))
         XCTAssertEqual(perSocket.count, 2, String(last))
         XCTAssertTrue(perSocket.allSatisfy { $0 > 0 }, "one socket received nothing: \(last)")
@@ -62,7 +66,8 @@ final class EchoThreadsCLITests: XCTestCase {
             let (server, _) = try startEcho(["--quiet"] + extra)
             defer { _ = server.finish(signal: SIGTERM) }
             usleep(200_000)
-            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.process.processIdentifier)/task")
+            let tasks = try FileManager.default.contentsOfDirectory(
+                atPath: "/proc/\(server.process.processIdentifier)/task")
             return tasks.count
         }
         let one = try threadCount([])

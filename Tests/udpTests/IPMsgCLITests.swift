@@ -17,130 +17,132 @@ final class IPMsgCLITests: LANTestCase {
     /// A SENDMSG with FILEATTACHOPT is answered by fetching each file over TCP ("fetched NAME SIZE SHA256").
     /// Stops after SECONDS.
     static let peer = """
-    import hashlib, re, socket, sys, threading, time
-    content = bytes(range(256)) * 40 + b'end'
-    offers = []
-    def serve_files():
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(('0.0.0.0', 2425))
-        server.listen(4)
-        server.settimeout(1)
-        end = time.time() + float(sys.argv[6])
+        import hashlib, re, socket, sys, threading, time
+        content = bytes(range(256)) * 40 + b'end'
+        offers = []
+        def serve_files():
+            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(('0.0.0.0', 2425))
+            server.listen(4)
+            server.settimeout(1)
+            end = time.time() + float(sys.argv[6])
+            while time.time() < end:
+                try:
+                    conn, _ = server.accept()
+                except socket.timeout:
+                    continue
+                conn.settimeout(3)
+                request = b''
+                while b'\\0' not in request:
+                    part = conn.recv(9000)
+                    if not part:
+                        break
+                    request += part
+                pkt_no, fid, offset = [int(x, 16) for x in request.split(b'\\0')[0].split(b':', 5)[5].split(b':')[:3]]
+                if (pkt_no, fid) in offers:
+                    conn.sendall(content[offset:])
+                    print('served', fid, len(content) - offset, flush=True)
+                conn.close()
+        def fetch(addr, number, field):
+            for entry in field.split(b'\\a'):
+                entry = entry.lstrip(b':')
+                if not entry:
+                    continue
+                m = re.match(rb'(\\d+):((?:[^:]|::)+):([0-9a-fA-F]+):', entry)
+                fid, name, size = int(m.group(1)), m.group(2).replace(b'::', b':'), int(m.group(3), 16)
+                c = socket.create_connection((addr[0], 2425), timeout=5)
+                c.sendall(b'1:%d:fetcher:PEER-PC:96:%x:%x:0\\0' % (int(time.time()), number, fid))
+                got = b''
+                while len(got) < size:
+                    part = c.recv(65536)
+                    if not part:
+                        break
+                    got += part
+                c.close()
+                print('fetched', name.decode(), len(got), hashlib.sha256(got).hexdigest(), flush=True)
+        version, user, nick, group, enc, seconds = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
+        actions = sys.argv[7:]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        s.bind(('0.0.0.0', 2425))
+        s.settimeout(0.2)
+        num = [1700000000]
+        def pkt(cmd, extra, ext=b'', number=None):
+            if number is None:
+                num[0] += 1
+                number = num[0]
+            return b'%s:%d:%s:PEER-PC:%d:' % (version, number, user, cmd) + extra + b'\\0' + ext
+        def act(addr):
+            for a in actions:
+                kind, _, text = a.partition(':')
+                if kind == 'dup':
+                    num[0] += 1
+                    p = pkt(0x120, text.encode(enc), number=num[0])
+                    for _ in range(3):
+                        s.sendto(p, addr)
+                        time.sleep(0.3)
+                    print('sent-dup', num[0], flush=True)
+                elif kind == 'say':
+                    p = pkt(0x120, text.encode(enc))
+                    s.sendto(p, addr)
+                    print('sent', num[0], flush=True)
+                elif kind == 'tutorial':
+                    t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    t.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                    t.sendto(b'1:100:will:will-pc:32:will broadcast', (addr[0].rsplit('.', 1)[0] + '.255', 2425))
+                    print('sent-tutorial', flush=True)
+                elif kind == 'offer':
+                    num[0] += 1
+                    offers.append((num[0], len(offers)))
+                    name = text.encode(enc).replace(b':', b'::')
+                    entry = b'%d:%s:%x:%x:1:\\a' % (len(offers) - 1, name, len(content), int(time.time()))
+                    s.sendto(pkt(0x200120, b'a file for you', entry + b'\\0', number=num[0]), addr)
+                    print('offered', text, flush=True)
+                elif kind == 'junk':
+                    s.sendto(b'garbage', addr)
+                    s.sendto(b'1:x:a:b:32:hi', addr)
+                    print('sent-junk', flush=True)
+        if any(a.startswith('offer:') for a in actions):
+            threading.Thread(target=serve_files, daemon=True).start()
+        print('ready', flush=True)
+        acted = False
+        end = time.time() + seconds
         while time.time() < end:
             try:
-                conn, _ = server.accept()
+                data, addr = s.recvfrom(9000)
             except socket.timeout:
                 continue
-            conn.settimeout(3)
-            request = b''
-            while b'\\0' not in request:
-                part = conn.recv(9000)
-                if not part:
-                    break
-                request += part
-            pkt_no, fid, offset = [int(x, 16) for x in request.split(b'\\0')[0].split(b':', 5)[5].split(b':')[:3]]
-            if (pkt_no, fid) in offers:
-                conn.sendall(content[offset:])
-                print('served', fid, len(content) - offset, flush=True)
-            conn.close()
-    def fetch(addr, number, field):
-        for entry in field.split(b'\\a'):
-            entry = entry.lstrip(b':')
-            if not entry:
+            head = data.split(b'\\0', 1)[0].split(b':', 5)
+            if len(head) < 6:
                 continue
-            m = re.match(rb'(\\d+):((?:[^:]|::)+):([0-9a-fA-F]+):', entry)
-            fid, name, size = int(m.group(1)), m.group(2).replace(b'::', b':'), int(m.group(3), 16)
-            c = socket.create_connection((addr[0], 2425), timeout=5)
-            c.sendall(b'1:%d:fetcher:PEER-PC:96:%x:%x:0\\0' % (int(time.time()), number, fid))
-            got = b''
-            while len(got) < size:
-                part = c.recv(65536)
-                if not part:
-                    break
-                got += part
-            c.close()
-            print('fetched', name.decode(), len(got), hashlib.sha256(got).hexdigest(), flush=True)
-    version, user, nick, group, enc, seconds = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
-    actions = sys.argv[7:]
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-    s.bind(('0.0.0.0', 2425))
-    s.settimeout(0.2)
-    num = [1700000000]
-    def pkt(cmd, extra, ext=b'', number=None):
-        if number is None:
-            num[0] += 1
-            number = num[0]
-        return b'%s:%d:%s:PEER-PC:%d:' % (version, number, user, cmd) + extra + b'\\0' + ext
-    def act(addr):
-        for a in actions:
-            kind, _, text = a.partition(':')
-            if kind == 'dup':
-                num[0] += 1
-                p = pkt(0x120, text.encode(enc), number=num[0])
-                for _ in range(3):
-                    s.sendto(p, addr)
-                    time.sleep(0.3)
-                print('sent-dup', num[0], flush=True)
-            elif kind == 'say':
-                p = pkt(0x120, text.encode(enc))
-                s.sendto(p, addr)
-                print('sent', num[0], flush=True)
-            elif kind == 'tutorial':
-                t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-                t.sendto(b'1:100:will:will-pc:32:will broadcast', (addr[0].rsplit('.', 1)[0] + '.255', 2425))
-                print('sent-tutorial', flush=True)
-            elif kind == 'offer':
-                num[0] += 1
-                offers.append((num[0], len(offers)))
-                name = text.encode(enc).replace(b':', b'::')
-                entry = b'%d:%s:%x:%x:1:\\a' % (len(offers) - 1, name, len(content), int(time.time()))
-                s.sendto(pkt(0x200120, b'a file for you', entry + b'\\0', number=num[0]), addr)
-                print('offered', text, flush=True)
-            elif kind == 'junk':
-                s.sendto(b'garbage', addr)
-                s.sendto(b'1:x:a:b:32:hi', addr)
-                print('sent-junk', flush=True)
-    if any(a.startswith('offer:') for a in actions):
-        threading.Thread(target=serve_files, daemon=True).start()
-    print('ready', flush=True)
-    acted = False
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            data, addr = s.recvfrom(9000)
-        except socket.timeout:
-            continue
-        head = data.split(b'\\0', 1)[0].split(b':', 5)
-        if len(head) < 6:
-            continue
-        cmd = int(head[4])
-        mode = cmd & 0xff
-        if mode == 1:
-            print('entry', addr[0], data.hex(), flush=True)
-            s.sendto(pkt(0x3, nick.encode(enc), group.encode(enc) + b'\\0'), addr)
-            if not acted:
-                acted = True
-                act(addr)
-        elif mode == 0x20:
-            print('msg', int(head[1]), data.hex(), flush=True)
-            if cmd & 0x100:
-                s.sendto(pkt(0x21, head[1]), addr)
-            if cmd & 0x200000:
-                fetch(addr, int(head[1]), data.split(b'\\0')[1])
-        elif mode == 0x21:
-            print('ack', head[5].decode(), flush=True)
-        elif mode == 2:
-            print('exit', addr[0], flush=True)
-    print('done', flush=True)
-    """
+            cmd = int(head[4])
+            mode = cmd & 0xff
+            if mode == 1:
+                print('entry', addr[0], data.hex(), flush=True)
+                s.sendto(pkt(0x3, nick.encode(enc), group.encode(enc) + b'\\0'), addr)
+                if not acted:
+                    acted = True
+                    act(addr)
+            elif mode == 0x20:
+                print('msg', int(head[1]), data.hex(), flush=True)
+                if cmd & 0x100:
+                    s.sendto(pkt(0x21, head[1]), addr)
+                if cmd & 0x200000:
+                    fetch(addr, int(head[1]), data.split(b'\\0')[1])
+            elif mode == 0x21:
+                print('ack', head[5].decode(), flush=True)
+            elif mode == 2:
+                print('exit', addr[0], flush=True)
+        print('done', flush=True)
+        """
 
     private static let feiqVersion = "1_lbt6_0#128#3C970E8A1B2C#0#0#0#4001#9"
 
-    private func startPeer(_ lan: TestLAN, _ host: TestLAN.Host, version: String, user: String, nick: String, group: String,
-                           encoding: String, seconds: Double, actions: [String] = []) throws -> Run.Handle {
+    private func startPeer(
+        _ lan: TestLAN, _ host: TestLAN.Host, version: String, user: String, nick: String, group: String,
+        encoding: String, seconds: Double, actions: [String] = []
+    ) throws -> Run.Handle {
         let handle = try lan.python(host, Self.peer, [version, user, nick, group, encoding, String(seconds)] + actions)
         XCTAssertTrue(handle.waitForOutput("ready"), "peer on \(host) did not start: \(handle.stderr)")
         return handle
@@ -148,11 +150,14 @@ final class IPMsgCLITests: LANTestCase {
 
     /// `udp ipmsg ARGS` on `host` with standard input left open (closed by the test).
     private func messenger(_ lan: TestLAN, _ host: TestLAN.Host, _ arguments: [String]) throws -> Run.Handle {
-        try Run.Handle(lan.ip, ["netns", "exec", lan.namespace(host), Run.udpPath, "ipmsg"] + arguments, stdinData: nil)
+        try Run.Handle(
+            lan.ip, ["netns", "exec", lan.namespace(host), Run.udpPath, "ipmsg"] + arguments, stdinData: nil)
     }
 
     private func jsonLines(_ text: String) -> [[String: Any]] {
-        text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     private func lines(_ handle: Run.Handle, _ prefix: String) -> [String] {
@@ -180,9 +185,12 @@ final class IPMsgCLITests: LANTestCase {
     /// regression there must not announce anything on the host's own interfaces).
     func testBadUsage() throws {
         let lan = try lan()
-        for arguments in [["ipmsg", "send", "10.77.1.2"], ["ipmsg", "list", "--port", "0"], ["ipmsg", "--encoding", "klingon"],
-                          ["ipmsg", "--download-dir", "/nonexistent-\(UUID().uuidString)"], ["ipmsg", "send", "x", "y", "--file", "/nonexistent-file"],
-                          ["ipmsg", "list", "--nick", ""]] {
+        for arguments in [
+            ["ipmsg", "send", "10.77.1.2"], ["ipmsg", "list", "--port", "0"], ["ipmsg", "--encoding", "klingon"],
+            ["ipmsg", "--download-dir", "/nonexistent-\(UUID().uuidString)"],
+            ["ipmsg", "send", "x", "y", "--file", "/nonexistent-file"],
+            ["ipmsg", "list", "--nick", ""],
+        ] {
             let result = try lan.udp(.a, arguments).finish(timeout: 10)
             XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
             XCTAssertTrue(result.stderr.hasPrefix("udp: "), result.stderr)
@@ -205,10 +213,14 @@ final class IPMsgCLITests: LANTestCase {
     /// FeiQ peer arrives in GBK and is acknowledged (exit 0).
     func testListAndSendWithFeiQStylePeer() throws {
         let lan = try lan()
-        let feiq = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk", seconds: 12)
-        let tuxish = try startPeer(lan, .c, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8", seconds: 12)
+        let feiq = try startPeer(
+            lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk", seconds: 12)
+        let tuxish = try startPeer(
+            lan, .c, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8",
+            seconds: 12)
 
-        let list = try lan.udp(.a, ["ipmsg", "list", "--timeout", "1.5s", "--json", "--nick", "tester"]).finish(timeout: 10)
+        let list = try lan.udp(.a, ["ipmsg", "list", "--timeout", "1.5s", "--json", "--nick", "tester"]).finish(
+            timeout: 10)
         XCTAssertEqual(list.status, 0, list.stderr)
         let users = jsonLines(list.text)
         let zhang = try XCTUnwrap(users.first { $0["address"] as? String == "10.77.1.2:2425" }, list.text)
@@ -241,9 +253,13 @@ final class IPMsgCLITests: LANTestCase {
         XCTAssertEqual(command & 0x800000, 0)
 
         // To iptux-style peers, UTF-8.
-        let sendUTF8 = try lan.udp(.a, ["ipmsg", "send", "10.77.1.3", "你好", "Alice", "--nick", "tester"]).finish(timeout: 12)
+        let sendUTF8 = try lan.udp(.a, ["ipmsg", "send", "10.77.1.3", "你好", "Alice", "--nick", "tester"]).finish(
+            timeout: 12)
         XCTAssertEqual(sendUTF8.status, 0, sendUTF8.stderr)
-        XCTAssertTrue(lines(tuxish, "msg").contains { $0.hasSuffix(Array("你好 Alice".utf8).map { String(format: "%02x", $0) }.joined() + "00") }, tuxish.text)
+        XCTAssertTrue(
+            lines(tuxish, "msg").contains {
+                $0.hasSuffix(Array("你好 Alice".utf8).map { String(format: "%02x", $0) }.joined() + "00")
+            }, tuxish.text)
         _ = feiq.finish(timeout: 15)
         _ = tuxish.finish(timeout: 15)
     }
@@ -261,9 +277,13 @@ final class IPMsgCLITests: LANTestCase {
         XCTAssertTrue(send.stderr.hasPrefix("udp: no acknowledgement from 10.77.1.3 after 4 tries"), send.stderr)
         XCTAssertGreaterThan(elapsed, 3.5)
         let received = LANPeer.received(silent).filter { $0.from == "10.77.1.1" }
-        let messages = received.filter { $0.text.split(separator: ":").count > 4 && UInt32($0.text.split(separator: ":")[4]).map { $0 & 0xFF == 0x20 } == true }
+        let messages = received.filter {
+            $0.text.split(separator: ":").count > 4
+                && UInt32($0.text.split(separator: ":")[4]).map { $0 & 0xFF == 0x20 } == true
+        }
         XCTAssertEqual(messages.count, 4, "\(received)")
-        XCTAssertEqual(Set(messages.map { $0.text.split(separator: ":")[1] }).count, 1, "resends keep the packet number")
+        XCTAssertEqual(
+            Set(messages.map { $0.text.split(separator: ":")[1] }).count, 1, "resends keep the packet number")
 
         let unknown = try lan.udp(.a, ["ipmsg", "send", "nobody-here", "hi", "--timeout", "500ms"]).finish(timeout: 10)
         XCTAssertEqual(unknown.status, 69, unknown.stderr)
@@ -275,15 +295,21 @@ final class IPMsgCLITests: LANTestCase {
     /// datagrams are counted and not answered; /msg to a GBK nick is delivered.
     func testMessengerAgainstFeiQStyleAndTutorialPeers() throws {
         let lan = try lan()
-        let feiq = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
-                                 seconds: 14, actions: ["dup:重复的消息", "say:你好，明天见", "tutorial", "junk"])
+        let feiq = try startPeer(
+            lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
+            seconds: 14, actions: ["dup:重复的消息", "say:你好，明天见", "tutorial", "junk"])
         // Like iptux: its version string, UTF-8 without UTF8OPT, small packet numbers.
-        let tuxish = try startPeer(lan, .c, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8",
-                                   seconds: 14, actions: ["dup:来自 iptux 的消息"])
+        let tuxish = try startPeer(
+            lan, .c, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8",
+            seconds: 14, actions: ["dup:来自 iptux 的消息"])
         let session = try messenger(lan, .a, ["--nick", "tester", "--json"])
         XCTAssertTrue(waitFor { tuxish.text.contains("sent-dup") }, tuxish.text)
-        XCTAssertTrue(waitFor { feiq.text.contains("sent-junk") }, "peer: \(feiq.text) messenger: \(session.text) \(session.stderr)")
-        XCTAssertTrue(waitFor { self.session(session, has: "will broadcast") && self.session(session, has: "你好，明天见") }, session.text)
+        XCTAssertTrue(
+            waitFor { feiq.text.contains("sent-junk") },
+            "peer: \(feiq.text) messenger: \(session.text) \(session.stderr)")
+        XCTAssertTrue(
+            waitFor { self.session(session, has: "will broadcast") && self.session(session, has: "你好，明天见") },
+            session.text)
         session.inPipe.fileHandleForWriting.write(Data("/msg 张三 收到了\n/who\n".utf8))
         XCTAssertTrue(waitFor { self.session(session, has: "\"event\":\"delivered\"") }, session.text)
         session.closeInput()
@@ -296,18 +322,25 @@ final class IPMsgCLITests: LANTestCase {
         XCTAssertEqual(duplicated.count, 1, "shown once: \(result.text)")
         let dupNumber = Int(lines(feiq, "sent-dup").first?.split(separator: " ").last ?? "") ?? -1
         XCTAssertEqual(duplicated.first?["id"] as? Int, dupNumber)
-        XCTAssertEqual(lines(feiq, "ack").filter { $0 == "ack \(dupNumber)" }.count, 3, "acknowledged every time: \(feiq.text)")
+        XCTAssertEqual(
+            lines(feiq, "ack").filter { $0 == "ack \(dupNumber)" }.count, 3, "acknowledged every time: \(feiq.text)")
         XCTAssertEqual(duplicated.first?["nick"] as? String, "张三")
         let fromTux = messages.filter { $0["text"] as? String == "来自 iptux 的消息" }
         XCTAssertEqual(fromTux.count, 1, result.text)
         XCTAssertEqual(fromTux.first?["nick"] as? String, "Alice")
         let tuxNumber = Int(lines(tuxish, "sent-dup").first?.split(separator: " ").last ?? "") ?? -1
         XCTAssertEqual(lines(tuxish, "ack").filter { $0 == "ack \(tuxNumber)" }.count, 3, tuxish.text)
-        XCTAssertTrue(messages.contains { $0["text"] as? String == "你好，明天见" && $0["valid"] as? Bool == true }, result.text)
+        XCTAssertTrue(
+            messages.contains { $0["text"] as? String == "你好，明天见" && $0["valid"] as? Bool == true }, result.text)
         let tutorial = try XCTUnwrap(messages.first { $0["text"] as? String == "will broadcast" }, result.text)
         XCTAssertEqual(tutorial["nick"] as? String, "will")
-        XCTAssertTrue(events.contains { $0["event"] as? String == "joined" && $0["nick"] as? String == "张三" && $0["group"] as? String == "销售部" })
-        XCTAssertTrue(events.contains { $0["event"] as? String == "user" && $0["nick"] as? String == "张三" }, "/who lists the peer")
+        XCTAssertTrue(
+            events.contains {
+                $0["event"] as? String == "joined" && $0["nick"] as? String == "张三" && $0["group"] as? String == "销售部"
+            })
+        XCTAssertTrue(
+            events.contains { $0["event"] as? String == "user" && $0["nick"] as? String == "张三" }, "/who lists the peer"
+        )
         let stats = try XCTUnwrap(events.first { $0["event"] as? String == "stats" })
         XCTAssertEqual(stats["malformed"] as? Int, 2)
         XCTAssertEqual(stats["duplicates"] as? Int, 4)
@@ -324,32 +357,33 @@ final class IPMsgCLITests: LANTestCase {
         let session = try messenger(lan, .a, ["--nick", "tester", "--json"])
         XCTAssertTrue(waitFor(5) { self.session(session, has: "\"event\":\"started\"") }, session.stderr)
         let flood = """
-        import socket, time
-        socks = []
-        for i in range(500):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(('0.0.0.0', 0))
-            s.setblocking(False)
-            socks.append(s)
-        # Paced at one every millisecond, so no BR_ENTRY is lost in a full receive buffer.
-        for i, s in enumerate(socks):
-            s.sendto(b'1:%d:u%d:h:1:n%d\\0g\\0' % (i + 1, i, i), ('10.77.1.1', 2425))
-            time.sleep(0.001)
-        answers = 0
-        end = time.time() + 2
-        while time.time() < end:
-            for s in socks:
-                try:
-                    d = s.recv(9000)
-                    if int(d.split(b':')[4]) & 0xff == 3:
-                        answers += 1
-                except BlockingIOError:
-                    pass
-            time.sleep(0.01)
-        print('answers', answers, flush=True)
-        """
+            import socket, time
+            socks = []
+            for i in range(500):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind(('0.0.0.0', 0))
+                s.setblocking(False)
+                socks.append(s)
+            # Paced at one every millisecond, so no BR_ENTRY is lost in a full receive buffer.
+            for i, s in enumerate(socks):
+                s.sendto(b'1:%d:u%d:h:1:n%d\\0g\\0' % (i + 1, i, i), ('10.77.1.1', 2425))
+                time.sleep(0.001)
+            answers = 0
+            end = time.time() + 2
+            while time.time() < end:
+                for s in socks:
+                    try:
+                        d = s.recv(9000)
+                        if int(d.split(b':')[4]) & 0xff == 3:
+                            answers += 1
+                    except BlockingIOError:
+                        pass
+                time.sleep(0.01)
+            print('answers', answers, flush=True)
+            """
         let result = try lan.python(.b, flood, []).finish(timeout: 15)
-        let answers = Int(result.text.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1
+        let answers =
+            Int(result.text.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1
         // Burst of 40, then 20 a second: at most 40 + 20 x (0.6 + 2) s.
         XCTAssertGreaterThanOrEqual(answers, 20, result.text + result.stderr)
         XCTAssertLessThanOrEqual(answers, 95, result.text)
@@ -371,8 +405,9 @@ final class IPMsgCLITests: LANTestCase {
         let downloads = root.appendingPathComponent("downloads")
         try FileManager.default.createDirectory(at: downloads, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
-        let feiq = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
-                                 seconds: 12, actions: ["offer:报告 2024:v1.bin", "offer:../evil.txt"])
+        let feiq = try startPeer(
+            lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
+            seconds: 12, actions: ["offer:报告 2024:v1.bin", "offer:../evil.txt"])
         let session = try messenger(lan, .a, ["--nick", "tester", "--json", "--download-dir", downloads.path])
         XCTAssertTrue(waitFor { self.session(session, has: "evil.txt") }, session.text + feiq.text)
         session.inPipe.fileHandleForWriting.write(Data("/get 1\n/get 2\n/get 9\n".utf8))
@@ -381,7 +416,9 @@ final class IPMsgCLITests: LANTestCase {
         let result = session.finish(timeout: 10)
         XCTAssertEqual(result.status, 0, result.stderr)
         let events = jsonLines(result.text)
-        let offered = events.filter { $0["event"] as? String == "message" }.flatMap { ($0["files"] as? [[String: Any]]) ?? [] }
+        let offered = events.filter { $0["event"] as? String == "message" }.flatMap {
+            ($0["files"] as? [[String: Any]]) ?? []
+        }
         XCTAssertEqual(offered.compactMap { $0["name"] as? String }, ["报告 2024:v1.bin", "../evil.txt"], result.text)
         let fetched = try XCTUnwrap(events.first { $0["event"] as? String == "fetched" }, result.text)
         XCTAssertEqual(fetched["offer"] as? Int, 1)
@@ -405,7 +442,8 @@ final class IPMsgCLITests: LANTestCase {
         defer { try? FileManager.default.removeItem(at: root) }
         let file = root.appendingPathComponent("notes.txt")
         try Data((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: file)
-        let peer = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "", encoding: "gbk", seconds: 8)
+        let peer = try startPeer(
+            lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "", encoding: "gbk", seconds: 8)
         let session = try messenger(lan, .a, ["--nick", "tester"])
         session.inPipe.fileHandleForWriting.write(Data("/send 张三 \(file.path)\n".utf8))
         XCTAssertTrue(waitFor { peer.text.contains("fetched") }, peer.text + session.text + session.stderr)
@@ -413,7 +451,9 @@ final class IPMsgCLITests: LANTestCase {
         let result = session.finish(timeout: 10)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.text.contains("offered \(file.path) (50000 bytes) to 张三"), result.text)
-        let digest = try Run.python("import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [file.path]).finish(timeout: 5).text
+        let digest = try Run.python(
+            "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [file.path]
+        ).finish(timeout: 5).text
             .trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(lines(peer, "fetched"), ["fetched notes.txt 50000 \(digest)"], peer.text)
         _ = peer.finish(timeout: 12)
@@ -425,9 +465,11 @@ final class IPMsgCLITests: LANTestCase {
     /// line send a message that is acknowledged; /quit ends.
     func testMessengerOnATerminal() throws {
         let lan = try lan()
-        let peer = try startPeer(lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
-                                 seconds: 12, actions: ["say:\u{1B}[31m红色警报"])
-        let terminal = try TerminalSession("\(lan.ip) netns exec \(lan.namespace(.a)) \(Run.udpPath) ipmsg --nick tester")
+        let peer = try startPeer(
+            lan, .b, version: Self.feiqVersion, user: "zhang", nick: "张三", group: "销售部", encoding: "gbk",
+            seconds: 12, actions: ["say:\u{1B}[31m红色警报"])
+        let terminal = try TerminalSession(
+            "\(lan.ip) netns exec \(lan.namespace(.a)) \(Run.udpPath) ipmsg --nick tester")
         XCTAssertTrue(try terminal.waitForScreen("红色警报", timeout: 8), terminal.screen)
         XCTAssertTrue(terminal.screen.contains("张三: \\e[31m红色警报"), terminal.screen)
         XCTAssertTrue(terminal.screen.contains("+ 张三 [销售部] zhang@PEER-PC at 10.77.1.2, FeiQ, gbk"), terminal.screen)
@@ -453,11 +495,17 @@ final class IPMsgCLITests: LANTestCase {
         let bytes = Data((0..<300_000).map { _ in UInt8.random(in: 0...255, using: &generator) })
         let file = root.appendingPathComponent("data:1.bin")
         try bytes.write(to: file)
-        let peer = try startPeer(lan, .b, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8", seconds: 10)
-        let send = try lan.udp(.a, ["ipmsg", "send", "Alice", "here it is", "--file", file.path, "--file-timeout", "8s"]).finish(timeout: 20)
+        let peer = try startPeer(
+            lan, .b, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8",
+            seconds: 10)
+        let send = try lan.udp(
+            .a, ["ipmsg", "send", "Alice", "here it is", "--file", file.path, "--file-timeout", "8s"]
+        ).finish(timeout: 20)
         XCTAssertEqual(send.status, 0, send.stderr + peer.text)
         XCTAssertTrue(send.text.contains("sent \(file.path) (300000 bytes) to 10.77.1.2"), send.text)
-        let digest = try Run.python("import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [file.path]).finish(timeout: 5).text
+        let digest = try Run.python(
+            "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [file.path]
+        ).finish(timeout: 5).text
             .trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(lines(peer, "fetched"), ["fetched data:1.bin 300000 \(digest)"], peer.text)
         _ = peer.finish(timeout: 15)
@@ -478,25 +526,35 @@ final class IPMsgCLITests: LANTestCase {
             let config = home.appendingPathComponent(".iptux")
             try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
             // iptux writes its chat log only into a directory that exists when it starts.
-            try FileManager.default.createDirectory(at: home.appendingPathComponent(".config/iptux/log"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: home.appendingPathComponent(".config/iptux/log"), withIntermediateDirectories: true)
             let settings = ["nick_name": nick, "belong_group": group, "record_log": true] as [String: Any]
             try JSONSerialization.data(withJSONObject: settings).write(to: config.appendingPathComponent("config.json"))
             pidFile = home.appendingPathComponent("pid")
             // `timeout` bounds iptux's life even if the test dies; its pid is what stop() signals.
-            handle = try Run.Handle(lan.ip, [
-                "netns", "exec", lan.namespace(host), "env", "HOME=\(home.path)", "XDG_CONFIG_HOME=\(home.path)/.config",
-                "XDG_CACHE_HOME=\(home.path)/.cache", "XDG_DATA_HOME=\(home.path)/.local/share", "NO_AT_BRIDGE=1",
-                "xvfb-run", "-a", "/bin/sh", "-c", "echo $$ > '\(pidFile.path)'; exec timeout -k 2 60 iptux -l DEBUG",
-            ], stdinData: Data())
+            handle = try Run.Handle(
+                lan.ip,
+                [
+                    "netns", "exec", lan.namespace(host), "env", "HOME=\(home.path)",
+                    "XDG_CONFIG_HOME=\(home.path)/.config",
+                    "XDG_CACHE_HOME=\(home.path)/.cache", "XDG_DATA_HOME=\(home.path)/.local/share", "NO_AT_BRIDGE=1",
+                    "xvfb-run", "-a", "/bin/sh", "-c",
+                    "echo $$ > '\(pidFile.path)'; exec timeout -k 2 60 iptux -l DEBUG",
+                ], stdinData: Data())
         }
 
-        var chatLog: String { (try? String(contentsOf: home.appendingPathComponent(".config/iptux/log/communicate.log"), encoding: .utf8)) ?? "" }
+        var chatLog: String {
+            (try? String(contentsOf: home.appendingPathComponent(".config/iptux/log/communicate.log"), encoding: .utf8))
+                ?? ""
+        }
 
         /// Waits until iptux has announced itself.
         func waitReady() -> Bool { handle.waitForOutput("send udp message", timeout: 20) }
 
         func stop() {
-            if let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            if let text = try? String(contentsOf: pidFile, encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
                 kill(pid, SIGTERM)
             }
             _ = handle.finish(timeout: 15)
@@ -512,15 +570,18 @@ final class IPMsgCLITests: LANTestCase {
         defer { iptux.stop() }
         XCTAssertTrue(iptux.waitReady(), "iptux did not start: \(iptux.handle.text) \(iptux.handle.stderr)")
 
-        let list = try lan.udp(.a, ["ipmsg", "list", "--json", "--nick", "tester", "--timeout", "2s"]).finish(timeout: 10)
+        let list = try lan.udp(.a, ["ipmsg", "list", "--json", "--nick", "tester", "--timeout", "2s"]).finish(
+            timeout: 10)
         XCTAssertEqual(list.status, 0, list.stderr)
-        let tux = try XCTUnwrap(jsonLines(list.text).first { $0["address"] as? String == "10.77.1.2:2425" }, list.text + list.stderr)
+        let tux = try XCTUnwrap(
+            jsonLines(list.text).first { $0["address"] as? String == "10.77.1.2:2425" }, list.text + list.stderr)
         XCTAssertEqual(tux["nick"] as? String, "TuxNick")
         XCTAssertEqual(tux["group"] as? String, "TuxGroup")
         XCTAssertEqual(tux["client"] as? String, "iptux 0.8.3")
         XCTAssertEqual(tux["encoding"] as? String, "utf8")
 
-        let send = try lan.udp(.a, ["ipmsg", "send", "TuxNick", "hello iptux, 你好", "--nick", "Tester"]).finish(timeout: 12)
+        let send = try lan.udp(.a, ["ipmsg", "send", "TuxNick", "hello iptux, 你好", "--nick", "Tester"]).finish(
+            timeout: 12)
         XCTAssertEqual(send.status, 0, send.stderr + iptux.handle.text)
         XCTAssertTrue(send.text.contains("delivered to TuxNick at 10.77.1.2"), send.text)
         XCTAssertTrue(waitFor(5) { iptux.chatLog.contains("hello iptux, 你好") }, iptux.chatLog)
@@ -538,8 +599,8 @@ final class IPMsgCLITests: LANTestCase {
     }
 }
 
-private extension Data {
-    init?(hexString: String) {
+extension Data {
+    fileprivate init?(hexString: String) {
         var bytes: [UInt8] = []
         var index = hexString.startIndex
         while index < hexString.endIndex {

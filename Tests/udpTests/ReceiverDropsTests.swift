@@ -7,7 +7,9 @@ final class ReceiverDropsTests: XCTestCase {
     /// The last line of stderr as a JSON object.
     private func lastJSON(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         let last = try XCTUnwrap(text.split(separator: "\n").last, "nothing: \(text)", file: file, line: line)
-        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last), file: file, line: line)
+        return try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], String(last), file: file,
+            line: line)
     }
 
     /// Stops `handle`, sends a burst of `count` datagrams of 1,400 bytes to `port`, and lets it run again.
@@ -57,14 +59,14 @@ final class ReceiverDropsTests: XCTestCase {
     /// Sends, to the Unix socket at PATH, one datagram from an unbound socket and one from an abstract-namespace
     /// socket; prints "sent".
     private static let unnamedSenders = """
-    import os, socket, sys
-    unbound = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    unbound.sendto(b'from nowhere', sys.argv[1])
-    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    abstract.bind('\\0udp-test-abstract-%d' % os.getpid())
-    abstract.sendto(b'from the abstract namespace', sys.argv[1])
-    print('sent', flush=True)
-    """
+        import os, socket, sys
+        unbound = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        unbound.sendto(b'from nowhere', sys.argv[1])
+        abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        abstract.bind('\\0udp-test-abstract-%d' % os.getpid())
+        abstract.sendto(b'from the abstract namespace', sys.argv[1])
+        print('sent', flush=True)
+        """
 
     private func socketPath(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("udp-\(name)-\(getpid()).sock").path
@@ -83,19 +85,23 @@ final class ReceiverDropsTests: XCTestCase {
         waitForFile(path)
         let sent = try Run.python(Self.unnamedSenders, [path]).finish()
         XCTAssertEqual(sent.text, "sent\n", sent.stderr)
-        let named = try Run.python("""
-        import os, socket, sys
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.bind(sys.argv[1] + '.client')
-        s.sendto(b'still here', sys.argv[1])
-        os.unlink(sys.argv[1] + '.client')
-        print('sent', flush=True)
-        """, [path]).finish()
+        let named = try Run.python(
+            """
+            import os, socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            s.bind(sys.argv[1] + '.client')
+            s.sendto(b'still here', sys.argv[1])
+            os.unlink(sys.argv[1] + '.client')
+            print('sent', flush=True)
+            """, [path]
+        ).finish()
         XCTAssertEqual(named.text, "sent\n", named.stderr)
         let result = listener.finish()
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.text.contains("(unbound)") && result.text.contains("from nowhere"), result.text)
-        XCTAssertTrue(result.text.contains("@udp-test-abstract-") && result.text.contains("from the abstract namespace"), result.text)
+        XCTAssertTrue(
+            result.text.contains("@udp-test-abstract-") && result.text.contains("from the abstract namespace"),
+            result.text)
         XCTAssertTrue(result.text.contains("still here"), result.text)
     }
 

@@ -42,7 +42,9 @@ final class RequestClientTests: XCTestCase {
         let (server, port) = try echoServer(ignoringFirst: 100)
         defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
         let started = Date()
-        let result = try Run.udp(["request", "127.0.0.1", String(port), "anyone", "--timeout", "100ms", "--retries", "2"])
+        let result = try Run.udp([
+            "request", "127.0.0.1", String(port), "anyone", "--timeout", "100ms", "--retries", "2",
+        ])
         XCTAssertEqual(result.status, 75, result.stderr)
         XCTAssertTrue(result.stderr.hasSuffix("udp: timed out after 700 ms with no reply\n"), result.stderr)
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.7)
@@ -53,7 +55,9 @@ final class RequestClientTests: XCTestCase {
         let port = try freePort()
         let result = try Run.udp(["request", "127.0.0.1", String(port), "hello", "--timeout", "2s"])
         XCTAssertEqual(result.status, 69)
-        XCTAssertEqual(result.stderr, "udp: 127.0.0.1:\(port) refused the datagram (ICMP port unreachable): nothing is listening on that port\n")
+        XCTAssertEqual(
+            result.stderr,
+            "udp: 127.0.0.1:\(port) refused the datagram (ICMP port unreachable): nothing is listening on that port\n")
     }
 
     func testClientThroughAPipeKeepsGoingAfterALostReply() throws {
@@ -73,7 +77,8 @@ final class RequestClientTests: XCTestCase {
 
     func testClientReportsRefusalAndContinues() throws {
         let port = try freePort()
-        let result = try Run.udp(["client", "127.0.0.1", String(port), "--timeout", "300ms", "--retries", "0"], stdin: Data("a\nb\n".utf8))
+        let result = try Run.udp(
+            ["client", "127.0.0.1", String(port), "--timeout", "300ms", "--retries", "0"], stdin: Data("a\nb\n".utf8))
         XCTAssertEqual(result.status, 69, result.stderr)
         XCTAssertTrue(result.stderr.contains("udp: line 1 'a': 127.0.0.1:\(port) refused"), result.stderr)
         XCTAssertTrue(result.stderr.contains("udp: line 2 'b': 127.0.0.1:\(port) refused"), result.stderr)
@@ -82,21 +87,21 @@ final class RequestClientTests: XCTestCase {
 
     /// A server that answers lines starting with "slow" only after 600 ms, the others at once.
     private static let slowServer = """
-    import socket, sys, threading
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('127.0.0.1', 0))
-    s.settimeout(10)
-    print('ready', s.getsockname()[1], flush=True)
-    while True:
-        try:
-            data, addr = s.recvfrom(70000)
-        except socket.timeout:
-            break
-        if data.startswith(b'slow'):
-            threading.Timer(0.6, s.sendto, (data, addr)).start()
-        else:
-            s.sendto(data, addr)
-    """
+        import socket, sys, threading
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(('127.0.0.1', 0))
+        s.settimeout(10)
+        print('ready', s.getsockname()[1], flush=True)
+        while True:
+            try:
+                data, addr = s.recvfrom(70000)
+            except socket.timeout:
+                break
+            if data.startswith(b'slow'):
+                threading.Timer(0.6, s.sendto, (data, addr)).start()
+            else:
+                s.sendto(data, addr)
+        """
 
     /// Late replies are shown when they come: while the client waits for the next line, and after the last line.
     /// The timeout lines name their line, and the exit status says that requests went unanswered.
@@ -118,17 +123,22 @@ final class RequestClientTests: XCTestCase {
         XCTAssertEqual(result.status, 75, result.stderr)
         let lines = result.text.split(separator: "\n")
         XCTAssertEqual(lines.filter { $0.contains("late-reply") }.count, 2, result.text)
-        XCTAssertTrue(lines.last?.contains("late-reply") == true && lines.last?.hasSuffix("line=3  slow two") == true, result.text)
+        XCTAssertTrue(
+            lines.last?.contains("late-reply") == true && lines.last?.hasSuffix("line=3  slow two") == true, result.text
+        )
         XCTAssertEqual(lines.filter { $0.contains(" reply from") }.count, 1, result.text)
         XCTAssertTrue(result.stderr.contains("udp: line 3 'slow two': timed out after 200 ms"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("udp: 2 of 3 requests got no reply (lines 1, 3 timed out); 2 late replies shown"), result.stderr)
+        XCTAssertTrue(
+            result.stderr.contains("udp: 2 of 3 requests got no reply (lines 1, 3 timed out); 2 late replies shown"),
+            result.stderr)
     }
 
     /// All answered: exit 0, nothing on stderr.
     func testClientExitsZeroWhenEveryRequestWasAnswered() throws {
         let (server, port) = try echoServer()
         defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
-        let result = try Run.udp(["client", "127.0.0.1", String(port), "--timeout", "500ms"], stdin: Data("a\nb\nc\n".utf8))
+        let result = try Run.udp(
+            ["client", "127.0.0.1", String(port), "--timeout", "500ms"], stdin: Data("a\nb\nc\n".utf8))
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(result.text.split(separator: "\n").filter { $0.contains("reply from") }.count, 3, result.text)
         XCTAssertEqual(result.stderr, "")
@@ -139,14 +149,17 @@ final class RequestClientTests: XCTestCase {
     func testClientHelpExplainsExitCodesAndLateReplies() throws {
         let help = try Run.udp(["client", "--help"]).text.replacingOccurrences(of: "\n", with: " ")
             .split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-        for promise in ["0 when every request was answered", "75 when some timed out", "69 when the server refused",
-                        "65 when every request was answered but some lines could not be made into a datagram",
-                        "'late-reply from ADDRESS ... line=N'"] {
+        for promise in [
+            "0 when every request was answered", "75 when some timed out", "69 when the server refused",
+            "65 when every request was answered but some lines could not be made into a datagram",
+            "'late-reply from ADDRESS ... line=N'",
+        ] {
             XCTAssertTrue(help.contains(promise), "help lacks \(promise): \(help)")
         }
         let (server, port) = try echoServer()
         defer { _ = server.finish(timeout: 1, signal: SIGTERM) }
-        let result = try Run.udp(["client", "127.0.0.1", String(port), "--hex", "--timeout", "500ms"], stdin: Data("61\nzz\n62\n".utf8))
+        let result = try Run.udp(
+            ["client", "127.0.0.1", String(port), "--hex", "--timeout", "500ms"], stdin: Data("61\nzz\n62\n".utf8))
         XCTAssertEqual(result.status, 65, result.stderr)
         XCTAssertEqual(result.text.split(separator: "\n").filter { $0.contains("reply from") }.count, 2, result.text)
         XCTAssertTrue(result.stderr.contains("line 2 could not be sent"), result.stderr)

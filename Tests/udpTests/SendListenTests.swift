@@ -12,7 +12,8 @@ final class SendListenTests: XCTestCase {
         let result = peer.finish()
         let lines = result.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         XCTAssertTrue(lines.contains("done"), "receiver did not get everything: \(result.text) \(result.stderr)")
-        guard let start = lines.firstIndex(where: { $0.hasPrefix("ready") }), let end = lines.firstIndex(of: "done") else { return lines }
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("ready") }), let end = lines.firstIndex(of: "done")
+        else { return lines }
         return Array(lines[(start + 1)..<end])
     }
 
@@ -44,7 +45,8 @@ final class SendListenTests: XCTestCase {
         XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "--hex", "0x48 0x69:00 ff"]).status, 0)
         XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "-e", "a\\tb\\x00\\n"]).status, 0)
         XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "--encoding", "gbk", "你好"]).status, 0)
-        XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "--count", "2", "--interval", "10ms", "again"]).status, 0)
+        XCTAssertEqual(
+            try Run.udp(["send", "127.0.0.1", String(port), "--count", "2", "--interval", "10ms", "again"]).status, 0)
         XCTAssertEqual(received(peer), ["486900ff", "61096200" + "0a", "c4e3bac3", hex("again"), hex("again")])
     }
 
@@ -74,12 +76,13 @@ final class SendListenTests: XCTestCase {
     }
 
     func testShowPortReportsTheEphemeralPortTheReceiverSaw() throws {
-        let peer = try Run.python("""
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); s.settimeout(5)
-        print('ready', s.getsockname()[1], flush=True)
-        d, a = s.recvfrom(100); print('from', a[1], flush=True)
-        """)
+        let peer = try Run.python(
+            """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); s.settimeout(5)
+            print('ready', s.getsockname()[1], flush=True)
+            d, a = s.recvfrom(100); print('from', a[1], flush=True)
+            """)
         let port = try Peer.port(of: peer)
         let result = try Run.udp(["send", "127.0.0.1", String(port), "x", "--show-port"])
         let peerOut = peer.finish().text
@@ -97,7 +100,8 @@ final class SendListenTests: XCTestCase {
 
     func testListenShowsSenderLengthAndEscapedText() throws {
         let (listener, port) = try startListener(["--count", "3", "--timeout", "5s"])
-        let sender = try Run.python(Peer.sender, ["127.0.0.1", String(port), hex("hello"), "", "1b5b326a1b5d303b78070a"])
+        let sender = try Run.python(
+            Peer.sender, ["127.0.0.1", String(port), hex("hello"), "", "1b5b326a1b5d303b78070a"])
         XCTAssertEqual(sender.finish().status, 0)
         let result = listener.finish()
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -132,7 +136,8 @@ final class SendListenTests: XCTestCase {
             XCTAssertEqual(first["length"] as? Int, 8)
             XCTAssertEqual(first["from"] as? String, "127.0.0.1")
             XCTAssertEqual(first["truncated"] as? Bool, false)
-            XCTAssertEqual(first["payload"] as? String, Data([0, 1, 2, 0x41, 0x42, 0x43, 0xFF, 0x0A]).base64EncodedString())
+            XCTAssertEqual(
+                first["payload"] as? String, Data([0, 1, 2, 0x41, 0x42, 0x43, 0xFF, 0x0A]).base64EncodedString())
             XCTAssertNil(first["text"], "invalid UTF-8 has no text field")
             let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
             XCTAssertEqual(second["text"] as? String, "héllo \"q\"")
@@ -185,7 +190,9 @@ final class SendListenTests: XCTestCase {
     }
 
     func testUnixDomainDatagramSocket() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("udp-\(UUID().uuidString.prefix(8)).sock").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "udp-\(UUID().uuidString.prefix(8)).sock"
+        ).path
         let listener = try Run.start(["listen", "unix:\(path)", "--show-port", "--count", "1"])
         XCTAssertTrue(listener.waitForOutput("listening on"))
         XCTAssertEqual(try Run.udp(["send", path, "over unix"]).status, 0)
@@ -210,7 +217,8 @@ final class SendListenTests: XCTestCase {
         try Run.require("socat")
         try Run.require("nc")
         let (listener, port) = try startListener(["--count", "2"])
-        let socat = try Run.program("socat", ["-u", "STDIN", "UDP4-SENDTO:127.0.0.1:\(port)"], stdin: Data("from socat".utf8))
+        let socat = try Run.program(
+            "socat", ["-u", "STDIN", "UDP4-SENDTO:127.0.0.1:\(port)"], stdin: Data("from socat".utf8))
         XCTAssertEqual(socat.finish().status, 0)
         XCTAssertTrue(listener.waitForOutput("from socat"))
         let nc = try Run.program("nc", ["-u", "-w1", "127.0.0.1", String(port)], stdin: Data("from nc\n".utf8))
@@ -222,12 +230,13 @@ final class SendListenTests: XCTestCase {
 
     func testPythonSeedChatPeerUnderstandsGBK() throws {
         // The seeds' peer decodes with gb2312; udp send --encoding gbk speaks it.
-        let peer = try Run.python("""
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); s.settimeout(5)
-        print('ready', s.getsockname()[1], flush=True)
-        d, a = s.recvfrom(1024); print(d.decode('gb2312'), flush=True)
-        """)
+        let peer = try Run.python(
+            """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); s.settimeout(5)
+            print('ready', s.getsockname()[1], flush=True)
+            d, a = s.recvfrom(1024); print(d.decode('gb2312'), flush=True)
+            """)
         let port = try Peer.port(of: peer)
         XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "--encoding", "gbk", "你好，世界"]).status, 0)
         XCTAssertTrue(peer.finish().text.contains("你好，世界"))
@@ -242,15 +251,21 @@ func freePort() throws -> Int {
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// Edge cases found in review: live Unix sockets, unbound Unix senders, -6, a reader that goes away.
 final class ListenEdgeTests: XCTestCase {
     func testLiveUnixSocketIsNotTakenOver() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("udp-live-\(UUID().uuidString.prefix(8)).sock").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "udp-live-\(UUID().uuidString.prefix(8)).sock"
+        ).path
         let first = try Run.start(["listen", path, "--show-port", "--count", "2"])
         XCTAssertTrue(first.waitForOutput("listening on"))
         let second = try Run.udp(["listen", path])
@@ -261,17 +276,21 @@ final class ListenEdgeTests: XCTestCase {
         // A sender without a path of its own is received and shown as such; it does not end the listener.
         // Only the Linux fast path can read such a datagram: without it, a second named one ends the count.
         if buildHasFastPath {
-            _ = try Run.python("""
-            import socket, sys
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'anon', sys.argv[1])
-            """, [path]).finish()
+            _ = try Run.python(
+                """
+                import socket, sys
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'anon', sys.argv[1])
+                """, [path]
+            ).finish()
         } else {
             XCTAssertEqual(try Run.udp(["send", path, "again"]).status, 0)
         }
         let result = first.finish()
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.text.contains("named"), result.text)
-        if buildHasFastPath { XCTAssertTrue(result.text.contains("(unbound)") && result.text.contains("anon"), result.text) }
+        if buildHasFastPath {
+            XCTAssertTrue(result.text.contains("(unbound)") && result.text.contains("anon"), result.text)
+        }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
     }
 
@@ -297,18 +316,22 @@ final class ListenEdgeTests: XCTestCase {
             _ = sender.finish(timeout: 5)
             usleep(200_000)
             let seconds = listener.secondsToExit(after: signal, limit: 10)
-            let elapsed = try XCTUnwrap(seconds, "udp listen did not end within 10 s of signal \(signal) with a stalled stdout")
+            let elapsed = try XCTUnwrap(
+                seconds, "udp listen did not end within 10 s of signal \(signal) with a stalled stdout")
             print("udp listen with a stalled stdout ended \(String(format: "%.3f", elapsed)) s after signal \(signal)")
             XCTAssertLessThan(elapsed, 3, "must end within about 1 s of the signal")
             XCTAssertEqual(listener.process.terminationStatus, 0, listener.stderr)
             let err = listener.stderr
             // Receiving went on long after the pipe and the queue were full (they hold about 270 such lines).
-            let counted = err.split(separator: "\n").compactMap { line -> Int? in
-                guard line.hasSuffix("from 1 sender") || line.contains(" datagrams, ") else { return nil }
-                return Int(line.prefix { $0.isNumber })
-            }.first ?? 0
+            let counted =
+                err.split(separator: "\n").compactMap { line -> Int? in
+                    guard line.hasSuffix("from 1 sender") || line.contains(" datagrams, ") else { return nil }
+                    return Int(line.prefix { $0.isNumber })
+                }.first ?? 0
             XCTAssertGreaterThan(counted, 350, err)
-            XCTAssertTrue(err.range(of: #"udp: display fell behind: \d+ lines not shown"#, options: .regularExpression) != nil, err)
+            XCTAssertTrue(
+                err.range(of: #"udp: display fell behind: \d+ lines not shown"#, options: .regularExpression) != nil,
+                err)
         }
     }
 
@@ -316,7 +339,8 @@ final class ListenEdgeTests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
-               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...])
+            {
                 return port
             }
             usleep(10_000)

@@ -7,48 +7,48 @@ import XCTest
 final class StudioLANTests: LANTestCase {
     /// One API call: URL TOKEN METHOD PATH [JSON BODY]; prints the HTTP status, a space and the response body.
     private static let client = """
-    import sys, urllib.request, urllib.error
-    url, token, method, path = sys.argv[1:5]
-    body = sys.argv[5].encode() if len(sys.argv) > 5 else None
-    request = urllib.request.Request(url + path, data=body, method=method,
-                                     headers={'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            print(response.status, response.read().decode(), flush=True)
-    except urllib.error.HTTPError as e:
-        print(e.code, e.read().decode(), flush=True)
-    """
+        import sys, urllib.request, urllib.error
+        url, token, method, path = sys.argv[1:5]
+        body = sys.argv[5].encode() if len(sys.argv) > 5 else None
+        request = urllib.request.Request(url + path, data=body, method=method,
+                                         headers={'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                print(response.status, response.read().decode(), flush=True)
+        except urllib.error.HTTPError as e:
+            print(e.code, e.read().decode(), flush=True)
+        """
 
     /// Sends TEXT to GROUP:PORT once, out of the interface with address IFADDR: GROUP IFADDR PORT TEXT.
     private static let multicastSender = """
-    import socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.argv[2]))
-    s.sendto(sys.argv[4].encode(), (sys.argv[1], int(sys.argv[3])))
-    print('sent', flush=True)
-    """
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.argv[2]))
+        s.sendto(sys.argv[4].encode(), (sys.argv[1], int(sys.argv[3])))
+        print('sent', flush=True)
+        """
 
     /// Joins GROUP on the interface with address IFADDR, binds PORT, prints "ready", then for each datagram
     /// "got SENDER TTL TEXT" until COUNT arrived or none came for IDLE seconds: GROUP IFADDR PORT COUNT IDLE.
     private static let multicastReceiver = """
-    import socket, struct, sys
-    group, ifaddr, port, count, idle = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('0.0.0.0', port))
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(ifaddr))
-    s.setsockopt(socket.IPPROTO_IP, getattr(socket, 'IP_RECVTTL', 12), 1)  # Linux's value where Python lacks the name
-    s.settimeout(idle)
-    print('ready', flush=True)
-    try:
-        for _ in range(count):
-            data, anc, flags, addr = s.recvmsg(70000, socket.CMSG_SPACE(4))
-            ttl = [struct.unpack('i', d[:4])[0] for level, kind, d in anc if level == socket.IPPROTO_IP and kind == socket.IP_TTL]
-            print('got', addr[0], ttl[0] if ttl else -1, data.decode(), flush=True)
-    except socket.timeout:
-        pass
-    print('done', flush=True)
-    """
+        import socket, struct, sys
+        group, ifaddr, port, count, idle = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('0.0.0.0', port))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(ifaddr))
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, 'IP_RECVTTL', 12), 1)  # Linux's value where Python lacks the name
+        s.settimeout(idle)
+        print('ready', flush=True)
+        try:
+            for _ in range(count):
+                data, anc, flags, addr = s.recvmsg(70000, socket.CMSG_SPACE(4))
+                ttl = [struct.unpack('i', d[:4])[0] for level, kind, d in anc if level == socket.IPPROTO_IP and kind == socket.IP_TTL]
+                print('got', addr[0], ttl[0] if ttl else -1, data.decode(), flush=True)
+        except socket.timeout:
+            pass
+        print('done', flush=True)
+        """
 
     private struct Studio {
         let lan: TestLAN
@@ -80,14 +80,20 @@ final class StudioLANTests: LANTestCase {
     }
 
     private func startStudio(_ lan: TestLAN) throws -> Studio {
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("udp-studio-lan-\(UUID().uuidString)")
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "udp-studio-lan-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
-        let handle = try Run.Handle(lan.ip, ["netns", "exec", lan.namespace(.a), "env", "XDG_CONFIG_HOME=\(config.path)",
-                                             Run.udpPath, "studio", "--http", "127.0.0.1:0", "--no-browser"], stdinData: Data())
+        let handle = try Run.Handle(
+            lan.ip,
+            [
+                "netns", "exec", lan.namespace(.a), "env", "XDG_CONFIG_HOME=\(config.path)",
+                Run.udpPath, "studio", "--http", "127.0.0.1:0", "--no-browser",
+            ], stdinData: Data())
         XCTAssertTrue(handle.waitForOutput("token="), "the studio did not start: \(handle.stderr)")
         let line = handle.text.split(separator: "\n").first { $0.contains("token=") }.map(String.init) ?? ""
         guard let query = line.range(of: "/?token=") else { throw XCTSkip("no studio address in \(line)") }
-        return Studio(lan: lan, handle: handle, url: String(line[..<query.lowerBound]), token: String(line[query.upperBound...]))
+        return Studio(
+            lan: lan, handle: handle, url: String(line[..<query.lowerBound]), token: String(line[query.upperBound...]))
     }
 
     private func waitFor(_ condition: () throws -> Bool) rethrows -> Bool {
@@ -105,17 +111,22 @@ final class StudioLANTests: LANTestCase {
         defer { _ = studio.handle.finish(signal: SIGTERM) }
         // Any-source group on lan0 (the hosts have no default route, so the interface is needed), and a
         // source-specific one that takes only what B sends.
-        let any = try studio.call("POST", "/api/listeners", #"{"address":"5300","group":"239.7.7.7","interface":"lan0"}"#)
+        let any = try studio.call(
+            "POST", "/api/listeners", #"{"address":"5300","group":"239.7.7.7","interface":"lan0"}"#)
         XCTAssertEqual(any.status, 201, "\(String(describing: any.json))")
-        let ssm = try studio.call("POST", "/api/listeners", #"{"address":"5301","group":"232.7.7.7","interface":"lan0","source":"10.77.1.2"}"#)
+        let ssm = try studio.call(
+            "POST", "/api/listeners", #"{"address":"5301","group":"232.7.7.7","interface":"lan0","source":"10.77.1.2"}"#
+        )
         XCTAssertEqual(ssm.status, 201, "\(String(describing: ssm.json))")
         let anyID = (any.json as? [String: Any])?["id"] as? Int ?? -1
         let ssmID = (ssm.json as? [String: Any])?["id"] as? Int ?? -1
         XCTAssertEqual((ssm.json as? [String: Any])?["source"] as? String, "10.77.1.2")
         XCTAssertEqual((ssm.json as? [String: Any])?["interface"] as? String, "lan0")
 
-        for (host, group, port, text) in [(TestLAN.Host.b, "239.7.7.7", 5300, "from B"), (.c, "232.7.7.7", 5301, "from C, not the source"),
-                                          (.b, "232.7.7.7", 5301, "from the source")] {
+        for (host, group, port, text) in [
+            (TestLAN.Host.b, "239.7.7.7", 5300, "from B"), (.c, "232.7.7.7", 5301, "from C, not the source"),
+            (.b, "232.7.7.7", 5301, "from the source"),
+        ] {
             let sender = try lan.python(host, Self.multicastSender, [group, host.address, String(port), text])
             XCTAssertTrue(sender.finish().text.contains("sent"))
         }
@@ -124,8 +135,9 @@ final class StudioLANTests: LANTestCase {
         XCTAssertTrue(arrived, "counts: \(counts)")
         let records = try studio.call("GET", "/api/datagrams").json as? [String: Any]
         let incoming = (records?["records"] as? [[String: Any]] ?? []).filter { $0["direction"] as? String == "in" }
-        XCTAssertEqual(Set(incoming.map { "\($0["remoteAddress"] ?? "") \($0["text"] ?? "")" }),
-                       ["10.77.1.2 from B", "10.77.1.2 from the source"])
+        XCTAssertEqual(
+            Set(incoming.map { "\($0["remoteAddress"] ?? "") \($0["text"] ?? "")" }),
+            ["10.77.1.2 from B", "10.77.1.2 from the source"])
         XCTAssertTrue(incoming.allSatisfy { ($0["marks"] as? [String] ?? []).contains("multicast") }, "\(incoming)")
         // A source without a group is refused, not silently ignored.
         let bad = try studio.call("POST", "/api/listeners", #"{"address":"5302","source":"10.77.1.2"}"#)
@@ -136,11 +148,13 @@ final class StudioLANTests: LANTestCase {
         let lan = try lan()
         let studio = try startStudio(lan)
         defer { _ = studio.handle.finish(signal: SIGTERM) }
-        let member = try lan.python(.c, Self.multicastReceiver, ["239.7.7.8", TestLAN.Host.c.address, "5310", "1", "4"])
+        let member = try lan.python(
+            .c, Self.multicastReceiver, ["239.7.7.8", TestLAN.Host.c.address, "5310", "1", "4"])
         let everyone = try lan.python(.b, LANPeer.receiver, ["5311", "1", "4"])
         XCTAssertTrue(member.waitForOutput("ready") && everyone.waitForOutput("ready"), member.stderr + everyone.stderr)
 
-        let group = try studio.call("POST", "/api/send", #"{"to":"239.7.7.8:5310","text":"to the group","interface":"lan0","ttl":3}"#)
+        let group = try studio.call(
+            "POST", "/api/send", #"{"to":"239.7.7.8:5310","text":"to the group","interface":"lan0","ttl":3}"#)
         XCTAssertEqual(group.status, 200, "\(String(describing: group.json))")
         let broadcast = try studio.call("POST", "/api/send", #"{"to":"<broadcast>:5311","text":"to everyone"}"#)
         XCTAssertEqual(broadcast.status, 200, "\(String(describing: broadcast.json))")

@@ -11,7 +11,8 @@ enum Run {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             dir = dir.deletingLastPathComponent()
         }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug/udp").path
     }()
 
@@ -59,7 +60,9 @@ enum Run {
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
                 if stderr.contains(text) || String(decoding: stdout, as: UTF8.self).contains(text) { return true }
-                if !process.isRunning { return stderr.contains(text) || String(decoding: stdout, as: UTF8.self).contains(text) }
+                if !process.isRunning {
+                    return stderr.contains(text) || String(decoding: stdout, as: UTF8.self).contains(text)
+                }
                 usleep(10_000)
             }
             return false
@@ -130,48 +133,48 @@ enum Run {
 enum Peer {
     /// Receives `count` datagrams and prints each as hex, one per line, then "done".
     static let receiver = """
-    import socket, sys
-    fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.bind((sys.argv[1], 0))
-    s.settimeout(5)
-    print('ready', s.getsockname()[1], flush=True)
-    for _ in range(int(sys.argv[2])):
-        data, addr = s.recvfrom(70000)
-        print(data.hex(), flush=True)
-    print('done', flush=True)
-    """
+        import socket, sys
+        fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.bind((sys.argv[1], 0))
+        s.settimeout(5)
+        print('ready', s.getsockname()[1], flush=True)
+        for _ in range(int(sys.argv[2])):
+            data, addr = s.recvfrom(70000)
+            print(data.hex(), flush=True)
+        print('done', flush=True)
+        """
 
     /// An echo server that ignores the first `skip` datagrams (a lost reply), then echoes; exits after 5 s idle.
     static let echo = """
-    import socket, sys
-    fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.bind((sys.argv[1], 0))
-    s.settimeout(5)
-    skip = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    print('ready', s.getsockname()[1], flush=True)
-    seen = 0
-    while True:
-        try:
-            data, addr = s.recvfrom(70000)
-        except socket.timeout:
-            break
-        seen += 1
-        print('got', seen, data.hex(), flush=True)
-        if seen > skip:
-            s.sendto(data, addr)
-    """
+        import socket, sys
+        fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.bind((sys.argv[1], 0))
+        s.settimeout(5)
+        skip = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+        print('ready', s.getsockname()[1], flush=True)
+        seen = 0
+        while True:
+            try:
+                data, addr = s.recvfrom(70000)
+            except socket.timeout:
+                break
+            seen += 1
+            print('got', seen, data.hex(), flush=True)
+            if seen > skip:
+                s.sendto(data, addr)
+        """
 
     /// Sends each hex argument as a datagram to HOST PORT.
     static let sender = """
-    import socket, sys
-    fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    for h in sys.argv[3:]:
-        s.sendto(bytes.fromhex(h), (sys.argv[1], int(sys.argv[2])))
-    print('sent', len(sys.argv) - 3, flush=True)
-    """
+        import socket, sys
+        fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        for h in sys.argv[3:]:
+            s.sendto(bytes.fromhex(h), (sys.argv[1], int(sys.argv[2])))
+        print('sent', len(sys.argv) - 3, flush=True)
+        """
 
     /// Waits for the "ready PORT" line and returns the port.
     static func port(of handle: Run.Handle, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
@@ -179,7 +182,8 @@ enum Peer {
         while Date() < deadline {
             let text = String(decoding: handle.stdout, as: UTF8.self)
             if let readyLine = text.split(separator: "\n").first(where: { $0.hasPrefix("ready ") }),
-               let port = Int(readyLine.dropFirst(6)) {
+                let port = Int(readyLine.dropFirst(6))
+            {
                 return port
             }
             usleep(10_000)
@@ -190,12 +194,15 @@ enum Peer {
 
     /// Waits until the bound address line (`udp listen --show-port`, or another command's `prefix`) appears on
     /// stderr and returns the port.
-    static func listenPort(of handle: Run.Handle, prefix: String = "listening on ", file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+    static func listenPort(
+        of handle: Run.Handle, prefix: String = "listening on ", file: StaticString = #filePath, line: UInt = #line
+    ) throws -> Int {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if let line = handle.stderr.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
-               let address = line.dropFirst(prefix.count).split(separator: " ").first,
-               let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) {
+                let address = line.dropFirst(prefix.count).split(separator: " ").first,
+                let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...])
+            {
                 return port
             }
             usleep(10_000)
@@ -217,7 +224,8 @@ enum Spawn {
     /// temporary file; kills it after `timeout` seconds.
     static func run(_ arguments: [String], timeout: Double = 5) throws -> Output {
         guard let path = Run.which(arguments[0]) else { throw XCTSkip("\(arguments[0]) is not installed") }
-        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID().uuidString).out").path
+        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID().uuidString).out")
+            .path
         defer { unlink(outPath) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -258,7 +266,9 @@ final class TerminalSession {
     init(_ command: String, width: Int = 120, height: Int = 20) throws {
         try Run.require("tmux")
         session = "udp-test-\(getpid())-\(UUID().uuidString.prefix(8))"
-        _ = try Spawn.run(["tmux", "new-session", "-d", "-s", session, "-x", String(width), "-y", String(height), command])
+        _ = try Spawn.run([
+            "tmux", "new-session", "-d", "-s", session, "-x", String(width), "-y", String(height), command,
+        ])
     }
 
     deinit {
@@ -345,15 +355,15 @@ final class StalledStdout {
 /// Sends `count` datagrams of `size` bytes to 127.0.0.1:`port` from python3, at about `rate` per second (in bursts
 /// of 5, small enough for a default receive buffer), so that even a debug build keeps up; prints "sent N" when done.
 let burstSender = """
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-port, count, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-rate = float(sys.argv[4]) if len(sys.argv) > 4 else 20000
-payload = b'x' * size
-start = time.time()
-for i in range(count):
-    s.sendto(payload, ('127.0.0.1', port))
-    if i % 5 == 4:
-        time.sleep(max(0, start + (i + 1) / rate - time.time()))
-print('sent', count, flush=True)
-"""
+    import socket, sys, time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port, count, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    rate = float(sys.argv[4]) if len(sys.argv) > 4 else 20000
+    payload = b'x' * size
+    start = time.time()
+    for i in range(count):
+        s.sendto(payload, ('127.0.0.1', port))
+        if i % 5 == 4:
+            time.sleep(max(0, start + (i + 1) / rate - time.time()))
+    print('sent', count, flush=True)
+    """

@@ -41,7 +41,10 @@ final class TestLAN {
     }
 
     init() throws(Unavailable) {
-        guard let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first(where: FileManager.default.isExecutableFile) else {
+        guard
+            let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first(
+                where: FileManager.default.isExecutableFile)
+        else {
             throw Unavailable(reason: "iproute2's `ip` is not installed")
         }
         guard geteuid() == 0 else { throw Unavailable(reason: "creating network namespaces needs root") }
@@ -49,8 +52,10 @@ final class TestLAN {
         tag = "\(Self.prefix)\(getpid())"
         Self.removeStale(ip: ip)
         let hosts = Host.allCases
-        var script = ["set -e", "ip netns add \(tag)-sw", "ip -n \(tag)-sw link set lo up",
-                      "ip -n \(tag)-sw link add br0 type bridge mcast_snooping 0", "ip -n \(tag)-sw link set br0 up"]
+        var script = [
+            "set -e", "ip netns add \(tag)-sw", "ip -n \(tag)-sw link set lo up",
+            "ip -n \(tag)-sw link add br0 type bridge mcast_snooping 0", "ip -n \(tag)-sw link set br0 up",
+        ]
         for host in hosts {
             let ns = namespace(host)
             script += [
@@ -63,7 +68,8 @@ final class TestLAN {
                 "ip -n \(ns) link set lan0 up",
             ]
         }
-        let setup = try? Run.Handle("/bin/sh", ["-c", script.joined(separator: "\n")], stdinData: Data()).finish(timeout: 20)
+        let setup = try? Run.Handle("/bin/sh", ["-c", script.joined(separator: "\n")], stdinData: Data()).finish(
+            timeout: 20)
         guard setup?.status == 0 else {
             remove()
             throw Unavailable(reason: "cannot build the test network: \(setup?.stderr ?? "sh did not start")")
@@ -100,7 +106,8 @@ final class TestLAN {
     /// Starts `python3 -c script` on `host`.
     func python(_ host: Host, _ script: String, _ arguments: [String]) throws -> Run.Handle {
         guard let python = Run.which("python3") else { throw XCTSkip("python3 is not installed") }
-        return try Run.Handle(ip, ["netns", "exec", namespace(host), python, "-u", "-c", script] + arguments, stdinData: nil)
+        return try Run.Handle(
+            ip, ["netns", "exec", namespace(host), python, "-u", "-c", script] + arguments, stdinData: nil)
     }
 
     private static func unavailable(_ message: String) -> XCTSkip {
@@ -114,7 +121,9 @@ final class TestLAN {
         guard let listed = try? Run.Handle(ip, ["netns", "list"], stdinData: Data()).finish().text else { return }
         for line in listed.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
-            guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }) else { continue }
+            guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }) else {
+                continue
+            }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 _ = try? Run.Handle(ip, ["netns", "del", name], stdinData: Data()).finish()
             }
@@ -127,37 +136,41 @@ enum LANPeer {
     /// Binds 0.0.0.0:PORT, prints "ready", then "got SENDER HEX" for each datagram until COUNT arrived or none
     /// came for IDLE seconds, then "done".
     static let receiver = """
-    import socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('0.0.0.0', int(sys.argv[1])))
-    s.settimeout(float(sys.argv[3]))
-    print('ready', flush=True)
-    try:
-        for _ in range(int(sys.argv[2])):
-            data, addr = s.recvfrom(70000)
-            print('got', addr[0], data.hex(), flush=True)
-    except socket.timeout:
-        pass
-    print('done', flush=True)
-    """
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('0.0.0.0', int(sys.argv[1])))
+        s.settimeout(float(sys.argv[3]))
+        print('ready', flush=True)
+        try:
+            for _ in range(int(sys.argv[2])):
+                data, addr = s.recvfrom(70000)
+                print('got', addr[0], data.hex(), flush=True)
+        except socket.timeout:
+            pass
+        print('done', flush=True)
+        """
 
     /// The seeds' broadcaster: SO_BROADCAST, then one sendto(MESSAGE, (HOST, PORT)); prints "sent" or "error ERRNO".
     static let broadcaster = """
-    import socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-    try:
-        s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
-        print('sent', flush=True)
-    except OSError as e:
-        print('error', e.errno, flush=True)
-    """
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        try:
+            s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
+            print('sent', flush=True)
+        except OSError as e:
+            print('error', e.errno, flush=True)
+        """
 
     /// What a receiver got: (sender, payload as text) pairs.
-    static func received(_ handle: Run.Handle, file: StaticString = #filePath, line: UInt = #line) -> [(from: String, text: String)] {
+    static func received(_ handle: Run.Handle, file: StaticString = #filePath, line: UInt = #line) -> [(
+        from: String, text: String
+    )] {
         let result = handle.finish()
-        XCTAssertTrue(result.text.contains("done"), "receiver did not finish: \(result.text) \(result.stderr)", file: file, line: line)
+        XCTAssertTrue(
+            result.text.contains("done"), "receiver did not finish: \(result.text) \(result.stderr)", file: file,
+            line: line)
         return result.text.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 3, parts[0] == "got" else { return nil }

@@ -32,13 +32,17 @@ public struct IPMsgFileEntry: Hashable, Sendable {
         var out: [UInt8] = []
         for entry in entries {
             guard !entry.name.isEmpty else { throw .forbiddenByte(field: "file name", byte: UInt8(ascii: ":")) }
-            if let bad = entry.name.first(where: { $0 == 0 || $0 == 7 }) { throw .forbiddenByte(field: "file name", byte: bad) }
+            if let bad = entry.name.first(where: { $0 == 0 || $0 == 7 }) {
+                throw .forbiddenByte(field: "file name", byte: bad)
+            }
             out += Array("\(entry.id):".utf8)
             for byte in entry.name {
                 out.append(byte)
                 if byte == UInt8(ascii: ":") { out.append(byte) }
             }
-            out += Array(":\(String(entry.size, radix: 16)):\(String(entry.modified, radix: 16)):\(String(entry.attributes, radix: 16)):".utf8)
+            out += Array(
+                ":\(String(entry.size, radix: 16)):\(String(entry.modified, radix: 16)):\(String(entry.attributes, radix: 16)):"
+                    .utf8)
             out.append(7)
         }
         return out
@@ -51,7 +55,10 @@ public struct IPMsgFileEntry: Hashable, Sendable {
         var index = 0
         let colon = UInt8(ascii: ":")
         while index < field.count {
-            if field[index] == colon { index += 1; continue }
+            if field[index] == colon {
+                index += 1
+                continue
+            }
             guard let (entry, end) = decodeOne(field, from: index) else { break }
             entries.append(entry)
             index = end
@@ -91,13 +98,19 @@ public struct IPMsgFileEntry: Hashable, Sendable {
             index += 1
         }
         guard !name.isEmpty,
-              let size = number(radix: 16),
-              let modified = number(radix: 16), modified <= UInt64(UInt32.max) else { return nil }
+            let size = number(radix: 16),
+            let modified = number(radix: 16), modified <= UInt64(UInt32.max)
+        else { return nil }
         // The attribute may end at ':' or straight at the separator.
         let begin = index
         while index < field.count && field[index] != colon && field[index] != 7 { index += 1 }
-        guard index > begin, index - begin <= 8, let attributes = UInt32(String(decoding: field[begin..<index], as: UTF8.self), radix: 16) else { return nil }
-        return (IPMsgFileEntry(id: UInt32(id), name: name, size: size, modified: UInt32(modified), attributes: attributes), index)
+        guard index > begin, index - begin <= 8,
+            let attributes = UInt32(String(decoding: field[begin..<index], as: UTF8.self), radix: 16)
+        else { return nil }
+        return (
+            IPMsgFileEntry(id: UInt32(id), name: name, size: size, modified: UInt32(modified), attributes: attributes),
+            index
+        )
     }
 }
 
@@ -126,9 +139,10 @@ public struct IPMsgFileRequest: Hashable, Sendable {
     public init?(extra: [UInt8]) {
         let parts = extra.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
         guard parts.count >= 3, parts[0].count <= 8, parts[1].count <= 8, parts[2].count <= 16,
-              let number = UInt32(String(decoding: parts[0], as: UTF8.self), radix: 16),
-              let id = UInt32(String(decoding: parts[1], as: UTF8.self), radix: 16),
-              let offset = UInt64(String(decoding: parts[2], as: UTF8.self), radix: 16) else { return nil }
+            let number = UInt32(String(decoding: parts[0], as: UTF8.self), radix: 16),
+            let id = UInt32(String(decoding: parts[1], as: UTF8.self), radix: 16),
+            let offset = UInt64(String(decoding: parts[2], as: UTF8.self), radix: 16)
+        else { return nil }
         self.init(packetNumber: number, fileID: id, offset: offset)
     }
 }
@@ -143,7 +157,9 @@ public enum IPMsgFileName {
         if name == "." || name == ".." { return "the name is '\(name)'" }
         if name.utf8.count > 255 { return "the name is over 255 bytes" }
         if name.contains("/") || name.contains("\\") { return "the name holds a path separator" }
-        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "the name holds a control character" }
+        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            return "the name holds a control character"
+        }
         return nil
     }
 }

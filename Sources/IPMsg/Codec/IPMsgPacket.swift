@@ -36,8 +36,10 @@ public struct IPMsgPacket: Hashable, Sendable {
     public var extensions: [[UInt8]]
 
     /// Makes a packet.
-    public init(version: [UInt8] = Array("1".utf8), packetNumber: UInt32, user: [UInt8], host: [UInt8],
-                command: IPMsgCommand, extra: [UInt8] = [], extensions: [[UInt8]] = []) {
+    public init(
+        version: [UInt8] = Array("1".utf8), packetNumber: UInt32, user: [UInt8], host: [UInt8],
+        command: IPMsgCommand, extra: [UInt8] = [], extensions: [[UInt8]] = []
+    ) {
         self.version = version
         self.packetNumber = packetNumber
         self.user = user
@@ -65,8 +67,10 @@ public struct IPMsgPacket: Hashable, Sendable {
             case .missingFields: return "not an IP Messenger packet (fewer than 5 ':'-separated fields)"
             case .badPacketNumber: return "the packet number is not a decimal number"
             case .badCommand: return "the command is not a decimal number"
-            case .forbiddenByte(let field, let byte): return "the \(field) field cannot hold byte 0x\(String(byte, radix: 16))"
-            case .tooLarge(let size): return "the packet would be \(size) bytes; IP Messenger clients take at most \(IPMsgPacket.maximumSize)"
+            case .forbiddenByte(let field, let byte):
+                return "the \(field) field cannot hold byte 0x\(String(byte, radix: 16))"
+            case .tooLarge(let size):
+                return "the packet would be \(size) bytes; IP Messenger clients take at most \(IPMsgPacket.maximumSize)"
             }
         }
     }
@@ -109,8 +113,9 @@ public struct IPMsgPacket: Hashable, Sendable {
                 extensions = rest.split(separator: 0, omittingEmptySubsequences: false).map(Array.init)
             }
         }
-        return IPMsgPacket(version: Array(fields[0]), packetNumber: number, user: Array(fields[2]), host: Array(fields[3]),
-                           command: IPMsgCommand(rawValue: command), extra: Array(extra), extensions: extensions)
+        return IPMsgPacket(
+            version: Array(fields[0]), packetNumber: number, user: Array(fields[2]), host: Array(fields[3]),
+            command: IPMsgCommand(rawValue: command), extra: Array(extra), extensions: extensions)
     }
 
     /// Encodes the packet: header, Extra, NUL, then each extension field followed by a NUL.
@@ -171,7 +176,8 @@ extension IPMsgPacket {
         guard command.mode == .entry || command.mode == .answerEntry || command.mode == .absence else { return nil }
         for field in extensions.dropFirst() {
             let text = String(decoding: field, as: UTF8.self).lowercased()
-            if ["utf-8", "utf8", "gbk", "gb18030", "gb2312", "cp936", "cp932", "shift_jis", "shift-jis"].contains(text) {
+            if ["utf-8", "utf8", "gbk", "gb18030", "gb2312", "cp936", "cp932", "shift_jis", "shift-jis"].contains(text)
+            {
                 return text
             }
         }

@@ -1,10 +1,11 @@
+import NIOCore
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
-import NIOPosix
 
 /// Name resolution through the system resolver (getaddrinfo), run on NIO's blocking-I/O thread pool so that
 /// neither an event loop nor the cooperative thread pool waits on DNS.
@@ -23,11 +24,15 @@ enum Resolver {
 
     /// A scoped numeric IPv6 literal such as `fe80::1%eth0`, which `inet_pton` does not accept.
     static func numericScoped(_ text: String, port: Int) -> SocketAddress? {
-        guard case .success(let found) = lookup(text, port: port, family: .ipv6, flags: AI_NUMERICHOST) else { return nil }
+        guard case .success(let found) = lookup(text, port: port, family: .ipv6, flags: AI_NUMERICHOST) else {
+            return nil
+        }
         return found.first?.socketAddress
     }
 
-    private static func lookup(_ name: String, port: Int, family: UDPAddress.Family?, flags: Int32) -> Result<[UDPAddress], UDPError> {
+    private static func lookup(_ name: String, port: Int, family: UDPAddress.Family?, flags: Int32) -> Result<
+        [UDPAddress], UDPError
+    > {
         var hints = addrinfo()
         hints.ai_flags = flags
         switch family {
@@ -61,9 +66,13 @@ enum Resolver {
                 let address: SocketAddress?
                 switch info.pointee.ai_family {
                 case AF_INET:
-                    address = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: name) }
+                    address = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                        SocketAddress($0.pointee, host: name)
+                    }
                 case AF_INET6:
-                    address = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: name) }
+                    address = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                        SocketAddress($0.pointee, host: name)
+                    }
                 default:
                     address = nil
                 }

@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
 
 /// A resolved UDP socket address: an IPv4 or IPv6 address with a port, or a Unix-domain socket path.
 ///
@@ -57,7 +58,11 @@ public struct UDPAddress: Hashable, Sendable, CustomStringConvertible {
         do {
             self.init(try SocketAddress(unixDomainSocketPath: path))
         } catch {
-            throw .invalidAddress(path, reason: "a Unix socket path must be shorter than \(MemoryLayout.size(ofValue: sockaddr_un().sun_path)) bytes")
+            throw .invalidAddress(
+                path,
+                reason:
+                    "a Unix socket path must be shorter than \(MemoryLayout.size(ofValue: sockaddr_un().sun_path)) bytes"
+            )
         }
     }
 
@@ -70,7 +75,9 @@ public struct UDPAddress: Hashable, Sendable, CustomStringConvertible {
         let pathLength = max(0, min(Int(length) - pathOffset, MemoryLayout.size(ofValue: address.sun_path) - 1))
         if pathLength > 0 {
             withUnsafeBytes(of: name.sun_path) { source in
-                withUnsafeMutableBytes(of: &address.sun_path) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<pathLength])) }
+                withUnsafeMutableBytes(of: &address.sun_path) {
+                    $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<pathLength]))
+                }
             }
         }
         self.socketAddress = SocketAddress(address)

@@ -93,7 +93,8 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// Parses a port: a decimal number from 0 to 65535 (0 means "any free port" when binding).
     /// - Throws: `UDPError.invalidPort`.
     public static func parsePort(_ text: String) throws(UDPError) -> Int {
-        guard !text.isEmpty, text.count <= 5, text.allSatisfy(\.isASCIIDigit), let port = Int(text), port <= 65535 else {
+        guard !text.isEmpty, text.count <= 5, text.allSatisfy(\.isASCIIDigit), let port = Int(text), port <= 65535
+        else {
             throw .invalidPort(text)
         }
         return port
@@ -110,8 +111,12 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
         var host = text
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw .invalidAddress(text, reason: "empty host") }
-        guard host.utf8.count <= 253 else { throw .invalidAddress(text, reason: "host name longer than 253 characters") }
-        if let bad = host.unicodeScalars.first(where: { !($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-_:%".unicodeScalars.contains($0)) }) {
+        guard host.utf8.count <= 253 else {
+            throw .invalidAddress(text, reason: "host name longer than 253 characters")
+        }
+        if let bad = host.unicodeScalars.first(where: {
+            !($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-_:%".unicodeScalars.contains($0))
+        }) {
             throw .invalidAddress(text, reason: "unexpected character '\(bad.escaped(asASCII: true))' in host")
         }
         return .name(host)
@@ -150,13 +155,18 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
                 return [try UDPAddress(ip: family == .ipv4 ? "0.0.0.0" : "::", port: port)]
             case .broadcast:
                 if family == .ipv6 {
-                    throw .invalidAddress(description, reason: "IPv6 has no broadcast; use a multicast group such as ff02::1")
+                    throw .invalidAddress(
+                        description, reason: "IPv6 has no broadcast; use a multicast group such as ff02::1")
                 }
                 return try UDPAddress.broadcastAddresses(port: port)
             case .name(let name):
                 if let literal = try? UDPAddress(ip: name, port: port) {
                     if let family, literal.family != family {
-                        throw .nameNotFound(name, reason: "it is an \(literal.family == .ipv4 ? "IPv4" : "IPv6") address, but \(family == .ipv4 ? "IPv4" : "IPv6") was asked for")
+                        throw .nameNotFound(
+                            name,
+                            reason:
+                                "it is an \(literal.family == .ipv4 ? "IPv4" : "IPv6") address, but \(family == .ipv4 ? "IPv4" : "IPv6") was asked for"
+                        )
                     }
                     return [literal]
                 }

@@ -161,7 +161,7 @@ extension InterfaceAddress {
     /// is not a numeric IPv4 address.
     public static func directedBroadcast(address: String, prefixLength: Int) -> String? {
         guard let (family, bytes) = parseNumericAddress(address), family == .ipv4,
-              let broadcast = directedBroadcast(address: bytes, prefixLength: prefixLength)
+            let broadcast = directedBroadcast(address: bytes, prefixLength: prefixLength)
         else { return nil }
         return numericText(broadcast, family: .ipv4)
     }
@@ -190,7 +190,8 @@ extension InterfaceAddress {
         var text = [CChar](repeating: 0, count: 64)
         let formatted = bytes.withUnsafeBytes { source in
             text.withUnsafeMutableBufferPointer { destination in
-                inet_ntop(family.systemValue, source.baseAddress, destination.baseAddress, socklen_t(destination.count)) != nil
+                inet_ntop(family.systemValue, source.baseAddress, destination.baseAddress, socklen_t(destination.count))
+                    != nil
             }
         }
         // inet_ntop only fails for an unknown family or a short buffer, neither

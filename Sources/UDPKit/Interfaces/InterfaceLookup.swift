@@ -66,7 +66,11 @@ extension UDPAddress {
             if let interface {
                 throw .interfaceUnavailable(interface, reason: "it has no IPv4 broadcast address")
             }
-            throw .interfaceUnavailable("", reason: "no interface that is up has an IPv4 broadcast address; send to a directed broadcast address such as 10.1.1.255, or to 255.255.255.255 on a chosen interface")
+            throw .interfaceUnavailable(
+                "",
+                reason:
+                    "no interface that is up has an IPv4 broadcast address; send to a directed broadcast address such as 10.1.1.255, or to 255.255.255.255 on a chosen interface"
+            )
         }
         return found.compactMap { try? UDPAddress(ip: $0.address, port: port) }
     }
@@ -90,7 +94,9 @@ extension InterfaceAddress {
 
     /// The IPv4 broadcast address as a host-order number; nil when there is none.
     var broadcastValue: UInt32? {
-        guard let broadcast, let (family, bytes) = Self.parseNumericAddress(broadcast), family == .ipv4 else { return nil }
+        guard let broadcast, let (family, bytes) = Self.parseNumericAddress(broadcast), family == .ipv4 else {
+            return nil
+        }
         return bytes.reduce(0) { $0 << 8 | UInt32($1) }
     }
 }

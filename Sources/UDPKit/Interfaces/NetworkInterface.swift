@@ -148,7 +148,7 @@ extension NetworkInterface {
         where interface.flags.contains([.up, .broadcast]) && !interface.flags.contains(.loopback) {
             for address in interface.addresses where address.family == .ipv4 {
                 guard let broadcast = address.broadcast,
-                      seen.insert([interface.name, broadcast]).inserted
+                    seen.insert([interface.name, broadcast]).inserted
                 else { continue }
                 result.append((interface: interface.name, address: broadcast))
             }

@@ -97,9 +97,10 @@ extension InterfaceAddress {
         }
         #endif
 
-        let prefixLength = entry.ifa_netmask.map {
-            Self.prefixLength(netmask: SocketAddressReader.addressBytes($0, family: family))
-        } ?? family.byteCount * 8
+        let prefixLength =
+            entry.ifa_netmask.map {
+                Self.prefixLength(netmask: SocketAddressReader.addressBytes($0, family: family))
+            } ?? family.byteCount * 8
 
         var broadcast: String?
         if family == .ipv4, flags.contains(.broadcast), !flags.contains(.pointToPoint) {
@@ -141,10 +142,11 @@ extension InterfaceAddress {
 /// field may not be set; the family of the interface address is used instead.
 enum SocketAddressReader {
     static func addressBytes(_ socketAddress: UnsafePointer<sockaddr>, family: InterfaceAddress.Family) -> [UInt8] {
-        let offset = switch family {
-        case .ipv4: MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!
-        case .ipv6: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
-        }
+        let offset =
+            switch family {
+            case .ipv4: MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!
+            case .ipv6: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+            }
         var available = family.byteCount
         #if canImport(Darwin)
         available = min(available, max(0, Int(socketAddress.pointee.sa_len) - offset))

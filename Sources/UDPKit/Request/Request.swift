@@ -61,7 +61,8 @@ extension UDPSocket {
         onRetry: (@Sendable (Int) -> Void)? = nil
     ) async throws -> Reply {
         guard let peer = destination ?? remoteAddress else {
-            throw UDPError.invalidAddress(localAddress.description, reason: "the socket is not connected; give a destination")
+            throw UDPError.invalidAddress(
+                localAddress.description, reason: "the socket is not connected; give a destination")
         }
         let clock = ContinuousClock()
         for (index, wait) in policy.waits.enumerated() {

@@ -68,8 +68,9 @@ final class ArrivalClassifier {
             }
         }
         if names[interfaceIndex] == nil { refreshIfStale() }
-        return Datagram.Arrival(destination: destination, interfaceIndex: interfaceIndex,
-                                interfaceName: names[interfaceIndex], kind: kind)
+        return Datagram.Arrival(
+            destination: destination, interfaceIndex: interfaceIndex,
+            interfaceName: names[interfaceIndex], kind: kind)
     }
 
     private func refreshIfStale() {

@@ -120,8 +120,10 @@ final class BatchResponder: Sendable {
     ///   receive reports for an earlier reply).
     func run() throws(SystemCallError) {
         // The loop's state is a local value: no run-time exclusivity checks on the way from receive to send.
-        var loop = Loop(fd: fd, limits: limits, reply: reply, target: target, envelope: envelope, handOver: handOver,
-                        classifier: packetInfo ? ArrivalClassifier() : nil, localPort: localPort, refused: refused) { [self] () throws(SystemCallError) -> Bool in
+        var loop = Loop(
+            fd: fd, limits: limits, reply: reply, target: target, envelope: envelope, handOver: handOver,
+            classifier: packetInfo ? ArrivalClassifier() : nil, localPort: localPort, refused: refused
+        ) { [self] () throws(SystemCallError) -> Bool in
             try waitUntilWritable()
         }
         defer { loop.deallocate() }
@@ -140,7 +142,7 @@ final class BatchResponder: Sendable {
                     continue
                 }
                 count = received
-            } catch where [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errno) {
+            } catch  where [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errno) {
                 // An ICMP error for an earlier reply: the socket itself is fine.
                 continue
             }
@@ -151,7 +153,9 @@ final class BatchResponder: Sendable {
 
     /// Waits until a datagram is waiting or a stop is requested.
     private func waitUntilReadable() throws(SystemCallError) {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+        ]
         _ = try SystemCall.run("poll") { poll(&fds, 2, -1) }
         if fds[1].revents != 0 {
             var value: UInt64 = 0
@@ -163,7 +167,9 @@ final class BatchResponder: Sendable {
     /// Waits up to `sendWaitMilliseconds` for room in the send buffer; false when it stayed full or a stop came.
     /// A signal during the wait does not end it (the wait starts again).
     private func waitUntilWritable() throws(SystemCallError) -> Bool {
-        var fds = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: fd, events: Int16(POLLOUT), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+        ]
         let n = try SystemCall.run("poll") { poll(&fds, 2, Self.sendWaitMilliseconds) }
         return n > 0 && fds[0].revents & Int16(POLLOUT) != 0 && !stopRequested.load(ordering: .acquiring)
     }
@@ -262,7 +268,8 @@ private struct Loop {
         let (slot, messages, vectors, names) = (limits.slot, receiveMessages, receiveVectors, receiveNames)
         let (fd, prepared, used) = (self.fd, preparedBase, usedMessages)
         let (control, controlSpace) = (receiveControl, self.controlSpace)
-        let result: (Result<CInt?, SystemCallError>, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes { memory in
+        let result: (Result<CInt?, SystemCallError>, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes {
+            memory in
             let base = memory.baseAddress!
             if base == prepared {
                 // Same memory as last time: only the address lengths the last call overwrote need resetting.
@@ -288,7 +295,9 @@ private struct Loop {
                 }
             }
             let received = Result { () throws(SystemCallError) -> CInt? in
-                try SystemCall.nonBlocking("recvmmsg") { cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), 0) }
+                try SystemCall.nonBlocking("recvmmsg") {
+                    cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), 0)
+                }
             }
             return (received, base)
         }
@@ -308,7 +317,8 @@ private struct Loop {
             let (length, truncated) = limits.received(Int(receiveMessages[i].msg_len))
             let payload = buffer.getSlice(at: i * slot, length: length)!
             let arrival = classifier == nil ? nil : arrival(i)
-            batch.append(Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated, arrival: arrival))
+            batch.append(
+                Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated, arrival: arrival))
         }
         guard !batch.isEmpty else { return }
         let replies = reply(batch)
@@ -359,9 +369,13 @@ private struct Loop {
         let address: SocketAddress
         switch CInt(name.pointee.ss_family) {
         case AF_INET:
-            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee) }
+            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                SocketAddress($0.pointee)
+            }
         case AF_INET6:
-            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee) }
+            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                SocketAddress($0.pointee)
+            }
         default:
             return nil
         }
@@ -385,7 +399,11 @@ private struct Loop {
         if tracking { sentIndex.removeAll(keepingCapacity: true) }
         for (index, reply) in replies.enumerated() {
             if reply.segmentSize != nil {
-                if let envelope = envelope(reply) { offloaded.append(envelope) } else if tracking { failed.append(reply) }
+                if let envelope = envelope(reply) {
+                    offloaded.append(envelope)
+                } else if tracking {
+                    failed.append(reply)
+                }
                 continue
             }
             let destination = reply.destination
@@ -406,13 +424,17 @@ private struct Loop {
                         continue
                     }
                     lastTargetLength = target.withSockAddr { address, length in
-                        withUnsafeMutableBytes(of: &lastTarget) { $0.baseAddress!.copyMemory(from: address, byteCount: length) }
+                        withUnsafeMutableBytes(of: &lastTarget) {
+                            $0.baseAddress!.copyMemory(from: address, byteCount: length)
+                        }
                         return socklen_t(length)
                     }
                 }
                 lastDestination = destination
             }
-            withUnsafeBytes(of: &lastTarget) { send.append(reply.payload, name: $0.baseAddress!, nameLength: lastTargetLength) }
+            withUnsafeBytes(of: &lastTarget) {
+                send.append(reply.payload, name: $0.baseAddress!, nameLength: lastTargetLength)
+            }
             if tracking { sentIndex.append(index) }
         }
         if !offloaded.isEmpty { handOver(offloaded) }

@@ -1,5 +1,5 @@
-import NIOCore
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// Tells this host's broadcast addresses from other IPv4 addresses, cheaply enough to ask for every send.
 ///

@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOCore
 
 /// A datagram that arrived: its payload, who sent it, when, and whether it was cut.
 public struct Datagram: Sendable {
@@ -21,7 +22,10 @@ public struct Datagram: Sendable {
     public var arrival: Arrival?
 
     /// A datagram with the given contents.
-    public init(payload: ByteBuffer, sender: UDPAddress, receivedAt: Date = Date(), truncated: Bool = false, arrival: Arrival? = nil) {
+    public init(
+        payload: ByteBuffer, sender: UDPAddress, receivedAt: Date = Date(), truncated: Bool = false,
+        arrival: Arrival? = nil
+    ) {
         self.payload = payload
         self.sender = sender
         self.receivedAt = receivedAt

@@ -1,3 +1,5 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,7 +10,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOCore
 
 /// Sits in the channel pipeline: turns each read cycle's datagrams into one batch for the `Inbox`, flags
 /// datagrams that did not fit, reports ICMP errors, and pauses reading while the inbox is full.
@@ -38,7 +39,8 @@ final class DatagramHandler: ChannelDuplexHandler {
             if localPort == nil { localPort = context.channel.localAddress?.port }
             arrival = classifier.arrival(info, port: localPort ?? 0)
         }
-        if let segmentSize = envelope.metadata?.segmentSize, segmentSize > 0, envelope.data.readableBytes > segmentSize {
+        if let segmentSize = envelope.metadata?.segmentSize, segmentSize > 0, envelope.data.readableBytes > segmentSize
+        {
             // Receive offload coalesced several datagrams of one sender: hand them on one by one.
             let sender = UDPAddress(envelope.remoteAddress)
             var rest = envelope.data
@@ -54,7 +56,9 @@ final class DatagramHandler: ChannelDuplexHandler {
         var payload = payload
         let truncated = limits.received(&payload)
         pendingBytes += payload.readableBytes
-        pending.append(Datagram(payload: payload, sender: sender, receivedAt: .distantPast, truncated: truncated, arrival: arrival))
+        pending.append(
+            Datagram(payload: payload, sender: sender, receivedAt: .distantPast, truncated: truncated, arrival: arrival)
+        )
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
 
 /// The size rules of a socket's datagrams, in one place for every path that receives or sends them: SwiftNIO's
 /// read cycles (`DatagramHandler`), `respond`'s thread (`BatchResponder`), the Unix-domain reader (`UnixReader`),

@@ -98,7 +98,7 @@ final class DirectSender: @unchecked Sendable {
         defer { wroteThroughNIO() }
         do {
             try await write(envelopes[next...])
-        } catch where failure == nil {
+        } catch  where failure == nil {
             throw error
         } catch {}
         return failure

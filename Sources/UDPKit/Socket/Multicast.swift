@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
 
 extension UDPSocket {
     /// Joins the multicast `group`, so that this socket receives the datagrams sent to the group on its port.
@@ -39,7 +40,9 @@ extension UDPSocket {
     /// Uses the protocol-independent membership options of RFC 3678 (MCAST_JOIN_GROUP, MCAST_JOIN_SOURCE_GROUP),
     /// which name the interface by index for both families; SwiftNIO's `joinGroup` needs an IPv4 address on the
     /// interface and has no source-specific form.
-    private func changeMembership(_ change: MembershipChange, group: UDPAddress, interface: NetworkInterface?, source: UDPAddress?) async throws {
+    private func changeMembership(
+        _ change: MembershipChange, group: UDPAddress, interface: NetworkInterface?, source: UDPAddress?
+    ) async throws {
         let groupText = group.ip ?? group.description
         let place = groupText + (interface.map { " on \($0.name)" } ?? "")
         guard group.isMulticast else {
@@ -47,10 +50,13 @@ extension UDPSocket {
         }
         guard group.family == localAddress.family else {
             let wildcard = group.family == .ipv4 ? "0.0.0.0" : "::"
-            throw UDPError.invalidAddress(groupText, reason: "a group of this family needs a socket bound to \(wildcard) or another address of its family")
+            throw UDPError.invalidAddress(
+                groupText,
+                reason: "a group of this family needs a socket bound to \(wildcard) or another address of its family")
         }
         if let source, source.family != group.family {
-            throw UDPError.invalidAddress(source.ip ?? source.description, reason: "a source must be of the group's address family")
+            throw UDPError.invalidAddress(
+                source.ip ?? source.description, reason: "a source must be of the group's address family")
         }
         guard let provider = channel as? any SocketOptionProvider else {
             throw UDPError.system(operation: "joining \(place)", errno: EOPNOTSUPP)
@@ -86,9 +92,12 @@ extension UDPSocket {
         }
     }
 
-    private static func membershipError(_ error: any Error, change: MembershipChange, place: String, interface: NetworkInterface?, source: UDPAddress?) -> UDPError {
+    private static func membershipError(
+        _ error: any Error, change: MembershipChange, place: String, interface: NetworkInterface?, source: UDPAddress?
+    ) -> UDPError {
         guard let code = (error as? IOError)?.errnoCode else {
-            return UDPError.from(error, address: place, operation: change == .join ? "joining \(place)" : "leaving \(place)")
+            return UDPError.from(
+                error, address: place, operation: change == .join ? "joining \(place)" : "leaving \(place)")
         }
         if source != nil, [ENOPROTOOPT, EOPNOTSUPP, EINVAL].contains(code) {
             return .system(operation: "source-specific multicast for \(place)", errno: code)
@@ -98,13 +107,19 @@ extension UDPSocket {
             if let interface {
                 return .interfaceUnavailable(interface.name, reason: "cannot receive multicast there")
             }
-            return .interfaceUnavailable("", reason: "no route picks an interface for group \(place) (no default route?); name the interface to join on")
+            return .interfaceUnavailable(
+                "",
+                reason:
+                    "no route picks an interface for group \(place) (no default route?); name the interface to join on")
         case (.join, EADDRINUSE):
             return .invalidAddress(place, reason: "this socket has already joined that group there")
         case (.leave, EADDRNOTAVAIL), (.leave, EINVAL):
             return .invalidAddress(place, reason: "this socket is not a member of that group there")
         case (.join, ENOBUFS), (.join, ENOMEM):
-            return .system(operation: "joining \(place): too many memberships for one socket (Linux: net.ipv4.igmp_max_memberships)", errno: code)
+            return .system(
+                operation:
+                    "joining \(place): too many memberships for one socket (Linux: net.ipv4.igmp_max_memberships)",
+                errno: code)
         default:
             return .system(operation: change == .join ? "joining \(place)" : "leaving \(place)", errno: code)
         }
@@ -135,8 +150,11 @@ extension UDPSocket {
     }
 
     /// Applies the multicast sending options: TTL or hop limit, loop, outgoing interface.
-    static func applyMulticastOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel) async throws {
-        guard options.multicastTimeToLive != nil || options.multicastLoop != nil || options.multicastInterface != nil else { return }
+    static func applyMulticastOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel)
+        async throws
+    {
+        guard options.multicastTimeToLive != nil || options.multicastLoop != nil || options.multicastInterface != nil
+        else { return }
         guard let provider = channel as? any SocketOptionProvider else {
             throw UDPError.system(operation: "setting multicast options", errno: EOPNOTSUPP)
         }
@@ -165,7 +183,8 @@ extension UDPSocket {
         if let interface = options.multicastInterface {
             // The portable IPv4 form names the interface by one of its addresses.
             guard let address = interface.addresses.first(where: { $0.family == .ipv4 }) else {
-                throw UDPError.interfaceUnavailable(interface.name, reason: "it has no IPv4 address, which IPv4 multicast needs to go out there")
+                throw UDPError.interfaceUnavailable(
+                    interface.name, reason: "it has no IPv4 address, which IPv4 multicast needs to go out there")
             }
             var chosen = in_addr()
             withUnsafeMutableBytes(of: &chosen) { $0.copyBytes(from: address.rawAddress) }

@@ -34,7 +34,9 @@ struct SendVector {
     private var lastBytes = 0
     private static let controlSpace = Int(cudp_segment_control_space())
     /// The batched send: `sendmmsg`, or in tests a stand-in that refuses like a system without offload on the route.
-    var sendMessages: (CInt, UnsafeMutablePointer<cudp_mmsghdr>, CUnsignedInt) -> CInt = { cudp_sendmmsg($0, $1, $2, 0) }
+    var sendMessages: (CInt, UnsafeMutablePointer<cudp_mmsghdr>, CUnsignedInt) -> CInt = {
+        cudp_sendmmsg($0, $1, $2, 0)
+    }
 
     /// Empties the batch and makes room for `count` datagrams.
     mutating func reset(reserving count: Int) {
@@ -67,7 +69,8 @@ struct SendVector {
         precondition(payloadCount < capacity, "SendVector: reset(reserving:) was too small")
         let size = payload.readableBytes
         payload.withUnsafeReadableBytesWithStorageManagement { bytes, _ in
-            vectors[payloadCount] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            vectors[payloadCount] = iovec(
+                iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
         }
         defer { payloadCount += 1 }
         if segmenting, lastIsOpen, joins(size: size, name: name, nameLength: nameLength) {
@@ -80,7 +83,9 @@ struct SendVector {
                 messages[last].msg_hdr.msg_controllen = Int(cudp_segment_control(control, UInt16(segmentSize[last])))
             }
             // A shorter segment can only be the last one.
-            if size < segmentSize[last] || messages[last].msg_hdr.msg_iovlen == UDPSocket.maximumSegments { lastIsOpen = false }
+            if size < segmentSize[last] || messages[last].msg_hdr.msg_iovlen == UDPSocket.maximumSegments {
+                lastIsOpen = false
+            }
             return
         }
         let index = messageCount
@@ -115,7 +120,8 @@ struct SendVector {
     private func joins(size: Int, name: UnsafeRawPointer, nameLength: socklen_t) -> Bool {
         let last = messageCount - 1
         guard size > 0, size <= segmentSize[last], lastBytes + size <= DatagramLimits.largestIPPayload,
-              messages[last].msg_hdr.msg_namelen == nameLength else { return false }
+            messages[last].msg_hdr.msg_namelen == nameLength
+        else { return false }
         return memcmp(names + last, name, Int(nameLength)) == 0
     }
 
@@ -137,7 +143,9 @@ struct SendVector {
             // sendmmsg takes at most 1,024 messages per call.
             let code: CInt
             do throws(SystemCallError) {
-                let (messages, count, sendMessages) = (self.messages + done, CUnsignedInt(min(messageCount - done, 1024)), self.sendMessages)
+                let (messages, count, sendMessages) = (
+                    self.messages + done, CUnsignedInt(min(messageCount - done, 1024)), self.sendMessages
+                )
                 guard let sent = try SystemCall.nonBlocking("sendmmsg", { sendMessages(fd, messages, count) }) else {
                     return firstPayload[done]
                 }
@@ -152,7 +160,9 @@ struct SendVector {
                 return payloadCount
             default:
                 let first = firstPayload[done]
-                if messages[done].msg_hdr.msg_iovlen > 1 && [EIO, EINVAL, EMSGSIZE, ENOPROTOOPT, EOPNOTSUPP].contains(code) {
+                if messages[done].msg_hdr.msg_iovlen > 1
+                    && [EIO, EINVAL, EMSGSIZE, ENOPROTOOPT, EOPNOTSUPP].contains(code)
+                {
                     // The joined send itself was refused: send its datagrams one by one, and join no more.
                     segmenting = false
                     if let blocked = sendSeparately(done, from: first, fd: fd, refused: refused) { return blocked }
@@ -161,7 +171,10 @@ struct SendVector {
                     // the first is skipped and reported; the rest of a joined message still goes.
                     refused(first, code)
                     if messages[done].msg_hdr.msg_iovlen > 1,
-                       let blocked = sendSeparately(done, from: first + 1, fd: fd, refused: refused) { return blocked }
+                        let blocked = sendSeparately(done, from: first + 1, fd: fd, refused: refused)
+                    {
+                        return blocked
+                    }
                 }
                 done += 1
             }

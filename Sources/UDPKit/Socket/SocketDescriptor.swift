@@ -45,7 +45,8 @@ enum SocketDescriptor {
 
     /// A non-blocking IP socket bound to `local`, with the options that must be set before binding.
     /// - Parameter packetInfo: ask for packet information here (Linux: `respond`'s thread reads it too).
-    static func boundIPSocket(_ local: UDPAddress, options: UDPSocketOptions, packetInfo: Bool) throws(UDPError) -> CInt {
+    static func boundIPSocket(_ local: UDPAddress, options: UDPSocketOptions, packetInfo: Bool) throws(UDPError) -> CInt
+    {
         let fd: CInt
         do {
             fd = try datagramSocket(family: local.family == .ipv6 ? AF_INET6 : AF_INET)
@@ -64,7 +65,9 @@ enum SocketDescriptor {
         func enable(_ level: CInt, _ name: CInt, _ what: String) throws(UDPError) {
             var one: CInt = 1
             try step("setting \(what)") { () throws(SystemCallError) in
-                _ = try SystemCall.run("setsockopt") { setsockopt(fd, level, name, &one, socklen_t(MemoryLayout<CInt>.size)) }
+                _ = try SystemCall.run("setsockopt") {
+                    setsockopt(fd, level, name, &one, socklen_t(MemoryLayout<CInt>.size))
+                }
             }
         }
         if options.reuseAddress { try enable(SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR") }
@@ -79,7 +82,9 @@ enum SocketDescriptor {
         }
         #endif
         try step("bind") { () throws(SystemCallError) in
-            _ = try SystemCall.run("bind") { local.socketAddress.withSockAddr { address, length in bind(fd, address, socklen_t(length)) } }
+            _ = try SystemCall.run("bind") {
+                local.socketAddress.withSockAddr { address, length in bind(fd, address, socklen_t(length)) }
+            }
         }
         return fd
     }

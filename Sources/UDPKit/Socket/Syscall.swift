@@ -27,7 +27,9 @@ package enum SystemCall {
     /// - Returns: the call's result, or nil when the descriptor is non-blocking and the call would block.
     /// - Throws: `SystemCallError` for any other errno.
     @inline(__always)
-    package static func nonBlocking<T: BinaryInteger>(_ call: StaticString, _ body: () -> T) throws(SystemCallError) -> T? {
+    package static func nonBlocking<T: BinaryInteger>(_ call: StaticString, _ body: () -> T) throws(SystemCallError)
+        -> T?
+    {
         while true {
             let result = body()
             if result >= 0 { return result }

@@ -42,7 +42,9 @@ final class FastPath: Sendable {
 
     /// A socket bound to `local`, its channel made by `bootstrap` on a descriptor made here, with the parts this path
     /// adds to it.
-    static func open(_ local: UDPAddress, options: UDPSocketOptions, inbox: Inbox, bootstrap: DatagramBootstrap) async throws -> OpenedSocket {
+    static func open(_ local: UDPAddress, options: UDPSocketOptions, inbox: Inbox, bootstrap: DatagramBootstrap)
+        async throws -> OpenedSocket
+    {
         var ownedPath: String?
         var sender: DirectSender?
         var unixReader: UnixReader?
@@ -56,10 +58,14 @@ final class FastPath: Sendable {
                 ownedPath = path
                 do {
                     let copy = try SocketDescriptor.duplicate(fd)
-                    unixReader = try UnixReader(fd: copy, inbox: inbox, limits: DatagramLimits(maximumSize: options.maximumDatagramSize, family: .unix))
+                    unixReader = try UnixReader(
+                        fd: copy, inbox: inbox,
+                        limits: DatagramLimits(maximumSize: options.maximumDatagramSize, family: .unix))
                 } catch {
                     SocketDescriptor.close(fd)
-                    if let error = error as? SystemCallError { throw UDPError.system(operation: "receive (dup)", errno: error.errno) }
+                    if let error = error as? SystemCallError {
+                        throw UDPError.system(operation: "receive (dup)", errno: error.errno)
+                    }
                     throw error
                 }
                 // Sends go straight out too: a reply to a sender whose path is gone fails alone, where a failed
@@ -73,13 +79,15 @@ final class FastPath: Sendable {
                 descriptor = nil
             } else {
                 // Made here and handed to SwiftNIO, so that `respond` can reach the descriptor.
-                let fd = try SocketDescriptor.boundIPSocket(local, options: options, packetInfo: options.receivePacketInfo)
+                let fd = try SocketDescriptor.boundIPSocket(
+                    local, options: options, packetInfo: options.receivePacketInfo)
                 // Without a second descriptor (none left) sends go through SwiftNIO.
                 if let copy = try? SocketDescriptor.duplicate(fd) { sender = DirectSender(fd: copy) }
                 channel = try await bootstrap.withBoundSocket(fd).get()
                 descriptor = fd
             }
-            let fastPath = FastPath(descriptor: descriptor, sender: sender, unixReader: unixReader, eventLoop: channel.eventLoop)
+            let fastPath = FastPath(
+                descriptor: descriptor, sender: sender, unixReader: unixReader, eventLoop: channel.eventLoop)
             fastPath.attach(to: channel, inbox: inbox)
             return OpenedSocket(channel: channel, fastPath: fastPath, ownedPath: ownedPath)
         } catch {
@@ -246,7 +254,9 @@ final class FastPath: Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw .invalidAddress(path, reason: "a Unix socket path must be shorter than \(MemoryLayout.size(ofValue: address.sun_path)) bytes")
+            throw .invalidAddress(
+                path,
+                reason: "a Unix socket path must be shorter than \(MemoryLayout.size(ofValue: address.sun_path)) bytes")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         if removeExisting {
@@ -262,7 +272,9 @@ final class FastPath: Sendable {
         do {
             _ = try SystemCall.run("bind") {
                 withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
                 }
             }
         } catch {
@@ -280,7 +292,8 @@ extension DirectSender {
 
         /// Sends `envelopes` in order; see `SendVector.transmit`. A connected socket's peer is named anyway: Linux
         /// accepts its own peer's address on a connected socket.
-        mutating func transmit(_ envelopes: [Envelope], fd: CInt, connected: Bool, refused: (Int, CInt) -> Void) -> Int {
+        mutating func transmit(_ envelopes: [Envelope], fd: CInt, connected: Bool, refused: (Int, CInt) -> Void) -> Int
+        {
             vector.reset(reserving: envelopes.count)
             for envelope in envelopes {
                 vector.append(envelope.data, to: envelope.remoteAddress)

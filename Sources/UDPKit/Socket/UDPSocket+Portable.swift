@@ -30,14 +30,18 @@ final class FastPath: Sendable {
     static func readBatch(for local: UDPAddress, options: UDPSocketOptions) -> Int { 1 }
 
     /// A socket bound to `local`, its channel made by `bootstrap`, with the parts this path adds to it.
-    static func open(_ local: UDPAddress, options: UDPSocketOptions, inbox: Inbox, bootstrap: DatagramBootstrap) async throws -> OpenedSocket {
+    static func open(_ local: UDPAddress, options: UDPSocketOptions, inbox: Inbox, bootstrap: DatagramBootstrap)
+        async throws -> OpenedSocket
+    {
         var ownedPath: String?
         var sender: DirectSender?
         do {
             let channel: any Channel
             if let path = local.path {
                 if UnixSocketFile.isLive(path) { throw UDPError.addressInUse(path) }
-                channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile).get()
+                channel = try await bootstrap.bind(
+                    unixDomainSocketPath: path, cleanupExistingSocketFile: options.removeExistingSocketFile
+                ).get()
                 ownedPath = path
             } else {
                 let fd = try SocketDescriptor.boundIPSocket(local, options: options, packetInfo: false)
@@ -91,18 +95,23 @@ extension DirectSender {
         /// Sends `envelopes` in order. A datagram the system refuses is reported to `refused` (its index, errno)
         /// and skipped. Returns the index of the first datagram not sent because the socket would block (the
         /// count when every datagram was dealt with).
-        mutating func transmit(_ envelopes: [Envelope], fd: CInt, connected: Bool, refused: (Int, CInt) -> Void) -> Int {
+        mutating func transmit(_ envelopes: [Envelope], fd: CInt, connected: Bool, refused: (Int, CInt) -> Void) -> Int
+        {
             for (index, envelope) in envelopes.enumerated() {
                 let result = envelope.data.withUnsafeReadableBytes { bytes -> Result<Int?, SystemCallError> in
                     // A connected socket is not told its peer again (some systems refuse that with EISCONN).
                     if connected {
                         return Result { () throws(SystemCallError) -> Int? in
-                            try SystemCall.nonBlocking("sendto") { sendto(fd, bytes.baseAddress, bytes.count, 0, nil, 0) }
+                            try SystemCall.nonBlocking("sendto") {
+                                sendto(fd, bytes.baseAddress, bytes.count, 0, nil, 0)
+                            }
                         }
                     }
                     return envelope.remoteAddress.withSockAddr { address, length in
                         Result { () throws(SystemCallError) -> Int? in
-                            try SystemCall.nonBlocking("sendto") { sendto(fd, bytes.baseAddress, bytes.count, 0, address, socklen_t(length)) }
+                            try SystemCall.nonBlocking("sendto") {
+                                sendto(fd, bytes.baseAddress, bytes.count, 0, address, socklen_t(length))
+                            }
                         }
                     }
                 }

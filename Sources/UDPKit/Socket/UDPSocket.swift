@@ -1,3 +1,7 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,9 +12,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
 
 /// A UDP (or Unix-domain datagram) socket with an async API that moves datagrams in batches.
 ///
@@ -53,7 +54,10 @@ public final class UDPSocket: Sendable {
     /// Whether a `respond` runs.
     private let responding = NIOLockedValueBox(false)
 
-    private init(channel: any Channel, inbox: Inbox, options: UDPSocketOptions, limits: DatagramLimits, ownedSocketPath: String?, fastPath: FastPath) throws {
+    private init(
+        channel: any Channel, inbox: Inbox, options: UDPSocketOptions, limits: DatagramLimits, ownedSocketPath: String?,
+        fastPath: FastPath
+    ) throws {
         self.channel = channel
         self.fastPath = fastPath
         self.limits = limits
@@ -91,9 +95,11 @@ public final class UDPSocket: Sendable {
             return try await bind(to: addresses[0], options: options, group: group)
         } catch UDPError.addressNotAvailable(_) where endpoint.isAnyHost && family == nil {
             // No IPv6 on this host: the wildcard falls back to IPv4.
-            return try await bind(to: try UDPAddress(ip: "0.0.0.0", port: addresses[0].port ?? 0), options: options, group: group)
+            return try await bind(
+                to: try UDPAddress(ip: "0.0.0.0", port: addresses[0].port ?? 0), options: options, group: group)
         } catch UDPError.system(_, let code) where code == EAFNOSUPPORT && endpoint.isAnyHost && family == nil {
-            return try await bind(to: try UDPAddress(ip: "0.0.0.0", port: addresses[0].port ?? 0), options: options, group: group)
+            return try await bind(
+                to: try UDPAddress(ip: "0.0.0.0", port: addresses[0].port ?? 0), options: options, group: group)
         }
     }
 
@@ -160,10 +166,13 @@ public final class UDPSocket: Sendable {
         options: UDPSocketOptions,
         group: any EventLoopGroup
     ) async throws -> UDPSocket {
-        do { try options.validate() } catch { throw UDPError.invalidAddress(local.description, reason: error.description) }
+        do { try options.validate() } catch {
+            throw UDPError.invalidAddress(local.description, reason: error.description)
+        }
         let inbox = Inbox(limit: options.receiveQueueLimit)
         let offload = options.receiveOffload && System.supportsUDPReceiveOffload && local.family != .unix
-        let limits = DatagramLimits(maximumSize: options.maximumDatagramSize, family: local.family, receiveOffload: offload)
+        let limits = DatagramLimits(
+            maximumSize: options.maximumDatagramSize, family: local.family, receiveOffload: offload)
         let batch = FastPath.readBatch(for: local, options: options)
         var bootstrap = DatagramBootstrap(group: group)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.slot * batch))
@@ -171,7 +180,9 @@ public final class UDPSocket: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        DatagramHandler(inbox: inbox, limits: limits, packetInfo: options.receivePacketInfo && local.family != .unix)
+                        DatagramHandler(
+                            inbox: inbox, limits: limits, packetInfo: options.receivePacketInfo && local.family != .unix
+                        )
                     )
                 }
             }
@@ -185,8 +196,12 @@ public final class UDPSocket: Sendable {
             bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1)
         }
         if options.broadcast { bootstrap = bootstrap.channelOption(.socketOption(.so_broadcast), value: 1) }
-        if let size = options.receiveBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(size)) }
-        if let size = options.sendBufferSize { bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: .init(size)) }
+        if let size = options.receiveBufferSize {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(size))
+        }
+        if let size = options.sendBufferSize {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: .init(size))
+        }
 
         let opened = try await FastPath.open(local, options: options, inbox: inbox, bootstrap: bootstrap)
         let channel = opened.channel
@@ -195,7 +210,8 @@ public final class UDPSocket: Sendable {
             if let peer {
                 let target = local.family == .ipv6 ? peer.mappedToIPv6 : peer.socketAddress
                 if local.family == .ipv4 && peer.family == .ipv6 {
-                    throw UDPError.invalidAddress(peer.description, reason: "cannot reach an IPv6 address from an IPv4 socket")
+                    throw UDPError.invalidAddress(
+                        peer.description, reason: "cannot reach an IPv6 address from an IPv4 socket")
                 }
                 do {
                     try await channel.connect(to: target).get()
@@ -203,7 +219,9 @@ public final class UDPSocket: Sendable {
                     throw UDPError.from(error, address: peer.description, operation: "connect")
                 }
             }
-            return try UDPSocket(channel: channel, inbox: inbox, options: options, limits: limits, ownedSocketPath: opened.ownedPath, fastPath: opened.fastPath)
+            return try UDPSocket(
+                channel: channel, inbox: inbox, options: options, limits: limits, ownedSocketPath: opened.ownedPath,
+                fastPath: opened.fastPath)
         } catch {
             try? await channel.close()
             await opened.fastPath.close()
@@ -212,7 +230,9 @@ public final class UDPSocket: Sendable {
         }
     }
 
-    private static func applyIPOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel) async throws {
+    private static func applyIPOptions(_ options: UDPSocketOptions, family: UDPAddress.Family, channel: any Channel)
+        async throws
+    {
         func set(_ option: ChannelOptions.Types.SocketOption, _ value: Int, _ name: String) async throws {
             try await Self.set(option: option, .init(value), name, on: channel)
         }
@@ -239,7 +259,9 @@ public final class UDPSocket: Sendable {
         }
     }
 
-    static func set<Option: ChannelOption>(option: Option, _ value: Option.Value, _ name: String, on channel: any Channel) async throws {
+    static func set<Option: ChannelOption>(
+        option: Option, _ value: Option.Value, _ name: String, on channel: any Channel
+    ) async throws {
         do {
             try await channel.setOption(option, value: value).get()
         } catch {
@@ -267,7 +289,8 @@ public final class UDPSocket: Sendable {
     /// - Throws: `UDPError.invalidAddress` when the socket is not connected; see `send(_:to:)` for the rest.
     public func send(_ payload: ByteBuffer) async throws {
         guard let remoteAddress else {
-            throw UDPError.invalidAddress(localAddress.description, reason: "the socket is not connected; give a destination")
+            throw UDPError.invalidAddress(
+                localAddress.description, reason: "the socket is not connected; give a destination")
         }
         try await send(payload, to: remoteAddress)
     }
@@ -296,7 +319,8 @@ public final class UDPSocket: Sendable {
         let envelopes = try outgoing.map { try envelope(for: $0) }
         guard !envelopes.isEmpty else { return }
         if localAddress.family != .unix, !options.broadcast,
-           let refused = outgoing.first(where: { BroadcastAddresses.shared.isBroadcast($0.destination) }) {
+            let refused = outgoing.first(where: { BroadcastAddresses.shared.isBroadcast($0.destination) })
+        {
             throw UDPError.from(errno: EACCES, address: refused.destination.description, operation: "send")
         }
         let direct = directlySendable(outgoing)
@@ -318,12 +342,14 @@ public final class UDPSocket: Sendable {
     /// Whether `outgoing` can go straight out through the socket's sender: segmentation-offload runs are SwiftNIO's
     /// to send, and a connected socket sends only to its peer (anything else is SwiftNIO's to refuse).
     private func directlySendable(_ outgoing: [OutgoingDatagram]) -> Bool {
-        outgoing.allSatisfy { $0.segmentSize == nil } && (remoteAddress == nil || outgoing.allSatisfy { $0.destination == remoteAddress })
+        outgoing.allSatisfy { $0.segmentSize == nil }
+            && (remoteAddress == nil || outgoing.allSatisfy { $0.destination == remoteAddress })
     }
 
     /// Writes through SwiftNIO and waits until the system took the datagrams. Only `FastPath.send` calls this, as the
     /// one owner of the order of sends.
-    private func write<C: Collection & Sendable>(_ envelopes: C) async throws where C.Element == AddressedEnvelope<ByteBuffer> {
+    private func write<C: Collection & Sendable>(_ envelopes: C) async throws
+    where C.Element == AddressedEnvelope<ByteBuffer> {
         let channel = self.channel
         let loop = channel.eventLoop
         let future: EventLoopFuture<Void>
@@ -335,14 +361,16 @@ public final class UDPSocket: Sendable {
         do {
             try await future.get()
         } catch {
-            let destination = remoteAddress?.description
+            let destination =
+                remoteAddress?.description
                 ?? (envelopes.count == 1 ? UDPAddress(envelopes.first!.remoteAddress).description : "the destination")
             throw UDPError.from(error, address: destination, operation: "send")
         }
     }
 
     /// Writes every envelope with its own promise (so a failure of any one is reported) and flushes once.
-    private static func write<C: Collection>(_ envelopes: C, on channel: any Channel) -> EventLoopFuture<Void> where C.Element == AddressedEnvelope<ByteBuffer> {
+    private static func write<C: Collection>(_ envelopes: C, on channel: any Channel) -> EventLoopFuture<Void>
+    where C.Element == AddressedEnvelope<ByteBuffer> {
         var futures: [EventLoopFuture<Void>] = []
         futures.reserveCapacity(envelopes.count)
         for envelope in envelopes {
@@ -359,7 +387,8 @@ public final class UDPSocket: Sendable {
         let metadata = datagram.segmentSize.map {
             AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: $0)
         }
-        return AddressedEnvelope(remoteAddress: try target(for: datagram.destination), data: datagram.payload, metadata: metadata)
+        return AddressedEnvelope(
+            remoteAddress: try target(for: datagram.destination), data: datagram.payload, metadata: metadata)
     }
 
     /// `destination` as this socket addresses it: IPv4 becomes IPv4-mapped IPv6 on an IPv6 socket.
@@ -427,11 +456,14 @@ public final class UDPSocket: Sendable {
             running = true
             return true
         }
-        guard claimed else { throw UDPError.system(operation: "respond (this socket is already answering)", errno: EBUSY) }
+        guard claimed else {
+            throw UDPError.system(operation: "respond (this socket is already answering)", errno: EBUSY)
+        }
         defer { responding.withLockedValue { $0 = false } }
         if try await fastPath.respond(for: self, refused: refused, reply) { return }
         let channel = self.channel
-        let convert: @Sendable ([Datagram]) -> [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = { [self] batch in
+        let convert: @Sendable ([Datagram]) -> [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = {
+            [self] batch in
             var failed: [OutgoingDatagram] = []
             var sending: [OutgoingDatagram] = []
             var envelopes: [AddressedEnvelope<ByteBuffer>] = []
@@ -439,7 +471,8 @@ public final class UDPSocket: Sendable {
                 // A reply the socket cannot carry (too large, wrong family, a broadcast address without permission)
                 // is skipped, as a failed send would be.
                 guard let envelope = try? self.envelope(for: outgoing),
-                      options.broadcast || localAddress.family == .unix || !BroadcastAddresses.shared.isBroadcast(outgoing.destination)
+                    options.broadcast || localAddress.family == .unix
+                        || !BroadcastAddresses.shared.isBroadcast(outgoing.destination)
                 else {
                     failed.append(outgoing)
                     continue
@@ -448,7 +481,9 @@ public final class UDPSocket: Sendable {
                 envelopes.append(envelope)
             }
             // Sent from here where the socket has a sender, as `send` does: a reply the system refuses fails alone.
-            let (rest, written) = fastPath.sendNow(envelopes, direct: directlySendable(sending), connected: remoteAddress != nil) {
+            let (rest, written) = fastPath.sendNow(
+                envelopes, direct: directlySendable(sending), connected: remoteAddress != nil
+            ) {
                 failed.append(sending[$0])
             }
             if let refused, !failed.isEmpty { refused(failed) }
@@ -489,7 +524,9 @@ public final class UDPSocket: Sendable {
     }
 
     /// Answers what the inbox already holds.
-    func answerQueued(_ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?) async throws {
+    func answerQueued(
+        _ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?
+    ) async throws {
         while case let queued = try await receiveBatch(timeout: .zero), !queued.isEmpty {
             try await answer(queued, reply, refused: refused)
         }
@@ -497,7 +534,8 @@ public final class UDPSocket: Sendable {
 
     /// Sends the replies to `batch` from the calling task.
     func answer(
-        _ batch: [Datagram], _ reply: @Sendable ([Datagram]) -> [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?
+        _ batch: [Datagram], _ reply: @Sendable ([Datagram]) -> [OutgoingDatagram],
+        refused: (@Sendable ([OutgoingDatagram]) -> Void)?
     ) async throws {
         let replies = reply(batch)
         guard !replies.isEmpty else { return }
@@ -529,7 +567,8 @@ public final class UDPSocket: Sendable {
     /// With a `timeout`, returns an empty array when nothing came in time.
     public func receiveBatch(maximum: Int = .max, timeout: Duration? = nil) async throws -> [Datagram] {
         let deadline = timeout.map { NIODeadline.now() + .init($0) }
-        return try await inbox.take(maximum: Swift.max(1, maximum), deadline: deadline, eventLoop: channel.eventLoop) ?? []
+        return try await inbox.take(maximum: Swift.max(1, maximum), deadline: deadline, eventLoop: channel.eventLoop)
+            ?? []
     }
 
     /// Every datagram, one at a time, until the socket closes (the sequence then ends without error).

@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
 
 /// Settings for a `UDPSocket`. The defaults receive every datagram whole and suit both clients and servers.
 public struct UDPSocketOptions: Sendable {
@@ -111,7 +112,9 @@ enum RawSocketOption {
     static let ipv6MulticastAll = option(IPPROTO_IPV6, IPV6_MULTICAST_ALL)
     #endif
 
-    private static func option(_ level: some BinaryInteger, _ name: some BinaryInteger) -> ChannelOptions.Types.SocketOption {
+    private static func option(_ level: some BinaryInteger, _ name: some BinaryInteger)
+        -> ChannelOptions.Types.SocketOption
+    {
         ChannelOptions.Types.SocketOption(level: .init(level), name: .init(name))
     }
 }

@@ -111,7 +111,9 @@ final class UnixReader: Sendable {
                     withUnsafeMutablePointer(to: &name) { pointer in
                         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
                             Result { () throws(SystemCallError) -> Int? in
-                                try SystemCall.nonBlocking("recvfrom") { recvfrom(fd, bytes.baseAddress, slot, 0, address, &nameLength) }
+                                try SystemCall.nonBlocking("recvfrom") {
+                                    recvfrom(fd, bytes.baseAddress, slot, 0, address, &nameLength)
+                                }
                             }
                         }
                     }
@@ -123,12 +125,13 @@ final class UnixReader: Sendable {
                 }
                 guard let count = result else { break }
                 let (length, truncated) = limits.received(count)
-                batch.append(Datagram(
-                    payload: ByteBuffer(bytes: memory[0..<length]),
-                    sender: UDPAddress(unixSender: name, length: nameLength),
-                    receivedAt: Date(),
-                    truncated: truncated
-                ))
+                batch.append(
+                    Datagram(
+                        payload: ByteBuffer(bytes: memory[0..<length]),
+                        sender: UDPAddress(unixSender: name, length: nameLength),
+                        receivedAt: Date(),
+                        truncated: truncated
+                    ))
             }
             if !batch.isEmpty { _ = inbox.push(batch) }
         }
@@ -136,7 +139,9 @@ final class UnixReader: Sendable {
 
     /// Waits until the socket is readable (when `socket`) or a wake-up came; false when waiting failed for good.
     private func wait(forSocket socket: Bool) -> Bool {
-        var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0), pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: wake, events: Int16(POLLIN), revents: 0), pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+        ]
         guard (try? SystemCall.run("poll", { poll(&fds, socket ? 2 : 1, -1) })) != nil else { return false }
         if fds[0].revents != 0 {
             var value: UInt64 = 0

@@ -1,3 +1,6 @@
+import NIOCore
+import UDPKit
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,8 +11,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOCore
-import UDPKit
 
 /// Renders datagrams for people (one escaped line, or a hex dump) and for scripts (one JSON object per line).
 ///
@@ -50,7 +51,9 @@ public struct DatagramFormatter: Sendable {
     ///   - event: what the datagram is, as one word (e.g. "reply"): shown as `reply from 1.2.3.4:5` in text/hex
     ///     style and as the first field, `"event"`, in JSON. Nil for plain received datagrams.
     ///   - extra: additional fields, shown as `key=value` in text/hex style and as JSON fields.
-    public func render(_ datagram: Datagram, event: String? = nil, extra: [(key: String, value: JSONText.Value)] = []) -> String {
+    public func render(_ datagram: Datagram, event: String? = nil, extra: [(key: String, value: JSONText.Value)] = [])
+        -> String
+    {
         let bytes = datagram.payload.readableBytesView
         switch style {
         case .json:
@@ -104,14 +107,16 @@ public struct DatagramFormatter: Sendable {
     /// Local wall-clock time with milliseconds: `23:10:31.123`.
     public static func clockTime(_ date: Date) -> String {
         let (parts, millis) = split(date, utc: false)
-        return pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "." + pad(millis, 3)
+        return pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "."
+            + pad(millis, 3)
     }
 
     /// UTC time in ISO 8601 with milliseconds: `2026-11-20T23:10:31.123Z`.
     public static func isoTime(_ date: Date) -> String {
         let (parts, millis) = split(date, utc: true)
         return "\(parts.tm_year + 1900)-" + pad(Int(parts.tm_mon) + 1) + "-" + pad(Int(parts.tm_mday)) + "T"
-            + pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "." + pad(millis, 3) + "Z"
+            + pad(Int(parts.tm_hour)) + ":" + pad(Int(parts.tm_min)) + ":" + pad(Int(parts.tm_sec)) + "."
+            + pad(millis, 3) + "Z"
     }
 
     private static func split(_ date: Date, utc: Bool) -> (tm, Int) {

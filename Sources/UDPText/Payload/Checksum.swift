@@ -130,11 +130,14 @@ public enum ChecksumError: Error, Equatable, Sendable, CustomStringConvertible {
         let names = Checksum.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")
         switch self {
         case .unknown(let text):
-            return "unknown checksum '\(TerminalText.render(text, keepLines: false, escapeBackslash: false))' (use one of: \(names); add :le or :be to choose the byte order)"
+            return
+                "unknown checksum '\(TerminalText.render(text, keepLines: false, escapeBackslash: false))' (use one of: \(names); add :le or :be to choose the byte order)"
         case .unknownOrder(let text):
-            return "unknown byte order in checksum '\(TerminalText.render(text, keepLines: false, escapeBackslash: false))' (use :le or :be)"
+            return
+                "unknown byte order in checksum '\(TerminalText.render(text, keepLines: false, escapeBackslash: false))' (use :le or :be)"
         case .orderOfSingleByte(let text):
-            return "checksum '\(TerminalText.render(text, keepLines: false, escapeBackslash: false))' is one byte: :le and :be apply to crc16 and crc32"
+            return
+                "checksum '\(TerminalText.render(text, keepLines: false, escapeBackslash: false))' is one byte: :le and :be apply to crc16 and crc32"
         }
     }
 }

@@ -39,15 +39,15 @@ public enum PayloadError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A one-line, human-readable explanation that says what is wrong and how to fix it.
     public var description: String {
         switch self {
-        case let .invalidHexDigit(character, position):
+        case .invalidHexDigit(let character, let position):
             return "invalid hex digit '\(Self.quote(String(character)))' at position \(position)"
                 + " (use 0-9, a-f; separate bytes with spaces, ':', '-' or ',')"
-        case let .oddHexDigits(count):
+        case .oddHexDigits(let count):
             return "odd number of hex digits (\(count)): every byte needs exactly two digits (write 0a, not a)"
-        case let .unknownEncoding(name):
+        case .unknownEncoding(let name):
             let names = TextEncoding.allCases.map(\.rawValue).joined(separator: ", ")
             return "unknown encoding '\(Self.quote(name))' (use one of: \(names))"
-        case let .unencodable(character, encoding):
+        case .unencodable(let character, let encoding):
             let scalars = character.unicodeScalars.map { Self.codePoint($0.value) }.joined(separator: " ")
             let hint: String
             switch encoding {
@@ -57,9 +57,10 @@ public enum PayloadError: Error, Equatable, Sendable, CustomStringConvertible {
                 hint = "use utf8 or gb18030, which can encode every character, or send the bytes as \\xNN escapes"
             }
             return "cannot encode '\(Self.quote(String(character)))' (\(scalars)) in \(encoding.rawValue) (\(hint))"
-        case let .invalidEscape(text, position):
+        case .invalidEscape(let text, let position):
             if text == "\\" {
-                return "lone backslash at the end of the input (position \(position)); write \\\\ for a literal backslash"
+                return
+                    "lone backslash at the end of the input (position \(position)); write \\\\ for a literal backslash"
             }
             return "invalid escape '\(Self.quote(text))' at position \(position)"
                 + " (use \\n \\r \\t \\0 \\\\ \\\" \\' \\a \\b \\e \\f \\v, \\xNN with exactly two hex digits,"

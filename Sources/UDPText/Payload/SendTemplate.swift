@@ -42,7 +42,8 @@ public struct SendTemplate: Sendable, Equatable {
             case .placeholder("unixtime"): parts.append(.unixtime)
             case .placeholder(let name) where name.hasPrefix("random:"):
                 guard let n = Int(name.dropFirst("random:".count)), (1...1024).contains(n) else {
-                    throw TemplateError(message: "{\(name)} in send template: N in {random:N} must be a number of bytes from 1 to 1024")
+                    throw TemplateError(
+                        message: "{\(name)} in send template: N in {random:N} must be a number of bytes from 1 to 1024")
                 }
                 parts.append(.random(n))
             case .placeholder(let name) where name.hasPrefix("hex:"):
@@ -52,7 +53,10 @@ public struct SendTemplate: Sendable, Equatable {
                     throw TemplateError(message: "{\(name)} in send template: \(error)")
                 }
             case .placeholder(let name):
-                throw TemplateError(message: "unknown placeholder {\(TerminalText.render(name, keepLines: false, escapeBackslash: false))} in send template (use {counter}, {time}, {unixtime}, {random:N}, {hex:...})")
+                throw TemplateError(
+                    message:
+                        "unknown placeholder {\(TerminalText.render(name, keepLines: false, escapeBackslash: false))} in send template (use {counter}, {time}, {unixtime}, {random:N}, {hex:...})"
+                )
             }
         }
         self.parts = parts

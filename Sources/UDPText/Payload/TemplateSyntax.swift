@@ -19,12 +19,18 @@ public enum TemplateSyntax {
             let c = template[index]
             let next = template.index(after: index)
             if c == "{", next < template.endIndex, template[next] == "{" {
-                literal.append("{"); index = template.index(after: next); continue
+                literal.append("{")
+                index = template.index(after: next)
+                continue
             }
             if c == "}", next < template.endIndex, template[next] == "}" {
-                literal.append("}"); index = template.index(after: next); continue
+                literal.append("}")
+                index = template.index(after: next)
+                continue
             }
-            if c == "}" { throw TemplateError(message: "unmatched '}' in \(kind) template (write }} for a literal brace)") }
+            if c == "}" {
+                throw TemplateError(message: "unmatched '}' in \(kind) template (write }} for a literal brace)")
+            }
             if c == "{" {
                 guard let close = template[next...].firstIndex(of: "}") else {
                     throw TemplateError(message: "unclosed '{' in \(kind) template (write {{ for a literal brace)")

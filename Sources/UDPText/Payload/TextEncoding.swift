@@ -151,14 +151,16 @@ public enum TextEncoding: String, CaseIterable, Sendable {
                 position += encoded.count
             case .error(let length):
                 if let start = textStart {
-                    segments.append(.text(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)))
+                    segments.append(
+                        .text(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)))
                     textStart = nil
                 }
                 if invalidStart == nil { invalidStart = position }
                 position += length
             case .emptyInput:
                 if let start = textStart {
-                    segments.append(.text(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)))
+                    segments.append(
+                        .text(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)))
                 }
                 if let start = invalidStart {
                     segments.append(.invalid(Array(bytes[start..<position])))
@@ -302,15 +304,20 @@ private enum PayloadIconv {
             var textStart = 0
             for (index, byte) in input.enumerated() where byte >= 0x80 {
                 if textStart < index {
-                    if !invalid.isEmpty { segments.append(.invalid(invalid)); invalid = [] }
-                    segments.append(.text(String(decoding: UnsafeBufferPointer(rebasing: input[textStart..<index]), as: UTF8.self)))
+                    if !invalid.isEmpty {
+                        segments.append(.invalid(invalid))
+                        invalid = []
+                    }
+                    segments.append(
+                        .text(String(decoding: UnsafeBufferPointer(rebasing: input[textStart..<index]), as: UTF8.self)))
                 }
                 invalid.append(byte)
                 textStart = index + 1
             }
             if !invalid.isEmpty { segments.append(.invalid(invalid)) }
             if textStart < input.count {
-                segments.append(.text(String(decoding: UnsafeBufferPointer(rebasing: input[textStart...]), as: UTF8.self)))
+                segments.append(
+                    .text(String(decoding: UnsafeBufferPointer(rebasing: input[textStart...]), as: UTF8.self)))
             }
             return segments
         }
@@ -426,11 +433,12 @@ private enum PayloadIconv {
 /// the system libiconv at run time on macOS (where linking it would need a linker flag in every client package).
 private struct IconvAPI: @unchecked Sendable {  // immutable C function pointers
     typealias Open = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> UnsafeMutableRawPointer?
-    typealias Convert = @convention(c) (
-        UnsafeMutableRawPointer?,
-        UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, UnsafeMutablePointer<Int>?,
-        UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, UnsafeMutablePointer<Int>?
-    ) -> Int
+    typealias Convert =
+        @convention(c) (
+            UnsafeMutableRawPointer?,
+            UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, UnsafeMutablePointer<Int>?,
+            UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, UnsafeMutablePointer<Int>?
+        ) -> Int
     typealias Close = @convention(c) (UnsafeMutableRawPointer?) -> Int32
 
     let open: Open

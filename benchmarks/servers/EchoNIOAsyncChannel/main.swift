@@ -10,7 +10,8 @@ let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.sin
     .channelOption(.socketOption(.so_reuseaddr), value: 1)
     .bind(host: "127.0.0.1", port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
-            try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
+            try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(
+                wrappingChannelSynchronously: channel)
         }
     }
 try await channel.executeThenClose { inbound, outbound in
