@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `udp bench ping` against a Python echo server written the seeds' way.
+/// `udp bench ping` against a Python echo server written the classic way.
 final class BenchCLITests: XCTestCase {
     func testPingCountsLossAndReportsPercentiles() throws {
         // The server ignores the first 3 probes: exactly 3 are lost.

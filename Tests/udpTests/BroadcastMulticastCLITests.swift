@@ -255,7 +255,7 @@ final class BroadcastMulticastCLITests: LANTestCase {
         let directed = try run(lan, .a, ["send", "10.77.1.255", "7002", "directed"])
         XCTAssertEqual(directed.status, 0, "a directed address needs no --broadcast: \(directed.stderr)")
 
-        // 255.255.255.255 without a default route: the seeds' failure, explained.
+        // 255.255.255.255 without a default route: the classic programs' failure, explained.
         let unrouted = try run(lan, .a, ["broadcast", "7002", "--limited", "lost"])
         XCTAssertEqual(unrouted.status, 69)
         XCTAssertTrue(unrouted.stderr.hasPrefix("udp: network unreachable for 255.255.255.255:7002"), unrouted.stderr)
@@ -278,7 +278,7 @@ final class BroadcastMulticastCLITests: LANTestCase {
         let seed = try lan.python(
             .a, LANPeer.broadcaster, ["<broadcast>", "2425", "1:100:will:will-pc:32:will broadcast"]
         ).finish()
-        XCTAssertEqual(seed.text, "error \(ENETUNREACH)\n", "the seeds' <broadcast> needs a default route")
+        XCTAssertEqual(seed.text, "error \(ENETUNREACH)\n", "the classic programs' <broadcast> needs a default route")
 
         let peers = try receivers(lan, [.b, .c], port: 2425, count: 1, idle: 3)
         let sent = try run(lan, .a, ["broadcast", "2425", "1:100:will:will-pc:32:will", "broadcast"])

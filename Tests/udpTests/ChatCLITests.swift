@@ -1,10 +1,10 @@
 import Foundation
 import XCTest
 
-/// `udp chat` against a Python peer written the seeds' way (a receive thread and a send thread), through a
+/// `udp chat` against a Python peer written the classic way (a receive thread and a send thread), through a
 /// pipe and through a terminal (tmux).
 final class ChatCLITests: XCTestCase {
-    /// The seeds' chat peer: binds, then a receive thread prints each message (decoded with the given encoding)
+    /// The classic Python chat peer: binds, then a receive thread prints each message (decoded with the given encoding)
     /// and, after the first one, a send thread answers with the remaining arguments to whoever wrote.
     static let seedPeer = """
         import socket, sys, threading

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `udp echo` against the seeds' clients written in Python.
+/// `udp echo` against the classic clients written in Python.
 final class EchoCLITests: XCTestCase {
     private func startEcho(_ extra: [String] = [], stdin: Data? = nil) throws -> (Run.Handle, Int) {
         let server = try Run.start(["echo", "127.0.0.1:0", "--show-port"] + extra, stdin: stdin)
@@ -18,7 +18,7 @@ final class EchoCLITests: XCTestCase {
         throw XCTSkip("no server")
     }
 
-    /// The seeds' greeting client: sends three names, prints each reply.
+    /// The classic Python greeting client: sends three names, prints each reply.
     private let greetingClient = """
         import socket, sys
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)

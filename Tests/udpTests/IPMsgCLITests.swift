@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// `udp ipmsg` on a network of namespaces (see `TestLAN`), against real peers: iptux (under Xvfb) and Python
-/// peers speaking like FeiQ (GBK, FeiQ's version string) and like the seeds' tutorial (the bare packet). Every
+/// peers speaking like FeiQ (GBK, FeiQ's version string) and like the classic Python tutorial (the bare packet). Every
 /// peer binds port 2425 on its own host; nothing leaves the namespaces.
 final class IPMsgCLITests: LANTestCase {
     /// A peer on port 2425 that answers BR_ENTRY with ANSENTRY (nick and group in its encoding), acknowledges

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `udp request` and `udp client` against a Python echo server written the seeds' way.
+/// `udp request` and `udp client` against a Python echo server written the classic way.
 final class RequestClientTests: XCTestCase {
     private func echoServer(_ host: String = "127.0.0.1", ignoringFirst skip: Int = 0) throws -> (Run.Handle, Int) {
         let server = try Run.python(Peer.echo, [host, String(skip)])

@@ -229,7 +229,7 @@ final class SendListenTests: XCTestCase {
     }
 
     func testPythonSeedChatPeerUnderstandsGBK() throws {
-        // The seeds' peer decodes with gb2312; udp send --encoding gbk speaks it.
+        // The classic Python peer decodes with gb2312; udp send --encoding gbk speaks it.
         let peer = try Run.python(
             """
             import socket

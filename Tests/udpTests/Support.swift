@@ -128,7 +128,7 @@ enum Run {
     }
 }
 
-/// Python peers written the seeds' way, with the socket module. Each prints "ready PORT" once bound and stops by
+/// Python peers written the classic way, with the socket module. Each prints "ready PORT" once bound and stops by
 /// itself after a few seconds of silence.
 enum Peer {
     /// Receives `count` datagrams and prints each as hex, one per line, then "done".

@@ -131,7 +131,7 @@ final class TestLAN {
     }
 }
 
-/// Python peers on the test network, written the seeds' way.
+/// Python peers on the test network, written the classic way.
 enum LANPeer {
     /// Binds 0.0.0.0:PORT, prints "ready", then "got SENDER HEX" for each datagram until COUNT arrived or none
     /// came for IDLE seconds, then "done".
@@ -151,7 +151,7 @@ enum LANPeer {
         print('done', flush=True)
         """
 
-    /// The seeds' broadcaster: SO_BROADCAST, then one sendto(MESSAGE, (HOST, PORT)); prints "sent" or "error ERRNO".
+    /// The classic Python broadcaster: SO_BROADCAST, then one sendto(MESSAGE, (HOST, PORT)); prints "sent" or "error ERRNO".
     static let broadcaster = """
         import socket, sys
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
