@@ -27,17 +27,6 @@ final class ProxyTests: XCTestCase {
         return (proxy, task)
     }
 
-    /// An echo server on loopback; returns its socket and the task that runs it.
-    private func startEcho() async throws -> (UDPSocket, Task<Void, any Error>) {
-        let socket = try await UDPSocket.bind(to: loopback)
-        let task = Task {
-            for try await batch in socket.batches {
-                try await socket.send(batch.map { OutgoingDatagram(payload: $0.payload, to: $0.sender) })
-            }
-        }
-        return (socket, task)
-    }
-
     /// The threads of SwiftNIO thread pools in this process (the proxy reads its upstream sockets on one, and an
     /// unimpaired proxy receives from clients on another).
     private func threadPoolThreads() -> Int {
@@ -125,7 +114,7 @@ final class ProxyTests: XCTestCase {
     }
 
     func testTransparentRelayKeepsTwoClientsApart() async throws {
-        let (echo, echoTask) = try await startEcho()
+        let (echo, echoTask) = try await startEchoUpstream()
         let (proxy, proxyTask) = try await startProxy({ _ in }, upstream: echo.localAddress)
         let a = try await UDPSocket.client(for: proxy.localAddress)
         let b = try await UDPSocket.client(for: proxy.localAddress)
@@ -376,7 +365,7 @@ final class ProxyTests: XCTestCase {
     /// Empty and largest datagrams go through whole both ways (the upstream sockets share one receive buffer of
     /// 64 KiB slots, and each datagram is copied out at its own size).
     func testEmptyAndLargestDatagramsPassWholeBothWays() async throws {
-        let (echo, echoTask) = try await startEcho()
+        let (echo, echoTask) = try await startEchoUpstream()
         let (proxy, task) = try await startProxy({ _ in }, upstream: echo.localAddress)
         let client = try await UDPSocket.client(for: proxy.localAddress)
         for size in [0, 1, 1_472, 65_507] {

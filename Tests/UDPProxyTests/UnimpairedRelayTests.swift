@@ -9,16 +9,6 @@ import XCTest
 final class UnimpairedRelayTests: XCTestCase {
     private let loopback = try! UDPAddress(ip: "127.0.0.1", port: 0)
 
-    private func startEcho() async throws -> (UDPSocket, Task<Void, any Error>) {
-        let socket = try await UDPSocket.bind(to: loopback)
-        let task = Task {
-            for try await batch in socket.batches {
-                try await socket.send(batch.map { OutgoingDatagram(payload: $0.payload, to: $0.sender) })
-            }
-        }
-        return (socket, task)
-    }
-
     private func replies(_ socket: UDPSocket, expecting count: Int) async throws -> [String] {
         var seen: [String] = []
         while seen.count < count, let reply = try await socket.receive(timeout: .milliseconds(500)) {
@@ -28,7 +18,7 @@ final class UnimpairedRelayTests: XCTestCase {
     }
 
     func testClientsPastTheMaximumAreRefusedAndCountedWhileTheOthersAreServed() async throws {
-        let (echo, echoTask) = try await startEcho()
+        let (echo, echoTask) = try await startEchoUpstream()
         var configuration = UDPProxy.Configuration(upstream: echo.localAddress)
         configuration.maximumClients = 2
         let proxy = try await UDPProxy.bind(to: loopback, configuration: configuration)
@@ -60,7 +50,7 @@ final class UnimpairedRelayTests: XCTestCase {
     }
 
     func testEveryDatagramIsReportedBothWays() async throws {
-        let (echo, echoTask) = try await startEcho()
+        let (echo, echoTask) = try await startEchoUpstream()
         let events = NIOLockedValueBox<[(UDPProxy.Direction, String)]>([])
         let proxy = try await UDPProxy.bind(
             to: loopback, configuration: UDPProxy.Configuration(upstream: echo.localAddress)

@@ -3,21 +3,6 @@ import XCTest
 
 /// `udp echo` against the classic clients written in Python.
 final class EchoCLITests: XCTestCase {
-    private func startEcho(_ extra: [String] = [], stdin: Data? = nil) throws -> (Run.Handle, Int) {
-        let server = try Run.start(["echo", "127.0.0.1:0", "--show-port"] + extra, stdin: stdin)
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline {
-            if let line = server.stderr.split(separator: "\n").first(where: { $0.hasPrefix("echo server on ") }),
-                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...])
-            {
-                return (server, port)
-            }
-            usleep(10_000)
-        }
-        XCTFail("udp echo did not start: \(server.stderr)")
-        throw XCTSkip("no server")
-    }
-
     /// The classic Python greeting client: sends three names, prints each reply.
     private let greetingClient = """
         import socket, sys
@@ -28,7 +13,7 @@ final class EchoCLITests: XCTestCase {
         """
 
     func testGreetingServerAnswersTheSeedsClientAndSummarizesOnSIGTERM() throws {
-        let (server, port) = try startEcho(["--reply", "Hello, {text}!"])
+        let (server, port) = try Peer.startEcho(["--reply", "Hello, {text}!"])
         let client = try Run.python(greetingClient, [String(port), "Tom", "Jerry", "Spike"]).finish()
         XCTAssertEqual(client.text, "Hello, Tom!\nHello, Jerry!\nHello, Spike!\n", client.stderr)
         let result = server.finish(signal: SIGTERM)
@@ -39,7 +24,7 @@ final class EchoCLITests: XCTestCase {
     }
 
     func testEchoIsByteExactAndQuiet() throws {
-        let (server, port) = try startEcho(["--quiet"])
+        let (server, port) = try Peer.startEcho(["--quiet"])
         let client = try Run.python(
             """
             import socket, sys
@@ -57,7 +42,7 @@ final class EchoCLITests: XCTestCase {
     }
 
     func testInteractiveRepliesComeFromStandardInput() throws {
-        let (server, port) = try startEcho(["--interactive"], stdin: Data("first answer\nsecond answer\n".utf8))
+        let (server, port) = try Peer.startEcho(["--interactive"], stdin: Data("first answer\nsecond answer\n".utf8))
         let client = try Run.python(greetingClient, [String(port), "q1", "q2"]).finish()
         XCTAssertEqual(client.text, "first answer\nsecond answer\n", client.stderr)
         _ = server.finish(signal: SIGTERM)
@@ -116,7 +101,7 @@ final class EchoCLITests: XCTestCase {
     /// summary although stdin is still open.
     func testInteractiveWithPipedInputStopsOnSIGINTWithSummaryAndNoPrompt() throws {
         for signal in [SIGINT, SIGTERM] {
-            let (server, port) = try startEcho(["--interactive"])
+            let (server, port) = try Peer.startEcho(["--interactive"])
             let client = try Run.python(greetingClient, [String(port), "q1"])
             XCTAssertTrue(server.waitForOutput("q1"), server.text)
             server.inPipe.fileHandleForWriting.write(Data("the answer\n".utf8))
@@ -136,7 +121,7 @@ final class EchoCLITests: XCTestCase {
     /// A reply the operator mistyped (bad hex, too large for a datagram) is reported, and the same datagram waits
     /// for a good line; the server goes on.
     func testInteractiveTypoIsReportedAndServingGoesOn() throws {
-        let (server, port) = try startEcho(["--interactive", "--hex"])
+        let (server, port) = try Peer.startEcho(["--interactive", "--hex"])
         let client = try Run.python(greetingClient, [String(port), "q1", "q2"])
         XCTAssertTrue(server.waitForOutput("2 bytes"), server.text)
         let huge = String(repeating: "41", count: 70_000)
@@ -215,8 +200,8 @@ final class EchoCLITests: XCTestCase {
 
     func testASpoofedDatagramBetweenTwoEchoServersStopsBouncingAndBothStillAnswer() throws {
         guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
-        let (a, portA) = try startEcho(["--quiet", "--json"])
-        let (b, portB) = try startEcho(["--quiet", "--json"])
+        let (a, portA) = try Peer.startEcho(["--quiet", "--json"])
+        let (b, portB) = try Peer.startEcho(["--quiet", "--json"])
         defer {
             for server in [a, b] where server.process.isRunning { _ = server.finish(signal: SIGKILL) }
         }
@@ -243,7 +228,7 @@ final class EchoCLITests: XCTestCase {
     }
 
     func testAClientRepeatingItselfIsNotALoop() throws {
-        let (server, port) = try startEcho(["--quiet", "--json"])
+        let (server, port) = try Peer.startEcho(["--quiet", "--json"])
         // The same request 30 times, 20 ms apart, each after its reply: all but one in nine are answered.
         let client = try Run.python(
             """
@@ -283,7 +268,7 @@ final class EchoCLITests: XCTestCase {
 
     func testEchoReportsDatagramsTheKernelDropped() throws {
         try skipWithoutFastPath("Kernel drop counts")
-        let (server, port) = try startEcho(["--quiet", "--json"])
+        let (server, port) = try Peer.startEcho(["--quiet", "--json"])
         // Stopped, the server reads nothing: a burst larger than its receive buffer overflows it.
         kill(server.process.processIdentifier, SIGSTOP)
         let burst = try Run.python(Self.burst, [String(port), "4000", "1400"]).finish()
@@ -344,7 +329,7 @@ final class EchoCLITests: XCTestCase {
 
     func testAReplyTheKernelRefusesIsCountedAsFailedNotReplied() throws {
         guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
-        let (server, port) = try startEcho(["--quiet", "--json"])
+        let (server, port) = try Peer.startEcho(["--quiet", "--json"])
         // 127.255.255.255 is loopback's broadcast route: the kernel refuses a reply there without SO_BROADCAST
         // (and the reply would stay on this host anyway).
         let spoof = try Run.python(Self.rawSender, ["127.255.255.255", "5555", "127.0.0.1", String(port), "refuse me"])

@@ -3,25 +3,10 @@ import XCTest
 
 /// `udp echo --threads N`: N sockets on one address (SO_REUSEPORT), the kernel spreading senders over them.
 final class EchoThreadsCLITests: XCTestCase {
-    private func startEcho(_ extra: [String]) throws -> (Run.Handle, Int) {
-        let server = try Run.start(["echo", "127.0.0.1:0", "--show-port"] + extra)
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline {
-            if let line = server.stderr.split(separator: "\n").first(where: { $0.hasPrefix("echo server on ") }),
-                let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...])
-            {
-                return (server, port)
-            }
-            usleep(10_000)
-        }
-        XCTFail("udp echo did not start: \(server.stderr)")
-        throw XCTSkip("no server")
-    }
-
     /// Senders from 64 source ports: every one gets its own bytes back, and the summary shows that both sockets
     /// received some of them (all on one socket from 64 ports has odds of 2^-63) and that they add up.
     func testTwoThreadsAnswerEverySenderCorrectlyAndTheKernelSpreadsThem() throws {
-        let (server, port) = try startEcho(["--threads", "2", "--quiet", "--json"])
+        let (server, port) = try Peer.startEcho(["--threads", "2", "--quiet", "--json"])
         let client = try Run.python(
             """
             import socket, sys
@@ -63,7 +48,7 @@ final class EchoThreadsCLITests: XCTestCase {
         throw XCTSkip("reads /proc")
         #else
         func threadCount(_ extra: [String]) throws -> Int {
-            let (server, _) = try startEcho(["--quiet"] + extra)
+            let (server, _) = try Peer.startEcho(["--quiet"] + extra)
             defer { _ = server.finish(signal: SIGTERM) }
             usleep(200_000)
             let tasks = try FileManager.default.contentsOfDirectory(

@@ -3,11 +3,6 @@ import XCTest
 
 /// `udp proxy` between real peers: `udp echo`, `udp request`, `udp bench flood`.
 final class ProxyCLITests: XCTestCase {
-    private func startEcho() throws -> (Run.Handle, Int) {
-        let server = try Run.start(["echo", "127.0.0.1:0", "--show-port", "--quiet"])
-        return (server, try Peer.listenPort(of: server, prefix: "echo server on "))
-    }
-
     private func startProxy(to port: Int, _ options: [String]) throws -> (Run.Handle, Int) {
         let proxy = try Run.start(
             ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:\(port)", "--show-port"] + options)
@@ -15,7 +10,7 @@ final class ProxyCLITests: XCTestCase {
     }
 
     func testRequestThroughHalfLossIsRecoveredByRetries() throws {
-        let (echo, echoPort) = try startEcho()
+        let (echo, echoPort) = try Peer.startEcho(["--quiet"])
         defer { _ = echo.finish(signal: SIGTERM) }
         let (proxy, proxyPort) = try startProxy(to: echoPort, ["--loss", "50%", "--seed", "11"])
         let result = try Run.udp([
@@ -31,7 +26,7 @@ final class ProxyCLITests: XCTestCase {
     }
 
     func testDuplicatesAndReorderingSeenByBenchMatchTheProxyCounters() throws {
-        let (echo, echoPort) = try startEcho()
+        let (echo, echoPort) = try Peer.startEcho(["--quiet"])
         defer { _ = echo.finish(signal: SIGTERM) }
         let (proxy, proxyPort) = try startProxy(
             to: echoPort, ["--up-duplicate", "5%", "--up-reorder", "10%", "--seed", "1", "--json"])
@@ -59,7 +54,7 @@ final class ProxyCLITests: XCTestCase {
     /// Each client gets an upstream socket of its own; the proxy raises a low soft descriptor limit (1,024 is common,
     /// 256 here) to the hard limit, so it serves more clients than the soft limit allows descriptors.
     func testProxyServesMoreClientsThanALowSoftDescriptorLimit() throws {
-        let (echo, echoPort) = try startEcho()
+        let (echo, echoPort) = try Peer.startEcho(["--quiet"])
         defer { _ = echo.finish(signal: SIGTERM) }
         let shell = "ulimit -Sn 256 && exec \"$0\" \"$@\""
         let proxy = try Run.Handle(
@@ -97,7 +92,7 @@ final class ProxyCLITests: XCTestCase {
     /// With a hard limit of 60 descriptors, new clients past it are refused and counted; the clients already
     /// served keep being served, and the proxy keeps running.
     func testProxyOutOfDescriptorsRefusesNewClientsAndKeepsServing() throws {
-        let (echo, echoPort) = try startEcho()
+        let (echo, echoPort) = try Peer.startEcho(["--quiet"])
         defer { _ = echo.finish(signal: SIGTERM) }
         let shell = "ulimit -n 60 && exec \"$0\" \"$@\""
         let proxy = try Run.Handle(
@@ -167,7 +162,7 @@ final class ProxyCLITests: XCTestCase {
     }
 
     func testPortInUseIsAClearError() throws {
-        let (echo, echoPort) = try startEcho()
+        let (echo, echoPort) = try Peer.startEcho(["--quiet"])
         defer { _ = echo.finish(signal: SIGTERM) }
         let result = try Run.udp(["proxy", "--listen", "127.0.0.1:\(echoPort)", "--to", "127.0.0.1:9"])
         XCTAssertEqual(result.status, 1, result.stderr)
@@ -177,7 +172,7 @@ final class ProxyCLITests: XCTestCase {
     /// `--queue-limit` bounds the delay line too; datagrams still delayed when the proxy stops are reported as
     /// discarded, not as forwarded.
     func testDelayQueueIsBoundedAndLeftoversAreDiscarded() throws {
-        let (echo, echoPort) = try startEcho()
+        let (echo, echoPort) = try Peer.startEcho(["--quiet"])
         defer { _ = echo.finish(signal: SIGTERM) }
         let (proxy, proxyPort) = try startProxy(to: echoPort, ["--up-delay", "30s", "--queue-limit", "3000", "--json"])
         let sender = """
@@ -206,7 +201,7 @@ final class ProxyCLITests: XCTestCase {
     /// grows by at most 64 KiB per mapping (it used to be 2.1 MiB, the receive buffers of a channel per mapping),
     /// and once the mappings expire it is back within 20 MiB of where it started, and idle.
     func testMemoryPerClientMappingIsSmallAndReturnedAfterExpiry() throws {
-        let (echo, echoPort) = try startEcho()
+        let (echo, echoPort) = try Peer.startEcho(["--quiet"])
         defer { _ = echo.finish(signal: SIGTERM) }
         let (proxy, proxyPort) = try startProxy(to: echoPort, ["--max-clients", "2000", "--idle-timeout", "1s"])
         let clients = """

@@ -194,6 +194,14 @@ enum Peer {
 
     /// Waits until the bound address line (`udp listen --show-port`, or another command's `prefix`) appears on
     /// stderr and returns the port.
+    /// Starts `udp echo 127.0.0.1:0 --show-port` with `extra` options; returns it and the port it reported.
+    static func startEcho(
+        _ extra: [String] = [], stdin: Data? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (Run.Handle, Int) {
+        let server = try Run.start(["echo", "127.0.0.1:0", "--show-port"] + extra, stdin: stdin)
+        return (server, try listenPort(of: server, prefix: "echo server on ", file: file, line: line))
+    }
+
     static func listenPort(
         of handle: Run.Handle, prefix: String = "listening on ", file: StaticString = #filePath, line: UInt = #line
     ) throws -> Int {

@@ -3,11 +3,6 @@ import XCTest
 
 /// The netcat/socat/Packet Sender toolkit: pipe, replay, echo --exec/--rule, templates, checksums, --all, --pcap.
 final class ToolkitCLITests: XCTestCase {
-    private func startEcho(_ extra: [String]) throws -> (Run.Handle, Int) {
-        let server = try Run.start(["echo", "127.0.0.1:0", "--show-port"] + extra)
-        return (server, try Peer.listenPort(of: server, prefix: "echo server on "))
-    }
-
     private func tempPath(_ suffix: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("udp-toolkit-\(UUID().uuidString)\(suffix)").path
     }
@@ -100,7 +95,7 @@ final class ToolkitCLITests: XCTestCase {
     // MARK: - echo --exec
 
     func testExecRepliesWithTheCommandsOutputAndEnvironment() throws {
-        let (server, port) = try startEcho([
+        let (server, port) = try Peer.startEcho([
             "--exec", #"printf '%s %s ' "$UDP_PEER_ADDR" "$UDP_LOCAL_PORT"; tr a-z A-Z"#,
         ])
         let reply = try Run.udp(["request", "127.0.0.1", String(port), "hello", "--raw"])
@@ -111,7 +106,7 @@ final class ToolkitCLITests: XCTestCase {
 
     func testExecCommandsGetOnlyTheStandardDescriptors() throws {
         // Not the server's socket, its event loop's descriptors, or another command's pipes.
-        let (server, port) = try startEcho(["--exec", "ls -l /proc/$$/fd"])
+        let (server, port) = try Peer.startEcho(["--exec", "ls -l /proc/$$/fd"])
         let reply = try Run.udp(["request", "127.0.0.1", String(port), "x", "--raw"])
         XCTAssertTrue(reply.text.contains(" 1 -> pipe:"), reply.text + reply.stderr)
         XCTAssertFalse(reply.text.contains("socket:"), reply.text)
@@ -121,7 +116,7 @@ final class ToolkitCLITests: XCTestCase {
 
     func testExecBadCommandsAreKilledRefusedAndCounted() throws {
         let marker = "31.\(Int.random(in: 100...999))"
-        let (server, port) = try startEcho(["--exec", "sleep \(marker); echo late", "--exec-timeout", "300ms"])
+        let (server, port) = try Peer.startEcho(["--exec", "sleep \(marker); echo late", "--exec-timeout", "300ms"])
         let late = try Run.udp(["request", "127.0.0.1", String(port), "x", "--timeout", "1s", "--retries", "0"])
         XCTAssertEqual(late.status, 75, "no reply from a command that never finishes")
         // The timeout killed the command's whole process group.
@@ -131,19 +126,19 @@ final class ToolkitCLITests: XCTestCase {
         let result = server.finish(signal: SIGTERM)
         XCTAssertTrue(result.stderr.contains("exec-timeout 1"), result.stderr)
 
-        let (big, bigPort) = try startEcho(["--exec", "head -c 100000 /dev/zero"])
+        let (big, bigPort) = try Peer.startEcho(["--exec", "head -c 100000 /dev/zero"])
         let none = try Run.udp(["request", "127.0.0.1", String(bigPort), "x", "--timeout", "1s", "--retries", "0"])
         XCTAssertEqual(none.status, 75, "100 KB does not fit in a datagram: refused, not cut")
         let bigResult = big.finish(signal: SIGTERM)
         XCTAssertTrue(bigResult.stderr.contains("exec-oversize 1"), bigResult.stderr)
 
-        let (failing, failingPort) = try startEcho(["--exec", "echo partial; exit 3"])
+        let (failing, failingPort) = try Peer.startEcho(["--exec", "echo partial; exit 3"])
         _ = try Run.udp(["request", "127.0.0.1", String(failingPort), "x", "--timeout", "500ms", "--retries", "0"])
         XCTAssertTrue(failing.finish(signal: SIGTERM).stderr.contains("exec-failed 1"))
     }
 
     func testExecLimitDropsAndCounts() throws {
-        let (server, port) = try startEcho(["--exec", "sleep 1; echo done", "--exec-limit", "1"])
+        let (server, port) = try Peer.startEcho(["--exec", "sleep 1; echo done", "--exec-limit", "1"])
         let sender = try Run.python(Peer.sender, ["127.0.0.1", String(port), "61", "62", "63"]).finish()
         XCTAssertEqual(sender.status, 0)
         usleep(1_500_000)
@@ -154,7 +149,7 @@ final class ToolkitCLITests: XCTestCase {
 
     func testExecKeepsEchoProtections() throws {
         // A loop-prone source port never runs the command; replies larger than requests are rate limited.
-        let (server, port) = try startEcho(["--exec", "echo a reply longer than the request", "--rate", "1"])
+        let (server, port) = try Peer.startEcho(["--exec", "echo a reply longer than the request", "--rate", "1"])
         let fromPort7 = """
             import socket, sys
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 7)); s.settimeout(0.5)
@@ -227,8 +222,8 @@ final class ToolkitCLITests: XCTestCase {
 
     func testExecRepliesBouncingBetweenTwoServersAreStopped() throws {
         guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
-        let (a, portA) = try startEcho(["--exec", "cat", "--quiet", "--json"])
-        let (b, portB) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        let (a, portA) = try Peer.startEcho(["--exec", "cat", "--quiet", "--json"])
+        let (b, portB) = try Peer.startEcho(["--exec", "cat", "--quiet", "--json"])
         defer {
             for server in [a, b] where server.process.isRunning { _ = server.finish(signal: SIGKILL) }
         }
@@ -253,7 +248,7 @@ final class ToolkitCLITests: XCTestCase {
 
     func testExecReplyTheKernelRefusesIsCountedAsFailedNotReplied() throws {
         guard geteuid() == 0 else { throw XCTSkip("a raw socket needs root") }
-        let (server, port) = try startEcho(["--exec", "cat", "--quiet", "--json"])
+        let (server, port) = try Peer.startEcho(["--exec", "cat", "--quiet", "--json"])
         // 127.255.255.255 is loopback's broadcast route: the kernel refuses the command's reply there.
         let spoof = try Run.python(
             EchoCLITests.rawSender, ["127.255.255.255", "5555", "127.0.0.1", String(port), "refuse me"]
@@ -272,7 +267,7 @@ final class ToolkitCLITests: XCTestCase {
         let rulesFile = tempPath(".json")
         try #"[{"match": "contains:temp", "reply": "21C"}]"#.write(toFile: rulesFile, atomically: true, encoding: .utf8)
         defer { unlink(rulesFile) }
-        let (server, port) = try startEcho([
+        let (server, port) = try Peer.startEcho([
             "--rule", "ping => pong", "--rule", #"regex:^GET (\w+) => VALUE {1}"#, "--rules", rulesFile,
         ])
         let client = """
@@ -291,7 +286,7 @@ final class ToolkitCLITests: XCTestCase {
 
     func testRuleRepliesKeepEchoProtections() throws {
         // A rule's reply larger than its request is rate limited like a template's; port 7 is never answered.
-        let (server, port) = try startEcho(["--rule", "x => a reply longer than the request", "--rate", "1"])
+        let (server, port) = try Peer.startEcho(["--rule", "x => a reply longer than the request", "--rate", "1"])
         let script = """
             import socket, sys, time
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
@@ -315,7 +310,7 @@ final class ToolkitCLITests: XCTestCase {
     }
 
     func testRulesWithFallbackReply() throws {
-        let (server, port) = try startEcho(["--rule", "ping => pong", "--reply", "?{text}"])
+        let (server, port) = try Peer.startEcho(["--rule", "ping => pong", "--reply", "?{text}"])
         XCTAssertEqual(try Run.udp(["request", "127.0.0.1", String(port), "x", "--raw"]).text, "?x")
         XCTAssertEqual(try Run.udp(["request", "127.0.0.1", String(port), "ping", "--raw"]).text, "pong")
         XCTAssertFalse(server.finish(signal: SIGTERM).stderr.contains("no-rule"))
@@ -390,7 +385,7 @@ final class ToolkitCLITests: XCTestCase {
     }
 
     func testRequestTemplateAndAppendedChecksumOnEchoReplies() throws {
-        let (server, port) = try startEcho(["--append", "xor8", "--allow-amplification"])
+        let (server, port) = try Peer.startEcho(["--append", "xor8", "--allow-amplification"])
         let reply = try Run.udp(["request", "127.0.0.1", String(port), "{hex:01 02 04}", "--template", "--raw"])
         XCTAssertEqual(Array(reply.stdout), [1, 2, 4, 7], reply.stderr)
         _ = server.finish(signal: SIGTERM)
