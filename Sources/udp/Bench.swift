@@ -8,6 +8,7 @@ import UDPText
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Measure a UDP service: latency percentiles (ping), throughput and loss (flood, sink).",
         subcommands: [BenchPing.self, BenchFlood.self, BenchSink.self]
     )

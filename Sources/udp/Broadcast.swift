@@ -3,6 +3,7 @@ import UDPKit
 
 struct Broadcast: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "broadcast",
         abstract: "Send a datagram to every broadcast address: each interface's subnet, or the one --interface names.",
         discussion: """
             Replaces the classic Python broadcaster (SO_BROADCAST + sendto(('<broadcast>', 2425))), whose 255.255.255.255 fails with "Network is unreachable" on a host without a default route. This sends to the directed broadcast address of every interface that is up and can broadcast (see 'udp interfaces'), which each subnet's own route carries. Short for: udp send '<broadcast>' PORT MESSAGE...

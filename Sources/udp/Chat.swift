@@ -7,6 +7,7 @@ import UDPText
 
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "chat",
         abstract: "Two-way chat: lines you type go to the peer, the peer's lines appear as they arrive.",
         discussion: """
             Replaces the classic Python two-thread chat (a receive thread and a send thread). Give the peer, or only --from PORT to wait for the first message and answer whoever sent it (the Python chat's server side). Messages are plain text lines, so such Python peers work unchanged (use --encoding gb18030 or gbk for their gb2312). On a terminal, an incoming message never garbles the line being typed. /quit or Ctrl-D ends the chat; piped input is sent line by line and the chat ends at its end (after --linger).

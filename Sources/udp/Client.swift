@@ -6,6 +6,7 @@ import UDPText
 
 struct Client: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "client",
         abstract: "Interactive client: each line you type is sent as a request and the reply is printed.",
         discussion: """
             Replaces the classic Python input() loop client (send a line, wait for the reply). A lost reply prints a timeout line and the loop goes on; a reply that arrives late is shown, marked late. Works with piped input for scripts. Ends at end of input (Ctrl-D).

@@ -38,9 +38,7 @@ enum CommandLineHelp {
         while true {
             let subcommands = command.configuration.subcommands
             if subcommands.isEmpty { return nil }
-            // Only for the messages: a command's name comes from `String(describing:)` of its type, which costs the
-            // runtime a scan of every protocol conformance in the binary, per command; a correct command line should
-            // not pay that for all of them at start-up.
+            // Only for the messages.
             var names: [String] { subcommands.map { $0._commandName } }
             guard let word = words.first else {
                 // `udp` alone prints its help; a group such as `udp room` names what it groups.

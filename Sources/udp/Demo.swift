@@ -6,6 +6,7 @@ import UDPText
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "A short tour on loopback: receive, echo, request/reply, truncation, encodings.",
         discussion: """
             Everything runs in this one process on 127.0.0.1 and ::1, on free ports; nothing leaves the machine. It prints what each step did and exits 0, in well under two seconds.

@@ -8,6 +8,7 @@ import UDPText
 
 struct Echo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "echo",
         abstract:
             "Echo server; with --reply, a greeting server (\"Hello, NAME!\"). Protected against abuse by default.",
         discussion: """

@@ -4,6 +4,7 @@ import UDPText
 
 struct Interfaces: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "interfaces",
         abstract: "List the network interfaces: index, flags, addresses with prefix length, broadcast address, MTU.",
         discussion: """
             Shows where 'udp broadcast' sends (every interface that is up with a broadcast address) and the names to give --interface.

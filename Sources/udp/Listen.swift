@@ -6,6 +6,7 @@ import UDPText
 
 struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "listen",
         abstract: "Print every datagram that arrives: time, sender, length, and the text or a hex dump.",
         discussion: """
             Replaces the classic Python receiver (bind + a recvfrom(1024) loop), without its silent truncation: datagrams up to 65,535 bytes arrive whole, and with --max-size a cut datagram is always marked. Text is shown escaped, so a datagram cannot drive your terminal. On exit (Ctrl-C, --count, --timeout) a summary goes to stderr (with --json, as one JSON object), counting the datagrams the kernel dropped because the receive buffer was full; when --timeout passes with no datagram at all it says so and exits 75 (-q: no summary and no such line, only the exit code).

@@ -8,6 +8,7 @@ import UDPText
 /// `udp packets`: the saved-packets library that `udp studio` edits, from the command line.
 struct Packets: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "packets",
         abstract: "List the saved packets and sequences (the library udp studio keeps); 'udp send @NAME' sends one.",
         discussion: """
             The library is $XDG_CONFIG_HOME/udp/packets.json, else ~/.config/udp/packets.json.

@@ -7,6 +7,7 @@ import UDPText
 
 struct Proxy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "proxy",
         abstract:
             "Relay between clients and a server, adding loss, delay, jitter, duplication, reordering, rate limits, corruption.",
         discussion: """

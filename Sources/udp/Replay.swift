@@ -6,6 +6,7 @@ import UDPKit
 
 struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "replay",
         abstract: "Send the UDP payloads of a pcap or pcapng capture to HOST PORT, with the capture's timing.",
         discussion: """
             Replaces tcpreplay and hand-written scapy loops for UDP: reads a capture written by tcpdump, tshark, dumpcap, Wireshark or udp listen --pcap (Ethernet, Linux cooked v1/v2, raw IP and BSD loopback link types; IPv4 and IPv6), and sends each UDP payload, in order, from one socket, to HOST PORT. The gaps between packets are the captured ones divided by --speed (2: twice as fast; 0: no pauses, as fast as the socket allows); no single pause is longer than --max-pause. Packets that are not UDP are skipped and counted. A summary goes to stderr at the end. A capture cut short or corrupt is an error (exit 65) that names the record; what was sent before it is reported.

@@ -65,6 +65,7 @@ extension Duration {
 
 struct Request: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "request",
         abstract: "Send a request, wait for the reply, and resend if it does not come.",
         discussion: """
             Replaces the classic Python client that sends and then blocks in recvfrom forever. Waits --timeout for a reply (default 1s), resends up to --retries times (default 3), doubling the wait each time. Exit 0 with a reply, 75 when none came, 69 when the peer reports nothing listens there. With no MESSAGE an empty datagram (0 bytes) is the request, as some services expect.

@@ -7,6 +7,7 @@ import UDPText
 
 struct Room: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "room",
         abstract: "Chat room: one server, many members; nothing lost, doubled or reordered under loss.",
         discussion: """
             Replaces the classic two-person Python "chat room" (a receive thread and a send thread). Members join with a nick and get a secret session token that every later packet carries, so knowing someone's address is not enough to post as them. Messages are acknowledged and retransmitted, so every member sees each message sent after it joined exactly once, in each sender's order, whatever the network loses, duplicates or reorders. The wire format is docs/room-protocol.md.

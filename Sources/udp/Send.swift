@@ -5,6 +5,7 @@ import UDPKit
 
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "send",
         abstract: "Send datagrams: the message words as one datagram, or one datagram per line of stdin.",
         discussion: """
             Replaces the classic Python sender (socket + sendto). With no MESSAGE, each line of standard input (without its newline) is sent as one datagram; --each sends each MESSAGE word as its own datagram. HOST PORT or HOST:PORT, not both: in 'udp send 127.0.0.1:9999 9998 x' the 9998 is part of the message (a warning says so).
