@@ -1,6 +1,6 @@
 # swift-udp: build, install and check.
 #
-#   make                               release build of `udp`, its man page and shell completions
+#   make                               release build of `udp` (and `udp-studio`), its man page and shell completions
 #   make install PREFIX=$HOME/.local   ... installed under PREFIX (default /usr/local; DESTDIR is honoured)
 #   make uninstall PREFIX=...          removes exactly what install put there
 #   make check-install                 installs into a temporary prefix and checks what landed there
@@ -60,13 +60,14 @@ completions: build
 install: all
 	install -d $(BINDIR) $(MANDIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR)
 	install -m 755 "$$($(SWIFTPM) --show-bin-path)/udp" $(BINDIR)/udp
+	install -m 755 "$$($(SWIFTPM) --show-bin-path)/udp-studio" $(BINDIR)/udp-studio
 	install -m 644 $(STAGE)/udp.1 $(MANDIR)/udp.1
 	install -m 644 $(STAGE)/udp.bash $(BASHDIR)/udp
 	install -m 644 $(STAGE)/_udp $(ZSHDIR)/_udp
 	install -m 644 $(STAGE)/udp.fish $(FISHDIR)/udp.fish
 
 uninstall:
-	rm -f $(BINDIR)/udp $(MANDIR)/udp.1 $(BASHDIR)/udp $(ZSHDIR)/_udp $(FISHDIR)/udp.fish
+	rm -f $(BINDIR)/udp $(BINDIR)/udp-studio $(MANDIR)/udp.1 $(BASHDIR)/udp $(ZSHDIR)/_udp $(FISHDIR)/udp.fish
 
 # Installs into a fresh temporary prefix and checks each file: the binary runs and reports UDPKit's version,
 # man renders the page, and every completion script is non-empty and parses in its shell (bash also loads
@@ -78,6 +79,9 @@ check-install:
 	reported=$$("$$prefix/bin/udp" --version); \
 	[ "$$reported" = "$$version" ] || { echo "check-install: udp --version said '$$reported', expected '$$version'" >&2; exit 1; }; \
 	echo "check-install: bin/udp --version: $$reported"; \
+	page_url=$$(timeout -s INT 3 "$$prefix/bin/udp" studio --http 127.0.0.1:0 --no-browser | head -n 1 || true); \
+	case "$$page_url" in http://127.0.0.1:*) ;; *) echo "check-install: udp studio did not serve its page (it runs bin/udp-studio): '$$page_url'" >&2; exit 1;; esac; \
+	echo "check-install: bin/udp studio runs bin/udp-studio and serves its page"; \
 	page=$$(MANWIDTH=80 MANPAGER=cat man -l "$$prefix/share/man/man1/udp.1" 2>"$$prefix/man.err"); \
 	echo "$$page" | grep -q "^NAME" || { echo "check-install: man -l did not render the page:" >&2; echo "$$page" | head -20 >&2; exit 1; }; \
 	[ ! -s "$$prefix/man.err" ] || { echo "check-install: man -l warned:" >&2; head -20 "$$prefix/man.err" >&2; exit 1; }; \

@@ -16,7 +16,7 @@ let fastPath: [SwiftSetting] =
 // them as shared libraries. Loading and relocating those libraries was most of a one-shot command's time (a
 // `udp send` spent more time in the dynamic loader than in main); the cost is a larger binary. Debug builds (tests,
 // `swift run`) link dynamically as before. The same as `swift build -c release --static-swift-stdlib`, for this
-// product only.
+// package's two executables only.
 // The objects were compiled for the shared libraries, so they name only Foundation's own libraries: the ones those
 // need in a static link are listed here (what `swiftc -static-stdlib` adds for `import Foundation`).
 let staticStandardLibrary: [LinkerSetting] = [
@@ -40,6 +40,7 @@ let package = Package(
         .library(name: "UDPProxy", targets: ["UDPProxy", "Impairment"]),
         .library(name: "UDPRoom", targets: ["UDPRoom", "RoomProtocol"]),
         .executable(name: "udp", targets: ["udp"]),
+        .executable(name: "udp-studio", targets: ["udp-studio"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -151,8 +152,10 @@ let package = Package(
                 .embedInCode("Page/log.js"), .embedInCode("Page/chart.js"), .embedInCode("Page/bytes.js"),
             ]
         ),
-        .executableTarget(
-            name: "udp",
+        // The command line: every command, its options, help and messages. Two executables run it: `udp`, and
+        // `udp-studio`, which `udp studio` runs and which alone links the studio's web server.
+        .target(
+            name: "UDPCommandLine",
             dependencies: [
                 "UDPKit",
                 "UDPText",
@@ -165,12 +168,23 @@ let package = Package(
                 "IPMsg",
                 "Capture",
                 "UDPStudio",
-                "UDPStudioWeb",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // Not a dependency of `udp`: SwiftPM would link everything `udp-studio` needs into `udp` too. `swift build`
+        // (and `swift test`) build both; `swift run udp` builds `udp` only.
+        .executableTarget(
+            name: "udp",
+            dependencies: ["UDPCommandLine"],
+            linkerSettings: staticStandardLibrary
+        ),
+        .executableTarget(
+            name: "udp-studio",
+            dependencies: ["UDPCommandLine", "UDPStudioWeb"],
             linkerSettings: staticStandardLibrary
         ),
         // Echo servers for the benchmark harness (benchmarks/run); EchoUDPKit is also the example users copy.

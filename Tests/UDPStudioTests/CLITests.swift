@@ -124,6 +124,41 @@ final class StudioCLITests: XCTestCase {
         XCTAssertTrue(stderr.contains("udp: SIGINT again: stopping now"), stderr)
     }
 
+    /// The web server is linked into `udp-studio` only; `udp studio` runs it from `udp`'s own directory, and says
+    /// so plainly when it is not there.
+    func testWithoutUDPStudioBesideItUDPStudioSaysWhatIsMissing() throws {
+        let directory = configDirectory()
+        let lone = directory.appendingPathComponent("udp")
+        do {
+            try FileManager.default.linkItem(atPath: udpBinaryPath, toPath: lone.path)
+        } catch {
+            try FileManager.default.copyItem(atPath: udpBinaryPath, toPath: lone.path)
+        }
+        let process = Process()
+        process.executableURL = lone
+        process.arguments = ["studio", "--http", "127.0.0.1:0", "--no-browser"]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 69)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(
+            stderr,
+            "udp: the studio's web server is not installed: no udp-studio beside udp in \(directory.path) (build it with 'swift build', or install both with 'make install')\n"
+        )
+        XCTAssertEqual(out.fileHandleForReading.readDataToEndOfFile(), Data())
+        // Beside it, the same arguments serve the page.
+        let (studio, url, _) = try startStudio()
+        defer {
+            kill(studio.processIdentifier, SIGTERM)
+            studio.waitUntilExit()
+        }
+        XCTAssertTrue(url.hasPrefix("http://127.0.0.1:"), url)
+    }
+
     func testNonLoopbackNeedsAllowRemote() throws {
         let result = try udp(["studio", "--http", "0.0.0.0:0", "--no-browser"], config: configDirectory())
         XCTAssertEqual(result.status, 64)

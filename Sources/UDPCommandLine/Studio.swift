@@ -1,8 +1,16 @@
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
+import ServiceLifecycle
 import UDPKit
 import UDPStudio
-import UDPStudioWeb
+import UDPText
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct StudioCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,6 +54,9 @@ struct StudioCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        guard case .linked(let makeWebServer) = Self.webPart.withLockedValue({ $0 }) else {
+            try Self.runSeparateExecutable()
+        }
         let endpoint = try UDPEndpoint.parse(http, defaultHost: .name("127.0.0.1"))
         guard case .ip(let hostKind, let port) = endpoint.kind, case .name(let host) = hostKind,
             (try? UDPAddress(ip: host, port: 0)) != nil || host == "localhost"
@@ -77,10 +88,8 @@ struct StudioCommand: AsyncParsableCommand {
             throw error
         }
 
-        let server = StudioWebServer(studio: studio, host: bindHost, port: port)
         let openBrowser = !noBrowser
-        let application = server.application { bound in
-            let url = server.pageURL(port: bound)
+        let application = makeWebServer(studio, bindHost, port) { url in
             Terminal.writeStdout(url + "\n")
             Terminal.flushStdout()
             if openBrowser { Self.openBrowser(url) }
@@ -101,6 +110,50 @@ struct StudioCommand: AsyncParsableCommand {
         }
     }
 
+    /// Where the page's web server is: linked into this executable (`udp-studio`), or in `udp-studio` beside it
+    /// (`udp`). Set once, before the command line is parsed.
+    static let webPart = NIOLockedValueBox(StudioWebPart.separate)
+
+    /// Replaces this process with `udp-studio` from the directory this executable is in, given the same arguments,
+    /// so that it parses and runs this command with the web server linked in. Returns only by throwing.
+    static func runSeparateExecutable() throws -> Never {
+        let name = StudioWebPart.executableName
+        let directory = executableDirectory()
+        let path = directory + "/" + name
+        guard access(path, X_OK) == 0 else {
+            throw CLIFailure(
+                message:
+                    "the studio's web server is not installed: no \(name) beside udp in \(TerminalText.escape(directory)) (build it with 'swift build', or install both with 'make install')",
+                code: ExitCode32.unavailable)
+        }
+        Terminal.flushStdout()
+        let arguments = [path] + CommandLine.arguments.dropFirst()
+        let argv = arguments.map { strdup($0) } + [nil]
+        execv(path, argv)
+        let problem = errno
+        throw CLIFailure(
+            message: "cannot run \(TerminalText.escape(path)): \(String(cString: strerror(problem)))",
+            code: ExitCode32.unavailable)
+    }
+
+    /// The directory of the running executable, symbolic links resolved.
+    private static func executableDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        #if os(Linux)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let path = count > 0 ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+        #else
+        var size = UInt32(buffer.count)
+        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let path =
+            _NSGetExecutablePath(&buffer, &size) == 0 && realpath(buffer, &resolved) != nil
+            ? String(cString: resolved) : nil
+        #endif
+        let executable = path ?? CommandLine.arguments[0]
+        guard let slash = executable.lastIndex(of: "/") else { return "." }
+        return slash == executable.startIndex ? "/" : String(executable[..<slash])
+    }
+
     /// Opens `url` in the desktop's browser, if there is a desktop session.
     static func openBrowser(_ url: String) {
         let environment = ProcessInfo.processInfo.environment
@@ -118,4 +171,22 @@ struct StudioCommand: AsyncParsableCommand {
         process.standardError = FileHandle.nullDevice
         try? process.run()
     }
+}
+
+/// How `udp studio` serves its page. The web server (Hummingbird and what it brings) is linked only into the
+/// `udp-studio` executable, so that no other command pays for it in start-up time and memory; `udp studio` replaces
+/// itself with `udp-studio studio …`, which runs this same command line.
+public enum StudioWebPart: Sendable {
+    /// The executable that has the web server linked in, installed in the same directory as `udp`.
+    public static let executableName = "udp-studio"
+
+    /// The web server is in this executable: the closure makes the service serving `studio`'s page on a host and
+    /// a port, which calls its last argument with the page's address (with its access token) once it listens.
+    case linked(
+        @Sendable (
+            _ studio: Studio, _ host: String, _ port: Int, _ ready: @escaping @Sendable (String) -> Void
+        ) -> any Service
+    )
+    /// The web server is in `udp-studio`, beside this executable.
+    case separate
 }

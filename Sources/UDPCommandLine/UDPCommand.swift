@@ -2,7 +2,15 @@ import ArgumentParser
 import Foundation
 import UDPKit
 
-@main
+/// Runs the `udp` command line on this process's arguments and ends the process with its exit code (see
+/// `UDPCommand`'s discussion for the codes). `studioWebPart` says where `udp studio`'s web server is.
+public func runUDPCommandLine(studioWebPart: StudioWebPart) async -> Never {
+    StudioCommand.webPart.withLockedValue { $0 = studioWebPart }
+    await UDPCommand.main()
+    // `main` ends the process itself.
+    Foundation.exit(0)
+}
+
 struct UDPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "udp",
