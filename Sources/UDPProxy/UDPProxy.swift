@@ -242,6 +242,8 @@ public final class UDPProxy: Service {
         reader.start()
         let upstreams = self.upstreams
         let pending = self.pendingReplies
+        // Without impairment, replies go to their clients from the reading thread itself, with no hop to a task.
+        let unimpaired = configuration.up.isNone && configuration.down.isNone
         let reading = reader.runIfActive(eventLoop: listener.channel.eventLoop) {
             upstreams.run { delivery in
                 let bytes = delivery.payloads.reduce(0) { $0 + $1.readableBytes + Self.datagramOverhead }
@@ -250,7 +252,9 @@ public final class UDPProxy: Service {
                     pending += bytes
                     return true
                 }
-                if admitted {
+                if admitted && unimpaired {
+                    self.relayDownNow(delivery, bytes: bytes, onEvent: onEvent)
+                } else if admitted {
                     deliver.yield(delivery)
                 } else {
                     self.state.withLockedValue {
@@ -443,20 +447,11 @@ public final class UDPProxy: Service {
     private func relayDown(_ replies: AsyncStream<UpstreamSockets.Delivery>, onEvent: (@Sendable (Event) -> Void)?)
         async
     {
-        let upstream = configuration.upstream
         for await (mapping, payloads) in replies {
             let bytes = payloads.reduce(0) { $0 + $1.readableBytes + Self.datagramOverhead }
             defer { pendingReplies.withLockedValue { $0 -= bytes } }
             if Task.isCancelled { return }
-            mapping.touch()
-            if let onEvent {
-                for payload in payloads {
-                    onEvent(
-                        Event(
-                            direction: .down, client: mapping.client,
-                            datagram: Datagram(payload: payload, sender: upstream)))
-                }
-            }
+            noteReplies(payloads, of: mapping, onEvent: onEvent)
             if let lane = mapping.downLane {
                 lane.submit(payloads)
             } else {
@@ -466,6 +461,37 @@ public final class UDPProxy: Service {
                 }
                 await send(payloads.map { OutgoingDatagram(payload: $0, to: mapping.client) }, on: listener)
             }
+        }
+    }
+
+    /// Upstream to a client from the reading thread (no impairment): sent without waiting; what the system does not
+    /// take at once waits in SwiftNIO's queue, and its `bytes` count as pending replies until it is written.
+    private func relayDownNow(
+        _ delivery: UpstreamSockets.Delivery, bytes: Int, onEvent: (@Sendable (Event) -> Void)?
+    ) {
+        let (mapping, payloads) = delivery
+        noteReplies(payloads, of: mapping, onEvent: onEvent)
+        state.withLockedValue {
+            $0.down.received += payloads.count
+            $0.down.forwarded += payloads.count
+        }
+        let pending = pendingReplies
+        listener.sendWithoutWaiting(payloads.map { OutgoingDatagram(payload: $0, to: mapping.client) }) {
+            [state] failed in
+            pending.withLockedValue { $0 -= bytes }
+            if !failed.isEmpty { state.withLockedValue { $0.sendErrors += failed.count } }
+        }
+    }
+
+    /// What every reply from the upstream does first: keeps its mapping alive and is reported.
+    private func noteReplies(_ payloads: [ByteBuffer], of mapping: Mapping, onEvent: (@Sendable (Event) -> Void)?) {
+        mapping.touch()
+        guard let onEvent else { return }
+        for payload in payloads {
+            onEvent(
+                Event(
+                    direction: .down, client: mapping.client,
+                    datagram: Datagram(payload: payload, sender: configuration.upstream)))
         }
     }
 

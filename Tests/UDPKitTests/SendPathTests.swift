@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import XCTest
 
@@ -88,6 +89,51 @@ final class SendPathTests: XCTestCase {
         let direct = try await receive(receiver)
         XCTAssertEqual(direct.bytes, [3])
         sender.close()
+        await receiver.close()
+    }
+
+    // MARK: - Sending without waiting
+
+    /// From a thread that is not a task: the datagrams arrive in order, the one the system refuses is reported to
+    /// `done` and the others still go; sent behind a segmentation-offload send (SwiftNIO's to write), they wait
+    /// their turn.
+    func testSendWithoutWaitingFromAThreadKeepsTheOrderAndReportsWhatFailed() async throws {
+        let receiver = try await UDPSocket.bind(to: loopback)
+        let sender = try await UDPSocket.bind(to: loopback)
+        let destination = receiver.localAddress
+        // 127.255.255.255: loopback's broadcast route, refused without SO_BROADCAST (nothing leaves this host).
+        let refusedByTheKernel = try UDPAddress(ip: "127.255.255.255", port: 9)
+        var expected: [[UInt8]] = [[1], [2]]
+        var calls: [[OutgoingDatagram]] = [
+            [
+                OutgoingDatagram(bytes: [1], to: destination), OutgoingDatagram(bytes: [0xEE], to: refusedByTheKernel),
+                OutgoingDatagram(bytes: [2], to: destination),
+            ]
+        ]
+        if UDPSocket.supportsSegmentationOffload {
+            calls.append([OutgoingDatagram(segments: ByteBuffer(bytes: [3, 4]), segmentSize: 1, to: destination)])
+            calls.append([OutgoingDatagram(bytes: [5], to: destination)])
+            expected += [[3], [4], [5]]
+        }
+        let failed = NIOLockedValueBox<[[[UInt8]]]>([])
+        let thread = Thread { [calls] in
+            for datagrams in calls {
+                sender.sendWithoutWaiting(datagrams) { refused in
+                    failed.withLockedValue { $0.append(refused.map { Array($0.payload.readableBytesView) }) }
+                }
+            }
+        }
+        thread.start()
+        var received: [[UInt8]] = []
+        for _ in expected { received.append(try await receive(receiver).bytes) }
+        XCTAssertEqual(received, expected)
+        let deadline = Date().addingTimeInterval(2)
+        while failed.withLockedValue({ $0.count }) < calls.count && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        XCTAssertEqual(failed.withLockedValue { $0 }, [[[0xEE]]] + Array(repeating: [], count: calls.count - 1))
+        XCTAssertTrue(sender.channel.isActive)
+        await sender.close()
         await receiver.close()
     }
 

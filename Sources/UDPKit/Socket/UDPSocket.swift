@@ -464,47 +464,7 @@ public final class UDPSocket: Sendable {
         let channel = self.channel
         let convert: @Sendable ([Datagram]) -> [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = {
             [self] batch in
-            var failed: [OutgoingDatagram] = []
-            var sending: [OutgoingDatagram] = []
-            var envelopes: [AddressedEnvelope<ByteBuffer>] = []
-            for outgoing in reply(batch) {
-                // A reply the socket cannot carry (too large, wrong family, a broadcast address without permission)
-                // is skipped, as a failed send would be.
-                guard let envelope = try? self.envelope(for: outgoing),
-                    options.broadcast || localAddress.family == .unix
-                        || !BroadcastAddresses.shared.isBroadcast(outgoing.destination)
-                else {
-                    failed.append(outgoing)
-                    continue
-                }
-                sending.append(outgoing)
-                envelopes.append(envelope)
-            }
-            // Sent from here where the socket has a sender, as `send` does: a reply the system refuses fails alone.
-            let (rest, written) = fastPath.sendNow(
-                envelopes, direct: directlySendable(sending), connected: remoteAddress != nil
-            ) {
-                failed.append(sending[$0])
-            }
-            if let refused, !failed.isEmpty { refused(failed) }
-            guard !rest.isEmpty else { return [] }
-            var writes: [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = []
-            var futures: [EventLoopFuture<Void>] = []
-            for index in rest.indices {
-                var promise: EventLoopPromise<Void>?
-                if refused != nil || written != nil {
-                    let done = channel.eventLoop.makePromise(of: Void.self)
-                    let outgoing = sending[index]
-                    if let refused { done.futureResult.whenFailure { _ in refused([outgoing]) } }
-                    futures.append(done.futureResult)
-                    promise = done
-                }
-                writes.append((rest[index], promise))
-            }
-            if let written {
-                EventLoopFuture.andAllComplete(futures, on: channel.eventLoop).whenComplete { _ in written() }
-            }
-            return writes
+            sendNow(reply(batch), refused: refused)
         }
         let stopped = channel.eventLoop.makePromise(of: Void.self)
         channel.closeFuture.whenComplete { _ in stopped.succeed() }
@@ -521,6 +481,83 @@ public final class UDPSocket: Sendable {
             }
         }
         try Task.checkCancellation()
+    }
+
+    /// Sends `datagrams` from the calling thread without waiting, in order with every other send of the socket: for
+    /// a thread that is not a task (a reader thread relaying what it read) and must not block. What goes straight
+    /// out goes as `send` sends it; what the system cannot take at once (the send buffer full, or SwiftNIO still
+    /// holding earlier writes) waits in SwiftNIO's queue, written from the event loop.
+    ///
+    /// - Parameter done: called once every datagram was sent or failed, with the ones that failed (refused by the
+    ///   system, too large, a broadcast address without permission, or the socket closed): before this returns when
+    ///   all went straight out, else on the event loop.
+    public func sendWithoutWaiting(
+        _ datagrams: [OutgoingDatagram], done: @escaping @Sendable ([OutgoingDatagram]) -> Void = { _ in }
+    ) {
+        let failures = NIOLockedValueBox<[OutgoingDatagram]>([])
+        let writes = sendNow(datagrams) { failed in failures.withLockedValue { $0 += failed } }
+        guard !writes.isEmpty else {
+            done(failures.withLockedValue { $0 })
+            return
+        }
+        let channel = self.channel
+        let futures = writes.compactMap { $0.1?.futureResult }
+        channel.eventLoop.execute {
+            for (envelope, promise) in writes { channel.write(envelope, promise: promise) }
+            channel.flush()
+        }
+        EventLoopFuture.andAllComplete(futures, on: channel.eventLoop).whenComplete { _ in
+            done(failures.withLockedValue { $0 })
+        }
+    }
+
+    /// Sends `outgoing` from the calling thread or event loop, as `respond` sends replies: what the socket cannot
+    /// carry (too large, wrong family, a broadcast address without permission) or the system refuses goes to
+    /// `refused`; the rest goes straight out where it can.
+    /// - Returns: what is left to write through SwiftNIO, with a promise each when `refused` is given (it then also
+    ///   gets the ones SwiftNIO fails to write).
+    private func sendNow(
+        _ outgoing: [OutgoingDatagram], refused: (@Sendable ([OutgoingDatagram]) -> Void)?
+    ) -> [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] {
+        var failed: [OutgoingDatagram] = []
+        var sending: [OutgoingDatagram] = []
+        var envelopes: [AddressedEnvelope<ByteBuffer>] = []
+        for datagram in outgoing {
+            guard let envelope = try? self.envelope(for: datagram),
+                options.broadcast || localAddress.family == .unix
+                    || !BroadcastAddresses.shared.isBroadcast(datagram.destination)
+            else {
+                failed.append(datagram)
+                continue
+            }
+            sending.append(datagram)
+            envelopes.append(envelope)
+        }
+        let (rest, written) = fastPath.sendNow(
+            envelopes, direct: directlySendable(sending), connected: remoteAddress != nil
+        ) {
+            failed.append(sending[$0])
+        }
+        if let refused, !failed.isEmpty { refused(failed) }
+        guard !rest.isEmpty else { return [] }
+        let loop = channel.eventLoop
+        var writes: [(AddressedEnvelope<ByteBuffer>, EventLoopPromise<Void>?)] = []
+        var futures: [EventLoopFuture<Void>] = []
+        for index in rest.indices {
+            var promise: EventLoopPromise<Void>?
+            if refused != nil || written != nil {
+                let done = loop.makePromise(of: Void.self)
+                let datagram = sending[index]
+                if let refused { done.futureResult.whenFailure { _ in refused([datagram]) } }
+                futures.append(done.futureResult)
+                promise = done
+            }
+            writes.append((rest[index], promise))
+        }
+        if let written {
+            EventLoopFuture.andAllComplete(futures, on: loop).whenComplete { _ in written() }
+        }
+        return writes
     }
 
     /// Answers what the inbox already holds.
