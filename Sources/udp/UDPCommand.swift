@@ -1,6 +1,17 @@
 import ArgumentParser
-import Foundation
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 @main
 struct UDPCommand: AsyncParsableCommand {
@@ -29,7 +40,7 @@ struct UDPCommand: AsyncParsableCommand {
         // a short command spends starting (the runtime looks up protocol conformances for every command type).
         if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "--version" {
             print(UDPKitVersion.current)
-            Foundation.exit(0)
+            exitProcess(0)
         }
         raiseDescriptorLimit()
         do {
@@ -43,10 +54,10 @@ struct UDPCommand: AsyncParsableCommand {
                 try command.run()
             }
             Terminal.flushStdout()
-            Foundation.exit(0)
+            exitProcess(0)
         } catch {
             Terminal.flushStdout()
-            Foundation.exit(CLIFailure.report(error, command: Self.self))
+            exitProcess(CLIFailure.report(error, command: Self.self))
         }
     }
 }
@@ -72,4 +83,14 @@ extension UDPCommand {
         limit.rlim_cur = ceiling
         _ = setrlimit(resource, &limit)
     }
+}
+
+/// Ends the process with `code` (the C library's `exit`, which flushes stdio; inside a command type a plain `exit`
+/// would name ArgumentParser's `exit(withError:)`).
+func exitProcess(_ code: Int32) -> Never {
+    #if canImport(Glibc)
+    Glibc.exit(code)
+    #else
+    Darwin.exit(code)
+    #endif
 }
