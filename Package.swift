@@ -12,24 +12,25 @@ let fastPath: [SwiftSetting] =
     ? [.define("UDPKIT_PORTABLE")]
     : [.define("UDPKIT_LINUX_FAST_PATH", .when(platforms: [.linux]))]
 
-// Start-up: a release `udp` on Linux carries the Swift runtime, Foundation and ICU in the binary rather than loading
-// them as shared libraries. Loading and relocating those libraries was most of a one-shot command's time (a
+// Start-up: a release `udp` on Linux carries the Swift runtime and FoundationEssentials in the binary rather than
+// loading them as shared libraries. Loading and relocating shared libraries was most of a one-shot command's time (a
 // `udp send` spent more time in the dynamic loader than in main); the cost is a larger binary. Debug builds (tests,
-// `swift run`) link dynamically as before. The same as `swift build -c release --static-swift-stdlib`, for this
-// package's two executables only.
+// `swift run`) link dynamically as before. The same as `swift build -c release --static-swift-stdlib`, for the
+// package's two executables only. `udp` needs FoundationEssentials only (no module it links imports Foundation);
+// `udp-studio` has the web server, which needs Foundation and ICU too.
 // The objects were compiled for the shared libraries, so they name only Foundation's own libraries: the ones those
-// need in a static link are listed here (what `swiftc -static-stdlib` adds for `import Foundation`).
-let staticStandardLibrary: [LinkerSetting] = [
-    .unsafeFlags(
-        // Each library before the ones it needs (a static link resolves left to right).
-        [
-            "-static-stdlib", "-lFoundation", "-lFoundationInternationalization", "-lCoreFoundation",
-            "-lFoundationEssentials",
-            "-l_FoundationCollections", "-l_FoundationCShims", "-l_FoundationICU", "-lutil",
-        ],
-        .when(platforms: [.linux], configuration: .release)
-    )
-]
+// need in a static link are listed here (what `swiftc -static-stdlib` adds for each import).
+func staticStandardLibrary(foundation: Bool) -> [LinkerSetting] {
+    // Each library before the ones it needs (a static link resolves left to right).
+    let essentials = ["-lFoundationEssentials", "-l_FoundationCollections", "-l_FoundationCShims"]
+    let libraries =
+        foundation
+        ? ["-lFoundation", "-lFoundationInternationalization", "-lCoreFoundation"] + essentials + [
+            "-l_FoundationICU", "-lutil",
+        ]
+        : essentials
+    return [.unsafeFlags(["-static-stdlib"] + libraries, .when(platforms: [.linux], configuration: .release))]
+}
 
 let package = Package(
     name: "swift-udp",
@@ -180,12 +181,12 @@ let package = Package(
         .executableTarget(
             name: "udp",
             dependencies: ["UDPCommandLine"],
-            linkerSettings: staticStandardLibrary
+            linkerSettings: staticStandardLibrary(foundation: false)
         ),
         .executableTarget(
             name: "udp-studio",
             dependencies: ["UDPCommandLine", "UDPStudioWeb"],
-            linkerSettings: staticStandardLibrary
+            linkerSettings: staticStandardLibrary(foundation: true)
         ),
         // Echo servers for the benchmark harness (benchmarks/run); EchoUDPKit is also the example users copy.
         .executableTarget(name: "EchoUDPKit", dependencies: ["UDPKit"], path: "Examples/EchoUDPKit"),

@@ -2,6 +2,7 @@
 #include "CUDPSys.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -161,3 +162,19 @@ unsigned long cudp_segment_control(void *buffer, unsigned short size)
     return 0;
 }
 #endif
+
+int cudp_set_thread_name(const char *name)
+{
+#if defined(__APPLE__)
+    return pthread_setname_np(name);
+#elif defined(__linux__)
+    /* Linux refuses (ERANGE) a name of 16 bytes or more rather than shortening it. */
+    char shortened[16];
+    strncpy(shortened, name, sizeof shortened - 1);
+    shortened[sizeof shortened - 1] = 0;
+    return pthread_setname_np(pthread_self(), shortened);
+#else
+    (void)name;
+    return ENOSYS;
+#endif
+}

@@ -1,7 +1,22 @@
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+// The C library's close, which inside IPMsgFileServer its own `close()` would otherwise hide.
+private let systemClose = Glibc.close
+#elseif canImport(Darwin)
+import Darwin
+private let systemClose = Darwin.close
+#endif
 
 /// Why a file transfer failed.
 public struct IPMsgFileError: Error, Sendable, CustomStringConvertible {
@@ -116,20 +131,24 @@ public final class IPMsgFileServer: Sendable {
             let key = UInt64(wanted.packetNumber) << 32 | UInt64(wanted.fileID)
             guard let offered = offers.withLockedValue({ $0[key] }), offered.peer == peer,
                 wanted.offset <= offered.size,
-                let handle = FileHandle(forReadingAtPath: offered.path)
+                case let fd = open(offered.path, O_RDONLY | O_CLOEXEC), fd >= 0
             else { return }
-            defer { try? handle.close() }
-            try handle.seek(toOffset: wanted.offset)
+            defer { _ = systemClose(fd) }
             var sent: UInt64 = 0
             var left = offered.size - wanted.offset
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             while left > 0 {
-                let chunk = try handle.read(upToCount: Int(min(left, 64 * 1024))) ?? Data()
-                if chunk.isEmpty { break }
+                let want = Int(min(left, UInt64(chunk.count)))
+                let offset = off_t(wanted.offset + sent)
+                let n = try SystemCall.run("pread") {
+                    chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, offset) }
+                }
+                if n == 0 { break }
                 // Straight on the channel: its future completes once the bytes are in the socket, so closing
                 // afterwards cannot drop a queued tail (a close fails writes still pending).
-                try await connection.channel.writeAndFlush(ByteBuffer(bytes: chunk))
-                sent += UInt64(chunk.count)
-                left -= UInt64(chunk.count)
+                try await connection.channel.writeAndFlush(ByteBuffer(bytes: chunk[..<n]))
+                sent += UInt64(n)
+                left -= UInt64(n)
             }
             continuation.yield(
                 Served(packetNumber: wanted.packetNumber, fileID: wanted.fileID, bytes: sent, peer: peer))
@@ -162,7 +181,6 @@ public enum IPMsgFileFetch {
         // O_EXCL: never replace or follow anything already there.
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw IPMsgFileError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        let file = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         var received: UInt64 = 0
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -179,7 +197,14 @@ public enum IPMsgFileFetch {
                         var got: UInt64 = 0
                         for try await buffer in inbound where got < size {
                             let take = Int(min(UInt64(buffer.readableBytes), size - got))
-                            try file.write(contentsOf: Data(buffer.readableBytesView.prefix(take)))
+                            try buffer.withUnsafeReadableBytes { bytes in
+                                var written = 0
+                                while written < take {
+                                    written += try SystemCall.run("write") {
+                                        write(fd, bytes.baseAddress! + written, take - written)
+                                    }
+                                }
+                            }
                             got += UInt64(take)
                             if got == size { break }
                         }
@@ -195,11 +220,11 @@ public enum IPMsgFileFetch {
                 return first ?? received
             }
         } catch {
-            try? file.close()
+            _ = systemClose(fd)
             unlink(path)
             throw IPMsgFileError("fetching '\(name)' from \(host) failed: \(error)")
         }
-        try? file.close()
+        _ = systemClose(fd)
         guard received == size else {
             unlink(path)
             throw IPMsgFileError(

@@ -1,7 +1,12 @@
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// An IP Messenger client on a UDP socket: ``IPMsgCore`` driven by real datagrams and a real clock.
 ///

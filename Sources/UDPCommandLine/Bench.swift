@@ -1,10 +1,15 @@
 import ArgumentParser
-import Foundation
 import Histogram
 import NIOCore
 import UDPBench
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

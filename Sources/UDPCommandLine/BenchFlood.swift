@@ -1,11 +1,22 @@
 import ArgumentParser
-import Foundation
 import Histogram
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPBench
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct BenchFlood: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -142,7 +153,7 @@ struct FloodResult: Sendable {
     var lost: Int { flow.sequences.lost(sent: sent) }
 
     func table(destination: UDPAddress) -> String {
-        let secondsText = String(format: "%.2f s", seconds)
+        let secondsText = String(cFormat: "%.2f s", seconds)
         var lines = [
             "flood \(destination): \(settings.size)-byte datagrams for \(secondsText)\(interrupted ? " (interrupted)" : "")",
             "sent      \(sent) datagrams  \(RateFormat.count(sentPerSecond))/s  \(RateFormat.bits(perSecond: sentBitsPerSecond))",
@@ -187,7 +198,7 @@ struct FloodResult: Sendable {
 }
 
 func percent(_ part: Int, _ whole: Int) -> String {
-    whole == 0 ? "0%" : String(format: "%.2f%%", Double(part) * 100 / Double(whole))
+    whole == 0 ? "0%" : String(cFormat: "%.2f%%", Double(part) * 100 / Double(whole))
 }
 
 extension Datagram {

@@ -1,9 +1,14 @@
 import ArgumentParser
-import Foundation
 import NIOConcurrencyHelpers
 import UDPBench
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct BenchSink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -114,7 +119,7 @@ struct SinkReport: Sendable {
 
     var table: String {
         let s = flow.sequences
-        let seconds = String(format: "%.2f s", flow.arrivalSpan)
+        let seconds = String(cFormat: "%.2f s", flow.arrivalSpan)
         let of = sent.map { " of \($0) sent" } ?? ""
         var text =
             "received  \(s.unique) datagrams\(of) (\(flow.bytes) bytes) in \(seconds)  \(RateFormat.count(flow.datagramsPerSecond()))/s  \(RateFormat.bits(perSecond: flow.bitsPerSecond()))\n"

@@ -1,8 +1,19 @@
 import ArgumentParser
-import Foundation
 import UDPKit
 import UDPServers
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Exit codes, as documented in `udp --help`.
 enum ExitCode32 {
@@ -32,7 +43,7 @@ struct CLIFailure: Error, CustomStringConvertible {
             Terminal.flushStdout()
             return 0
         }
-        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingHorizontalWhitespace() }
             .filter { !$0.isEmpty }.joined(separator: " ")
         // An empty message is a failure already reported, or one --quiet asked to keep quiet: the code says it.
         if !oneLine.isEmpty { Terminal.writeStderr("udp: \(oneLine)\n") }
@@ -95,7 +106,7 @@ struct CLIFailure: Error, CustomStringConvertible {
         else { return nil }
         let socketPath = words[index].hasPrefix("unix:") ? String(words[index].dropFirst(5)) : words[index]
         let shown = TerminalText.escape(socketPath)
-        let directory = (socketPath as NSString).deletingLastPathComponent
+        let directory = directoryPart(of: socketPath)
         let binds = ["listen", "echo", "bench sink", "room serve"].contains(path.joined(separator: " "))
         switch error {
         case .system(_, ENOENT) where binds:

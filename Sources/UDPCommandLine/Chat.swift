@@ -1,9 +1,14 @@
 import ArgumentParser
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,12 @@
 import ArgumentParser
-import Foundation
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Turns the argument parser's generic messages into ones that say what is wrong, and finds which command's
 /// `--help` to point to.
@@ -87,7 +92,7 @@ enum CommandLineHelp {
             return "\(option) \(arguments[index + 1]): must not be negative"
         }
         // "The value '5' is invalid for '--timeout <duration>'"
-        if let value = quoted(message, after: "The value '"), let rest = message.range(of: "' is invalid for '") {
+        if let value = quoted(message, after: "The value '"), let rest = message.firstRange(of: "' is invalid for '") {
             let target = message[rest.upperBound...].prefix { $0 != "'" }
             let parts = target.split(separator: " ")
             let option = parts.first.map(String.init) ?? ""
@@ -130,7 +135,7 @@ enum CommandLineHelp {
     }
 
     private static func quoted(_ message: String, after prefix: String) -> String? {
-        guard let start = message.range(of: prefix) else { return nil }
+        guard let start = message.firstRange(of: prefix) else { return nil }
         let rest = message[start.upperBound...]
         guard let end = rest.firstIndex(of: "'") else { return nil }
         return String(rest[..<end])

@@ -1,5 +1,11 @@
-import Foundation
 import NIOConcurrencyHelpers
+import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +54,7 @@ final class Console: Sendable {
         self.editor = editor
         let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self)
         lines = stream
-        let thread = Thread {
+        DetachedThread.start {
             var keys = KeyReader()
             var byte: UInt8 = 0
             while true {
@@ -96,7 +102,6 @@ final class Console: Sendable {
             }
             continuation.finish()
         }
-        thread.start()
         Terminal.writeStdout(prompt)
         Terminal.flushStdout()
     }

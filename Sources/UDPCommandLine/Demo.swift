@@ -1,8 +1,13 @@
 import ArgumentParser
-import Foundation
 import NIOCore
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,7 +51,7 @@ struct Demo: AsyncParsableCommand {
         let client = try await UDPSocket.connect(to: echo.localAddress)
         let reply = try await client.request(
             ByteBuffer(string: "ping"), policy: RequestPolicy(timeout: .milliseconds(200), retries: 2))
-        out.show(reply.datagram, note: String(format: "round trip %.3f ms", reply.roundTrip.milliseconds))
+        out.show(reply.datagram, note: String(cFormat: "round trip %.3f ms", reply.roundTrip.milliseconds))
 
         out.step("5. Nobody listening: ICMP port unreachable is reported, not a silent wait")
         let deadPort = try await freePort()
@@ -88,7 +93,7 @@ struct Demo: AsyncParsableCommand {
         await sender.close()
         await receiver.close()
         let elapsed = (clock.now - started).milliseconds
-        out.step(String(format: "Done in %.0f ms. Try: udp listen 9999, then udp send 127.0.0.1 9999 hello", elapsed))
+        out.step(String(cFormat: "Done in %.0f ms. Try: udp listen 9999, then udp send 127.0.0.1 9999 hello", elapsed))
     }
 
     private func mustReceive(_ socket: UDPSocket) async throws -> Datagram {

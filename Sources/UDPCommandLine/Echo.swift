@@ -1,10 +1,15 @@
 import ArgumentParser
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 import UDPServers
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Echo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,13 @@
 import ArgumentParser
-import Foundation
 import UDPKit
 import UDPServers
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `udp echo`'s other servers: replies by rule, a command per datagram, a checksum on every reply.
 struct EchoReplyOptions: ParsableArguments {

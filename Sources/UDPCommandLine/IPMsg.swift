@@ -1,9 +1,20 @@
 import ArgumentParser
-import Foundation
 import IPMsg
 import NIOConcurrencyHelpers
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct IPMsgCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -172,11 +183,12 @@ enum IPMsgShow {
         }
     }
 
+    /// The local time of day, "HH:mm:ss".
     static func timestamp() -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "HH:mm:ss"
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        return formatter.string(from: Date())
+        var now = time(nil)
+        var local = tm()
+        localtime_r(&now, &local)
+        return [local.tm_hour, local.tm_min, local.tm_sec].map { $0 < 10 ? "0\($0)" : "\($0)" }.joined(separator: ":")
     }
 }
 
@@ -439,9 +451,7 @@ struct IPMsgChat: AsyncParsableCommand {
     var linger: DurationArgument = DurationArgument(seconds: 0)
 
     func run() async throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: downloadDir, isDirectory: &isDirectory), isDirectory.boolValue
-        else {
+        guard isDirectory(downloadDir) == true else {
             throw CLIFailure.usage("--download-dir \(downloadDir) is not a directory")
         }
         _ = try options.configuration()
@@ -482,7 +492,7 @@ struct IPMsgChat: AsyncParsableCommand {
                     if !interactive { try await Task.sleep(for: .seconds(1)) }
                     for await line in console.lines {
                         let text = StandardInput.text(line) ?? String(decoding: line, as: UTF8.self)
-                        if text.trimmingCharacters(in: .whitespaces) == "/quit" { break }
+                        if text.trimmingHorizontalWhitespace() == "/quit" { break }
                         await Self.handle(
                             text, messenger: messenger, current: current, console: console, json: json, desk: desk)
                     }
@@ -579,7 +589,7 @@ struct IPMsgChat: AsyncParsableCommand {
                 say(peers.isEmpty ? "nobody else is here" : peers.map(IPMsgShow.peerLine).joined(separator: "\n"))
             }
         case "/to" where words.count >= 2:
-            if let peer = find(line.dropFirst(4).trimmingCharacters(in: .whitespaces)) {
+            if let peer = find(line.dropFirst(4).trimmingHorizontalWhitespace()) {
                 current.withLockedValue { $0 = peer }
                 say("talking to \(peer.nick) at \(peer.address.ip ?? "?")")
             }
@@ -590,7 +600,7 @@ struct IPMsgChat: AsyncParsableCommand {
         case "/nick" where words.count >= 2:
             await messenger.update(nick: String(line.dropFirst(6)))
         case "/away":
-            let text = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
+            let text = line.dropFirst(5).trimmingHorizontalWhitespace()
             await messenger.update(absence: .some(text.isEmpty ? nil : text))
         case "/get" where words.count == 2:
             guard let number = Int(words[1]), let offer = desk.offer(number) else {
@@ -655,7 +665,8 @@ struct IPMsgSharedFile {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw CLIFailure.usage("\(path) is not readable")
         }
-        let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+        // An unsigned integer (FoundationEssentials) or an NSNumber (Foundation), which casts to one.
+        let size = (attributes[.size] as? UInt).map(UInt64.init) ?? (attributes[.size] as? UInt64) ?? 0
         let modified =
             (attributes[.modificationDate] as? Date).map { UInt32(clamping: Int($0.timeIntervalSince1970)) } ?? 0
         let name = URL(fileURLWithPath: path).lastPathComponent

@@ -1,10 +1,16 @@
 import ArgumentParser
-import Foundation
+import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -146,7 +152,7 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     /// Seconds, or why the text is not a duration (a phrase that follows "--option VALUE: ").
     static func parse(_ text: String) -> Result<Double, DurationProblem> {
         let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("s", 1), ("m", 60)]
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingHorizontalWhitespace()
         guard !trimmed.isEmpty else {
             return .failure(DurationProblem("missing duration; give one with a unit: \(unitList)"))
         }
@@ -155,7 +161,7 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
             trimmed.firstIndex { !($0.isASCII && ($0.isNumber || $0 == "." || $0 == "-" || $0 == "+")) }
             ?? trimmed.endIndex
         let number = String(trimmed[..<unitStart])
-        let unit = String(trimmed[unitStart...]).trimmingCharacters(in: .whitespaces)
+        let unit = String(trimmed[unitStart...]).trimmingHorizontalWhitespace()
         guard let value = Double(number), value.isFinite else {
             return .failure(DurationProblem("not a duration; give a number with a unit: \(unitList)"))
         }
@@ -209,7 +215,7 @@ struct PerSecond: ExpressibleByArgument, Sendable {
         self.value = value
     }
 
-    var defaultValueDescription: String { String(format: "%g", value) }
+    var defaultValueDescription: String { String(cFormat: "%g", value) }
 }
 
 /// Why a value is not a duration.

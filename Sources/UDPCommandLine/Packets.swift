@@ -1,9 +1,14 @@
 import ArgumentParser
-import Foundation
 import NIOCore
 import UDPKit
 import UDPStudio
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `udp packets`: the saved-packets library that `udp studio` edits, from the command line.
 struct Packets: ParsableCommand {
@@ -45,7 +50,7 @@ struct Packets: ParsableCommand {
             let repeats = (packet.count ?? 1) > 1 ? "  ×\(packet.count!)" : ""
             let name = TerminalText.escape(packet.name)
             Terminal.writeStdout(
-                "\(name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0))  \(TerminalText.escape(packet.to))  \(payload)\(repeats)\n"
+                "\(name + String(repeating: " ", count: max(0, width - name.count)))  \(TerminalText.escape(packet.to))  \(payload)\(repeats)\n"
             )
         }
         for sequence in library.sequences {

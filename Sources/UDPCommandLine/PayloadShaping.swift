@@ -1,8 +1,14 @@
 import ArgumentParser
-import Foundation
+import Dispatch
 import NIOConcurrencyHelpers
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,12 @@
 import Capture
-import Foundation
 import NIOConcurrencyHelpers
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -41,7 +46,7 @@ final class PcapSink: Sendable {
                 let reason: String
                 switch errno {
                 case EISDIR: reason = "it is a directory; give a file name such as capture.pcap"
-                case ENOENT: reason = "no such directory '\((path as NSString).deletingLastPathComponent)'"
+                case ENOENT: reason = "no such directory '\(directoryPart(of: path))'"
                 case EACCES: reason = "permission denied"
                 default: reason = String(cString: strerror(errno))
                 }

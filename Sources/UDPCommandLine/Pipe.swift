@@ -1,9 +1,15 @@
 import ArgumentParser
-import Foundation
+import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -116,7 +122,7 @@ struct PipeCommand: AsyncParsableCommand {
         Terminal.flushStdout()
         if let error = session.failure {
             // Already reported on stderr when it happened: only the exit status is left to give.
-            Foundation.exit(CLIFailure.classify(error, command: Self.self).1)
+            exitProcess(CLIFailure.classify(error, command: Self.self).1)
         }
     }
 }
@@ -254,7 +260,7 @@ final class ChunkReader: Sendable {
         chunks = stream
         let room = self.room
         for _ in 0..<8 { room.signal() }
-        let thread = Thread {
+        DetachedThread.start {
             var buffer = [UInt8](repeating: 0, count: size)
             while true {
                 room.wait()
@@ -278,7 +284,6 @@ final class ChunkReader: Sendable {
             }
             continuation.finish()
         }
-        thread.start()
     }
 
     /// Lets the reader read one more piece.

@@ -1,9 +1,14 @@
 import ArgumentParser
-import Foundation
 import Impairment
 import UDPKit
 import UDPProxy
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Proxy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

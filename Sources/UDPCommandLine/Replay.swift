@@ -1,8 +1,13 @@
 import ArgumentParser
 import Capture
-import Foundation
 import NIOCore
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -134,7 +139,7 @@ struct Replay: AsyncParsableCommand {
         if !quiet {
             let seconds = (ContinuousClock.now - started).milliseconds / 1000
             var line =
-                "sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(destination) in \(String(format: "%.3f", seconds)) s from \(reader.records) record\(reader.records == 1 ? "" : "s")"
+                "sent \(sent) datagram\(sent == 1 ? "" : "s") (\(bytes) bytes) to \(destination) in \(String(cFormat: "%.3f", seconds)) s from \(reader.records) record\(reader.records == 1 ? "" : "s")"
             var notes: [String] = []
             if reader.skippedTotal > 0 {
                 notes.append(

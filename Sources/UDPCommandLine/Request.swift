@@ -1,8 +1,13 @@
 import ArgumentParser
-import Foundation
 import NIOCore
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Options shared by `request` and `client`.
 struct RequestOptions: ParsableArguments {

@@ -1,7 +1,12 @@
-import Foundation
 import NIOCore
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 extension Request {
     /// A broadcast or multicast request answered by a connected socket would wait in vain: replies come from

@@ -1,9 +1,14 @@
 import ArgumentParser
-import Foundation
 import RoomProtocol
 import UDPKit
 import UDPRoom
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Room: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -259,7 +264,7 @@ struct RoomJoin: AsyncParsableCommand {
         case .left(confirmed: false)? where !interactive:
             throw CLIFailure(
                 message:
-                    "the server did not confirm everything sent within \(String(format: "%g", self.wait.seconds)) s",
+                    "the server did not confirm everything sent within \(String(cFormat: "%g", self.wait.seconds)) s",
                 code: ExitCode32.timedOut)
         default:
             break

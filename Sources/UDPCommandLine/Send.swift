@@ -1,7 +1,12 @@
 import ArgumentParser
-import Foundation
 import NIOCore
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -286,12 +291,11 @@ struct OutgoingOptions: ParsableArguments {
     }
 
     private func readFile(_ path: String) throws -> [UInt8] {
-        if path == "-" { return Array(FileHandle.standardInput.readDataToEndOfFile()) }
+        if path == "-" { return try StandardInput.readAll() }
         guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if let directory = isDirectory(path) {
                 throw CLIFailure.data(
-                    isDirectory.boolValue
+                    directory
                         ? "cannot send '\(path)': it is a directory" : "cannot read '\(path)': permission denied")
             }
             throw CLIFailure.data("cannot read '\(path)': no such file")

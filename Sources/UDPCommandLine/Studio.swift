@@ -1,10 +1,15 @@
 import ArgumentParser
-import Foundation
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import UDPKit
 import UDPStudio
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -164,12 +169,21 @@ struct StudioCommand: AsyncParsableCommand {
         let opener = "/usr/bin/xdg-open"
         #endif
         guard FileManager.default.isExecutableFile(atPath: opener) else { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: opener)
-        process.arguments = [url]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try? process.run()
+        // The opener hands the page to the browser and exits; its output would mix with ours.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = [strdup(opener), strdup(url), nil]
+        defer { for argument in argv { free(argument) } }
+        var child = pid_t()
+        guard posix_spawn(&child, opener, &actions, nil, argv, environ) == 0 else { return }
+        // Reaped when it exits, so it does not linger as a zombie while the studio runs.
+        DetachedThread.start { [child] in
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) == -1 && errno == EINTR {}
+        }
     }
 }
 

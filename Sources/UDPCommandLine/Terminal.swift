@@ -1,6 +1,11 @@
-import Foundation
 import NIOConcurrencyHelpers
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -146,7 +151,7 @@ final class OutputQueue: @unchecked Sendable {
 
     private let fd: Int32
     private let displayLimit: Int
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var pending: [UInt8] = []
     /// The writer took a chunk and is writing it (outside the lock).
     private var writing = false
@@ -168,7 +173,7 @@ final class OutputQueue: @unchecked Sendable {
             // Never dropped; so that memory stays bounded, a writer far behind its reader waits, as a plain write
             // would. Not after a signal: what is queued then is about to be given up anyway.
             while pending.count >= Self.reliableLimit && Terminal.signalDeadline == nil {
-                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+                condition.wait(seconds: 0.05)
             }
         }
         if droppable && pending.count + bytes.count > displayLimit && !pending.isEmpty {
@@ -182,9 +187,7 @@ final class OutputQueue: @unchecked Sendable {
         pending.append(contentsOf: bytes)
         if !started {
             started = true
-            let thread = Thread { [self] in writerLoop() }
-            thread.name = "udp stdout"
-            thread.start()
+            DetachedThread.start(name: "udp stdout") { [self] in writerLoop() }
         }
         condition.broadcast()
     }
@@ -211,10 +214,10 @@ final class OutputQueue: @unchecked Sendable {
                     pending.removeAll()
                     return
                 }
-                _ = condition.wait(until: Date(timeIntervalSinceNow: min(0.05, Double(limit - now) / 1e9)))
+                condition.wait(seconds: min(0.05, Double(limit - now) / 1e9))
             } else {
                 // Re-checked every 100 ms, so that a signal (which makes the wait bounded) is seen promptly.
-                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+                condition.wait(seconds: 0.05)
             }
         }
     }
@@ -254,18 +257,11 @@ enum StandardInput {
     /// The lines of stdin; the stream ends at end of file.
     static func lines() -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
-        let thread = Thread {
+        DetachedThread.start {
             var pending: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
-                let n = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 && errno == EAGAIN {
-                    // A non-blocking stdin inherited from the parent: wait until it is readable.
-                    var poller = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
-                    _ = poll(&poller, 1, -1)
-                    continue
-                }
+                let n = readSome(into: &chunk)
                 if n < 0 {
                     Terminal.writeStderr("udp: reading standard input failed: \(String(cString: strerror(errno)))\n")
                     break
@@ -283,8 +279,34 @@ enum StandardInput {
             if !pending.isEmpty { continuation.yield(pending) }
             continuation.finish()
         }
-        thread.start()
         return stream
+    }
+
+    /// All of stdin, up to end of file (`udp send --file -`).
+    static func readAll() throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = readSome(into: &chunk)
+            if n < 0 { throw CLIFailure.data("reading standard input failed: \(String(cString: strerror(errno)))") }
+            if n == 0 { return bytes }
+            bytes.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// One read of stdin into `buffer`: the bytes read, 0 at end of file, -1 (errno set) when reading failed. A
+    /// signal during the read is retried, and a non-blocking stdin inherited from the parent is waited for.
+    private static func readSome(into buffer: inout [UInt8]) -> Int {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN {
+                var poller = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+                _ = poll(&poller, 1, -1)
+                continue
+            }
+            return n
+        }
     }
 
     /// Turns one line into text for encoding: valid UTF-8 decodes; other bytes are returned as they are.

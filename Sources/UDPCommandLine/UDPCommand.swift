@@ -1,6 +1,17 @@
 import ArgumentParser
-import Foundation
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Runs the `udp` command line on this process's arguments and ends the process with its exit code (see
 /// `UDPCommand`'s discussion for the codes). `studioWebPart` says where `udp studio`'s web server is.
@@ -8,7 +19,7 @@ public func runUDPCommandLine(studioWebPart: StudioWebPart) async -> Never {
     StudioCommand.webPart.withLockedValue { $0 = studioWebPart }
     await UDPCommand.main()
     // `main` ends the process itself.
-    Foundation.exit(0)
+    exit(0)
 }
 
 struct UDPCommand: AsyncParsableCommand {
@@ -37,7 +48,7 @@ struct UDPCommand: AsyncParsableCommand {
         // a short command spends starting (the runtime looks up protocol conformances for every command type).
         if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "--version" {
             print(UDPKitVersion.current)
-            Foundation.exit(0)
+            exitProcess(0)
         }
         raiseDescriptorLimit()
         do {
@@ -51,10 +62,10 @@ struct UDPCommand: AsyncParsableCommand {
                 try command.run()
             }
             Terminal.flushStdout()
-            Foundation.exit(0)
+            exitProcess(0)
         } catch {
             Terminal.flushStdout()
-            Foundation.exit(CLIFailure.report(error, command: Self.self))
+            exitProcess(CLIFailure.report(error, command: Self.self))
         }
     }
 }
@@ -80,4 +91,14 @@ extension UDPCommand {
         limit.rlim_cur = ceiling
         _ = setrlimit(resource, &limit)
     }
+}
+
+/// Ends the process with `code` (the C library's `exit`, which flushes stdio; inside a command type a plain `exit`
+/// would name ArgumentParser's `exit(withError:)`).
+func exitProcess(_ code: Int32) -> Never {
+    #if canImport(Glibc)
+    Glibc.exit(code)
+    #else
+    Darwin.exit(code)
+    #endif
 }

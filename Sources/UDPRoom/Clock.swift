@@ -1,6 +1,11 @@
-import Foundation
 import NIOCore
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The two clocks the room runs on. The protocol's state machines take a monotonic time in nanoseconds
 /// (so timeouts survive wall-clock jumps); message times on the wire are wall-clock milliseconds.

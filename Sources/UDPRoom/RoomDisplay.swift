@@ -1,7 +1,12 @@
-import Foundation
 import RoomProtocol
 import UDPKit
 import UDPText
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Renders what a member hears as lines for a terminal, the way `udp room join` shows them:
 ///

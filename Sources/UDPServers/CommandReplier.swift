@@ -1,7 +1,11 @@
-// Thread lives in Foundation proper, not FoundationEssentials.
-import Foundation
 import NIOConcurrencyHelpers
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -64,13 +68,14 @@ final class CommandRunner: Sendable {
             "UDP_PEER_PORT=\(datagram.sender.port.map(String.init) ?? "")",
             "UDP_LOCAL_PORT=\(localPort)",
         ]
-        let thread = Thread { [self] in
+        let started = DetachedThread.start { [self] in
             let outcome = run(payload: payload, environment: environment)
             running.withLockedValue { $0 -= 1 }
             done(outcome)
         }
-        thread.start()
-        return true
+        // No thread to be had: as busy as at the limit, and the slot is free again.
+        if !started { running.withLockedValue { $0 -= 1 } }
+        return started
     }
 
     /// Commands running now.

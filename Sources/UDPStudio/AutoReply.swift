@@ -71,7 +71,7 @@ public struct AutoReplyRule: Sendable, Codable, Equatable {
             let compiled: RulePattern
             do { compiled = try RulePattern(pattern, encoding: .utf8) } catch {
                 // RulePattern says "bad regex 'P': why"; keep only the why after the studio's own wording.
-                let why = error.reason.range(of: "': ").map { String(error.reason[$0.upperBound...]) }
+                let why = error.reason.firstRange(of: "': ").map { String(error.reason[$0.upperBound...]) }
                 throw fail("invalid regular expression '\(pattern)'" + (why.map { ": \($0)" } ?? ""))
             }
             groups = compiled.groupCount

@@ -1,5 +1,10 @@
-import Foundation
 import UDPKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -90,10 +95,21 @@ public struct PacketLibrary: Sendable, Codable, Equatable {
         if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") {
             base = URL(fileURLWithPath: xdg)
         } else {
-            let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+            let home =
+                environment["HOME"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? FileManager.default.homeDirectoryForCurrentUser.path
             base = URL(fileURLWithPath: home).appendingPathComponent(".config")
         }
         return base.appendingPathComponent("udp").appendingPathComponent("packets.json")
+    }
+
+    /// Why a file operation failed, in words: the system's reason when there is one ("Is a directory"), else the
+    /// error as it describes itself.
+    private static func reason(_ error: any Error) -> String {
+        if let cocoa = error as? CocoaError, let posix = cocoa.underlying as? POSIXError {
+            return String(cString: strerror(posix.code.rawValue))
+        }
+        return "\(error)"
     }
 
     /// Reads the library at `url`; a missing file is an empty library.
@@ -102,7 +118,7 @@ public struct PacketLibrary: Sendable, Codable, Equatable {
         guard FileManager.default.fileExists(atPath: url.path) else { return PacketLibrary() }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw LibraryError(message: "cannot read \(url.path): \(error.localizedDescription)")
+            throw LibraryError(message: "cannot read \(url.path): \(Self.reason(error))")
         }
         do { return try JSONDecoder().decode(PacketLibrary.self, from: data) } catch {
             throw LibraryError(
@@ -135,7 +151,7 @@ public struct PacketLibrary: Sendable, Codable, Equatable {
         } catch let error as LibraryError {
             throw error
         } catch {
-            throw LibraryError(message: "cannot save \(url.path): \(error.localizedDescription)")
+            throw LibraryError(message: "cannot save \(url.path): \(Self.reason(error))")
         }
     }
 

@@ -70,7 +70,7 @@ public struct SendRequest: Sendable, Codable, Equatable {
     /// - Throws: `SendError.badInput` when they are given for something else than one multicast group, with a
     ///   listener's socket (whose options are its own), or out of range.
     func multicastOptions(for destinations: [UDPAddress]) throws(SendError) -> UDPSocketOptions? {
-        let name = interface?.trimmingCharacters(in: .whitespaces).nilIfEmpty
+        let name = interface?.trimmingHorizontalWhitespace().nilIfEmpty
         guard name != nil || ttl != nil else { return nil }
         guard destinations.count == 1, destinations[0].isMulticast else {
             throw .badInput("an interface and a TTL apply to a multicast group destination")

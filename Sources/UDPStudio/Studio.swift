@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import UDPKit
+import UDPText
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -83,7 +84,7 @@ public struct ListenerSpec: Sendable, Codable, Equatable {
     /// The group, interface and source with empty strings (blank form fields) taken as absent.
     var membership: (group: String, interface: String?, source: String?)? {
         func given(_ text: String?) -> String? {
-            guard let text = text?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            guard let text = text?.trimmingHorizontalWhitespace(), !text.isEmpty else { return nil }
             return text
         }
         guard let group = given(group) else { return nil }
@@ -210,7 +211,7 @@ public final class Studio: Service {
         options.receiveBufferSize = 4 << 20
         let membership = spec.membership
         if membership == nil,
-            [spec.interface, spec.source].contains(where: { !($0 ?? "").trimmingCharacters(in: .whitespaces).isEmpty })
+            [spec.interface, spec.source].contains(where: { !($0 ?? "").trimmingHorizontalWhitespace().isEmpty })
         {
             throw StudioError.badListener("an interface or a source applies to a multicast group: give the group too")
         }

@@ -208,6 +208,13 @@ final class BadInputTests: XCTestCase {
         try assertFails(
             ["listen", "unix:/nonexistent/dir/x.sock"], code: 1,
             mentions: "the directory /nonexistent/dir does not exist")
+        // The directory as the path names it: relative stays relative, repeated slashes count as one.
+        try assertFails(
+            ["listen", "unix:./nonexistent-\(getpid())/x.sock"], code: 1,
+            mentions: "the directory ./nonexistent-\(getpid()) does not exist")
+        try assertFails(
+            ["listen", "unix:/nonexistent//dir//x.sock"], code: 1,
+            mentions: "the directory /nonexistent/dir does not exist")
         // A socket file whose receiver has gone: a Python receiver binds it and exits without removing it.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("udp-gone-\(getpid()).sock").path
         defer { unlink(path) }

@@ -302,6 +302,7 @@ final class IPMsgCLITests: LANTestCase {
         let tuxish = try startPeer(
             lan, .c, version: "1_iptux 0.8.3", user: "alice", nick: "Alice", group: "Dev", encoding: "utf-8",
             seconds: 14, actions: ["dup:来自 iptux 的消息"])
+        let began = Date()
         let session = try messenger(lan, .a, ["--nick", "tester", "--json"])
         XCTAssertTrue(waitFor { tuxish.text.contains("sent-dup") }, tuxish.text)
         XCTAssertTrue(
@@ -316,6 +317,16 @@ final class IPMsgCLITests: LANTestCase {
         let result = session.finish(timeout: 10)
         XCTAssertEqual(result.status, 0, result.stderr)
         let events = jsonLines(result.text)
+        // Every event is stamped with the local time of day, HH:mm:ss, as the clock read while the messenger ran.
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss"
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        let seconds = Int(Date().timeIntervalSince(began)) + 2
+        let runTimes = Set((-1...seconds).map { formatter.string(from: began.addingTimeInterval(Double($0))) })
+        XCTAssertTrue(events.contains { $0["time"] != nil }, result.text)
+        for event in events where event["time"] != nil {
+            XCTAssertTrue(runTimes.contains(event["time"] as? String ?? ""), "\(event) not in \(runTimes.sorted())")
+        }
 
         let messages = events.filter { $0["event"] as? String == "message" }
         let duplicated = messages.filter { $0["text"] as? String == "重复的消息" }

@@ -68,6 +68,36 @@ final class SendListenTests: XCTestCase {
         XCTAssertEqual(received(peer), ["", hex("end")])
     }
 
+    /// `--file -`: the whole of stdin as one datagram, whatever bytes it holds (every byte value, newlines and NULs,
+    /// more than one read's worth of a pipe).
+    func testSendFileFromStdinArrivesByteExact() throws {
+        let (peer, port) = try receiver(count: 2)
+        let bytes = (0..<65_507).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 17) }
+        let result = try Run.udp(["send", "127.0.0.1", String(port), "--file", "-"], stdin: Data(bytes))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "--file", "-"], stdin: Data()).status, 0)
+        XCTAssertEqual(received(peer), [bytes.map { String(format: "%02x", $0) }.joined(), ""])
+    }
+
+    /// `--file -` with a stdin that cannot be read (a directory): one line saying why, and the data-error status.
+    func testSendFileFromUnreadableStdinSaysWhy() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Run.udpPath)
+        process.arguments = ["send", "127.0.0.1", "9", "--file", "-"]
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/"))
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 65, stderr)
+        XCTAssertEqual(stderr, "udp: reading standard input failed: \(String(cString: strerror(EISDIR)))\n")
+    }
+
     func testSendOverIPv6() throws {
         let (peer, port) = try receiver("::1", count: 2)
         XCTAssertEqual(try Run.udp(["send", "[::1]:\(port)", "six"]).status, 0)

@@ -48,4 +48,8 @@ int cudp_socket_drops(int fd, unsigned int *drops);
 /* A non-blocking, close-on-exec eventfd counting from 0 (Linux); -1 with ENOSYS elsewhere. */
 int cudp_eventfd(void);
 
+/* Names the calling thread (shown by debuggers and `ps -L`). Linux keeps the first 15 bytes. Returns 0, or an
+ * error number. */
+int cudp_set_thread_name(const char *name);
+
 #endif
