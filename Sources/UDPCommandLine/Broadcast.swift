@@ -39,6 +39,7 @@ struct Broadcast: AsyncParsableCommand {
     @OptionGroup var outgoing: OutgoingOptions
 
     func run() async throws {
+        useOneEventLoop()
         let port = try UDPEndpoint.parsePort(port)
         try outgoing.check(message: message)
         try await outgoing.deliver(

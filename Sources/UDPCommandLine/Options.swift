@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import ServiceLifecycle
 import UDPKit
 import UDPText
@@ -311,6 +312,14 @@ func runServices(_ services: [any Service]) async throws {
     }
     defer { SignalWatch.detach() }
     try await group.run()
+}
+
+/// Makes SwiftNIO's shared event loop group one thread rather than one per core, for a command that sends a little
+/// and ends (send, request, broadcast): each loop is a thread with its own epoll set to start, which costs such a
+/// command more than the loops could give it, and more the more cores the machine has. Called before the first
+/// socket opens.
+func useOneEventLoop() {
+    NIOSingletons.groupLoopCountSuggestion = 1
 }
 
 /// Runs `body` until it returns or SIGINT/SIGTERM arrives; on a signal the body's task is cancelled and `body` is

@@ -119,6 +119,7 @@ struct Request: AsyncParsableCommand {
     }
 
     func run() async throws {
+        useOneEventLoop()
         let (endpoint, message) = try parseTarget(words)
         let text = try payload.bytes(from: message.joined(separator: " "))
         let bytes = try shaping.shaper(for: text, encoding: try payload.textEncoding(), hex: payload.hex).bytes(

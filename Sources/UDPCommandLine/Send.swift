@@ -73,6 +73,7 @@ struct Send: AsyncParsableCommand {
     }
 
     func run() async throws {
+        useOneEventLoop()
         if words.first?.hasPrefix("@") == true { return try await sendSaved(words) }
         let (endpoint, message) = try parseTarget(words)
         try outgoing.check(message: message)
