@@ -41,6 +41,7 @@ all: build manual completions
 
 build:
 	$(SWIFTPM) --product udp
+	$(SWIFTPM) --product udp-studio
 
 # The plugin builds every product in release (the same build as above) and runs `udp --experimental-dump-help`.
 # It writes the help's blank lines as they are, which mdoc warns about: they become paragraph breaks (.Pp).
