@@ -8,6 +8,8 @@
 #include <string.h>
 
 #if defined(__linux__)
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <sys/eventfd.h>
 #include <netinet/in.h>
 #include <linux/sock_diag.h>
@@ -25,6 +27,34 @@ int cudp_sendmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags)
 }
 
 int cudp_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int cudp_epoll_readable(int first, int second)
+{
+    int set = epoll_create1(EPOLL_CLOEXEC);
+    if (set < 0) return -1;
+    int fds[2] = {first, second};
+    for (int i = 0; i < 2; i++) {
+        struct epoll_event event = {.events = EPOLLIN, .data = {.fd = fds[i]}};
+        if (epoll_ctl(set, EPOLL_CTL_ADD, fds[i], &event) != 0) {
+            int saved = errno;
+            close(set);
+            errno = saved;
+            return -1;
+        }
+    }
+    return set;
+}
+
+int cudp_epoll_wait(int set, int second)
+{
+    struct epoll_event events[2];
+    int count = epoll_wait(set, events, 2, -1);
+    if (count < 0) return -1;
+    for (int i = 0; i < count; i++) {
+        if (events[i].data.fd == second) return 1;
+    }
+    return 0;
+}
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -150,6 +180,22 @@ int cudp_sendmmsg(int fd, cudp_mmsghdr *messages, unsigned int count, int flags)
 
 int cudp_eventfd(void)
 {
+    errno = ENOSYS;
+    return -1;
+}
+
+int cudp_epoll_readable(int first, int second)
+{
+    (void)first;
+    (void)second;
+    errno = ENOSYS;
+    return -1;
+}
+
+int cudp_epoll_wait(int set, int second)
+{
+    (void)set;
+    (void)second;
     errno = ENOSYS;
     return -1;
 }

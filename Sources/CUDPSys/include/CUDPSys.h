@@ -48,6 +48,14 @@ int cudp_socket_drops(int fd, unsigned int *drops);
 /* A non-blocking, close-on-exec eventfd counting from 0 (Linux); -1 with ENOSYS elsewhere. */
 int cudp_eventfd(void);
 
+/* An epoll set (close-on-exec) watching `first` and `second` for input (errors wake it too); -1 and errno when it
+ * cannot be made (ENOSYS outside Linux). */
+int cudp_epoll_readable(int first, int second);
+
+/* Waits on `set` until one of its descriptors is ready: 1 when `second` is among them, 0 when only the other, -1
+ * and errno on failure (EINTR included). */
+int cudp_epoll_wait(int set, int second);
+
 /* Names the calling thread (shown by debuggers and `ps -L`). Linux keeps the first 15 bytes. Returns 0, or an
  * error number. */
 int cudp_set_thread_name(const char *name);

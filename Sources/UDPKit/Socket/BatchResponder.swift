@@ -11,8 +11,9 @@ import NIOCore
 import Synchronization
 
 /// The loop behind `UDPSocket.respond(_:)` on Linux: one thread, one `recvmmsg` for up to 64 datagrams, the
-/// reply closure, one `sendmmsg` for the replies; `poll` waits for the next datagram (or a stop request) when the
-/// socket has run dry.
+/// reply closure, one `sendmmsg` for the replies; `epoll_wait` waits for the next datagram (or a stop request) when
+/// the socket has run dry (an epoll set made once, so a wait does not register with the socket each time as `poll`
+/// does: that is on the path of every datagram at one in flight).
 ///
 /// It works on a duplicate of the socket's descriptor, so SwiftNIO may close its own at any time without the
 /// loop ever touching a reused descriptor number; SwiftNIO's reads are paused while the loop runs. The socket stays
@@ -28,6 +29,8 @@ final class BatchResponder: Sendable {
 
     private let fd: CInt
     private let wake: CInt
+    /// Watches `fd` and `wake` for input.
+    private let readable: CInt
     private let limits: DatagramLimits
     private let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
     private let target: @Sendable (UDPAddress) -> SocketAddress?
@@ -55,7 +58,7 @@ final class BatchResponder: Sendable {
     ///   - localPort: the socket's port, for the arrivals' destination addresses.
     ///   - refused: gets the replies that were not sent (refused by the system, too large, or dropped from a send
     ///     buffer that stayed full), after each batch.
-    /// - Throws: when no eventfd can be made (then `fd` is closed).
+    /// - Throws: when no eventfd or epoll set can be made (then `fd` is closed).
     init(
         fd: CInt,
         limits: DatagramLimits,
@@ -69,14 +72,23 @@ final class BatchResponder: Sendable {
         refused: (@Sendable ([OutgoingDatagram]) -> Void)? = nil
     ) throws(UDPError) {
         let wake: CInt
+        let readable: CInt
         do {
             wake = try SystemCall.run("eventfd") { cudp_eventfd() }
         } catch {
             close(fd)
             throw .system(operation: "respond (eventfd)", errno: error.errno)
         }
+        do {
+            readable = try SystemCall.run("epoll_create1") { cudp_epoll_readable(fd, wake) }
+        } catch {
+            close(fd)
+            close(wake)
+            throw .system(operation: "respond (epoll)", errno: error.errno)
+        }
         self.fd = fd
         self.wake = wake
+        self.readable = readable
         self.limits = limits
         self.reply = reply
         self.target = target
@@ -108,6 +120,7 @@ final class BatchResponder: Sendable {
             closed = true
             close(fd)
             close(wake)
+            close(readable)
             return true
         }
         if first { finished.succeed() }
@@ -153,15 +166,12 @@ final class BatchResponder: Sendable {
 
     /// Waits until a datagram is waiting or a stop is requested.
     private func waitUntilReadable() throws(SystemCallError) {
-        var fds = [
-            pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
-        ]
-        _ = try SystemCall.run("poll") { poll(&fds, 2, -1) }
-        if fds[1].revents != 0 {
+        let woken = try SystemCall.run("epoll_wait") { cudp_epoll_wait(readable, wake) }
+        if woken == 1 {
             var value: UInt64 = 0
             _ = try SystemCall.nonBlocking("read") { read(wake, &value, MemoryLayout<UInt64>.size) }
         }
-        // POLLERR (a pending ICMP error) also wakes: the receive reports and clears it.
+        // EPOLLERR (a pending ICMP error) also wakes: the receive reports and clears it.
     }
 
     /// Waits up to `sendWaitMilliseconds` for room in the send buffer; false when it stayed full or a stop came.
