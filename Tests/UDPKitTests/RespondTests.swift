@@ -319,6 +319,34 @@ final class RespondTests: XCTestCase {
         await server.close()
     }
 
+    /// What was queued before `respond` started is answered first, then what arrives while it starts, in the order
+    /// sent: on the fast path's thread and on the event loop (receive offload keeps `respond` there on Linux).
+    func testDatagramsQueuedBeforeRespondAreAnsweredBeforeLaterOnes() async throws {
+        for offload in [false, true] {
+            var options = UDPSocketOptions()
+            options.receiveOffload = offload
+            let server = try await UDPSocket.bind(to: loopback, options: options)
+            let client = try await UDPSocket.client(for: server.localAddress)
+            for i in 0..<20 { try await client.send(bytes: [UInt8(i)], to: server.localAddress) }
+            // Time for the event loop to read them into the socket's queue before answering starts.
+            try await Task.sleep(for: .milliseconds(100))
+            // The queued batch takes a while to answer: anything answered meanwhile would overtake it.
+            let reply: @Sendable ([Datagram]) -> [OutgoingDatagram] = { batch in
+                if batch.first?.bytes == [0] { usleep(50_000) }
+                return Self.echo(batch)
+            }
+            let task = Task { try await server.respond(reply) }
+            try await Task.sleep(for: .milliseconds(10))
+            for i in 20..<60 { try await client.send(bytes: [UInt8(i)], to: server.localAddress) }
+            var echoed: [UInt8] = []
+            for _ in 0..<60 { echoed += try await receive(client).bytes }
+            XCTAssertEqual(echoed, (0..<60).map { UInt8($0) }, "offload \(offload)")
+            task.cancel()
+            await client.close()
+            await server.close()
+        }
+    }
+
     func testAReplyTheSystemRefusesIsReportedAndTheSocketKeepsAnswering() async throws {
         // Both paths, and the event loop's answering too (receive offload keeps `respond` there on Linux): SwiftNIO
         // would close the socket on the refusal.

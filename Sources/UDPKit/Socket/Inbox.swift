@@ -95,7 +95,7 @@ final class Inbox: Sendable {
     // MARK: consumer side
 
     private enum Take {
-        case batch([Datagram], resume: Bool)
+        case batch([Datagram])
         case error(UDPError)
         case closed
         case empty
@@ -106,33 +106,8 @@ final class Inbox: Sendable {
     func take(maximum: Int, deadline: NIODeadline?, eventLoop: EventLoop) async throws -> [Datagram]? {
         while true {
             try Task.checkCancellation()
-            let taken = state.withLockedValue { s -> Take in
-                if !s.queue.isEmpty {
-                    var out: [Datagram] = []
-                    let n = Swift.min(maximum, s.queue.count)
-                    out.reserveCapacity(n)
-                    for _ in 0..<n {
-                        let d = s.queue.removeFirst()
-                        s.queuedBytes -= Self.cost(d)
-                        out.append(d)
-                    }
-                    var resume = false
-                    if s.readPaused, s.queuedBytes <= limit / 2 || s.queue.isEmpty {
-                        s.readPaused = false
-                        resume = true
-                    }
-                    return .batch(out, resume: resume)
-                }
-                if let error = s.pendingError {
-                    s.pendingError = nil
-                    return .error(error)
-                }
-                return s.finished ? .closed : .empty
-            }
-            switch taken {
-            case .batch(let batch, let resume):
-                if resume { resumeReading() }
-                return batch
+            switch takeNow(maximum: maximum) {
+            case .batch(let batch): return batch
             case .error(let error): throw error
             case .closed: throw UDPError.closed
             case .empty: break
@@ -140,6 +115,44 @@ final class Inbox: Sendable {
             if let deadline, deadline <= .now() { return nil }
             if await wait(deadline: deadline, eventLoop: eventLoop) == .timedOut { return nil }
         }
+    }
+
+    /// Every datagram queued now, without waiting (an empty array when none is); errors and the end stay queued
+    /// for `take`.
+    func takeQueued() -> [Datagram] {
+        if case .batch(let batch) = takeNow(maximum: .max, datagramsOnly: true) { return batch }
+        return []
+    }
+
+    /// Up to `maximum` queued datagrams, else the pending error, else whether the queue is finished; resumes
+    /// reading when it paused and the queue has drained enough.
+    private func takeNow(maximum: Int, datagramsOnly: Bool = false) -> Take {
+        let (taken, resume) = state.withLockedValue { s -> (Take, Bool) in
+            if !s.queue.isEmpty {
+                var out: [Datagram] = []
+                let n = Swift.min(maximum, s.queue.count)
+                out.reserveCapacity(n)
+                for _ in 0..<n {
+                    let d = s.queue.removeFirst()
+                    s.queuedBytes -= Self.cost(d)
+                    out.append(d)
+                }
+                var resume = false
+                if s.readPaused, s.queuedBytes <= limit / 2 || s.queue.isEmpty {
+                    s.readPaused = false
+                    resume = true
+                }
+                return (.batch(out), resume)
+            }
+            if datagramsOnly { return (.empty, false) }
+            if let error = s.pendingError {
+                s.pendingError = nil
+                return (.error(error), false)
+            }
+            return (s.finished ? .closed : .empty, false)
+        }
+        if resume { resumeReading() }
+        return taken
     }
 
     private func wait(deadline: NIODeadline?, eventLoop: EventLoop) async -> Wake {

@@ -421,7 +421,7 @@ public final class UDPSocket: Sendable {
     /// Answers datagrams as fast as the system allows: from now on, `reply` gets the datagrams as they arrive, a
     /// batch at a time, and the datagrams it returns are sent at once, without a hop to a task in either direction.
     /// The fastest way to run a server whose answer needs no waiting (echo, greeting, time); `reply` must not
-    /// block. Datagrams that were already queued are answered first, through `send`.
+    /// block. Datagrams that were already queued are answered first.
     ///
     /// On Linux, IP sockets are answered by a thread of their own: one `recvmmsg` takes up to 64 datagrams, one
     /// `sendmmsg` sends the replies (runs of one size to one address as single UDP GSO sends, as with `send`), and
@@ -468,10 +468,17 @@ public final class UDPSocket: Sendable {
         }
         let stopped = channel.eventLoop.makePromise(of: Void.self)
         channel.closeFuture.whenComplete { _ in stopped.succeed() }
+        let inbox = self.inbox
         try await channel.eventLoop.submit {
+            // On the event loop, between read cycles: what was queued is answered before anything read from now
+            // on, and nothing can arrive in between.
+            let queued = inbox.takeQueued()
+            if !queued.isEmpty {
+                for (envelope, promise) in convert(queued) { channel.write(envelope, promise: promise) }
+                channel.flush()
+            }
             try channel.pipeline.syncOperations.handler(type: DatagramHandler.self).responder = convert
         }.get()
-        try await answerQueued(reply, refused: refused)
         try await withTaskCancellationHandler {
             try await stopped.futureResult.get()
         } onCancel: {
