@@ -495,9 +495,11 @@ public final class UDPSocket: Sendable {
     /// out goes as `send` sends it; what the system cannot take at once (the send buffer full, or SwiftNIO still
     /// holding earlier writes) waits in SwiftNIO's queue, written from the event loop.
     ///
-    /// - Parameter done: called once every datagram was sent or failed, with the ones that failed (refused by the
-    ///   system, too large, a broadcast address without permission, or the socket closed): before this returns when
-    ///   all went straight out, else on the event loop.
+    /// - Parameters:
+    ///   - datagrams: the datagrams, sent in this order.
+    ///   - done: called once every datagram was sent or failed, with the ones that failed (refused by the system, too
+    ///     large, a broadcast address without permission, or the socket closed): before this returns when all went
+    ///     straight out, else on the event loop.
     public func sendWithoutWaiting(
         _ datagrams: [OutgoingDatagram], done: @escaping @Sendable ([OutgoingDatagram]) -> Void = { _ in }
     ) {
