@@ -1,11 +1,6 @@
 #if UDPKIT_LINUX_FAST_PATH
 import CUDPSys
 import Glibc
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
@@ -21,7 +16,7 @@ import Synchronization
 /// block. `stop()` wakes the loop at once through an eventfd.
 final class BatchResponder: Sendable {
     /// Datagrams per receive call.
-    static let batchSize = 64
+    static let batchSize = BatchReceiver.batchSize
     /// How long a reply batch waits for room in a full send buffer before the rest is dropped.
     static let sendWaitMilliseconds: CInt = 100
 
@@ -135,7 +130,7 @@ final class BatchResponder: Sendable {
         // The loop's state is a local value: no run-time exclusivity checks on the way from receive to send.
         var loop = Loop(
             fd: fd, limits: limits, reply: reply, target: target, envelope: envelope, handOver: handOver,
-            classifier: packetInfo ? ArrivalClassifier() : nil, localPort: localPort, refused: refused
+            packetInfo: packetInfo, localPort: localPort, refused: refused
         ) { [self] () throws(SystemCallError) -> Bool in
             try waitUntilWritable()
         }
@@ -185,46 +180,24 @@ final class BatchResponder: Sendable {
     }
 }
 
-/// What the responder's thread works with: the receive memory and headers, the send vector, and the last
-/// addresses seen.
+/// What the responder's thread works with: the receiver, the send vector, and the last destination.
 private struct Loop {
     typealias Envelope = BatchResponder.Envelope
 
     let fd: CInt
-    let limits: DatagramLimits
     let reply: @Sendable ([Datagram]) -> [OutgoingDatagram]
     let target: @Sendable (UDPAddress) -> SocketAddress?
     let envelope: @Sendable (OutgoingDatagram) -> Envelope?
     let handOver: @Sendable ([Envelope]) -> Void
-    /// Reads packet information into arrivals; nil when the socket does not ask for it.
-    let classifier: ArrivalClassifier?
-    let localPort: Int
     let refused: (@Sendable ([OutgoingDatagram]) -> Void)?
     /// Waits for room in the send buffer; false when it stayed full.
     let waitUntilWritable: () throws(SystemCallError) -> Bool
-    var buffer: ByteBuffer
-    let receiveMessages: UnsafeMutablePointer<cudp_mmsghdr>
-    let receiveVectors: UnsafeMutablePointer<iovec>
-    let receiveNames: UnsafeMutablePointer<sockaddr_storage>
-    /// Control message room per header (packet information); nil without a classifier.
-    let receiveControl: UnsafeMutableRawPointer?
-    let controlSpace: Int
+    /// Receives the batches; its last sender's address is where most replies go.
+    var receiver: BatchReceiver
     var send = SendVector()
-    /// The receive memory the message headers point into, and how many headers the last receive filled.
-    var preparedBase: UnsafeMutableRawPointer?
-    var usedMessages = 0
-    var lastName = sockaddr_storage()
-    var lastNameLength: socklen_t = 0
-    var lastSender: UDPAddress?
     var lastDestination: UDPAddress?
     var lastTarget = sockaddr_storage()
     var lastTargetLength: socklen_t = 0
-    /// The last packet information read and its arrival: a batch mostly goes to one address on one interface.
-    var lastInfo = sockaddr_storage()
-    /// Where each datagram's packet information is read into (kept, so it is not cleared for every datagram).
-    var info = sockaddr_storage()
-    var lastInterface: CInt = -1
-    var lastArrival: Datagram.Arrival?
     /// For each datagram in the send vector, its index in the replies (to report the refused ones).
     var sentIndex: [Int] = []
 
@@ -235,165 +208,35 @@ private struct Loop {
         target: @escaping @Sendable (UDPAddress) -> SocketAddress?,
         envelope: @escaping @Sendable (OutgoingDatagram) -> Envelope?,
         handOver: @escaping @Sendable ([Envelope]) -> Void,
-        classifier: ArrivalClassifier?,
+        packetInfo: Bool,
         localPort: Int,
         refused: (@Sendable ([OutgoingDatagram]) -> Void)?,
         waitUntilWritable: @escaping () throws(SystemCallError) -> Bool
     ) {
         self.fd = fd
-        self.limits = limits
         self.waitUntilWritable = waitUntilWritable
         self.reply = reply
         self.target = target
         self.envelope = envelope
         self.handOver = handOver
-        self.classifier = classifier
-        self.localPort = localPort
         self.refused = refused
-        // 64 full-size slots are 4 MiB of address space; only the pages datagrams touch become resident.
-        buffer = ByteBufferAllocator().buffer(capacity: BatchResponder.batchSize * limits.slot)
-        receiveMessages = .allocate(capacity: BatchResponder.batchSize)
-        receiveVectors = .allocate(capacity: BatchResponder.batchSize)
-        receiveNames = .allocate(capacity: BatchResponder.batchSize)
-        if classifier != nil {
-            controlSpace = Int(cudp_packet_info_control_space())
-            receiveControl = .allocate(byteCount: controlSpace * BatchResponder.batchSize, alignment: 16)
-        } else {
-            controlSpace = 0
-            receiveControl = nil
-        }
+        receiver = BatchReceiver(limits: limits, packetInfo: packetInfo, localPort: localPort)
     }
 
     func deallocate() {
-        receiveMessages.deallocate()
-        receiveVectors.deallocate()
-        receiveNames.deallocate()
-        receiveControl?.deallocate()
+        receiver.deallocate()
         send.deallocate()
     }
 
     /// Receives up to a batch; nil when nothing is waiting.
     mutating func receive() throws(SystemCallError) -> CInt? {
-        buffer.clear()
-        let (slot, messages, vectors, names) = (limits.slot, receiveMessages, receiveVectors, receiveNames)
-        let (fd, prepared, used) = (self.fd, preparedBase, usedMessages)
-        let (control, controlSpace) = (receiveControl, self.controlSpace)
-        let result: (Result<CInt?, SystemCallError>, UnsafeMutableRawPointer) = buffer.withUnsafeMutableWritableBytes {
-            memory in
-            let base = memory.baseAddress!
-            if base == prepared {
-                // Same memory as last time: only the address lengths the last call overwrote need resetting.
-                for i in 0..<used { messages[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size) }
-                if control != nil {
-                    for i in 0..<used { messages[i].msg_hdr.msg_controllen = controlSpace }
-                }
-            } else {
-                for i in 0..<BatchResponder.batchSize {
-                    vectors[i] = iovec(iov_base: base + i * slot, iov_len: slot)
-                    messages[i] = cudp_mmsghdr(
-                        msg_hdr: msghdr(
-                            msg_name: UnsafeMutableRawPointer(names + i),
-                            msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                            msg_iov: vectors + i,
-                            msg_iovlen: 1,
-                            msg_control: control.map { $0 + i * controlSpace },
-                            msg_controllen: control == nil ? 0 : controlSpace,
-                            msg_flags: 0
-                        ),
-                        msg_len: 0
-                    )
-                }
-            }
-            let received = Result { () throws(SystemCallError) -> CInt? in
-                try SystemCall.nonBlocking("recvmmsg") {
-                    cudp_recvmmsg(fd, messages, CUnsignedInt(BatchResponder.batchSize), 0)
-                }
-            }
-            return (received, base)
-        }
-        preparedBase = result.1
-        usedMessages = Int((try? result.0.get()).flatMap { $0 } ?? 0)
-        return try result.0.get()
+        try receiver.receive(fd: fd).map(CInt.init)
     }
 
     mutating func answer(_ count: Int) throws(SystemCallError) {
-        let slot = limits.slot
-        buffer.moveWriterIndex(to: count * slot)
-        let now = Date()
-        var batch: [Datagram] = []
-        batch.reserveCapacity(count)
-        for i in 0..<count {
-            guard let sender = sender(i) else { continue }
-            let (length, truncated) = limits.received(Int(receiveMessages[i].msg_len))
-            let payload = buffer.getSlice(at: i * slot, length: length)!
-            let arrival = classifier == nil ? nil : arrival(i)
-            batch.append(
-                Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated, arrival: arrival))
-        }
+        let batch = receiver.datagrams(count, compact: false)
         guard !batch.isEmpty else { return }
-        let replies = reply(batch)
-        batch = []
-        try transmit(replies)
-    }
-
-    /// Where received message `i` was addressed and how it came in, from its packet information; the previous
-    /// arrival is reused when the address and the interface are the same.
-    private mutating func arrival(_ i: Int) -> Datagram.Arrival? {
-        var interface: CInt = 0
-        guard cudp_packet_info(&receiveMessages[i].msg_hdr, &info, &interface) == 1 else { return nil }
-        let length = CInt(info.ss_family) == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
-        // Compared in place: neither the address nor the last arrival is copied unless it changed.
-        if lastArrival != nil, interface == lastInterface, memcmp(&info, &lastInfo, length) == 0 {
-            return lastArrival
-        }
-        var destination = info
-        let address: SocketAddress
-        switch CInt(destination.ss_family) {
-        case AF_INET:
-            var v4 = withUnsafeBytes(of: &destination) { $0.load(as: sockaddr_in.self) }
-            v4.sin_port = UInt16(truncatingIfNeeded: localPort).bigEndian
-            address = SocketAddress(v4)
-        case AF_INET6:
-            var v6 = withUnsafeBytes(of: &destination) { $0.load(as: sockaddr_in6.self) }
-            v6.sin6_port = UInt16(truncatingIfNeeded: localPort).bigEndian
-            address = SocketAddress(v6)
-        default:
-            return nil
-        }
-        guard let classifier else { return nil }
-        let arrival = classifier.arrival(to: UDPAddress(address), interfaceIndex: Int(interface))
-        lastInfo = destination
-        lastInterface = interface
-        lastArrival = arrival
-        return arrival
-    }
-
-    /// The sender of received message `i`; the previous one's address is reused when the bytes are the same
-    /// (a batch mostly comes from few senders, and making an address costs an allocation and a formatting).
-    private mutating func sender(_ i: Int) -> UDPAddress? {
-        let length = receiveMessages[i].msg_hdr.msg_namelen
-        let name = receiveNames + i
-        if let lastSender, length == lastNameLength, memcmp(name, &lastName, Int(length)) == 0 {
-            return lastSender
-        }
-        let address: SocketAddress
-        switch CInt(name.pointee.ss_family) {
-        case AF_INET:
-            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                SocketAddress($0.pointee)
-            }
-        case AF_INET6:
-            address = UnsafeRawPointer(name).withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                SocketAddress($0.pointee)
-            }
-        default:
-            return nil
-        }
-        let sender = UDPAddress(address)
-        lastName = name.pointee
-        lastNameLength = length
-        lastSender = sender
-        return sender
+        try transmit(reply(batch))
     }
 
     /// Sends `replies` with as few `sendmmsg` calls as it takes. A reply the socket cannot carry (too large, a
@@ -423,11 +266,11 @@ private struct Loop {
             }
             if destination != lastDestination {
                 // Replies mostly go to the sender of the datagram before: the address is worked out once per run.
-                if destination == lastSender {
+                if destination == receiver.lastSender {
                     // A reply to the sender goes to the address the system gave with its datagram, as it gave it
                     // (an IPv4 sender on a dual-stack socket stays IPv4-mapped): no conversion at all.
-                    lastTarget = lastName
-                    lastTargetLength = lastNameLength
+                    lastTarget = receiver.lastName
+                    lastTargetLength = receiver.lastNameLength
                 } else {
                     guard let target = target(destination) else {
                         if tracking { failed.append(reply) }

@@ -84,22 +84,9 @@ final class DatagramHandler: ChannelDuplexHandler {
             if !replies.isEmpty { context.flush() }
             return
         }
-        // Datagrams are slices of large receive buffers; copy them into one compact buffer so that queued
-        // datagrams hold only their own bytes and the receive buffers can be reused at once.
-        // Every write goes in before the first slice is taken: a slice shares the storage, so a write after it
-        // would copy the whole buffer (quadratic in the batch).
-        var compact = context.channel.allocator.buffer(capacity: pendingBytes)
-        for datagram in pending {
-            compact.writeImmutableBuffer(datagram.payload)
-        }
         var batch = pending
-        var start = 0
-        for i in batch.indices {
-            let length = batch[i].payload.readableBytes
-            batch[i].receivedAt = now
-            batch[i].payload = compact.getSlice(at: start, length: length)!
-            start += length
-        }
+        for i in batch.indices { batch[i].receivedAt = now }
+        batch.compactPayloads(totalBytes: pendingBytes)
         pending.removeAll(keepingCapacity: true)
         pendingBytes = 0
         _ = inbox.push(batch)
@@ -127,5 +114,24 @@ final class DatagramHandler: ChannelDuplexHandler {
         // While the inbox is over its limit, hold reads back; `UDPSocket` calls `channel.read()` once it drains.
         if readsSuspended || inbox.isPaused { return }
         context.read()
+    }
+}
+
+extension Array where Element == Datagram {
+    /// Copies the payloads, slices of large receive buffers, into one buffer of their own size, so that kept
+    /// datagrams hold only their own bytes and the receive buffers can be reused at once.
+    /// - Parameter totalBytes: the payloads' bytes together, when known.
+    mutating func compactPayloads(totalBytes: Int? = nil) {
+        let total = totalBytes ?? reduce(0) { $0 + $1.payload.readableBytes }
+        var compact = ByteBufferAllocator().buffer(capacity: total)
+        // Every write goes in before the first slice is taken: a slice shares the storage, so a write after it
+        // would copy the whole buffer (quadratic in the batch).
+        for datagram in self { compact.writeImmutableBuffer(datagram.payload) }
+        var start = 0
+        for i in indices {
+            let length = self[i].payload.readableBytes
+            self[i].payload = compact.getSlice(at: start, length: length)!
+            start += length
+        }
     }
 }

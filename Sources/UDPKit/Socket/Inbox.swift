@@ -92,6 +92,11 @@ final class Inbox: Sendable {
 
     var isPaused: Bool { state.withLockedValue { $0.readPaused } }
 
+    /// Whether nothing waits to be taken: no datagram, no error, not the end.
+    var isEmpty: Bool {
+        state.withLockedValue { $0.queue.isEmpty && $0.pendingError == nil && !$0.finished }
+    }
+
     // MARK: consumer side
 
     private enum Take {

@@ -26,11 +26,15 @@ final class FastPath: Sendable {
     private let unixReaderDone: EventLoopFuture<Void>?
     /// The thread answering while a `respond` runs on it.
     private let runningResponder = NIOLockedValueBox<BatchResponder?>(nil)
+    /// What reads for tasks that receive on the event loop (`readOnEventLoop`): made at its first use, used only on
+    /// the event loop, released there when the channel closes.
+    private let loopReader: NIOLoopBoundBox<LoopReader?>
 
     private init(descriptor: CInt?, sender: DirectSender?, unixReader: UnixReader?, eventLoop: any EventLoop) {
         self.descriptor = descriptor
         self.sender = sender
         self.unixReader = unixReader
+        loopReader = .makeEmptyBox(valueType: LoopReader.self, eventLoop: eventLoop)
         unixReaderDone = unixReader?.start(on: eventLoop)
     }
 
@@ -101,7 +105,12 @@ final class FastPath: Sendable {
     /// Ties the parts to the channel: they stop when it closes, whoever closes it; a paused reader resumes when a
     /// receiver drained the inbox.
     private func attach(to channel: any Channel, inbox: Inbox) {
-        channel.closeFuture.whenComplete { [self] _ in stop() }
+        channel.closeFuture.whenComplete { [self] _ in
+            stop()
+            // On the event loop, after the last read there.
+            loopReader.value?.receiver.deallocate()
+            loopReader.value = nil
+        }
         if let unixReader {
             inbox.setResume { unixReader.resume() }
         } else {
@@ -135,6 +144,48 @@ final class FastPath: Sendable {
             var drops: CUnsignedInt = 0
             return cudp_socket_drops(fd, &drops) == 0 ? Int(drops) : nil
         } ?? nil
+    }
+
+    /// Consecutive reads on the event loop after which SwiftNIO reads (and the loop's other work runs) once.
+    static let loopTurns = 16
+
+    /// Datagrams read straight from the socket by a task that runs on its event loop (`UDPSocket.taskExecutor`):
+    /// there SwiftNIO cannot be reading at the same time, so the order stays the socket's, and a batch needs no
+    /// hand-over from SwiftNIO's read to the task. The caller checked that nothing is queued in the inbox.
+    /// - Returns: nil when this path does not read here (a Unix-domain socket, receive offload, a running
+    ///   `respond`, a closed channel), when nothing is waiting, and after `loopTurns` reads in a row, so that a
+    ///   receiver that always finds datagrams still leaves the event loop's other work its turn. Then the caller
+    ///   waits for SwiftNIO's read.
+    /// - Throws: the error the receive reported (an ICMP error for an earlier send), as SwiftNIO's read would.
+    func readOnEventLoop(maximum: Int, for socket: UDPSocket) throws(UDPError) -> [Datagram]? {
+        guard let descriptor, !socket.options.receiveOffload, socket.channel.isActive,
+            runningResponder.withLockedValue({ $0 == nil })
+        else { return nil }
+        let reader: LoopReader
+        if let made = loopReader.value {
+            reader = made
+        } else {
+            reader = LoopReader(
+                receiver: BatchReceiver(
+                    limits: socket.limits, packetInfo: socket.options.receivePacketInfo,
+                    localPort: socket.localAddress.port ?? 0))
+            loopReader.value = reader
+        }
+        reader.turns += 1
+        guard reader.turns < Self.loopTurns else {
+            reader.turns = 0
+            return nil
+        }
+        do throws(SystemCallError) {
+            guard let count = try reader.receiver.receive(fd: descriptor, maximum: maximum) else {
+                reader.turns = 0
+                return nil
+            }
+            return reader.receiver.datagrams(count, compact: true)
+        } catch {
+            throw .from(
+                errno: error.errno, address: socket.remoteAddress?.description ?? "the peer", operation: "receive")
+        }
     }
 
     /// Runs `socket.respond` here when this path can: on a `BatchResponder` thread for an IP socket (unless it
@@ -282,6 +333,17 @@ final class FastPath: Sendable {
             throw .from(errno: error.errno, address: path, operation: "bind")
         }
         return fd
+    }
+}
+
+/// The receiver of the tasks that receive on a socket's event loop, and how many times in a row they found datagrams.
+/// Not `Sendable`: only the event loop uses it (`NIOLoopBoundBox`).
+private final class LoopReader {
+    var receiver: BatchReceiver
+    var turns = 0
+
+    init(receiver: BatchReceiver) {
+        self.receiver = receiver
     }
 }
 

@@ -29,6 +29,9 @@ final class FastPath: Sendable {
     /// system can, one at a time.
     static func readBatch(for local: UDPAddress, options: UDPSocketOptions) -> Int { 1 }
 
+    /// Reading on the event loop is Linux's (see its `FastPath`): here SwiftNIO reads.
+    func readOnEventLoop(maximum: Int, for socket: UDPSocket) throws(UDPError) -> [Datagram]? { nil }
+
     /// A socket bound to `local`, its channel made by `bootstrap`, with the parts this path adds to it.
     static func open(_ local: UDPAddress, options: UDPSocketOptions, inbox: Inbox, bootstrap: DatagramBootstrap)
         async throws -> OpenedSocket

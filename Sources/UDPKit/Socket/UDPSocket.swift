@@ -611,7 +611,14 @@ public final class UDPSocket: Sendable {
 
     /// Waits for at least one datagram and returns all that are waiting, up to `maximum`.
     /// With a `timeout`, returns an empty array when nothing came in time.
+    ///
+    /// A task that runs on this socket's event loop (see `taskExecutor`) reads the socket itself while datagrams
+    /// keep coming, up to 64 at a time.
     public func receiveBatch(maximum: Int = .max, timeout: Duration? = nil) async throws -> [Datagram] {
+        if channel.eventLoop.inEventLoop, inbox.isEmpty {
+            try Task.checkCancellation()
+            if let batch = try fastPath.readOnEventLoop(maximum: maximum, for: self) { return batch }
+        }
         let deadline = timeout.map { NIODeadline.now() + .init($0) }
         return try await inbox.take(maximum: Swift.max(1, maximum), deadline: deadline, eventLoop: channel.eventLoop)
             ?? []
