@@ -264,7 +264,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         .testTarget(name: "IPMsgTests", dependencies: ["IPMsg", "UDPKit", "UDPText"]),
-        .testTarget(name: "udpTests", dependencies: ["udp", "UDPKit"]),
+        // UDPCommandLine too, for unit tests of what the command line does before it runs anything.
+        .testTarget(name: "udpTests", dependencies: ["udp", "UDPCommandLine", "UDPKit"]),
         .testTarget(
             name: "UDPStudioTests",
             dependencies: [

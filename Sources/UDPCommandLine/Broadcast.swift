@@ -41,6 +41,7 @@ struct Broadcast: AsyncParsableCommand {
     func run() async throws {
         useOneEventLoop()
         let port = try UDPEndpoint.parsePort(port)
+        let outgoing = OutgoingSettings(self.outgoing)
         try outgoing.check(message: message)
         try await outgoing.deliver(
             message: message, plan: try SendPlan.broadcast(port: port, interface: interface, limited: limited))

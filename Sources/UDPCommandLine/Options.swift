@@ -101,6 +101,20 @@ struct MessageOptions: ParsableArguments, PayloadCoding {
     var escapes = false
 }
 
+/// `MessageOptions` as plain values, for `OutgoingSettings`.
+struct MessageSettings: PayloadCoding, Equatable, Sendable {
+    var hex = false
+    var encodingName: String?
+    var escapes = false
+}
+
+extension MessageSettings {
+    /// What the parsed options say.
+    init(_ parsed: MessageOptions) {
+        self.init(hex: parsed.hex, encodingName: parsed.encodingName, escapes: parsed.escapes)
+    }
+}
+
 /// For commands that only show what they receive (listen, proxy --log).
 struct DisplayOptions: ParsableArguments, PayloadCoding {
     @Flag(help: "Show each payload as a hex dump.")
@@ -124,16 +138,35 @@ struct NetworkOptions: ParsableArguments {
     @Flag(name: .customShort("6"), help: "Use IPv6 only.")
     var ipv6 = false
 
+    /// `NetworkSettings.family()` with these options.
+    func family() throws -> UDPAddress.Family? {
+        try NetworkSettings(self).family()
+    }
+}
+
+/// `NetworkOptions` as plain values, for `SendSettings`.
+struct NetworkSettings: Equatable, Sendable {
+    var ipv4 = false
+    var ipv6 = false
+
+    /// The address family -4 or -6 asks for; nil for either.
     func family() throws -> UDPAddress.Family? {
         if ipv4 && ipv6 { throw CLIFailure.usage("-4 and -6 cannot be used together") }
         return ipv4 ? .ipv4 : ipv6 ? .ipv6 : nil
     }
 }
 
+extension NetworkSettings {
+    /// What the parsed options say.
+    init(_ parsed: NetworkOptions) {
+        self.init(ipv4: parsed.ipv4, ipv6: parsed.ipv6)
+    }
+}
+
 /// A parsed timeout or interval: "250ms", "2s", "500us", "1.5m". One rule for every command: a number needs a
 /// unit (only 0 may go without), because a bare "5" read as seconds by one command and as milliseconds by another
 /// is how people end up waiting 5,000 times longer than they meant.
-struct DurationArgument: ExpressibleByArgument, Sendable {
+struct DurationArgument: ExpressibleByArgument, Equatable, Sendable {
     var duration: Duration
     var seconds: Double
 

@@ -61,7 +61,7 @@ struct Packets: ParsableCommand {
     }
 }
 
-extension Send {
+extension SendSettings {
     /// `udp send @NAME`: sends a saved packet (its destination, payload, count and interval; --count and --interval
     /// given here take precedence).
     func sendSaved(_ words: [String]) async throws {

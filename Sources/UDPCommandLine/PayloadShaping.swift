@@ -30,6 +30,17 @@ struct ShapingOptions: ParsableArguments {
             valueName: "checksum"))
     var append: String?
 
+    /// `ShapingSettings.shaper(for:encoding:hex:)` with these options.
+    func shaper(for message: [UInt8], encoding: TextEncoding, hex: Bool) throws -> Shaper {
+        try ShapingSettings(self).shaper(for: message, encoding: encoding, hex: hex)
+    }
+}
+
+/// `ShapingOptions` as plain values, for `OutgoingSettings`.
+struct ShapingSettings: Equatable, Sendable {
+    var template = false
+    var append: String?
+
     /// Turns the message bytes (already encoded with `encoding`) into what makes each datagram.
     func shaper(for message: [UInt8], encoding: TextEncoding, hex: Bool) throws -> Shaper {
         let checksum = try parseChecksum(append)
@@ -42,6 +53,13 @@ struct ShapingOptions: ParsableArguments {
             throw CLIFailure.data("the template is not valid \(encoding.rawValue) text")
         }
         return Shaper(fixed: message, template: try SendTemplate(text, encoding: encoding), checksum: checksum)
+    }
+}
+
+extension ShapingSettings {
+    /// What the parsed options say.
+    init(_ parsed: ShapingOptions) {
+        self.init(template: parsed.template, append: parsed.append)
     }
 }
 

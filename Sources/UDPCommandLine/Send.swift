@@ -73,6 +73,24 @@ struct Send: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try await SendSettings(self).run()
+    }
+}
+
+/// What `udp send` was told, as plain values: from the parsed options (`init(_:)`), or, for the plain form
+/// `udp send WORDS...`, the defaults with the words (`plain(_:)`), so that both run the same code.
+struct SendSettings: Equatable, Sendable {
+    var words: [String] = []
+    var broadcast = false
+    var ttl: Int?
+    var interface: String?
+    var limited = false
+    var loop: Bool?
+    var outgoing = OutgoingSettings()
+    var network = NetworkSettings()
+
+    /// Sends what these settings say: `udp send`'s whole run after parsing.
+    func run() async throws {
         useOneEventLoop()
         if words.first?.hasPrefix("@") == true { return try await sendSaved(words) }
         let (endpoint, message) = try parseTarget(words)
@@ -91,6 +109,29 @@ struct Send: AsyncParsableCommand {
         plan.options.broadcast = plan.options.broadcast || broadcast
         plan.options.timeToLive = ttl
         try await outgoing.deliver(message: message, plan: plan)
+    }
+}
+
+extension SendSettings {
+    /// What the parsed `udp send` was given.
+    init(_ parsed: Send) {
+        self.init(
+            words: parsed.words, broadcast: parsed.broadcast, ttl: parsed.ttl, interface: parsed.interface,
+            limited: parsed.limited, loop: parsed.loop, outgoing: OutgoingSettings(parsed.outgoing),
+            network: NetworkSettings(parsed.network))
+    }
+
+    /// The settings for `udp send WORDS...` (`arguments` without the program name) when parsing them would give
+    /// just those words, every option at its default: no word starts with '-' (an option, `--`, or a negative
+    /// number the parser would refuse), and the first is not a saved packet's @NAME (which reads the packet
+    /// library, so parsing is a small part of its time). Nil for anything else, which goes to the parser. A command
+    /// this short spends most of its time in the parser, which reflects over every option type before it reads a
+    /// word.
+    static func plain(_ arguments: [String]) -> SendSettings? {
+        guard arguments.first == "send", arguments.count > 1 else { return nil }
+        let words = Array(arguments.dropFirst())
+        guard !words[0].hasPrefix("@"), !words.contains(where: { $0.hasPrefix("-") }) else { return nil }
+        return SendSettings(words: words)
     }
 }
 
@@ -161,9 +202,6 @@ struct OutgoingOptions: ParsableArguments {
         help: "Send each datagram this many times (to each destination); default 1, or a saved packet's own count.")
     var givenCount: Int?
 
-    /// How many times to send each datagram: `--count`, else 1.
-    var count: Int { givenCount ?? 1 }
-
     @Option(
         parsing: .unconditional, help: ArgumentHelp("Pause between datagrams, e.g. 100ms, 1s.", valueName: "duration"))
     var interval: DurationArgument?
@@ -185,10 +223,30 @@ struct OutgoingOptions: ParsableArguments {
 
     func validate() throws {
         if forever && interval == nil { throw ValidationError("--forever needs --interval, e.g. --interval 1s") }
-        guard (1...1_000_000_000).contains(count) else { throw ValidationError("--count must be from 1 to 1000000000") }
+        guard (1...1_000_000_000).contains(OutgoingSettings(self).count) else {
+            throw ValidationError("--count must be from 1 to 1000000000")
+        }
         try payload.checkMessageOptions()
         if file != nil && each { throw ValidationError("--file and --each cannot be used together") }
     }
+
+}
+
+/// What to send and how often, as plain values (see `OutgoingOptions`).
+struct OutgoingSettings: Equatable, Sendable {
+    var each = false
+    var file: String?
+    var givenCount: Int?
+    var interval: DurationArgument?
+    var from: String?
+    var showPort = false
+    var quiet = false
+    var payload = MessageSettings()
+    var shaping = ShapingSettings()
+    var forever = false
+
+    /// How many times to send each datagram: `--count`, else 1.
+    var count: Int { givenCount ?? 1 }
 
     /// Checks what can be checked before any address is resolved.
     func check(message: [String]) throws {
@@ -302,5 +360,15 @@ struct OutgoingOptions: ParsableArguments {
             throw CLIFailure.data("cannot read '\(path)': no such file")
         }
         return Array(data)
+    }
+}
+
+extension OutgoingSettings {
+    /// What the parsed options say.
+    init(_ parsed: OutgoingOptions) {
+        self.init(
+            each: parsed.each, file: parsed.file, givenCount: parsed.givenCount, interval: parsed.interval,
+            from: parsed.from, showPort: parsed.showPort, quiet: parsed.quiet, payload: MessageSettings(parsed.payload),
+            shaping: ShapingSettings(parsed.shaping), forever: parsed.forever)
     }
 }

@@ -52,14 +52,18 @@ struct UDPCommand: AsyncParsableCommand {
         }
         raiseDescriptorLimit()
         do {
-            if let problem = CommandLineHelp.commandWordProblem(Array(CommandLine.arguments.dropFirst())) {
-                throw problem
-            }
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            if let send = SendSettings.plain(arguments) {
+                // `udp send HOST PORT MESSAGE...` runs what parsing would give, without the parser's start-up cost.
+                try await send.run()
             } else {
-                try command.run()
+                if let problem = CommandLineHelp.commandWordProblem(arguments) { throw problem }
+                var command = try parseAsRoot()
+                if var asyncCommand = command as? any AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run()
+                }
             }
             Terminal.flushStdout()
             exitProcess(0)
