@@ -125,18 +125,33 @@ struct BatchReceiver {
     mutating func datagrams(_ count: Int, compact: Bool) -> [Datagram] {
         let slot = limits.slot
         buffer.moveWriterIndex(to: count * slot)
+        var source = buffer
+        if compact {
+            // Every byte goes in before the first slice is taken (a write after a slice would copy the buffer).
+            var total = 0
+            for i in 0..<count { total += limits.received(Int(messages[i].msg_len)).kept }
+            var copy = ByteBufferAllocator().buffer(capacity: total)
+            buffer.withUnsafeReadableBytes { memory in
+                for i in 0..<count {
+                    let length = limits.received(Int(messages[i].msg_len)).kept
+                    copy.writeBytes(UnsafeRawBufferPointer(rebasing: memory[(i * slot)..<(i * slot + length)]))
+                }
+            }
+            source = copy
+        }
         let now = Date()
         var batch: [Datagram] = []
         batch.reserveCapacity(count)
+        var start = 0
         for i in 0..<count {
-            guard let sender = sender(i) else { continue }
             let (length, truncated) = limits.received(Int(messages[i].msg_len))
-            let payload = buffer.getSlice(at: i * slot, length: length)!
+            defer { start += compact ? length : slot }
+            guard let sender = sender(i) else { continue }
+            let payload = source.getSlice(at: start, length: length)!
             let arrival = classifier == nil ? nil : arrival(i)
             batch.append(
                 Datagram(payload: payload, sender: sender, receivedAt: now, truncated: truncated, arrival: arrival))
         }
-        if compact { batch.compactPayloads() }
         return batch
     }
 
