@@ -91,11 +91,15 @@ final class AddressTests: XCTestCase {
     func testResolutionOfNames() async throws {
         let local = try await UDPEndpoint.parse("localhost:80").resolve(family: .ipv4)
         XCTAssertEqual(local.first?.description, "127.0.0.1:80")
-        do {
-            _ = try await UDPEndpoint.parse("no-such-host.invalid:1").resolve()
-            XCTFail("resolved a name that cannot exist")
-        } catch {
-            guard case .nameNotFound = error else { return XCTFail("\(error)") }
+        // Names under "invalid." (RFC 6761) fail at once, without a query leaving the host.
+        for name in ["no-such-host.invalid", "NO-SUCH-HOST.INVALID.", "invalid"] {
+            do {
+                _ = try await UDPEndpoint.parse("\(name):1").resolve()
+                XCTFail("resolved \(name), a name that cannot exist")
+            } catch {
+                guard case .nameNotFound(_, let reason) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(reason, "no such host", "answered here, not by a DNS server")
+            }
         }
     }
 

@@ -11,6 +11,8 @@ import Darwin
 /// neither an event loop nor the cooperative thread pool waits on DNS.
 enum Resolver {
     static func resolve(_ name: String, port: Int, family: UDPAddress.Family?) async throws(UDPError) -> [UDPAddress] {
+        // RFC 6761: names under "invalid." never exist, and resolvers answer that at once, without asking DNS.
+        if isReservedInvalid(name) { throw .nameNotFound(name, reason: "no such host") }
         let outcome: Result<[UDPAddress], UDPError>
         do {
             outcome = try await NIOThreadPool.singleton.runIfActive {
@@ -20,6 +22,12 @@ enum Resolver {
             throw .nameNotFound(name, reason: "resolver unavailable (\(error))")
         }
         return try outcome.get()
+    }
+
+    /// Whether `name` is "invalid" or ends in ".invalid" (with or without the root's dot), in any case.
+    static func isReservedInvalid(_ name: String) -> Bool {
+        let labels = name.lowercased().split(separator: ".", omittingEmptySubsequences: true)
+        return labels.last == "invalid"
     }
 
     /// A scoped numeric IPv6 literal such as `fe80::1%eth0`, which `inet_pton` does not accept.
