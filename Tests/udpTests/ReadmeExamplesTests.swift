@@ -202,7 +202,7 @@ final class ReadmeExamplesTests: XCTestCase {
                     "exec 2>&1; exec "
                         + command.replacingOccurrences(of: "udp ", with: "'\(Run.udpPath)' ", options: .anchored),
                 ])
-            XCTAssertTrue(Self.waitBound(port), "listener did not bind \(port)")
+            XCTAssertTrue(Peer.waitBound(port), "listener did not bind \(port)")
             // One socket per sender the README shows, in the family it shows.
             var arguments: [String] = [String(port)]
             for datagram in datagrams {
@@ -392,20 +392,6 @@ final class ReadmeExamplesTests: XCTestCase {
         }
         guard bound else { throw XCTSkip("cannot bind a UDP socket") }
         return Int(UInt16(bigEndian: address.sin6_port))
-    }
-
-    /// Whether a socket is bound to `port` (IPv4 or IPv6), waiting up to 5 s: the kernel's own tables, so no
-    /// datagram is sent before anyone can receive it.
-    static func waitBound(_ port: Int) -> Bool {
-        let needle = String(format: ":%04X ", port)
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline {
-            for table in ["/proc/net/udp", "/proc/net/udp6"] {
-                if let text = try? String(contentsOfFile: table, encoding: .utf8), text.contains(needle) { return true }
-            }
-            usleep(20_000)
-        }
-        return false
     }
 
     /// A directory with `udp` on it (for the examples' PATH) and the files they name.

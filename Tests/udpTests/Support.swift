@@ -131,6 +131,20 @@ enum Run {
 /// Python peers written the classic way, with the socket module. Each prints "ready PORT" once bound and stops by
 /// itself after a few seconds of silence.
 enum Peer {
+    /// Whether a socket is bound to `port` (IPv4 or IPv6), waiting up to 5 s: the kernel's own tables, so no
+    /// datagram is sent before anyone can receive it.
+    static func waitBound(_ port: Int) -> Bool {
+        let needle = String(format: ":%04X ", port)
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            for table in ["/proc/net/udp", "/proc/net/udp6"] {
+                if let text = try? String(contentsOfFile: table, encoding: .utf8), text.contains(needle) { return true }
+            }
+            usleep(20_000)
+        }
+        return false
+    }
+
     /// Receives `count` datagrams and prints each as hex, one per line, then "done".
     static let receiver = """
         import socket, sys

@@ -52,7 +52,7 @@ final class ToolkitCLITests: XCTestCase {
         let port = Int.random(in: 30_000...60_000)
         let socat = try Run.program("socat", ["-T3", "UDP-RECVFROM:\(port),bind=127.0.0.1,fork", "EXEC:tr a-z A-Z"])
         defer { _ = socat.finish(timeout: 1, signal: SIGTERM) }
-        usleep(300_000)
+        XCTAssertTrue(Peer.waitBound(port), "socat did not bind \(port)")
         let result = try Run.udp(
             ["pipe", "127.0.0.1", String(port), "--linger", "1s"], stdin: Data("hello socat".utf8))
         XCTAssertEqual(result.text, "HELLO SOCAT", result.stderr)
