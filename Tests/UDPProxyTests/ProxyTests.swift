@@ -207,9 +207,12 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(arrived.map(\.0), (0..<300).map(UInt32.init))
         let delays = arrived.map { Double($0.1) / 1e6 }.sorted()
         XCTAssertGreaterThanOrEqual(delays[0], 14.9)
-        // Order is kept, so a datagram may wait for its predecessor, but not beyond the band; the margin is for
-        // timers firing late on a busy machine.
-        XCTAssertLessThan(delays[delays.count * 9 / 10], 35)
+        // Order is kept, so a datagram may wait for its predecessor, but the wait must not add up from one datagram
+        // to the next (300 datagrams, 1 ms apart, would then reach hundreds of milliseconds). The band's top is
+        // 25 ms; the margins are for timers and tasks running late on a busy machine, where the sender, the proxy
+        // and this receiver share two cores with the rest of the suite.
+        XCTAssertLessThan(delays[delays.count / 2], 30)
+        XCTAssertLessThan(delays[delays.count * 9 / 10], 45)
         XCTAssertGreaterThan(delays.last! - delays.first!, 3, "no jitter seen")
         task.cancel()
         try await task.value
