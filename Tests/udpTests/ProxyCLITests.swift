@@ -288,7 +288,9 @@ final class ProxyCLITests: XCTestCase {
         let other = try Run.Handle(
             Run.udpPath, ["proxy", "--listen", "127.0.0.1:\(port)", "--to", "127.0.0.1:\(try freePort())"],
             stdinData: Data())
-        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertTrue(Peer.waitBound(Int(port)!), "the proxy did not bind port \(port)")
+        // It watches for signals just after binding.
+        Thread.sleep(forTimeInterval: 0.3)
         let done = other.finish(signal: SIGTERM)
         XCTAssertEqual(done.status, 0, done.stderr)
     }

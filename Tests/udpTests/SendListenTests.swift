@@ -237,7 +237,7 @@ final class SendListenTests: XCTestCase {
         try Run.require("socat")
         let port = try freePort()
         let socat = try Run.program("socat", ["-u", "UDP4-RECV:\(port),bind=127.0.0.1", "STDOUT"])
-        usleep(200_000)
+        XCTAssertTrue(Peer.waitBound(port), "socat did not bind port \(port)")
         XCTAssertEqual(try Run.udp(["send", "127.0.0.1", String(port), "to socat"]).status, 0)
         XCTAssertTrue(socat.waitForOutput("to socat"))
         _ = socat.finish(timeout: 1, signal: SIGTERM)
@@ -385,7 +385,7 @@ final class ListenEdgeTests: XCTestCase {
         // Close the read end of stdout by pointing it at a pipe nobody reads: emulate with `head -c1` via shell.
         _ = listener.finish(timeout: 1, signal: SIGTERM)
         let shell = try Run.program("sh", ["-c", "\(Run.udpPath) listen 127.0.0.1:\(port) --raw | head -c 1"])
-        usleep(300_000)
+        XCTAssertTrue(Peer.waitBound(port), "the listener did not bind port \(port)")
         _ = try Run.python(Peer.sender, ["127.0.0.1", String(port), "41", "42", "43"]).finish()
         usleep(200_000)
         _ = try Run.python(Peer.sender, ["127.0.0.1", String(port), "44"]).finish()
